@@ -1,0 +1,64 @@
+"""Settings of one `pullzone serve` node and where it keeps its files."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def split_host_port(text: str, default_port: int) -> tuple[str, int]:
+    """`HOST:PORT`, `[::1]:PORT`, `:PORT` or `HOST` into (host, port)."""
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest.removeprefix(":")
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    else:
+        host, port = text, ""
+    if port and not port.isdigit():
+        raise ValueError(f"invalid port in {text!r}")
+    return host or "127.0.0.1", int(port) if port else default_port
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    edge_host: str = "127.0.0.1"
+    edge_port: int = 8080
+    api_host: str = "127.0.0.1"
+    api_port: int = 8081
+    workers: int = max(1, os.cpu_count() or 1)
+    max_cache_size: int = 10 * 1024**3
+    edge_domain: str = "localhost"
+    origin_connect_timeout: float = 10.0
+    origin_read_timeout: float = 60.0
+    admin_key: str | None = None
+
+    @property
+    def control_db(self) -> Path:
+        return self.data_dir / "control.db"
+
+    @property
+    def cache_db(self) -> Path:
+        return self.data_dir / "cache.db"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.data_dir / "cache"
+
+    @property
+    def seq_path(self) -> Path:
+        return self.data_dir / "run" / "seq"
+
+    @property
+    def admin_key_path(self) -> Path:
+        return self.data_dir / "admin.key"
+
+
+def default_data_dir() -> Path:
+    env = os.environ.get("PULLZONE_DATA_DIR")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_DATA_HOME")
+    return Path(xdg) / "pullzone" if xdg else Path.home() / ".local" / "share" / "pullzone"
