@@ -10,9 +10,7 @@ from pathlib import Path
 
 def connect(path: Path | str, *, readonly: bool = False) -> sqlite3.Connection:
     """A connection in autocommit mode; use `transaction()` for atomic groups of writes."""
-    conn = sqlite3.connect(
-        str(path), timeout=30.0, isolation_level=None, check_same_thread=False
-    )
+    conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA busy_timeout = 30000")
     if not readonly:

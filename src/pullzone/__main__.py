@@ -1,0 +1,3 @@
+from pullzone.cli.main import app
+
+app()

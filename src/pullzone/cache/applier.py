@@ -1,0 +1,132 @@
+"""Applying the event log to a node's cache index, in order, exactly once.
+
+Whole-zone purges (and zone deletion) only record the purge's sequence number in
+`zone_state`: O(1) whatever the zone holds; lookups compare each object's `stored_seq`
+with it, and the janitor reclaims hard-purged bytes in the background. Listed files,
+prefixes and tags touch exactly the rows they match, through the (zone, path) and tag
+indexes. The applied sequence is written in the same transaction as the changes, so a
+crash between two events replays the second one, never half of it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from pullzone.bus.events import PURGE, ZONE_DELETE, ZONE_PUT, Event
+from pullzone.cache.bodies import BodyStore
+from pullzone.sqlite import transaction
+
+_PREFIX_END = "\U0010ffff"
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    seq: int
+    matched: int  # objects a selective purge touched; -1 for whole-zone purges
+
+
+def _matching_ids(conn: sqlite3.Connection, zone_id: int, purge: dict[str, Any]) -> set[str]:
+    ids: set[str] = set()
+    for item in purge.get("files", []):
+        path, query, prefix = item["path"], item.get("query"), item.get("prefix", False)
+        if prefix:
+            rows = conn.execute(
+                "SELECT id FROM objects WHERE zone_id = ? AND path >= ? AND path < ?",
+                (zone_id, path, path + _PREFIX_END),
+            )
+        elif query is None:
+            rows = conn.execute(
+                "SELECT id FROM objects WHERE zone_id = ? AND path = ?", (zone_id, path)
+            )
+        else:
+            rows = conn.execute(
+                "SELECT id FROM objects WHERE zone_id = ? AND path = ? AND query = ?",
+                (zone_id, path, query),
+            )
+        ids.update(row[0] for row in rows)
+    for tag in purge.get("tags", []):
+        rows = conn.execute(
+            "SELECT object_id FROM object_tags WHERE zone_id = ? AND tag = ?", (zone_id, tag)
+        )
+        ids.update(row[0] for row in rows)
+    return ids
+
+
+class Applier:
+    def __init__(self, conn: sqlite3.Connection, bodies: BodyStore) -> None:
+        self.conn = conn
+        self.bodies = bodies
+
+    def applied_seq(self) -> int:
+        row = self.conn.execute("SELECT value FROM cache_meta WHERE name = 'applied_seq'")
+        return int(row.fetchone()[0])
+
+    def apply(self, event: Event) -> Applied:
+        """Apply one event; an event at or below the applied sequence is a no-op."""
+        deleted: list[str] = []
+        matched = 0
+        with transaction(self.conn):
+            if event.seq <= self.applied_seq():
+                return Applied(event.seq, 0)
+            if event.kind == ZONE_DELETE:
+                self._whole_zone(event, hard=True)
+                matched = -1
+            elif event.kind == PURGE:
+                purge = event.payload
+                hard = bool(purge.get("delete"))
+                if purge.get("all"):
+                    self._whole_zone(event, hard=hard)
+                    matched = -1
+                else:
+                    ids = _matching_ids(self.conn, event.zone_id, purge)
+                    matched = len(ids)
+                    if hard:
+                        self.conn.executemany(
+                            "DELETE FROM objects WHERE id = ?", [(i,) for i in ids]
+                        )
+                        deleted = list(ids)
+                    else:
+                        self.conn.executemany(
+                            "UPDATE objects SET stale = 1 WHERE id = ?", [(i,) for i in ids]
+                        )
+                    self._zone_purged(event.zone_id, event.seq)
+            elif event.kind != ZONE_PUT:
+                raise ValueError(f"unknown event kind {event.kind!r}")
+            self.conn.execute(
+                "UPDATE cache_meta SET value = ? WHERE name = 'applied_seq'", (event.seq,)
+            )
+        # Bytes of a hard file purge are gone from disk before the purge is answered.
+        self.bodies.remove(deleted)
+        return Applied(event.seq, matched)
+
+    def _zone_purged(self, zone_id: int, seq: int, column: str | None = None) -> None:
+        """Record a purge of the zone; `column` names the whole-zone kind, if it was one."""
+        self.conn.execute("INSERT OR IGNORE INTO zone_state (zone_id) VALUES (?)", (zone_id,))
+        if column is None:
+            self.conn.execute(
+                "UPDATE zone_state SET last_purge_seq = ? WHERE zone_id = ?", (seq, zone_id)
+            )
+        else:
+            self.conn.execute(
+                f"UPDATE zone_state SET last_purge_seq = ?, {column} = ? WHERE zone_id = ?",
+                (seq, seq, zone_id),
+            )
+
+    def _whole_zone(self, event: Event, *, hard: bool) -> None:
+        self._zone_purged(event.zone_id, event.seq, "hard_all_seq" if hard else "soft_all_seq")
+
+    def reclaim(self, batch: int = 1000) -> int:
+        """Delete up to `batch` hard-purged objects (rows, then bytes); returns how many."""
+        rows = self.conn.execute(
+            "SELECT o.id FROM zone_state z JOIN objects o"
+            " ON o.zone_id = z.zone_id AND o.stored_seq < z.hard_all_seq LIMIT ?",
+            (batch,),
+        ).fetchall()
+        ids = [row[0] for row in rows]
+        if ids:
+            with transaction(self.conn):
+                self.conn.executemany("DELETE FROM objects WHERE id = ?", [(i,) for i in ids])
+            self.bodies.remove(ids)
+        return len(ids)

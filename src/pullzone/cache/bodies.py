@@ -1,0 +1,222 @@
+"""Body files on local disk, and the in-progress fill file that makes misses collapse.
+
+A fill is written to `tmp/<key_hash>.part`, created with O_EXCL and held under an
+exclusive flock by the one process fetching it (the leader). Every other request for the
+same object, in any worker process, reads that file as it grows. Its layout:
+
+    preamble (12 bytes): magic "PZ01", state, pad, error status (u16), head length (u32)
+    head (JSON: status, reason, headers, times)
+    body
+
+When the body is complete the leader sets the state to COMPLETE, hard-links the file to
+its final name `objects/<id[:2]>/<id>` and only then inserts the index row: a row never
+names a partial file, whatever moment a process is killed (CONTRACT §5). A part file whose
+leader died holds no lock, and the next request clears it.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import secrets
+import shutil
+import struct
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+MAGIC = b"PZ01"
+PREAMBLE = struct.Struct("<4sBxHI")
+
+FILLING = 0
+COMPLETE = 1
+FAILED = 2  # the origin failed before the head; the error status says how
+PASS = 3  # the response is not storable: each waiting request fetches on its own
+REVALIDATED = 4  # the origin answered 304: the index row was refreshed, read it again
+
+
+class BodyStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.objects = root / "objects"
+        self.tmp = root / "tmp"
+        self.objects.mkdir(parents=True, exist_ok=True)
+        self.tmp.mkdir(parents=True, exist_ok=True)
+
+    def object_path(self, object_id: str) -> Path:
+        return self.objects / object_id[:2] / object_id
+
+    def part_path(self, key_hash: str) -> Path:
+        return self.tmp / f"{key_hash}.part"
+
+    @staticmethod
+    def new_id() -> str:
+        return secrets.token_hex(16)
+
+    def remove(self, ids: Iterable[str]) -> None:
+        for object_id in ids:
+            self.object_path(object_id).unlink(missing_ok=True)
+
+    def clear_tmp(self) -> None:
+        """At startup, before any worker runs: no fill can be in progress."""
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.tmp.mkdir(parents=True, exist_ok=True)
+
+    def stored_ids(self) -> Iterable[tuple[str, Path]]:
+        for shard in self.objects.iterdir():
+            for path in shard.iterdir():
+                yield path.name, path
+
+
+def _encode_head(head: dict[str, Any]) -> bytes:
+    return json.dumps(head, separators=(",", ":")).encode()
+
+
+class FillWriter:
+    """The leader's side of a fill."""
+
+    def __init__(self, fd: int, path: Path) -> None:
+        self.fd = fd
+        self.path = path
+        self.body_offset = 0
+        self.written = 0
+        self._closed = False
+
+    @classmethod
+    def claim(cls, store: BodyStore, key_hash: str) -> FillWriter | None:
+        """Become the leader for this object, or None when a live leader exists."""
+        path = store.part_path(key_hash)
+        for _ in range(3):
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                if not _clear_if_abandoned(path):
+                    return None
+                continue
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            return cls(fd, path)
+        return None
+
+    def write_head(self, head: dict[str, Any]) -> None:
+        data = _encode_head(head)
+        os.write(self.fd, PREAMBLE.pack(MAGIC, FILLING, 0, len(data)) + data)
+        self.body_offset = PREAMBLE.size + len(data)
+
+    def write(self, chunk: bytes) -> None:
+        view = memoryview(chunk)
+        while view:
+            n = os.write(self.fd, view)
+            view = view[n:]
+        self.written += len(chunk)
+
+    def complete(self, final: Path) -> None:
+        """Mark complete and give the file its final name (the caller then indexes it)."""
+        self._set_state(COMPLETE)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.link(self.path, final)
+
+    def end(self, state: int = FAILED, error_status: int = 0) -> None:
+        """Release the fill: unlink the part name and wake every follower."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if state != COMPLETE:
+                self._set_state(state, error_status)
+            os.unlink(self.path)
+        finally:
+            os.close(self.fd)  # releases the flock
+
+    def _set_state(self, state: int, error_status: int = 0) -> None:
+        if os.fstat(self.fd).st_size < PREAMBLE.size:
+            os.pwrite(self.fd, PREAMBLE.pack(MAGIC, state, error_status, 0), 0)
+        else:
+            os.pwrite(self.fd, bytes([state]), 4)
+            if error_status:
+                os.pwrite(self.fd, struct.pack("<H", error_status), 6)
+
+
+def _clear_if_abandoned(path: Path) -> bool:
+    """Remove a part file whose leader died; True if the path is free again."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return True
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in (errno.EAGAIN, errno.EACCES):
+                return False  # a live leader holds it
+            raise
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                os.unlink(path)
+        except FileNotFoundError:
+            pass
+        return True
+    finally:
+        os.close(fd)
+
+
+class FillReader:
+    """A follower's view of a fill in progress: the head once known, then the body."""
+
+    def __init__(self, fd: int, key_hash: str) -> None:
+        self.fd = fd
+        self.key_hash = key_hash
+        self.head: dict[str, Any] | None = None
+        self.body_offset = 0
+
+    @classmethod
+    def open(cls, store: BodyStore, key_hash: str) -> FillReader | None:
+        try:
+            return cls(os.open(store.part_path(key_hash), os.O_RDONLY), key_hash)
+        except FileNotFoundError:
+            return None
+
+    def state(self) -> tuple[int, int]:
+        """(state, error status); FAILED when the leader died without saying so."""
+        state, error = self._read_state()
+        if state == FILLING and self._leader_gone():
+            state, error = self._read_state()  # it may have finished in between
+            if state == FILLING:
+                return FAILED, 502
+        return state, error
+
+    def _read_state(self) -> tuple[int, int]:
+        raw = os.pread(self.fd, PREAMBLE.size, 0)
+        if len(raw) < PREAMBLE.size:
+            return FILLING, 0
+        _, state, error, _ = PREAMBLE.unpack(raw)
+        return state, error
+
+    def read_head(self) -> dict[str, Any] | None:
+        """The head, once the leader has written it."""
+        if self.head is None:
+            raw = os.pread(self.fd, PREAMBLE.size, 0)
+            if len(raw) == PREAMBLE.size:
+                _, _, _, head_len = PREAMBLE.unpack(raw)
+                if head_len:
+                    data = os.pread(self.fd, head_len, PREAMBLE.size)
+                    if len(data) == head_len:
+                        self.head = json.loads(data)
+                        self.body_offset = PREAMBLE.size + head_len
+        return self.head
+
+    def read(self, position: int, size: int) -> bytes:
+        """Body bytes from `position` (relative to the body), as many as are written."""
+        return os.pread(self.fd, size, self.body_offset + position)
+
+    def _leader_gone(self) -> bool:
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return False
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        return True
+
+    def close(self) -> None:
+        os.close(self.fd)

@@ -1,0 +1,252 @@
+"""The cache index: one SQLite row per stored response, shared by every process of a node.
+
+A row is written only after its body file is complete and in place, so a row never names
+a partial body (bodies.py). The index also holds, per zone, the sequence numbers of the
+newest purges, which make whole-zone purges O(1): an object stored from a fetch that began
+before a whole-zone purge is stale (soft) or gone (hard) without being touched.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from pullzone.sqlite import transaction
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS objects (
+    id          TEXT    PRIMARY KEY,
+    key_hash    TEXT    NOT NULL,
+    zone_id     INTEGER NOT NULL,
+    path        TEXT    NOT NULL,
+    query       TEXT    NOT NULL,
+    meta        TEXT    NOT NULL,
+    body_offset INTEGER NOT NULL,
+    size        INTEGER NOT NULL,
+    stored_seq  INTEGER NOT NULL,
+    stale       INTEGER NOT NULL DEFAULT 0,
+    last_access REAL    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS objects_key ON objects (key_hash);
+CREATE INDEX IF NOT EXISTS objects_path ON objects (zone_id, path);
+CREATE INDEX IF NOT EXISTS objects_lru ON objects (last_access);
+CREATE INDEX IF NOT EXISTS objects_age ON objects (zone_id, stored_seq);
+CREATE TABLE IF NOT EXISTS object_tags (
+    zone_id   INTEGER NOT NULL,
+    tag       TEXT    NOT NULL,
+    object_id TEXT    NOT NULL,
+    PRIMARY KEY (zone_id, tag, object_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS zone_state (
+    zone_id        INTEGER PRIMARY KEY,
+    last_purge_seq INTEGER NOT NULL DEFAULT 0,
+    soft_all_seq   INTEGER NOT NULL DEFAULT 0,
+    hard_all_seq   INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS cache_meta (
+    name  TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO cache_meta (name, value) VALUES ('applied_seq', 0), ('total_size', 0);
+CREATE TRIGGER IF NOT EXISTS objects_size_add AFTER INSERT ON objects BEGIN
+    UPDATE cache_meta SET value = value + NEW.size WHERE name = 'total_size';
+END;
+CREATE TRIGGER IF NOT EXISTS objects_size_del AFTER DELETE ON objects BEGIN
+    UPDATE cache_meta SET value = value - OLD.size WHERE name = 'total_size';
+    DELETE FROM object_tags WHERE object_id = OLD.id AND zone_id = OLD.zone_id;
+END;
+"""
+
+
+def create_schema(conn: sqlite3.Connection) -> None:
+    conn.executescript(SCHEMA)
+
+
+@dataclass(slots=True)
+class StoredObject:
+    """A stored response as the index describes it."""
+
+    id: str
+    key_hash: str
+    zone_id: int
+    path: str
+    query: str
+    status: int
+    reason: str
+    headers: list[tuple[str, str]]
+    request_time: float
+    response_time: float
+    vary_names: tuple[str, ...]
+    vary_values: tuple[str | None, ...]
+    body_offset: int
+    size: int
+    stored_seq: int
+    stale: bool = False
+    tags: list[str] = field(default_factory=list)
+
+    def meta_json(self) -> str:
+        return json.dumps(
+            {
+                "status": self.status,
+                "reason": self.reason,
+                "headers": self.headers,
+                "request_time": self.request_time,
+                "response_time": self.response_time,
+                "vary_names": self.vary_names,
+                "vary_values": self.vary_values,
+                "tags": self.tags,
+            },
+            separators=(",", ":"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneState:
+    last_purge_seq: int = 0
+    soft_all_seq: int = 0
+    hard_all_seq: int = 0
+
+
+def _from_row(row: sqlite3.Row) -> StoredObject:
+    meta = json.loads(row["meta"])
+    return StoredObject(
+        id=row["id"],
+        key_hash=row["key_hash"],
+        zone_id=row["zone_id"],
+        path=row["path"],
+        query=row["query"],
+        status=meta["status"],
+        reason=meta["reason"],
+        headers=[(n, v) for n, v in meta["headers"]],
+        request_time=meta["request_time"],
+        response_time=meta["response_time"],
+        vary_names=tuple(meta["vary_names"]),
+        vary_values=tuple(meta["vary_values"]),
+        body_offset=row["body_offset"],
+        size=row["size"],
+        stored_seq=row["stored_seq"],
+        stale=bool(row["stale"]),
+        tags=meta.get("tags", []),
+    )
+
+
+class CacheIndex:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def variants(self, key_hash: str) -> list[StoredObject]:
+        rows = self.conn.execute("SELECT * FROM objects WHERE key_hash = ?", (key_hash,))
+        return [_from_row(row) for row in rows]
+
+    def zone_state(self, zone_id: int) -> ZoneState:
+        row = self.conn.execute(
+            "SELECT last_purge_seq, soft_all_seq, hard_all_seq FROM zone_state WHERE zone_id = ?",
+            (zone_id,),
+        ).fetchone()
+        return ZoneState(*row) if row else ZoneState()
+
+    def zone_states(self) -> dict[int, ZoneState]:
+        rows = self.conn.execute(
+            "SELECT zone_id, last_purge_seq, soft_all_seq, hard_all_seq FROM zone_state"
+        )
+        return {row[0]: ZoneState(row[1], row[2], row[3]) for row in rows}
+
+    def insert(self, obj: StoredObject, fill_seq: int) -> list[StoredObject]:
+        """Store `obj`, replacing the variant it supersedes; returns the replaced rows.
+
+        A purge of the zone applied after the fetch began (`fill_seq`) may have matched
+        this object before it existed; it is then stored stale, never served as fresh.
+        """
+        with transaction(self.conn):
+            state = self.zone_state(obj.zone_id)
+            obj.stale = obj.stale or state.last_purge_seq > fill_seq
+            replaced = [
+                old
+                for old in self.variants(obj.key_hash)
+                if old.vary_values == obj.vary_values or old.vary_names != obj.vary_names
+            ]
+            self._delete_rows(old.id for old in replaced)
+            self.conn.execute(
+                "INSERT INTO objects (id, key_hash, zone_id, path, query, meta, body_offset,"
+                " size, stored_seq, stale, last_access) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    obj.id,
+                    obj.key_hash,
+                    obj.zone_id,
+                    obj.path,
+                    obj.query,
+                    obj.meta_json(),
+                    obj.body_offset,
+                    obj.size,
+                    obj.stored_seq,
+                    int(obj.stale),
+                    time.time(),
+                ),
+            )
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO object_tags (zone_id, tag, object_id) VALUES (?,?,?)",
+                [(obj.zone_id, tag, obj.id) for tag in obj.tags],
+            )
+        return replaced
+
+    def refresh(self, obj: StoredObject, fill_seq: int) -> bool:
+        """Write revalidated headers and times (RFC 9111 §4.3.4); False if the row is gone."""
+        with transaction(self.conn):
+            state = self.zone_state(obj.zone_id)
+            obj.stale = state.last_purge_seq > fill_seq
+            cur = self.conn.execute(
+                "UPDATE objects SET meta = ?, stale = ?, stored_seq = ?, last_access = ?"
+                " WHERE id = ?",
+                (obj.meta_json(), int(obj.stale), obj.stored_seq, time.time(), obj.id),
+            )
+            return cur.rowcount == 1
+
+    def delete(self, ids: Iterable[str]) -> None:
+        with transaction(self.conn):
+            self._delete_rows(ids)
+
+    def _delete_rows(self, ids: Iterable[str]) -> None:
+        self.conn.executemany("DELETE FROM objects WHERE id = ?", [(i,) for i in ids])
+
+    def mark_stale(self, zone_id: int, paths: list[str]) -> int:
+        """Make every stored variant of these paths stale (RFC 9111 §4.4)."""
+        with transaction(self.conn):
+            return sum(
+                self.conn.execute(
+                    "UPDATE objects SET stale = 1 WHERE zone_id = ? AND path = ? AND stale = 0",
+                    (zone_id, path),
+                ).rowcount
+                for path in paths
+            )
+
+    def touch(self, accesses: dict[str, float]) -> None:
+        """Record last-access times in one write (workers batch them, see eviction.py)."""
+        if accesses:
+            with transaction(self.conn):
+                self.conn.executemany(
+                    "UPDATE objects SET last_access = ? WHERE id = ?",
+                    [(at, oid) for oid, at in accesses.items()],
+                )
+
+    def total_size(self) -> int:
+        row = self.conn.execute("SELECT value FROM cache_meta WHERE name = 'total_size'")
+        return int(row.fetchone()[0])
+
+    def count(self) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM objects").fetchone()[0])
+
+    def applied_seq(self) -> int:
+        row = self.conn.execute("SELECT value FROM cache_meta WHERE name = 'applied_seq'")
+        return int(row.fetchone()[0])
+
+    def least_recently_used(self, limit: int) -> list[tuple[str, int]]:
+        rows = self.conn.execute(
+            "SELECT id, size FROM objects ORDER BY last_access LIMIT ?", (limit,)
+        )
+        return [(row[0], row[1]) for row in rows]
+
+    def ids(self) -> set[str]:
+        return {row[0] for row in self.conn.execute("SELECT id FROM objects")}

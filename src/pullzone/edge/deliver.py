@@ -1,0 +1,297 @@
+"""Writing responses to clients: from a stored entry, from a fill in progress, from the
+origin directly, or an error. Conditional and Range requests are answered here from the
+stored representation (RFC 9110 §13, §14)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Awaitable
+
+import aiohttp
+
+from pullzone.cache.bodies import COMPLETE, FILLING
+from pullzone.edge.entry import Entry, client_headers, encode_headers
+from pullzone.edge.fills import CHUNK, Fetched, Filler
+from pullzone.edge.http import Connection, Request, status_line
+from pullzone.spec.conditional import if_range_ok
+from pullzone.spec.headers import HOP_BY_HOP, connection_tokens, header_map
+from pullzone.spec.ranges import (
+    content_range,
+    multipart_length,
+    multipart_parts,
+    parse_range,
+    unsatisfiable_content_range,
+)
+from pullzone.zones.model import CachePolicy
+
+_NO_BODY_STATUSES = frozenset({204, 304})
+
+
+def _framing(conn: Connection, request: Request) -> bytes:
+    if conn.close_after:
+        return b"Connection: close\r\n"
+    if request.version == "1.0":
+        return b"Connection: keep-alive\r\n"
+    return b""
+
+
+def _cache_fields(xcache: str, age: float | None) -> bytes:
+    if age is None:
+        return b"X-Cache: %s\r\n" % xcache.encode()
+    return b"Age: %d\r\nX-Cache: %s\r\n" % (max(0, int(age)), xcache.encode())
+
+
+class Deliverer:
+    def __init__(self, filler: Filler) -> None:
+        self.filler = filler
+
+    # -- errors -----------------------------------------------------------------------
+
+    def error(self, conn: Connection, request: Request, status: int, message: str) -> None:
+        body = f"{status} {message}\n".encode()
+        conn.write(
+            status_line(status)
+            + b"Content-Type: text/plain; charset=utf-8\r\nCache-Control: no-store\r\n"
+            + b"Content-Length: %d\r\n" % len(body)
+            + _framing(conn, request)
+            + _cache_fields("BYPASS" if status < 500 else "MISS", None)
+            + b"\r\n"
+            + (b"" if request.method == "HEAD" else body)
+        )
+
+    async def error_async(
+        self, conn: Connection, request: Request, status: int, message: str
+    ) -> None:
+        self.error(conn, request, status, message)
+
+    # -- from the cache ---------------------------------------------------------------
+
+    def entry(
+        self, conn: Connection, request: Request, entry: Entry, xcache: str, now: float
+    ) -> Awaitable[None] | None:
+        tail = _cache_fields(xcache, entry.age(now)) + _framing(conn, request)
+        hmap = request.hmap
+        if (
+            "if-none-match" in hmap
+            or "if-modified-since" in hmap
+            or "if-match" in hmap
+            or ("if-unmodified-since" in hmap)
+        ):
+            condition = entry.precondition(hmap)
+            if condition == 304:
+                conn.write(entry.not_modified_head() + tail + b"\r\n")
+                return None
+            if condition == 412:
+                self.error(conn, request, 412, "precondition failed")
+                return None
+        size = entry.obj.size
+        if "range" in hmap and request.method == "GET" and entry.obj.status == 200:
+            ranges = None
+            if if_range_ok(
+                hmap.get("if-range"), etag=entry.etag, last_modified=entry.last_modified
+            ):
+                ranges = parse_range(hmap["range"], size)
+            if ranges == "unsatisfiable":
+                conn.write(
+                    status_line(416)
+                    + b"Content-Range: %s\r\nContent-Length: 0\r\n"
+                    % unsatisfiable_content_range(size).encode()
+                    + tail
+                    + b"\r\n"
+                )
+                return None
+            if ranges:
+                return self._ranges(conn, entry, ranges, tail)
+        head = entry.head + b"Content-Length: %d\r\n" % size + tail + b"\r\n"
+        if request.method == "HEAD" or entry.obj.status in _NO_BODY_STATUSES:
+            conn.write(head)
+            return None
+        if entry.body is not None:
+            conn.write(head + entry.body)
+            return None
+        conn.write(head)
+        return self._file(conn, entry, [(0, size - 1)], None)
+
+    async def entry_async(
+        self, conn: Connection, request: Request, entry: Entry, xcache: str, now: float
+    ) -> None:
+        if entry.body is None and entry.obj.size > 0:
+            entry.load_body()
+        pending = self.entry(conn, request, entry, xcache, now)
+        if pending is not None:
+            await pending
+
+    def _ranges(
+        self, conn: Connection, entry: Entry, ranges: list[tuple[int, int]], tail: bytes
+    ) -> Awaitable[None] | None:
+        size = entry.obj.size
+        head = status_line(206) + encode_headers(
+            [(n, v) for n, v in entry.fields if n.lower() != "content-type"]
+            if len(ranges) > 1
+            else entry.fields
+        )
+        if len(ranges) == 1:
+            first, last = ranges[0]
+            conn.write(
+                head
+                + b"Content-Range: %s\r\n" % content_range(first, last, size).encode()
+                + b"Content-Length: %d\r\n" % (last - first + 1)
+                + tail
+                + b"\r\n"
+            )
+            if entry.body is not None:
+                conn.write(entry.body[first : last + 1])
+                return None
+            return self._file(conn, entry, ranges, None)
+        boundary = secrets.token_hex(12)
+        parts, closing = multipart_parts(ranges, size, entry.hmap.get("content-type"), boundary)
+        conn.write(
+            head
+            + b"Content-Type: multipart/byteranges; boundary=%s\r\n" % boundary.encode()
+            + b"Content-Length: %d\r\n" % multipart_length(ranges, parts, closing)
+            + tail
+            + b"\r\n"
+        )
+        if entry.body is not None:
+            for (first, last), part in zip(ranges, parts, strict=True):
+                conn.write(part + entry.body[first : last + 1])
+            conn.write(closing)
+            return None
+        return self._file(conn, entry, ranges, (parts, closing))
+
+    async def _file(
+        self,
+        conn: Connection,
+        entry: Entry,
+        ranges: list[tuple[int, int]],
+        multipart: tuple[list[bytes], bytes] | None,
+    ) -> None:
+        """Stream byte ranges of a body file with backpressure; memory stays flat."""
+        try:
+            fd = os.open(entry.path, os.O_RDONLY)
+        except FileNotFoundError:
+            conn.close_after = True  # headers are out; the body is gone: cut the message
+            raise ConnectionAbortedError("body file vanished") from None
+        try:
+            for i, (first, last) in enumerate(ranges):
+                if multipart is not None:
+                    conn.write(multipart[0][i])
+                position = entry.obj.body_offset + first
+                end = entry.obj.body_offset + last + 1
+                while position < end:
+                    data = os.pread(fd, min(CHUNK, end - position), position)
+                    if not data:
+                        raise ConnectionAbortedError("body file truncated")
+                    conn.write(data)
+                    position += len(data)
+                    await conn.drain()
+            if multipart is not None:
+                conn.write(multipart[1])
+        finally:
+            os.close(fd)
+
+    # -- from a fill in progress ------------------------------------------------------
+
+    async def fill(
+        self,
+        conn: Connection,
+        request: Request,
+        fetched: Fetched,
+        policy: CachePolicy,
+        xcache: str,
+    ) -> None:
+        reader, head = fetched.reader, fetched.head
+        try:
+            pairs = [(n, v) for n, v in head["headers"]]
+            fields = client_headers(pairs, header_map(pairs), policy)
+            length = head["length"]
+            no_body = request.method == "HEAD" or head["status"] in _NO_BODY_STATUSES
+            chunked = length is None and not no_body and request.version != "1.0"
+            if length is not None:
+                framing = b"Content-Length: %d\r\n" % length
+            elif chunked:
+                framing = b"Transfer-Encoding: chunked\r\n"
+            else:
+                framing = b""
+                conn.close_after = True
+            conn.write(
+                status_line(head["status"], head["reason"])
+                + encode_headers(fields)
+                + framing
+                + _cache_fields(xcache, 0)
+                + _framing(conn, request)
+                + b"\r\n"
+            )
+            if no_body:
+                return
+            position = 0
+            while True:
+                data = reader.read(position, CHUNK)
+                if data:
+                    position += len(data)
+                    conn.write(b"%x\r\n%s\r\n" % (len(data), data) if chunked else data)
+                    await conn.drain()
+                    continue
+                state, _ = reader.state()
+                if state == COMPLETE:
+                    if not reader.read(position, 1):
+                        break
+                    continue
+                if state != FILLING:
+                    conn.close_after = True
+                    raise ConnectionAbortedError("origin body cut off")
+                await self.filler.wait(reader.key_hash)
+            if chunked:
+                conn.write(b"0\r\n\r\n")
+        finally:
+            reader.close()
+
+    # -- straight from the origin -----------------------------------------------------
+
+    async def origin_response(
+        self,
+        conn: Connection,
+        request: Request,
+        response: aiohttp.ClientResponse,
+        xcache: str,
+    ) -> None:
+        try:
+            pairs = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in response.raw_headers]
+            drop = HOP_BY_HOP | connection_tokens(header_map(pairs).get("connection"))
+            drop = drop | {"content-length", "x-cache"}
+            fields = [(n, v) for n, v in pairs if n.lower() not in drop]
+            length = response.content_length
+            no_body = (
+                request.method == "HEAD"
+                or response.status in _NO_BODY_STATUSES
+                or (100 <= response.status < 200)
+            )
+            chunked = length is None and not no_body and request.version != "1.0"
+            framing = b""
+            if length is not None:
+                framing = b"Content-Length: %d\r\n" % length
+            elif chunked:
+                framing = b"Transfer-Encoding: chunked\r\n"
+            elif not no_body:
+                conn.close_after = True
+            conn.write(
+                status_line(response.status, response.reason)
+                + encode_headers(fields)
+                + framing
+                + _cache_fields(xcache, None)
+                + _framing(conn, request)
+                + b"\r\n"
+            )
+            if no_body:
+                return
+            async for chunk in response.content.iter_chunked(CHUNK):
+                conn.write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
+                await conn.drain()
+            if chunked:
+                conn.write(b"0\r\n\r\n")
+        except aiohttp.ClientError as exc:
+            conn.close_after = True
+            raise ConnectionAbortedError(f"origin body cut off: {exc}") from exc
+        finally:
+            response.release()

@@ -1,0 +1,193 @@
+"""A stored response as an edge worker serves it: freshness precomputed, head prebuilt.
+
+Building an Entry does the per-object work once (header parsing, freshness lifetime,
+the response head bytes); a HIT then costs a dict lookup, two float operations and one
+write.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from pathlib import Path
+
+from pullzone.cache.index import StoredObject
+from pullzone.edge.http import status_line
+from pullzone.spec.cache_control import parse_cache_control
+from pullzone.spec.conditional import evaluate_preconditions
+from pullzone.spec.dates import parse_http_date
+from pullzone.spec.freshness import (
+    FRESH,
+    client_cache_control,
+    current_age,
+    freshness_lifetime,
+    reuse,
+)
+from pullzone.spec.headers import HOP_BY_HOP, HeaderMap, connection_tokens, header_map
+from pullzone.zones.model import CachePolicy
+
+MEMORY_BODY_LIMIT = 256 * 1024
+
+# Never shown to clients: framing is ours, and tags are for purging (as Fastly and
+# Cloudflare strip Surrogate-Key and Cache-Tag).
+_NOT_DELIVERED = HOP_BY_HOP | {
+    "content-length",
+    "surrogate-key",
+    "surrogate-control",
+    "cache-tag",
+    "age",
+    "x-cache",
+}
+# RFC 9110 §15.4.5: what a 304 carries.
+_NOT_MODIFIED_FIELDS = frozenset(
+    {"cache-control", "content-location", "date", "etag", "expires", "vary", "last-modified"}
+)
+
+
+def client_headers(
+    headers: list[tuple[str, str]], hmap: HeaderMap, policy: CachePolicy
+) -> list[tuple[str, str]]:
+    """Stored headers as the client sees them, with the zone's `expiry` applied."""
+    drop = _NOT_DELIVERED | connection_tokens(hmap.get("connection"))
+    out = [(n, v) for n, v in headers if n.lower() not in drop]
+    if policy.expiry_secs > 0:
+        out = [(n, v) for n, v in out if n.lower() not in ("cache-control", "expires")]
+        out.append(("Cache-Control", client_cache_control(None, policy.expiry_secs) or ""))
+    return out
+
+
+def encode_headers(headers: list[tuple[str, str]]) -> bytes:
+    return "".join(f"{n}: {v}\r\n" for n, v in headers).encode("latin-1", "replace")
+
+
+class Entry:
+    __slots__ = (
+        "always_validate",
+        "body",
+        "checked_seq",
+        "etag",
+        "fields",
+        "head",
+        "hmap",
+        "honour_origin",
+        "initial_age",
+        "last_modified",
+        "lifetime",
+        "obj",
+        "path",
+        "stale",
+    )
+
+    def __init__(
+        self,
+        obj: StoredObject,
+        policy: CachePolicy,
+        path: Path,
+        checked_seq: int,
+        stale: bool,
+    ) -> None:
+        self.obj = obj
+        self.path = path
+        self.checked_seq = checked_seq
+        self.stale = stale
+        self.hmap = hmap = header_map(obj.headers)
+        self.honour_origin = policy.cachecontrol
+        self.lifetime = freshness_lifetime(
+            obj.status,
+            hmap,
+            honour_origin=policy.cachecontrol,
+            default_ttl=policy.cache_secs,
+            response_time=obj.response_time,
+        )
+        self.initial_age = current_age(
+            hmap,
+            request_time=obj.request_time,
+            response_time=obj.response_time,
+            now=obj.response_time,
+        )
+        cc = parse_cache_control(hmap.get("cache-control"))
+        self.always_validate = policy.cachecontrol and "no-cache" in cc
+        self.etag = hmap.get("etag")
+        self.last_modified = parse_http_date(hmap.get("last-modified"))
+        self.fields = client_headers(obj.headers, hmap, policy)
+        self.head = status_line(obj.status, obj.reason) + encode_headers(self.fields)
+        self.body: bytes | None = None
+
+    def age(self, now: float) -> float:
+        """RFC 9111 §4.2.3: corrected initial age plus resident time."""
+        return self.initial_age + (now - self.obj.response_time)
+
+    def is_fresh(self, request: HeaderMap, now: float) -> bool:
+        if self.stale:
+            return False
+        age = self.age(now)
+        if "cache-control" not in request and "pragma" not in request:
+            return not self.always_validate and age < self.lifetime
+        return (
+            reuse(
+                self.hmap,
+                request,
+                lifetime=self.lifetime,
+                age=age,
+                honour_origin=self.honour_origin,
+            )
+            == FRESH
+        )
+
+    def precondition(self, request: HeaderMap) -> int | None:
+        """304 or 412 when the client's conditions say so (RFC 9110 §13.2.2)."""
+        return evaluate_preconditions(request, etag=self.etag, last_modified=self.last_modified)
+
+    def not_modified_head(self) -> bytes:
+        fields = [(n, v) for n, v in self.fields if n.lower() in _NOT_MODIFIED_FIELDS]
+        return status_line(304) + encode_headers(fields)
+
+    def load_body(self) -> bool:
+        """Read a small body into memory; False when the file is missing or damaged."""
+        expected = self.obj.body_offset + self.obj.size
+        try:
+            with open(self.path, "rb") as f:
+                if os.fstat(f.fileno()).st_size != expected:
+                    return False
+                if self.obj.size <= MEMORY_BODY_LIMIT:
+                    f.seek(self.obj.body_offset)
+                    self.body = f.read(self.obj.size)
+        except FileNotFoundError:
+            return False
+        return True
+
+
+class MemoryCache:
+    """Each worker's LRU of entries by cache key (all variants of a key together), bounded
+    in keys and in the bytes of the small bodies it holds."""
+
+    def __init__(self, max_keys: int = 100_000, max_bytes: int = 128 * 1024**2) -> None:
+        self._items: OrderedDict[str, tuple[list[Entry], int]] = OrderedDict()
+        self._max_keys = max_keys
+        self._max_bytes = max_bytes
+        self._bytes = 0
+
+    def get(self, key: str) -> list[Entry] | None:
+        item = self._items.get(key)
+        if item is None:
+            return None
+        self._items.move_to_end(key)
+        return item[0]
+
+    def put(self, key: str, entries: list[Entry]) -> None:
+        self.drop(key)
+        size = sum(len(e.body) for e in entries if e.body is not None)
+        self._items[key] = (entries, size)
+        self._bytes += size
+        while len(self._items) > self._max_keys or self._bytes > self._max_bytes:
+            _, (_, dropped) = self._items.popitem(last=False)
+            self._bytes -= dropped
+
+    def drop(self, key: str) -> None:
+        item = self._items.pop(key, None)
+        if item is not None:
+            self._bytes -= item[1]
+
+    def clear(self) -> None:
+        self._items.clear()
+        self._bytes = 0

@@ -1,0 +1,325 @@
+"""Cache fills: one origin request per object however many clients miss it at once.
+
+The first request for a missing or expired object claims the fill (bodies.FillWriter) and
+fetches from the origin in a task of its own; the body goes to disk at origin speed, and
+every client, the first one included, reads the growing file. A slow or vanished client
+therefore never slows the fill, and memory does not grow with the object's size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from pullzone.cache.bodies import (
+    COMPLETE,
+    FAILED,
+    PASS,
+    REVALIDATED,
+    BodyStore,
+    FillReader,
+    FillWriter,
+)
+from pullzone.cache.index import CacheIndex, StoredObject
+from pullzone.edge.entry import Entry
+from pullzone.edge.http import Request
+from pullzone.edge.origin import Origin, OriginError, forward_headers
+from pullzone.edge.state import ZoneView
+from pullzone.spec.freshness import storable
+from pullzone.spec.headers import header_map, split_list
+from pullzone.spec.vary import vary_names, vary_values
+
+log = logging.getLogger(__name__)
+
+CHUNK = 256 * 1024
+POLL_INTERVAL = 0.005  # followers in other processes look for progress this often
+
+# RFC 9111 §3.2: a 304 updates the stored headers, except these, which describe the
+# stored body (and framing) the 304 does not carry.
+_KEEP_ON_UPDATE = frozenset(
+    {"content-length", "content-encoding", "content-range", "transfer-encoding"}
+)
+
+
+@dataclass(slots=True)
+class Fetched:
+    """Follow this fill: its head is known, its body arrives in `reader`."""
+
+    reader: FillReader
+    head: dict[str, Any]
+
+
+@dataclass(slots=True)
+class Revalidated:
+    entry_objects: list[StoredObject]
+
+
+@dataclass(slots=True)
+class Passed:
+    """Not storable: the origin's response, for this client alone."""
+
+    response: aiohttp.ClientResponse | None  # None: a follower must fetch on its own
+
+
+@dataclass(slots=True)
+class Failed:
+    status: int
+
+
+Outcome = Fetched | Revalidated | Passed | Failed
+
+
+@dataclass(slots=True)
+class FillRequest:
+    view: ZoneView
+    key: str
+    key_hash: str
+    path: str
+    query: str
+    target: str
+    request: Request
+    peer: str
+    stale: Entry | None  # the stored response being replaced or revalidated, if any
+
+
+class Filler:
+    def __init__(
+        self,
+        index: CacheIndex,
+        bodies: BodyStore,
+        origin: Origin,
+        applied_seq: Callable[[], int],
+    ) -> None:
+        self.index = index
+        self.bodies = bodies
+        self.origin = origin
+        self._applied_seq = applied_seq
+        self._progress: dict[str, asyncio.Event] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def obtain(self, fill: FillRequest) -> Outcome:
+        """Lead the fill, or follow the one in progress (in this process or another)."""
+        for _ in range(8):
+            writer = FillWriter.claim(self.bodies, fill.key_hash)
+            if writer is not None:
+                return await self._lead(writer, fill)
+            reader = FillReader.open(self.bodies, fill.key_hash)
+            if reader is None:
+                continue  # it finished between the two calls: claim again
+            outcome = await self._follow(reader, fill)
+            if outcome is not None:
+                return outcome
+        return Passed(None)
+
+    # -- leader -----------------------------------------------------------------------
+
+    async def _lead(self, writer: FillWriter, fill: FillRequest) -> Outcome:
+        zone = fill.view.zone
+        fill_seq = self._applied_seq()
+        headers = forward_headers(
+            fill.request.headers, fill.request.hmap, zone, fill.peer, for_fill=True
+        )
+        stale = fill.stale
+        conditional = stale is not None and zone.cache.revalidate and stale.obj.status == 200
+        if conditional and stale is not None:
+            if stale.etag:
+                headers.append(("If-None-Match", stale.etag))
+            if "last-modified" in stale.hmap:
+                headers.append(("If-Modified-Since", stale.hmap["last-modified"]))
+            conditional = stale.etag is not None or "last-modified" in stale.hmap
+        request_time = time.time()
+        try:
+            response = await self.origin.request(zone, "GET", fill.target, headers)
+        except OriginError as exc:
+            writer.end(FAILED, exc.status)
+            self._wake(fill.key_hash)
+            return Failed(exc.status)
+        response_time = time.time()
+        pairs = _pairs(response)
+        rhmap = header_map(pairs)
+
+        if response.status == 304 and conditional and stale is not None:
+            response.release()
+            updated = _updated_object(stale.obj, pairs, request_time, response_time, fill_seq)
+            self.index.refresh(updated, fill_seq)
+            writer.end(REVALIDATED)
+            self._wake(fill.key_hash)
+            return Revalidated([updated])
+
+        names = vary_names(rhmap)
+        if names is None or not storable(
+            "GET",
+            response.status,
+            fill.request.hmap,
+            rhmap,
+            honour_origin=zone.cache.cachecontrol,
+            default_ttl=zone.cache.cache_secs,
+        ):
+            writer.end(PASS)
+            self._wake(fill.key_hash)
+            return Passed(response)
+
+        length = response.content_length
+        head = {
+            "status": response.status,
+            "reason": response.reason or "",
+            "headers": pairs,
+            "request_time": request_time,
+            "response_time": response_time,
+            "length": length,
+            "vary_names": list(names),
+            "vary_values": list(vary_values(names, fill.request.hmap)),
+        }
+        writer.write_head(head)
+        reader = FillReader.open(self.bodies, fill.key_hash)
+        assert reader is not None  # we hold the part file
+        task = asyncio.get_running_loop().create_task(
+            self._pump(writer, response, fill, head, fill_seq)
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        self._wake(fill.key_hash)
+        reader.read_head()
+        return Fetched(reader, head)
+
+    async def _pump(
+        self,
+        writer: FillWriter,
+        response: aiohttp.ClientResponse,
+        fill: FillRequest,
+        head: dict[str, Any],
+        fill_seq: int,
+    ) -> None:
+        """Copy the origin body to the fill file; index it only if it arrived whole."""
+        state = FAILED
+        try:
+            async for chunk in response.content.iter_chunked(CHUNK):
+                writer.write(chunk)
+                self._wake(fill.key_hash)
+            length = head["length"]
+            if length is not None and writer.written != length:
+                raise aiohttp.ClientPayloadError("origin body shorter than Content-Length")
+            obj = StoredObject(
+                id=self.bodies.new_id(),
+                key_hash=fill.key_hash,
+                zone_id=fill.view.zone.id,
+                path=fill.path,
+                query=fill.query,
+                status=head["status"],
+                reason=head["reason"],
+                headers=head["headers"],
+                request_time=head["request_time"],
+                response_time=head["response_time"],
+                vary_names=tuple(head["vary_names"]),
+                vary_values=tuple(head["vary_values"]),
+                body_offset=writer.body_offset,
+                size=writer.written,
+                stored_seq=fill_seq,
+                tags=_tags(header_map(head["headers"])),
+            )
+            writer.complete(self.bodies.object_path(obj.id))
+            replaced = self.index.insert(obj, fill_seq)
+            self.bodies.remove(r.id for r in replaced)
+            state = COMPLETE
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            # A body the origin cut off is never cached (CONTRACT §5); followers that
+            # already sent headers see their connection cut, as the origin's was.
+            log.warning("fill of %s failed: %s", fill.target, exc)
+        finally:
+            response.release()
+            writer.end(state, 502)
+            self._wake(fill.key_hash)
+
+    # -- followers --------------------------------------------------------------------
+
+    async def _follow(self, reader: FillReader, fill: FillRequest) -> Outcome | None:
+        """Wait for the leader's head; None means: look again (claim or re-read)."""
+        keep = False
+        try:
+            while True:
+                head = reader.read_head()
+                if head is not None:
+                    names = tuple(head["vary_names"])
+                    if names and list(vary_values(names, fill.request.hmap)) != head["vary_values"]:
+                        return Passed(None)  # another variant: fetch on our own
+                    keep = True
+                    return Fetched(reader, head)
+                state, error = reader.state()
+                if state == FAILED:
+                    return Failed(error or 502)
+                if state == PASS:
+                    return Passed(None)
+                if state in (REVALIDATED, COMPLETE):
+                    return None
+                await self.wait(fill.key_hash)
+        finally:
+            if not keep:
+                reader.close()
+
+    async def wait(self, key_hash: str) -> None:
+        """Until the fill of `key_hash` progresses (in this process) or a poll interval."""
+        event = self._progress.get(key_hash)
+        if event is None:
+            event = self._progress[key_hash] = asyncio.Event()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(event.wait(), POLL_INTERVAL)
+
+    def _wake(self, key_hash: str) -> None:
+        event = self._progress.pop(key_hash, None)
+        if event is not None:
+            event.set()
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+
+
+def _pairs(response: aiohttp.ClientResponse) -> list[tuple[str, str]]:
+    return [
+        (name.decode("latin-1"), value.decode("latin-1")) for name, value in response.raw_headers
+    ]
+
+
+def _tags(hmap: dict[str, str]) -> list[str]:
+    """Surrogate-Key is space-separated (Fastly), Cache-Tag comma-separated (Cloudflare)."""
+    tags = set((hmap.get("surrogate-key") or "").split())
+    tags.update(split_list(hmap.get("cache-tag")))
+    return sorted(t for t in tags if t)
+
+
+def _updated_object(
+    old: StoredObject,
+    fresh_headers: list[tuple[str, str]],
+    request_time: float,
+    response_time: float,
+    fill_seq: int,
+) -> StoredObject:
+    """RFC 9111 §3.2 and §4.3.4: the 304's headers replace the stored ones they name."""
+    replaced = {n.lower() for n, _ in fresh_headers if n.lower() not in _KEEP_ON_UPDATE}
+    headers = [(n, v) for n, v in old.headers if n.lower() not in replaced]
+    headers += [(n, v) for n, v in fresh_headers if n.lower() in replaced]
+    return StoredObject(
+        id=old.id,
+        key_hash=old.key_hash,
+        zone_id=old.zone_id,
+        path=old.path,
+        query=old.query,
+        status=old.status,
+        reason=old.reason,
+        headers=headers,
+        request_time=request_time,
+        response_time=response_time,
+        vary_names=old.vary_names,
+        vary_values=old.vary_values,
+        body_offset=old.body_offset,
+        size=old.size,
+        stored_seq=fill_seq,
+        tags=old.tags,
+    )

@@ -1,0 +1,219 @@
+"""The edge's request lifecycle, in the order Varnish names its states:
+
+    catch up → route (Host → zone) → key → lookup → fresh? deliver
+                                                  : fill (revalidate or fetch) → deliver
+
+`handle` is that function. A HIT is answered synchronously; everything else returns an
+awaitable that the connection runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable
+
+from pullzone.cache.bodies import BodyStore
+from pullzone.cache.index import CacheIndex
+from pullzone.cache.key import cache_key, key_hash, split_target
+from pullzone.edge.deliver import Deliverer
+from pullzone.edge.entry import Entry, MemoryCache
+from pullzone.edge.fills import Failed, Fetched, Filler, FillRequest, Passed, Revalidated
+from pullzone.edge.http import Connection, Request
+from pullzone.edge.origin import Origin, OriginError, forward_headers
+from pullzone.edge.state import EdgeState, ZoneView
+from pullzone.spec.cache_control import parse_cache_control
+from pullzone.spec.freshness import stale_allowed_on_error
+from pullzone.spec.headers import header_map
+from pullzone.spec.invalidation import invalidated_paths
+from pullzone.spec.vary import vary_values
+
+log = logging.getLogger(__name__)
+
+CACHEABLE_METHODS = frozenset({"GET", "HEAD"})
+
+
+def request_host(request: Request) -> tuple[str, str] | None:
+    """(host without port, origin-form target), or None when the target is unusable.
+
+    An absolute-form target names its own authority (RFC 9112 §3.2.2); it is routed by
+    that authority like any Host, so it can only reach a configured zone, never a
+    host of the client's choosing.
+    """
+    target = request.target
+    host = request.hmap.get("host", "")
+    if not target.startswith("/"):
+        scheme, sep, rest = target.partition("://")
+        if not sep or scheme.lower() not in ("http", "https"):
+            return None
+        host, slash, path = rest.partition("/")
+        target = slash + path if slash else "/"
+    if host.startswith("["):
+        host = host[: host.find("]") + 1]
+    else:
+        host = host.rpartition(":")[0] if host.count(":") == 1 else host
+    return host.lower(), target
+
+
+class Edge:
+    def __init__(
+        self,
+        state: EdgeState,
+        index: CacheIndex,
+        bodies: BodyStore,
+        origin: Origin,
+    ) -> None:
+        self.state = state
+        self.index = index
+        self.bodies = bodies
+        self.origin = origin
+        self.memory = MemoryCache()
+        self.filler = Filler(index, bodies, origin, lambda: state.applied)
+        self.deliver = Deliverer(self.filler)
+        self.accessed: dict[str, float] = {}
+
+    def handle(self, request: Request, conn: Connection) -> Awaitable[None] | None:
+        self.state.catch_up()
+        routed = request_host(request)
+        if routed is None:
+            return self.deliver.error(conn, request, 400, "request target not understood")
+        host, target = routed
+        view = self.state.route(host)
+        if view is None:
+            return self.deliver.error(conn, request, 404, "no zone serves this host")
+        if view.zone.disabled:
+            return self.deliver.error(conn, request, 403, "this zone is disabled")
+        if request.method not in CACHEABLE_METHODS:
+            return self.pass_through(view, request, target, conn)
+        path, query = split_target(target)
+        key = cache_key(view.zone.id, path, query, view.zone.cache.querystring)
+        now = time.time()
+        entry = self.lookup(view, key, request)
+        if entry is not None and entry.is_fresh(request.hmap, now):
+            self.accessed[entry.obj.id] = now
+            return self.deliver.entry(conn, request, entry, "HIT", now)
+        return self.fill(view, key, path, query, target, request, conn, entry)
+
+    def lookup(self, view: ZoneView, key: str, request: Request) -> Entry | None:
+        entries = self.memory.get(key)
+        if entries is None or any(e.checked_seq < view.changed_seq for e in entries):
+            entries = self._load(view, key)
+        for entry in entries:
+            if not entry.obj.vary_names or (
+                vary_values(entry.obj.vary_names, request.hmap) == entry.obj.vary_values
+            ):
+                return entry
+        return None
+
+    def _load(self, view: ZoneView, key: str) -> list[Entry]:
+        """Entries for `key` from the index, with this zone's purges applied."""
+        entries = []
+        damaged = []
+        for obj in self.index.variants(key_hash(key)):
+            if obj.stored_seq < view.hard_all_seq:
+                continue
+            stale = obj.stale or obj.stored_seq < view.soft_all_seq
+            entry = Entry(
+                obj, view.zone.cache, self.bodies.object_path(obj.id), self.state.applied, stale
+            )
+            if entry.load_body():
+                entries.append(entry)
+            else:
+                damaged.append(obj.id)
+        if damaged:
+            self.index.delete(damaged)
+            self.bodies.remove(damaged)
+        self.memory.put(key, entries)
+        return entries
+
+    async def fill(
+        self,
+        view: ZoneView,
+        key: str,
+        path: str,
+        query: str,
+        target: str,
+        request: Request,
+        conn: Connection,
+        stale: Entry | None,
+    ) -> None:
+        cc = parse_cache_control(request.hmap.get("cache-control"))
+        if "only-if-cached" in cc:
+            # RFC 9111 §5.2.1.7
+            return await self.deliver.error_async(conn, request, 504, "not in cache")
+        if "no-store" in cc:
+            return await self.pass_through(view, request, target, conn)
+        job = FillRequest(view, key, key_hash(key), path, query, target, request, conn.peer, stale)
+        outcome = await self.filler.obtain(job)
+        status = "MISS" if stale is None else "EXPIRED"
+        if isinstance(outcome, Fetched):
+            await self.deliver.fill(conn, request, outcome, view.zone.cache, status)
+        elif isinstance(outcome, Revalidated):
+            self.memory.drop(key)
+            entry = self.lookup(view, key, request)
+            if entry is None:
+                await self.deliver.error_async(conn, request, 502, "revalidated object vanished")
+            else:
+                await self.deliver.entry_async(conn, request, entry, "REVALIDATED", time.time())
+        elif isinstance(outcome, Passed):
+            if outcome.response is None:
+                await self.pass_through(view, request, target, conn, for_fill=True)
+            else:
+                await self.deliver.origin_response(conn, request, outcome.response, "MISS")
+        elif isinstance(outcome, Failed):
+            if (
+                stale is not None
+                and view.zone.cache.usestale
+                and stale_allowed_on_error(stale.hmap, honour_origin=stale.honour_origin)
+            ):
+                # Stale on error, as stale-if-error / proxy_cache_use_stale do.
+                await self.deliver.entry_async(conn, request, stale, "STALE", time.time())
+            else:
+                await self.deliver.error_async(conn, request, outcome.status, "origin failed")
+
+    async def pass_through(
+        self,
+        view: ZoneView,
+        request: Request,
+        target: str,
+        conn: Connection,
+        *,
+        for_fill: bool = False,
+    ) -> None:
+        """Send the request to the origin uncached and relay the answer (X-Cache: BYPASS)."""
+        zone = view.zone
+        headers = forward_headers(request.headers, request.hmap, zone, conn.peer, for_fill=False)
+        method = "GET" if for_fill and request.method == "HEAD" else request.method
+        try:
+            response = await self.origin.request(zone, method, target, headers, request.body)
+        except OriginError as exc:
+            return await self.deliver.error_async(conn, request, exc.status, "origin failed")
+        if request.method not in CACHEABLE_METHODS:
+            self._invalidate(view, request, target, response.status, response.raw_headers)
+        await self.deliver.origin_response(
+            conn, request, response, "MISS" if for_fill else "BYPASS"
+        )
+
+    def _invalidate(
+        self,
+        view: ZoneView,
+        request: Request,
+        target: str,
+        status: int,
+        raw_headers: tuple[tuple[bytes, bytes], ...],
+    ) -> None:
+        """RFC 9111 §4.4: an unsafe request that succeeded makes its URI's objects stale."""
+        host = (request_host(request) or ("", ""))[0]
+        rhmap = header_map((n.decode("latin-1"), v.decode("latin-1")) for n, v in raw_headers)
+        paths = [
+            split_target(uri)[0]
+            for uri in invalidated_paths(request.method, status, target, rhmap, host)
+        ]
+        if self.index.mark_stale(view.zone.id, paths):
+            # Rare (unsafe methods on cached paths): drop this worker's copies at once.
+            # Other workers see the stale rows when they next load the object.
+            self.memory.clear()
+
+    def flush_accesses(self) -> None:
+        accessed, self.accessed = self.accessed, {}
+        self.index.touch(accessed)

@@ -1,0 +1,118 @@
+"""Requests to a zone's origin (aiohttp, streaming), and what a cache may forward to it."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import aiohttp
+from yarl import URL
+
+from pullzone.spec.headers import HOP_BY_HOP, connection_tokens
+from pullzone.zones.model import Zone
+
+# Headers that some origins and frameworks trust to rewrite the URL, host or method. The
+# cache key does not include them, so forwarding them would let one client poison what
+# everyone else is served (the web cache poisoning class of attacks): never forward.
+UNKEYED_OVERRIDES = frozenset(
+    {
+        "x-forwarded-host",
+        "x-forwarded-server",
+        "x-forwarded-scheme",
+        "x-forwarded-port",
+        "x-original-url",
+        "x-rewrite-url",
+        "x-http-method-override",
+        "x-http-method",
+        "x-method-override",
+        "x-host",
+    }
+)
+# A fill fetches the whole representation unconditionally; the cache answers the
+# client's own conditions and ranges itself (RFC 9111 §4.3.1).
+_NOT_FOR_FILLS = frozenset(
+    {"range", "if-range", "if-match", "if-none-match", "if-modified-since", "if-unmodified-since"}
+)
+
+
+class OriginError(Exception):
+    """The origin could not be reached (502) or did not answer in time (504)."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+
+
+def origin_url(zone: Zone, target: str) -> URL:
+    base = zone.origin.rstrip("/")
+    return URL(base + target, encoded=True)
+
+
+def origin_host(zone: Zone) -> str:
+    return zone.host_header or (urlsplit(zone.origin).netloc.rpartition("@")[2])
+
+
+def forward_headers(
+    headers: list[tuple[str, str]],
+    hmap: dict[str, str],
+    zone: Zone,
+    peer: str,
+    *,
+    for_fill: bool,
+) -> list[tuple[str, str]]:
+    drop = HOP_BY_HOP | connection_tokens(hmap.get("connection")) | UNKEYED_OVERRIDES
+    drop = drop | {"host", "x-forwarded-for", "x-forwarded-proto", "via"}
+    if for_fill:
+        drop = drop | _NOT_FOR_FILLS
+    out = [(name, value) for name, value in headers if name.lower() not in drop]
+    forwarded_for = hmap.get("x-forwarded-for")
+    out.append(("X-Forwarded-For", f"{forwarded_for}, {peer}" if forwarded_for else peer))
+    out.append(("X-Forwarded-Proto", "http"))
+    out.append(("Via", f"{hmap['via']}, 1.1 pullzone" if "via" in hmap else "1.1 pullzone"))
+    out.append(("Host", origin_host(zone)))
+    return out
+
+
+class Origin:
+    def __init__(self, connect_timeout: float, read_timeout: float) -> None:
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=connect_timeout, sock_read=read_timeout
+        )
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=60),
+                auto_decompress=False,
+                skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept", "Content-Type"),
+                timeout=self._timeout,
+            )
+        return self._session
+
+    async def request(
+        self,
+        zone: Zone,
+        method: str,
+        target: str,
+        headers: list[tuple[str, str]],
+        body: bytes | None = None,
+    ) -> aiohttp.ClientResponse:
+        """Send the request and return once the response head has arrived."""
+        try:
+            return await self._client().request(
+                method,
+                origin_url(zone, target),
+                headers=headers,
+                data=body if body else None,
+                allow_redirects=False,
+            )
+        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            raise OriginError(504, f"origin timed out: {exc}") from exc
+        except aiohttp.ClientError as exc:
+            raise OriginError(502, f"origin unreachable: {exc}") from exc
+        except OSError as exc:
+            raise OriginError(502, f"origin unreachable: {exc}") from exc
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()

@@ -1,0 +1,88 @@
+"""What one edge worker knows of the event log: zones by hostname and each zone's purges.
+
+Every request first compares the node's published sequence (an mmap read) with the one
+this worker applied, and catches up when behind, so no request is answered from a view
+older than the newest applied purge or zone change (DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+
+from pullzone.bus import local
+from pullzone.bus.events import PURGE, ZONE_DELETE, ZONE_PUT, Event
+from pullzone.bus.signal import SeqSignal
+from pullzone.cache.index import CacheIndex
+from pullzone.zones.model import Zone
+
+
+@dataclass(slots=True)
+class ZoneView:
+    zone: Zone
+    # Any event at or after this sequence may change what the zone's cached objects
+    # mean (a purge, a new cache policy): objects checked before it are checked again.
+    changed_seq: int = 0
+    soft_all_seq: int = 0
+    hard_all_seq: int = 0
+
+
+class EdgeState:
+    def __init__(
+        self, control: sqlite3.Connection, index: CacheIndex, signal: SeqSignal, edge_domain: str
+    ) -> None:
+        self._control = control
+        self._signal = signal
+        self.edge_domain = edge_domain
+        self.zones: dict[int, ZoneView] = {}
+        self.hosts: dict[str, ZoneView] = {}
+        self.applied = self._signal.value
+        states = index.zone_states()
+        for row in control.execute("SELECT record FROM zones"):
+            zone = Zone.from_record(json.loads(row[0]))
+            state = states.get(zone.id)
+            view = ZoneView(zone)
+            if state is not None:
+                view.changed_seq = state.last_purge_seq
+                view.soft_all_seq = state.soft_all_seq
+                view.hard_all_seq = state.hard_all_seq
+            self.zones[zone.id] = view
+        self._rebuild_hosts()
+
+    def catch_up(self) -> None:
+        target = self._signal.value
+        if target != self.applied:
+            for event in local.read_since(self._control, self.applied, target):
+                self._apply(event)
+            self.applied = target
+
+    def route(self, host: str) -> ZoneView | None:
+        return self.hosts.get(host)
+
+    def _apply(self, event: Event) -> None:
+        view = self.zones.get(event.zone_id)
+        if event.kind == ZONE_PUT:
+            zone = Zone.from_record(event.payload["zone"])
+            if view is None:
+                view = self.zones[zone.id] = ZoneView(zone)
+            view.zone = zone
+            view.changed_seq = event.seq
+            self._rebuild_hosts()
+        elif event.kind == ZONE_DELETE:
+            self.zones.pop(event.zone_id, None)
+            self._rebuild_hosts()
+        elif event.kind == PURGE and view is not None:
+            view.changed_seq = event.seq
+            if event.payload.get("all"):
+                if event.payload.get("delete"):
+                    view.hard_all_seq = event.seq
+                else:
+                    view.soft_all_seq = event.seq
+
+    def _rebuild_hosts(self) -> None:
+        self.hosts = {
+            host: view
+            for view in self.zones.values()
+            for host in view.zone.hostnames(self.edge_domain)
+        }

@@ -1,0 +1,72 @@
+"""One edge worker process: its own event loop, sharing the node's cache on disk."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import signal
+from multiprocessing.synchronize import Event as ProcessEvent
+
+import uvloop
+
+from pullzone.bus.signal import SeqSignal
+from pullzone.cache.bodies import BodyStore
+from pullzone.cache.index import CacheIndex
+from pullzone.config import Settings
+from pullzone.edge import http
+from pullzone.edge.lifecycle import Edge
+from pullzone.edge.origin import Origin
+from pullzone.edge.state import EdgeState
+from pullzone.sqlite import connect
+
+log = logging.getLogger(__name__)
+
+ACCESS_FLUSH_INTERVAL = 1.0
+
+
+async def serve(settings: Settings, ready: ProcessEvent | None = None) -> None:
+    index = CacheIndex(connect(settings.cache_db))
+    state = EdgeState(
+        connect(settings.control_db),
+        index,
+        SeqSignal(settings.seq_path),
+        settings.edge_domain,
+    )
+    origin = Origin(settings.origin_connect_timeout, settings.origin_read_timeout)
+    edge = Edge(state, index, BodyStore(settings.cache_dir), origin)
+    server = await http.serve(edge.handle, host=settings.edge_host, port=settings.edge_port)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    if ready is not None:
+        ready.set()
+    try:
+        while not stop.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), ACCESS_FLUSH_INTERVAL)
+            edge.flush_accesses()
+    finally:
+        server.close()
+        await edge.filler.close()
+        await origin.close()
+
+
+def _die_with_parent() -> None:
+    """Linux: get SIGTERM when the supervisor dies, even by kill -9, so no orphaned
+    worker keeps the edge port."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def main(settings: Settings, ready: ProcessEvent | None = None) -> None:
+    """Entry point of a worker process (spawned by the supervisor)."""
+    _die_with_parent()
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s worker %(message)s")
+    uvloop.run(serve(settings, ready))

@@ -1,0 +1,67 @@
+"""Background upkeep of the cache on disk: LRU eviction to the size limit, reclaiming the
+bytes of hard whole-zone purges, and removing files no index row names."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from pullzone.cache.applier import Applier
+from pullzone.cache.bodies import BodyStore
+from pullzone.cache.index import CacheIndex
+
+log = logging.getLogger(__name__)
+
+INTERVAL = 0.5
+EVICT_BATCH = 500
+LOW_WATER = 0.95  # evict down to this fraction of the limit, so eviction runs in batches
+
+
+class Janitor:
+    def __init__(
+        self, index: CacheIndex, applier: Applier, bodies: BodyStore, max_size: int
+    ) -> None:
+        self.index = index
+        self.applier = applier
+        self.bodies = bodies
+        self.max_size = max_size
+        self.evicted = 0
+
+    def remove_orphans(self) -> int:
+        """At startup: body files without an index row (a crash between link and insert)."""
+        known = self.index.ids()
+        removed = 0
+        for object_id, path in self.bodies.stored_ids():
+            if object_id not in known:
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+    def evict(self) -> int:
+        """Delete least-recently-used objects until the cache is under its limit."""
+        evicted = 0
+        total = self.index.total_size()
+        if total <= self.max_size:
+            return 0
+        target = int(self.max_size * LOW_WATER)
+        while total > target:
+            victims = self.index.least_recently_used(EVICT_BATCH)
+            if not victims:
+                break
+            ids = [object_id for object_id, _ in victims]
+            self.index.delete(ids)
+            self.bodies.remove(ids)
+            total -= sum(size for _, size in victims)
+            evicted += len(ids)
+        self.evicted += evicted
+        return evicted
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(INTERVAL)
+            try:
+                while self.applier.reclaim() > 0:
+                    await asyncio.sleep(0)  # reclaiming a big zone must not stall the API
+                self.evict()
+            except Exception:
+                log.exception("janitor step failed")

@@ -1,0 +1,442 @@
+"""The edge as a shared cache (RFC 9111), through real sockets: a real origin on loopback,
+a real `pullzone serve`, a real HTTP client."""
+
+from __future__ import annotations
+
+import time
+from email.utils import formatdate
+from typing import Any
+
+import httpx
+import pytest
+from origin import Origin, Reply
+from server import Server
+
+Zone = dict[str, Any]
+
+
+def hit_twice(server: Server, zone: Zone, path: str, **kw: Any) -> tuple[Any, Any]:
+    return server.get(zone["fqdn"], path, **kw), server.get(zone["fqdn"], path, **kw)
+
+
+def test_miss_then_hit_with_age_from_one_origin_request(
+    server: Server, origin: Origin, zone: Zone, path: str
+) -> None:
+    origin.route(path, Reply(headers=[("Cache-Control", "max-age=60")], body=b"hello"))
+    first, second = hit_twice(server, zone, path)
+    assert (first.status_code, first.headers["x-cache"], first.content) == (200, "MISS", b"hello")
+    assert (second.status_code, second.headers["x-cache"], second.content) == (200, "HIT", b"hello")
+    assert int(second.headers["age"]) >= 0
+    assert origin.count(path) == 1
+
+
+def test_every_worker_serves_the_hit(server: Server, origin: Origin, zone: Zone, path: str) -> None:
+    origin.route(path, Reply(headers=[("Cache-Control", "max-age=60")], body=b"x"))
+    server.get(zone["fqdn"], path)
+    # New connections land on either worker (SO_REUSEPORT); all must find the object.
+    for _ in range(20):
+        r = httpx.get(server.edge_url + path, headers={"Host": zone["fqdn"]})
+        assert r.headers["x-cache"] == "HIT"
+    assert origin.count(path) == 1
+
+
+def test_age_header_from_origin_is_carried_into_age(
+    server: Server, origin: Origin, zone: Zone, path: str
+) -> None:
+    origin.route(path, Reply(headers=[("Cache-Control", "max-age=600"), ("Age", "100")], body=b"a"))
+    _, second = hit_twice(server, zone, path)
+    assert int(second.headers["age"]) >= 100
+
+
+def test_unknown_host_is_404_and_never_forwarded(server: Server, origin: Origin, path: str) -> None:
+    r = server.get("nope.example", path)
+    assert r.status_code == 404
+    assert origin.count(path) == 0
+
+
+def test_absolute_form_target_for_another_host_is_not_proxied(
+    server: Server, origin: Origin, zone: Zone, path: str
+) -> None:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", server.edge_port)) as s:
+        s.sendall(
+            f"GET http://127.0.0.1:{origin.port}{path} HTTP/1.1\r\nHost: {zone['fqdn']}\r\n"
+            "Connection: close\r\n\r\n".encode()
+        )
+        answer = s.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 404")
+    assert origin.count(path) == 0
+
+
+@pytest.mark.zone(disabled="1")
+def test_disabled_zone_is_403(server: Server, origin: Origin, zone: Zone, path: str) -> None:
+    origin.route(path, Reply(body=b"x"))
+    assert server.get(zone["fqdn"], path).status_code == 403
+    assert origin.count(path) == 0
+
+
+@pytest.mark.zone(cnames="cdn.example.org,10.9.8.7")
+def test_cnames_and_ports_route_to_the_zone(
+    server: Server, origin: Origin, zone: Zone, path: str
+) -> None:
+    origin.route(path, Reply(headers=[("Cache-Control", "max-age=60")], body=b"c"))
+    assert server.get("cdn.example.org:8080", path).headers["x-cache"] == "MISS"
+    assert server.get("CDN.Example.Org", path).headers["x-cache"] == "HIT"
+    assert server.get("10.9.8.7", path).headers["x-cache"] == "HIT"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [("Cache-Control", "no-store")],
+        [("Cache-Control", "private, max-age=60")],
+        [("Cache-Control", "max-age=60"), ("Set-Cookie", "session=1")],
+        [("Cache-Control", "max-age=60"), ("Vary", "*")],
+    ],
+    ids=["no-store", "private", "set-cookie", "vary-star"],
+)
+def test_responses_a_shared_cache_must_not_store_are_fetched_each_time(
+    server: Server, origin: Origin, zone: Zone, path: str, headers: list[tuple[str, str]]
+) -> None:
+    origin.route(path, Reply(headers=headers, body=b"p"))
+    first, second = hit_twice(server, zone, path)
+    assert first.content == second.content == b"p"
+    assert second.headers["x-cache"] == "MISS"
+    assert origin.count(path) == 2
+
+
+def test_s_maxage_overrides_max_age(server: Server, origin: Origin, zone: Zone, path: str) -> None:
+    origin.route(path, Reply(headers=[("Cache-Control", "max-age=0, s-maxage=60")], body=b"s"))
+    _, second = hit_twice(server, zone, path)
+    assert second.headers["x-cache"] == "HIT"
+
+
+def test_expires_gives_freshness(server: Server, origin: Origin, zone: Zone, path: str) -> None:
+    origin.route(
+        path,
+        Reply(
+            headers=[
+                ("Date", formatdate(usegmt=True)),
+                ("Expires", formatdate(time.time() + 120, usegmt=True)),
+            ],
+            body=b"e",
+        ),
+    )
+    _, second = hit_twice(server, zone, path)
+    assert second.headers["x-cache"] == "HIT"
+
+
+@pytest.mark.zone(cache={"cache": "0"})
+def test_heuristic_freshness_from_last_modified(
+    server: Server, origin: Origin, zone: Zone, path: str
+) -> None:
+    origin.route(
+        path,
+        Reply(
+            headers=[
+                ("Date", formatdate(usegmt=True)),
+                ("Last-Modified", formatdate(time.time() - 86400 * 10, usegmt=True)),
+            ],
+            body=b"h",
+        ),
+    )
+    _, second = hit_twice(server, zone, path)
+    assert second.headers["x-cache"] == "HIT"
+
+
+@pytest.mark.zone(cache={"cache": "0"})
+def test_without_freshness_or_zone_ttl_nothing_is_reused(
+    server: Server, origin: Origin, zone: Zone, path: str
+) -> None:
+    origin.route(path, Reply(status=302, headers=[("Location", "/elsewhere")], body=b""))
+    _, second = hit_twice(server, zone, path, follow_redirects=False)
+    assert second.headers["x-cache"] != "HIT"
+    assert origin.count(path) == 2
+
+
+def test_zone_cache_ttl_applies_when_origin_gives_no_freshness(
+    server: Server, origin: Origin, zone: Zone, path: str
+) -> None:
+    origin.route(path, Reply(body=b"ttl"))  # no Cache-Control, no Expires, no Last-Modified
+    _, second = hit_twice(server, zone, path)
+    assert second.headers["x-cache"] == "HIT"
+
+
+@pytest.mark.zone(cache={"cachecontrol": "N", "cache": "1h"})
+def test_cachecontrol_n_ignores_origin_max_age(
+    server: Server, origin: Origin, zone: Zone, path: str
+) -> None:
+    origin.route(path, Reply(headers=[("Cache-Control", "max-age=0")], body=b"n"))
+    _, second = hit_twice(server, zone, path)
+    assert second.headers["x-cache"] == "HIT"
+
+
+@pytest.mark.zone(cache={"expiry": "1d"})
+def test_expiry_sets_the_max_age_clients_see(
+    server: Server, origin: Origin, zone: Zone, path: str
+) -> None:
+    origin.route(
+        path,
+        Reply(
+            headers=[("Cache-Control", "max-age=60"), ("Expires", "Thu, 01 Jan 2099 00:00:00 GMT")],
+            body=b"x",
+        ),
+    )
+    first, second = hit_twice(server, zone, path)
+    for r in (first, second):
+        assert r.headers["cache-control"] == "max-age=86400"
+        assert "expires" not in r.headers
+
+
+def test_origin_cache_control_passes_through_without_expiry(
+    server: Server, origin: Origin, zone: Zone, path: str
+) -> None:
+    origin.route(path, Reply(headers=[("Cache-Control", "public, max-age=60")], body=b"x"))
+    assert server.get(zone["fqdn"], path).headers["cache-control"] == "public, max-age=60"
+
+
+def test_query_string_is_part_of_the_key_by_default(
+    server: Server, origin: Origin, zone: Zone, path: str
+) -> None:
+    origin.route(
+        path, lambda seen: Reply(headers=[("Cache-Control", "max-age=60")], body=seen.path.encode())
+    )
+    a = server.get(zone["fqdn"], path + "?v=1")
+    b = server.get(zone["fqdn"], path + "?v=2")
+    assert (a.content, b.content) == ((path + "?v=1").encode(), (path + "?v=2").encode())
+    assert server.get(zone["fqdn"], path + "?v=1").headers["x-cache"] == "HIT"
+
+
+@pytest.mark.zone(cache={"querystring": "N"})
+def test_querystring_n_shares_one_object(
+    server: Server, origin: Origin, zone: Zone, path: str
+) -> None:
+    origin.route(path, Reply(headers=[("Cache-Control", "max-age=60")], body=b"q"))
+    server.get(zone["fqdn"], path + "?a=1")
+    assert server.get(zone["fqdn"], path + "?b=2").headers["x-cache"] == "HIT"
+
+
+def test_vary_stores_one_variant_per_header_value(
+    server: Server, origin: Origin, zone: Zone, path: str
+) -> None:
+    origin.route(
+        path,
+        lambda seen: Reply(
+            headers=[("Cache-Control", "max-age=60"), ("Vary", "Accept-Language")],
+            body=seen.headers.get("accept-language", "none").encode(),
+        ),
+    )
+    en = {"Accept-Language": "en"}
+    fr = {"Accept-Language": "fr"}
+    assert server.get(zone["fqdn"], path, headers=en).content == b"en"
+    assert server.get(zone["fqdn"], path, headers=fr).content == b"fr"
+    again_en = server.get(zone["fqdn"], path, headers=en)
+    again_fr = server.get(zone["fqdn"], path, headers=fr)
+    assert (again_en.headers["x-cache"], again_en.content) == ("HIT", b"en")
+    assert (again_fr.headers["x-cache"], again_fr.content) == ("HIT", b"fr")
+
+
+def test_authorized_request_response_is_not_stored_without_public(
+    server: Server, origin: Origin, zone: Zone, path: str
+) -> None:
+    origin.route(path, Reply(headers=[("Cache-Control", "max-age=60")], body=b"secret"))
+    auth = {"Authorization": "Bearer x"}
+    server.get(zone["fqdn"], path, headers=auth)
+    assert server.get(zone["fqdn"], path).headers["x-cache"] == "MISS"
+    assert origin.count(path) == 2
+
+
+def test_authorized_request_response_with_public_is_stored(
+    server: Server, origin: Origin, zone: Zone, path: str
+) -> None:
+    origin.route(path, Reply(headers=[("Cache-Control", "public, max-age=60")], body=b"pub"))
+    server.get(zone["fqdn"], path, headers={"Authorization": "Bearer x"})
+    assert server.get(zone["fqdn"], path).headers["x-cache"] == "HIT"
+
+
+def etag_origin(origin: Origin, path: str, max_age: int = 0, body: bytes = b"v1") -> None:
+    def script(seen: Any) -> Reply:
+        if seen.headers.get("if-none-match") == '"v1"':
+            return Reply(
+                304,
+                headers=[
+                    ("ETag", '"v1"'),
+                    ("Cache-Control", f"max-age={max_age}"),
+                    ("X-Revalidated", "yes"),
+                ],
+            )
+        return Reply(headers=[("ETag", '"v1"'), ("Cache-Control", f"max-age={max_age}")], body=body)
+
+    origin.route(path, script)
+
+
+def test_expired_object_is_revalidated_and_a_304_keeps_the_body(
+    server: Server, origin: Origin, zone: Zone, path: str
+) -> None:
+    etag_origin(origin, path, max_age=0)
+    first = server.get(zone["fqdn"], path)
+    second = server.get(zone["fqdn"], path)
+    assert first.headers["x-cache"] == "MISS"
+    assert (second.headers["x-cache"], second.content) == ("REVALIDATED", b"v1")
+    assert origin.seen[path][1].headers["if-none-match"] == '"v1"'
+    # the 304's headers replaced the stored ones (RFC 9111 §4.3.4)
+    assert second.headers["x-revalidated"] == "yes"
+
+
+@pytest.mark.zone(cache={"revalidate": "N"})
+def test_revalidate_n_refetches_expired_objects(
+    server: Server, origin: Origin, zone: Zone, path: str
+) -> None:
+    etag_origin(origin, path, max_age=0)
+    server.get(zone["fqdn"], path)
+    second = server.get(zone["fqdn"], path)
+    assert second.headers["x-cache"] == "EXPIRED"
+    assert "if-none-match" not in origin.seen[path][1].headers
+
+
+def test_request_no_cache_forces_revalidation(
+    server: Server, origin: Origin, zone: Zone, path: str
+) -> None:
+    etag_origin(origin, path, max_age=60)
+    server.get(zone["fqdn"], path)
+    assert server.get(zone["fqdn"], path).headers["x-cache"] == "HIT"
+    forced = server.get(zone["fqdn"], path, headers={"Cache-Control": "no-cache"})
+    assert forced.headers["x-cache"] == "REVALIDATED"
+    assert origin.count(path) == 2
+
+
+def test_request_max_age_zero_forces_revalidation(
+    server: Server, origin: Origin, zone: Zone, path: str
+) -> None:
+    etag_origin(origin, path, max_age=60)
+    server.get(zone["fqdn"], path)
+    time.sleep(1.1)  # the stored response must be older than the client's max-age=0
+    r = server.get(zone["fqdn"], path, headers={"Cache-Control": "max-age=0"})
+    assert r.headers["x-cache"] == "REVALIDATED"
+
+
+def test_only_if_cached_miss_is_504(server: Server, origin: Origin, zone: Zone, path: str) -> None:
+    origin.route(path, Reply(body=b"x"))
+    r = server.get(zone["fqdn"], path, headers={"Cache-Control": "only-if-cached"})
+    assert r.status_code == 504
+    assert origin.count(path) == 0
+
+
+def test_client_conditional_requests_are_answered_from_cache(
+    server: Server, origin: Origin, zone: Zone, path: str
+) -> None:
+    lm = formatdate(time.time() - 3600, usegmt=True)
+    origin.route(
+        path,
+        Reply(
+            headers=[("Cache-Control", "max-age=60"), ("ETag", '"abc"'), ("Last-Modified", lm)],
+            body=b"cond",
+        ),
+    )
+    server.get(zone["fqdn"], path)
+    inm = server.get(zone["fqdn"], path, headers={"If-None-Match": 'W/"abc"'})
+    assert (inm.status_code, inm.content, inm.headers["etag"]) == (304, b"", '"abc"')
+    ims = server.get(zone["fqdn"], path, headers={"If-Modified-Since": lm})
+    assert ims.status_code == 304
+    changed = server.get(zone["fqdn"], path, headers={"If-None-Match": '"other"'})
+    assert (changed.status_code, changed.content) == (200, b"cond")
+    failed = server.get(zone["fqdn"], path, headers={"If-Match": '"other"'})
+    assert failed.status_code == 412
+    assert origin.count(path) == 1
+
+
+def test_single_and_multiple_ranges_from_cache(
+    server: Server, origin: Origin, zone: Zone, path: str
+) -> None:
+    body = bytes(range(256)) * 4
+    origin.route(
+        path,
+        Reply(
+            headers=[("Cache-Control", "max-age=60"), ("Content-Type", "application/octet-stream")],
+            body=body,
+        ),
+    )
+    server.get(zone["fqdn"], path)
+    one = server.get(zone["fqdn"], path, headers={"Range": "bytes=10-19"})
+    assert (one.status_code, one.content) == (206, body[10:20])
+    assert one.headers["content-range"] == f"bytes 10-19/{len(body)}"
+    suffix = server.get(zone["fqdn"], path, headers={"Range": "bytes=-5"})
+    assert suffix.content == body[-5:]
+    multi = server.get(zone["fqdn"], path, headers={"Range": "bytes=0-1,100-101"})
+    assert multi.status_code == 206
+    assert multi.headers["content-type"].startswith("multipart/byteranges; boundary=")
+    assert body[0:2] in multi.content and body[100:102] in multi.content
+    assert f"Content-Range: bytes 100-101/{len(body)}".encode() in multi.content
+    bad = server.get(zone["fqdn"], path, headers={"Range": "bytes=5000-6000"})
+    assert (bad.status_code, bad.headers["content-range"]) == (416, f"bytes */{len(body)}")
+    stale_if_range = server.get(
+        zone["fqdn"], path, headers={"Range": "bytes=0-1", "If-Range": '"nope"'}
+    )
+    assert (stale_if_range.status_code, stale_if_range.content) == (200, body)
+
+
+def test_range_over_a_large_object_streams_from_disk(
+    server: Server, origin: Origin, zone: Zone, path: str
+) -> None:
+    body = b"0123456789" * 200_000  # 2 MB: served from the file, not memory
+    origin.route(path, Reply(headers=[("Cache-Control", "max-age=60")], body=body))
+    assert server.get(zone["fqdn"], path).content == body
+    full = server.get(zone["fqdn"], path)
+    assert (full.headers["x-cache"], full.content) == ("HIT", body)
+    part = server.get(zone["fqdn"], path, headers={"Range": "bytes=1999990-"})
+    assert part.content == body[1999990:]
+
+
+def test_head_is_answered_from_the_cached_get(
+    server: Server, origin: Origin, zone: Zone, path: str
+) -> None:
+    origin.route(path, Reply(headers=[("Cache-Control", "max-age=60")], body=b"headbody"))
+    server.get(zone["fqdn"], path)
+    r = server.edge.head(path, headers={"Host": zone["fqdn"]})
+    assert (r.status_code, r.headers["x-cache"], r.headers["content-length"]) == (200, "HIT", "8")
+    assert origin.count(path) == 1
+
+
+def test_chunked_origin_body_is_cached(
+    server: Server, origin: Origin, zone: Zone, path: str
+) -> None:
+    origin.route(
+        path,
+        Reply(
+            headers=[("Cache-Control", "max-age=60")], body=[b"abc", b"def", b"ghi"], chunked=True
+        ),
+    )
+    first, second = hit_twice(server, zone, path)
+    assert first.content == second.content == b"abcdefghi"
+    assert second.headers["x-cache"] == "HIT"
+
+
+def test_post_goes_to_origin_and_invalidates_the_cached_path(
+    server: Server, origin: Origin, zone: Zone, path: str
+) -> None:
+    origin.route(
+        path,
+        lambda seen: Reply(
+            headers=[("Cache-Control", "max-age=60"), ("ETag", '"e"')],
+            body=seen.method.encode() + seen.body,
+        ),
+    )
+    server.get(zone["fqdn"], path)
+    posted = server.edge.post(path, headers={"Host": zone["fqdn"]}, content=b"+data")
+    assert (posted.headers["x-cache"], posted.content) == ("BYPASS", b"POST+data")
+    after = server.get(zone["fqdn"], path)
+    assert after.headers["x-cache"] in ("EXPIRED", "REVALIDATED", "MISS")
+    assert [s.method for s in origin.seen[path]] == ["GET", "POST", "GET"]
+
+
+def test_unkeyed_override_headers_never_reach_the_origin(
+    server: Server, origin: Origin, zone: Zone, path: str
+) -> None:
+    origin.route(path, Reply(headers=[("Cache-Control", "max-age=60")], body=b"x"))
+    server.get(
+        zone["fqdn"], path, headers={"X-Forwarded-Host": "evil.example", "X-Original-URL": "/admin"}
+    )
+    seen = origin.seen[path][0].headers
+    assert "x-forwarded-host" not in seen and "x-original-url" not in seen
+    assert seen["via"].endswith("1.1 pullzone")

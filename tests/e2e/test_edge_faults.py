@@ -1,0 +1,203 @@
+"""Origin failures, request collapsing, streaming, eviction and crashes, end to end."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from origin import Origin, Reply
+from server import Server, free_port
+
+Zone = dict[str, Any]
+
+
+def test_origin_refusing_connections_is_502(server: Server, path: str) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    zone = server.create_zone(dead, alias="refused")
+    r = server.get(zone["fqdn"], path)
+    assert r.status_code == 502
+
+
+def test_origin_too_slow_is_504(server: Server, origin: Origin, zone: Zone, path: str) -> None:
+    origin.route(path, Reply(body=b"late", delay=3.0))  # the server's origin timeout is 2 s
+    r = server.get(zone["fqdn"], path)
+    assert r.status_code == 504
+
+
+def test_usestale_serves_the_stale_copy_when_the_origin_fails(
+    server: Server, origin: Origin, zone: Zone, path: str
+) -> None:
+    origin.route(path, Reply(headers=[("Cache-Control", "max-age=1")], body=b"old"))
+    server.get(zone["fqdn"], path)
+    origin.route(path, Reply(status=200, body=b"late", delay=3.0))
+    time.sleep(1.1)  # let the stored copy expire
+    r = server.get(zone["fqdn"], path)
+    assert (r.status_code, r.headers["x-cache"], r.content) == (200, "STALE", b"old")
+
+
+@pytest.mark.zone(cache={"usestale": "N"})
+def test_without_usestale_an_origin_failure_is_an_error(
+    server: Server, origin: Origin, zone: Zone, path: str
+) -> None:
+    origin.route(path, Reply(headers=[("Cache-Control", "max-age=1")], body=b"old"))
+    server.get(zone["fqdn"], path)
+    origin.route(path, Reply(body=b"late", delay=3.0))
+    time.sleep(1.1)
+    assert server.get(zone["fqdn"], path).status_code == 504
+
+
+def test_a_body_cut_off_by_the_origin_is_never_cached(
+    server: Server, origin: Origin, zone: Zone, path: str
+) -> None:
+    body = b"x" * 100_000
+    origin.route(
+        path,
+        Reply(
+            headers=[("Cache-Control", "max-age=60")],
+            body=[body],
+            length=len(body),
+            cut_after=50_000,
+        ),
+    )
+    with pytest.raises(httpx.HTTPError):
+        server.get(zone["fqdn"], path)
+    origin.route(path, Reply(headers=[("Cache-Control", "max-age=60")], body=body))
+    r = server.get(zone["fqdn"], path)
+    assert (r.headers["x-cache"], len(r.content)) == ("MISS", len(body))
+    assert origin.count(path) == 2
+
+
+def test_concurrent_misses_make_one_origin_request(
+    server: Server, origin: Origin, zone: Zone, path: str
+) -> None:
+    body = os.urandom(300_000)
+    origin.route(path, Reply(headers=[("Cache-Control", "max-age=60")], body=body, delay=0.5))
+
+    def fetch(_: int) -> bytes:
+        return httpx.get(server.edge_url + path, headers={"Host": zone["fqdn"]}, timeout=30).content
+
+    with ThreadPoolExecutor(50) as pool:
+        bodies = list(pool.map(fetch, range(50)))
+    assert all(b == body for b in bodies)
+    assert origin.count(path) == 1
+
+
+def test_a_client_reads_the_miss_while_the_origin_still_sends_it(
+    server: Server, origin: Origin, zone: Zone, path: str
+) -> None:
+    release = threading.Event()
+
+    def slow_body() -> Iterator[bytes]:
+        yield b"first-part;"
+        release.wait(10)
+        yield b"second-part"
+
+    origin.route(
+        path, Reply(headers=[("Cache-Control", "max-age=60")], body=slow_body(), chunked=True)
+    )
+    with httpx.stream("GET", server.edge_url + path, headers={"Host": zone["fqdn"]}) as r:
+        chunks = r.iter_raw()
+        assert next(chunks).startswith(b"first-part;")  # before the origin has finished
+        release.set()
+        rest = b"".join(chunks)
+    assert rest.endswith(b"second-part")
+    assert server.get(zone["fqdn"], path).headers["x-cache"] == "HIT"
+
+
+def test_zone_update_is_seen_by_every_worker_at_once(
+    server: Server, origin: Origin, zone: Zone, path: str
+) -> None:
+    other = Origin()
+    try:
+        origin.route(path, Reply(body=b"old-origin", headers=[("Cache-Control", "no-store")]))
+        other.route(path, Reply(body=b"new-origin", headers=[("Cache-Control", "no-store")]))
+        assert server.get(zone["fqdn"], path).content == b"old-origin"
+        r = server.api.post(f"/zones/http/pull/{zone['id']}", json={"origin": other.url})
+        assert r.status_code == 200, r.text
+        for _ in range(20):  # fresh connections spread over both workers
+            assert (
+                httpx.get(server.edge_url + path, headers={"Host": zone["fqdn"]}).content
+                == b"new-origin"
+            )
+    finally:
+        other.close()
+
+
+def test_cache_size_limit_evicts_least_recently_used(
+    tmp_path: Path, origin: Origin, path: str
+) -> None:
+    s = Server(tmp_path / "data", "--max-cache-size", "1MiB").start()
+    try:
+        zone = s.create_zone(origin.url, alias="small")
+        body = b"y" * 200_000
+        for i in range(12):
+            origin.route(f"{path}{i}", Reply(headers=[("Cache-Control", "max-age=600")], body=body))
+            s.get(zone["fqdn"], f"{path}{i}")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            stored = sum(
+                f.stat().st_size for f in (tmp_path / "data" / "cache" / "objects").rglob("*")
+            )
+            if stored <= 1024 * 1024:
+                break
+            time.sleep(0.1)
+        assert stored <= 1024 * 1024
+        assert s.get(zone["fqdn"], f"{path}11").headers["x-cache"] == "HIT"  # newest kept
+        assert s.get(zone["fqdn"], f"{path}0").headers["x-cache"] == "MISS"  # oldest evicted
+    finally:
+        s.stop()
+
+
+def test_kill_9_during_a_fill_leaves_no_partial_object(
+    tmp_path: Path, origin: Origin, path: str
+) -> None:
+    s = Server(tmp_path / "data").start()
+    started = threading.Event()
+    body = b"z" * 1_000_000
+
+    def half_then_hang() -> Iterator[bytes]:
+        yield body[:300_000]
+        started.set()
+        time.sleep(30)
+        yield body[300_000:]
+
+    origin.route(
+        path,
+        Reply(headers=[("Cache-Control", "max-age=600")], body=half_then_hang(), length=len(body)),
+    )
+    zone = s.create_zone(origin.url, alias="crash")
+    sock = socket.create_connection(("127.0.0.1", s.edge_port))
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {zone['fqdn']}\r\n\r\n".encode())
+    assert started.wait(10)
+    time.sleep(0.2)  # the edge has written part of the body to its fill file
+    assert s.process is not None
+    _kill_tree(s.process.pid)
+    s.process.wait()
+    sock.close()
+
+    origin.route(path, Reply(headers=[("Cache-Control", "max-age=600")], body=body))
+    s2 = Server(tmp_path / "data").start()
+    try:
+        r = s2.get(zone["fqdn"], path)
+        assert (r.headers["x-cache"], r.content) == ("MISS", body)
+        assert not list((tmp_path / "data" / "cache" / "tmp").iterdir())
+    finally:
+        s2.stop()
+
+
+def _kill_tree(pid: int) -> None:
+    """kill -9 the server and its worker processes."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    for child in [pid, *map(int, children)]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGKILL)

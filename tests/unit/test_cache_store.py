@@ -1,0 +1,207 @@
+"""The cache on disk: fill files, the index, and events applied to it (real SQLite, real
+files, no server)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from pullzone.bus.events import PURGE, ZONE_DELETE, Event
+from pullzone.cache.applier import Applier
+from pullzone.cache.bodies import COMPLETE, FAILED, FILLING, BodyStore, FillReader, FillWriter
+from pullzone.cache.index import CacheIndex, StoredObject, create_schema
+from pullzone.cache.key import cache_key, key_hash
+from pullzone.sqlite import connect
+
+
+@pytest.fixture()
+def store(tmp_path: Path) -> tuple[CacheIndex, BodyStore, Applier]:
+    conn = connect(tmp_path / "cache.db")
+    create_schema(conn)
+    bodies = BodyStore(tmp_path / "cache")
+    return CacheIndex(conn), bodies, Applier(conn, bodies)
+
+
+def put(
+    index: CacheIndex,
+    bodies: BodyStore,
+    path: str,
+    query: str = "",
+    seq: int = 0,
+    tags: list[str] | None = None,
+    body: bytes = b"body",
+) -> StoredObject:
+    khash = key_hash(cache_key(1, path, query, True))
+    writer = FillWriter.claim(bodies, khash)
+    assert writer is not None
+    writer.write_head({"status": 200})
+    writer.write(body)
+    obj = StoredObject(
+        id=bodies.new_id(),
+        key_hash=khash,
+        zone_id=1,
+        path=path,
+        query=query,
+        status=200,
+        reason="OK",
+        headers=[],
+        request_time=0.0,
+        response_time=0.0,
+        vary_names=(),
+        vary_values=(),
+        body_offset=writer.body_offset,
+        size=len(body),
+        stored_seq=seq,
+        tags=tags or [],
+    )
+    writer.complete(bodies.object_path(obj.id))
+    index.insert(obj, seq)
+    writer.end(COMPLETE)
+    return obj
+
+
+def purge(seq: int, **payload: object) -> Event:
+    return Event(seq=seq, kind=PURGE, zone_id=1, payload=payload, at=0.0)
+
+
+def test_one_leader_per_object_and_followers_read_the_growing_file(
+    store: tuple[CacheIndex, BodyStore, Applier],
+) -> None:
+    _, bodies, _ = store
+    writer = FillWriter.claim(bodies, "k")
+    assert writer is not None
+    assert FillWriter.claim(bodies, "k") is None  # a live leader exists
+    reader = FillReader.open(bodies, "k")
+    assert reader is not None
+    assert reader.read_head() is None
+    writer.write_head({"status": 200, "headers": []})
+    writer.write(b"abc")
+    assert reader.read_head() == {"status": 200, "headers": []}
+    assert reader.read(0, 100) == b"abc"
+    assert reader.state() == (FILLING, 0)
+    writer.write(b"def")
+    assert reader.read(3, 100) == b"def"
+    writer.end(FAILED, 504)
+    assert reader.state() == (FAILED, 504)
+    reader.close()
+    assert not bodies.part_path("k").exists()
+
+
+def test_a_fill_whose_leader_died_is_failed_and_reclaimable(
+    store: tuple[CacheIndex, BodyStore, Applier],
+) -> None:
+    _, bodies, _ = store
+    writer = FillWriter.claim(bodies, "k")
+    assert writer is not None
+    writer.write_head({"status": 200})
+    reader = FillReader.open(bodies, "k")
+    assert reader is not None
+    os.close(writer.fd)  # the leader's process died: its lock is gone, the file stays
+    assert reader.state() == (FAILED, 502)
+    reader.close()
+    assert FillWriter.claim(bodies, "k") is not None
+
+
+def test_completed_fill_is_indexed_under_its_final_name(
+    store: tuple[CacheIndex, BodyStore, Applier],
+) -> None:
+    index, bodies, _ = store
+    obj = put(index, bodies, "/a", body=b"hello")
+    [row] = index.variants(obj.key_hash)
+    data = bodies.object_path(row.id).read_bytes()
+    assert data[row.body_offset :] == b"hello"
+    assert index.total_size() == 5
+    assert not list(bodies.tmp.iterdir())
+
+
+def test_soft_purge_of_a_path_marks_every_query_variant_stale(
+    store: tuple[CacheIndex, BodyStore, Applier],
+) -> None:
+    index, bodies, applier = store
+    a = put(index, bodies, "/a", "v=1")
+    b = put(index, bodies, "/a", "v=2")
+    other = put(index, bodies, "/b")
+    applied = applier.apply(purge(1, files=[{"path": "/a", "query": None, "prefix": False}]))
+    assert applied.matched == 2
+    assert index.variants(a.key_hash)[0].stale and index.variants(b.key_hash)[0].stale
+    assert not index.variants(other.key_hash)[0].stale
+    assert index.zone_state(1).last_purge_seq == 1
+
+
+def test_hard_purge_removes_rows_and_bytes_before_returning(
+    store: tuple[CacheIndex, BodyStore, Applier],
+) -> None:
+    index, bodies, applier = store
+    obj = put(index, bodies, "/img/a.png")
+    keep = put(index, bodies, "/imgx")
+    applier.apply(purge(1, delete=True, files=[{"path": "/img/", "query": None, "prefix": True}]))
+    assert index.variants(obj.key_hash) == []
+    assert not bodies.object_path(obj.id).exists()
+    assert index.variants(keep.key_hash) != []
+
+
+def test_exact_query_purge_touches_only_that_variant(
+    store: tuple[CacheIndex, BodyStore, Applier],
+) -> None:
+    index, bodies, applier = store
+    a = put(index, bodies, "/a", "v=1")
+    b = put(index, bodies, "/a", "v=2")
+    applier.apply(purge(1, files=[{"path": "/a", "query": "v=1", "prefix": False}]))
+    assert index.variants(a.key_hash)[0].stale
+    assert not index.variants(b.key_hash)[0].stale
+
+
+def test_tag_purge_matches_objects_by_tag(store: tuple[CacheIndex, BodyStore, Applier]) -> None:
+    index, bodies, applier = store
+    tagged = put(index, bodies, "/t1", tags=["red", "blue"])
+    untagged = put(index, bodies, "/t2", tags=["green"])
+    assert applier.apply(purge(1, tags=["blue"])).matched == 1
+    assert index.variants(tagged.key_hash)[0].stale
+    assert not index.variants(untagged.key_hash)[0].stale
+
+
+def test_whole_zone_purge_is_one_row_whatever_the_zone_holds(
+    store: tuple[CacheIndex, BodyStore, Applier],
+) -> None:
+    index, bodies, applier = store
+    objs = [put(index, bodies, f"/o{i}") for i in range(20)]
+    applier.apply(purge(5, all=True, delete=True))
+    assert index.zone_state(1).hard_all_seq == 5
+    assert index.count() == 20  # nothing touched at purge time
+    assert applier.reclaim() == 20  # the janitor reclaims in the background
+    assert index.count() == 0
+    assert not any(bodies.object_path(o.id).exists() for o in objs)
+
+
+def test_events_apply_once_in_order(store: tuple[CacheIndex, BodyStore, Applier]) -> None:
+    index, bodies, applier = store
+    obj = put(index, bodies, "/a")
+    applier.apply(purge(3, files=[{"path": "/zzz", "query": None, "prefix": False}]))
+    # replaying an older event (a restart re-reading the log) changes nothing
+    assert (
+        applier.apply(purge(2, files=[{"path": "/a", "query": None, "prefix": False}])).matched == 0
+    )
+    assert not index.variants(obj.key_hash)[0].stale
+    assert applier.applied_seq() == 3
+
+
+def test_an_object_fetched_before_a_purge_is_stored_stale(
+    store: tuple[CacheIndex, BodyStore, Applier],
+) -> None:
+    index, bodies, applier = store
+    applier.apply(purge(7, files=[{"path": "/late", "query": None, "prefix": False}]))
+    obj = put(index, bodies, "/late", seq=6)  # its fetch began before purge 7 was applied
+    assert index.variants(obj.key_hash)[0].stale
+
+
+def test_zone_deletion_is_a_hard_whole_zone_purge(
+    store: tuple[CacheIndex, BodyStore, Applier],
+) -> None:
+    index, bodies, applier = store
+    put(index, bodies, "/a")
+    applier.apply(Event(seq=1, kind=ZONE_DELETE, zone_id=1, payload={}, at=0.0))
+    assert index.zone_state(1).hard_all_seq == 1
+    applier.reclaim()
+    assert index.count() == 0
