@@ -1,3 +1,5 @@
 from pullzone.cli.main import app
 
-app()
+# Guarded: worker processes are spawned and re-import the main module as __mp_main__.
+if __name__ == "__main__":
+    app()

@@ -8,9 +8,9 @@ same object, in any worker process, reads that file as it grows. Its layout:
     head (JSON: status, reason, headers, times)
     body
 
-When the body is complete the leader sets the state to COMPLETE, hard-links the file to
-its final name `objects/<id[:2]>/<id>` and only then inserts the index row: a row never
-names a partial file, whatever moment a process is killed (CONTRACT §5). A part file whose
+When the body is complete the leader hard-links the file to its final name
+`objects/<id[:2]>/<id>`, inserts the index row, and only then sets the state to COMPLETE:
+a row never names a partial file, whatever moment a process is killed (CONTRACT §5). A part file whose
 leader died holds no lock, and the next request clears it.
 """
 
@@ -112,19 +112,18 @@ class FillWriter:
         self.written += len(chunk)
 
     def complete(self, final: Path) -> None:
-        """Mark complete and give the file its final name (the caller then indexes it)."""
-        self._set_state(COMPLETE)
+        """Give the whole file its final name; the caller then indexes it and calls
+        `end(COMPLETE)`, so followers finish only once the object is findable."""
         final.parent.mkdir(parents=True, exist_ok=True)
         os.link(self.path, final)
 
     def end(self, state: int = FAILED, error_status: int = 0) -> None:
-        """Release the fill: unlink the part name and wake every follower."""
+        """Release the fill: set its final state, unlink the part name, wake followers."""
         if self._closed:
             return
         self._closed = True
         try:
-            if state != COMPLETE:
-                self._set_state(state, error_status)
+            self._set_state(state, error_status)
             os.unlink(self.path)
         finally:
             os.close(self.fd)  # releases the flock

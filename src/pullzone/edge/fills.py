@@ -73,7 +73,14 @@ class Failed:
     status: int
 
 
-Outcome = Fetched | Revalidated | Passed | Failed
+@dataclass(slots=True)
+class Cached:
+    """Another fill stored the object while this request was on its way: a HIT."""
+
+    entry: Entry
+
+
+Outcome = Fetched | Revalidated | Passed | Failed | Cached
 
 
 @dataclass(slots=True)
@@ -96,8 +103,10 @@ class Filler:
         bodies: BodyStore,
         origin: Origin,
         applied_seq: Callable[[], int],
+        find_fresh: Callable[[FillRequest], Entry | None],
     ) -> None:
         self.index = index
+        self._find_fresh = find_fresh
         self.bodies = bodies
         self.origin = origin
         self._applied_seq = applied_seq
@@ -109,6 +118,12 @@ class Filler:
         for _ in range(8):
             writer = FillWriter.claim(self.bodies, fill.key_hash)
             if writer is not None:
+                # Checked again under the claim: a fill may have completed between this
+                # request's lookup and its claim, and must not be fetched twice.
+                entry = self._find_fresh(fill)
+                if entry is not None:
+                    writer.end(REVALIDATED)
+                    return Cached(entry)
                 return await self._lead(writer, fill)
             reader = FillReader.open(self.bodies, fill.key_hash)
             if reader is None:

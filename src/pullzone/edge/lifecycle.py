@@ -18,7 +18,7 @@ from pullzone.cache.index import CacheIndex
 from pullzone.cache.key import cache_key, key_hash, split_target
 from pullzone.edge.deliver import Deliverer
 from pullzone.edge.entry import Entry, MemoryCache
-from pullzone.edge.fills import Failed, Fetched, Filler, FillRequest, Passed, Revalidated
+from pullzone.edge.fills import Cached, Failed, Fetched, Filler, FillRequest, Passed, Revalidated
 from pullzone.edge.http import Connection, Request
 from pullzone.edge.origin import Origin, OriginError, forward_headers
 from pullzone.edge.state import EdgeState, ZoneView
@@ -55,6 +55,15 @@ def request_host(request: Request) -> tuple[str, str] | None:
     return host.lower(), target
 
 
+def _matching_variant(entries: list[Entry], request: Request) -> Entry | None:
+    """RFC 9111 §4.1: the stored response whose Vary'd request headers match."""
+    for entry in entries:
+        names = entry.obj.vary_names
+        if not names or vary_values(names, request.hmap) == entry.obj.vary_values:
+            return entry
+    return None
+
+
 class Edge:
     def __init__(
         self,
@@ -68,7 +77,7 @@ class Edge:
         self.bodies = bodies
         self.origin = origin
         self.memory = MemoryCache()
-        self.filler = Filler(index, bodies, origin, lambda: state.applied)
+        self.filler = Filler(index, bodies, origin, lambda: state.applied, self._find_fresh)
         self.deliver = Deliverer(self.filler)
         self.accessed: dict[str, float] = {}
 
@@ -76,13 +85,16 @@ class Edge:
         self.state.catch_up()
         routed = request_host(request)
         if routed is None:
-            return self.deliver.error(conn, request, 400, "request target not understood")
+            self.deliver.error(conn, request, 400, "request target not understood")
+            return None
         host, target = routed
         view = self.state.route(host)
         if view is None:
-            return self.deliver.error(conn, request, 404, "no zone serves this host")
+            self.deliver.error(conn, request, 404, "no zone serves this host")
+            return None
         if view.zone.disabled:
-            return self.deliver.error(conn, request, 403, "this zone is disabled")
+            self.deliver.error(conn, request, 403, "this zone is disabled")
+            return None
         if request.method not in CACHEABLE_METHODS:
             return self.pass_through(view, request, target, conn)
         path, query = split_target(target)
@@ -96,14 +108,13 @@ class Edge:
 
     def lookup(self, view: ZoneView, key: str, request: Request) -> Entry | None:
         entries = self.memory.get(key)
-        if entries is None or any(e.checked_seq < view.changed_seq for e in entries):
-            entries = self._load(view, key)
-        for entry in entries:
-            if not entry.obj.vary_names or (
-                vary_values(entry.obj.vary_names, request.hmap) == entry.obj.vary_values
-            ):
+        if entries and all(e.checked_seq >= view.changed_seq for e in entries):
+            entry = _matching_variant(entries, request)
+            if entry is not None:
                 return entry
-        return None
+        # Not in memory, checked before the zone's last purge, or another variant that
+        # another worker may have stored: the index decides.
+        return _matching_variant(self._load(view, key), request)
 
     def _load(self, view: ZoneView, key: str) -> list[Entry]:
         """Entries for `key` from the index, with this zone's purges applied."""
@@ -126,6 +137,12 @@ class Edge:
         self.memory.put(key, entries)
         return entries
 
+    def _find_fresh(self, fill: FillRequest) -> Entry | None:
+        entry = _matching_variant(self._load(fill.view, fill.key), fill.request)
+        if entry is not None and entry.is_fresh(fill.request.hmap, time.time()):
+            return entry
+        return None
+
     async def fill(
         self,
         view: ZoneView,
@@ -146,7 +163,10 @@ class Edge:
         job = FillRequest(view, key, key_hash(key), path, query, target, request, conn.peer, stale)
         outcome = await self.filler.obtain(job)
         status = "MISS" if stale is None else "EXPIRED"
-        if isinstance(outcome, Fetched):
+        if isinstance(outcome, Cached):
+            self.accessed[outcome.entry.obj.id] = time.time()
+            await self.deliver.entry_async(conn, request, outcome.entry, "HIT", time.time())
+        elif isinstance(outcome, Fetched):
             await self.deliver.fill(conn, request, outcome, view.zone.cache, status)
         elif isinstance(outcome, Revalidated):
             self.memory.drop(key)

@@ -45,14 +45,17 @@ class Janitor:
             return 0
         target = int(self.max_size * LOW_WATER)
         while total > target:
-            victims = self.index.least_recently_used(EVICT_BATCH)
+            victims = []
+            for object_id, size in self.index.least_recently_used(EVICT_BATCH):
+                victims.append(object_id)
+                total -= size
+                if total <= target:
+                    break
             if not victims:
                 break
-            ids = [object_id for object_id, _ in victims]
-            self.index.delete(ids)
-            self.bodies.remove(ids)
-            total -= sum(size for _, size in victims)
-            evicted += len(ids)
+            self.index.delete(victims)
+            self.bodies.remove(victims)
+            evicted += len(victims)
         self.evicted += evicted
         return evicted
 

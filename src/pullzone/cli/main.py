@@ -1,0 +1,79 @@
+"""The `pullzone` command: run a node (`serve`, `demo`) and drive the API (`zones`, `purge`).
+
+Exit codes: 0 success, 1 the API said no (its message on stderr), 2 usage error.
+
+This module is the root: its global options, and where each command comes from.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from pullzone import __version__
+from pullzone.cli.connection import API_PANEL, Connection
+from pullzone.cli.output import out
+from pullzone.cli.purge import purge
+from pullzone.cli.serve import demo, serve
+from pullzone.cli.zones import zones_app
+from pullzone.client import _requests as calls
+
+app = typer.Typer(
+    name="pullzone",
+    help="A self-hosted CDN for HTTP pull zones, with a 5centscdn v2 compatible API.\n\n"
+    "Exit codes: 0 success, 1 the API said no, 2 usage error.",
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.command()(serve)
+app.command()(demo)
+app.add_typer(zones_app, name="zones")
+app.command()(purge)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"pullzone {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    api_url: Annotated[
+        str | None,
+        typer.Option(
+            "--api-url",
+            envvar="PULLZONE_API_URL",
+            metavar="URL",
+            show_default=False,
+            help=f"API base URL for client commands [default: {calls.DEFAULT_API_URL}]",
+            rich_help_panel=API_PANEL,
+        ),
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            envvar="PULLZONE_API_KEY",
+            metavar="KEY",
+            show_default=False,
+            help="API key for client commands (sent as X-API-Key)",
+            rich_help_panel=API_PANEL,
+        ),
+    ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Keep the API connection options for the client commands."""
+    ctx.obj = Connection(api_url, api_key)
+
+
+if __name__ == "__main__":
+    app(prog_name="pullzone")

@@ -1,0 +1,219 @@
+"""`pullzone serve` runs a node (edge and API) on this machine; `pullzone demo` a sample setup."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pullzone.cli import options
+from pullzone.cli.options import Address, Role
+from pullzone.cli.output import err
+from pullzone.config import Settings, default_data_dir
+
+DEFAULT_EDGE = Address("127.0.0.1", 8080)
+DEFAULT_API = Address("127.0.0.1", 8081)
+
+EdgeAddress = Annotated[
+    Address,
+    typer.Option(
+        "--edge",
+        envvar="PULLZONE_EDGE",
+        metavar="HOST:PORT",
+        parser=options.address(DEFAULT_EDGE.port),
+        help="Where the edge (the CDN itself) listens.",
+    ),
+]
+ApiAddress = Annotated[
+    Address,
+    typer.Option(
+        "--api",
+        envvar="PULLZONE_API",
+        metavar="HOST:PORT",
+        parser=options.address(DEFAULT_API.port),
+        help="Where the management API listens.",
+    ),
+]
+
+
+def _check_no_shared_port(edge: Address, api: Address) -> None:
+    wildcard = {"0.0.0.0", "::", ""}
+    if edge.port == api.port and (
+        edge.host == api.host or edge.host in wildcard or api.host in wildcard
+    ):
+        raise typer.BadParameter(
+            f"the API and the edge cannot both listen on port {api.port}", param_hint="'--api'"
+        )
+
+
+def serve_settings(
+    *,
+    data_dir: Path | None,
+    edge: Address,
+    api: Address,
+    workers: int | None,
+    max_cache_size: int,
+    edge_domain: str,
+    origin_timeout: float,
+    admin_key: str | None,
+) -> Settings:
+    """The node's settings from the parsed `serve` options; None is an option not given.
+
+    Raises typer.BadParameter when the edge and the API would listen on the same port.
+    """
+    _check_no_shared_port(edge, api)
+    return Settings(
+        data_dir=(data_dir or default_data_dir()).expanduser(),
+        edge_host=edge.host,
+        edge_port=edge.port,
+        api_host=api.host,
+        api_port=api.port,
+        workers=workers or max(1, os.cpu_count() or 1),
+        max_cache_size=max_cache_size,
+        edge_domain=edge_domain,
+        origin_connect_timeout=min(10.0, origin_timeout),
+        origin_read_timeout=origin_timeout,
+        admin_key=admin_key or None,
+    )
+
+
+def serve(
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir",
+            envvar="PULLZONE_DATA_DIR",
+            metavar="DIR",
+            file_okay=False,
+            show_default="$XDG_DATA_HOME/pullzone or ~/.local/share/pullzone",
+            help="Where zones, keys and cached objects are kept.",
+        ),
+    ] = None,
+    edge: EdgeAddress = DEFAULT_EDGE,
+    api: ApiAddress = DEFAULT_API,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            envvar="PULLZONE_WORKERS",
+            metavar="N",
+            min=1,
+            show_default="number of CPUs",
+            help="Edge worker processes.",
+        ),
+    ] = None,
+    max_cache_size: Annotated[
+        int,
+        typer.Option(
+            "--max-cache-size",
+            envvar="PULLZONE_MAX_CACHE_SIZE",
+            metavar="SIZE",
+            parser=options.size,
+            show_default="10GiB",
+            help="Disk space for cached objects (500MiB, 10GiB, 1TB, …); LRU eviction above it.",
+        ),
+    ] = 10 * 1024**3,
+    edge_domain: Annotated[
+        str,
+        typer.Option(
+            "--edge-domain",
+            envvar="PULLZONE_EDGE_DOMAIN",
+            metavar="DOMAIN",
+            parser=options.edge_domain,
+            help="Zones answer on ALIAS.DOMAIN (their fqdn) besides their cnames.",
+        ),
+    ] = "localhost",
+    origin_timeout: Annotated[
+        float,
+        typer.Option(
+            "--origin-timeout",
+            envvar="PULLZONE_ORIGIN_TIMEOUT",
+            metavar="SECONDS",
+            parser=options.seconds,
+            help="How long to wait for an origin's response (connecting: at most 10 s).",
+        ),
+    ] = 60.0,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            "--cluster",
+            envvar="PULLZONE_NATS_URL",
+            metavar="nats://HOST:PORT",
+            show_default=False,
+            help="Share zones and purges with other nodes through NATS JetStream.",
+            rich_help_panel="Cluster",
+        ),
+    ] = None,
+    node_id: Annotated[
+        str | None,
+        typer.Option(
+            "--node-id",
+            envvar="PULLZONE_NODE_ID",
+            metavar="ID",
+            show_default="host name",
+            help="This node's name in the cluster.",
+            rich_help_panel="Cluster",
+        ),
+    ] = None,
+    role: Annotated[
+        Role,
+        typer.Option(
+            "--role",
+            envvar="PULLZONE_ROLE",
+            case_sensitive=False,
+            help="What this cluster node runs.",
+            rich_help_panel="Cluster",
+        ),
+    ] = Role.all,
+) -> None:
+    """Run the edge and the API on this machine.
+
+    Admin key: PULLZONE_API_KEY, else one generated on first start into DATA_DIR/admin.key.
+    """
+    if cluster:
+        err.print(
+            "cluster mode is not available yet: run without --cluster "
+            "(and without PULLZONE_NATS_URL) for a single node"
+        )
+        raise typer.Exit(2)
+    if role is not Role.all:
+        raise typer.BadParameter(
+            f"--role {role.value} needs --cluster: a single node runs both edge and API",
+            param_hint="'--role'",
+        )
+    settings = serve_settings(
+        data_dir=data_dir,
+        edge=edge,
+        api=api,
+        workers=workers,
+        max_cache_size=max_cache_size,
+        edge_domain=edge_domain,
+        origin_timeout=origin_timeout,
+        admin_key=os.environ.get("PULLZONE_API_KEY"),
+    )
+    from pullzone.server import supervisor
+
+    raise typer.Exit(supervisor.run(settings))
+
+
+def demo(
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir",
+            metavar="DIR",
+            file_okay=False,
+            show_default="a fresh temporary directory",
+            help="Where the demo keeps its data.",
+        ),
+    ] = None,
+    edge: EdgeAddress = DEFAULT_EDGE,
+    api: ApiAddress = DEFAULT_API,
+) -> None:
+    """Run a sample origin, a server and one zone, and print the curl lines to try."""
+    _check_no_shared_port(edge, api)
+    from pullzone import demo as sample
+
+    raise typer.Exit(sample.run(data_dir, str(edge), str(api)))

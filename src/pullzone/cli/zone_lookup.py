@@ -1,0 +1,41 @@
+"""The ZONE argument: a zone id, alias, hostname or name, looked up into the zone's id."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from pullzone.cli.output import fail
+from pullzone.client import Client
+
+ZoneRef = Annotated[
+    str, typer.Argument(metavar="ZONE", help="Zone id, alias, hostname (fqdn or cname) or name.")
+]
+
+
+def find_zone_id(client: Client, ref: str) -> int:
+    """A zone id from an id, an alias, one of the zone's hostnames, or a unique name."""
+    if ref.isascii() and ref.isdigit() and int(ref) > 0:
+        return int(ref)
+    hits = matching_zones(client.zones.list(), ref)
+    if len(hits) == 1:
+        return int(hits[0]["id"])
+    if not hits:
+        fail(f"no zone has the id, alias, hostname or name {ref!r} (see `pullzone zones list`)")
+    ids = ", ".join(str(z.get("id")) for z in hits)
+    fail(f"several zones match {ref!r} (ids {ids}): give the id")
+
+
+def matching_zones(zones: list[dict[str, Any]], ref: str) -> list[dict[str, Any]]:
+    """The zones whose alias, fqdn or a cname is `ref`; else those named `ref`."""
+    needle = ref.strip().lower().rstrip(".")
+    hits = [z for z in zones if needle in _hostnames(z)]
+    return hits or [z for z in zones if z.get("name") == ref]
+
+
+def _hostnames(zone: dict[str, Any]) -> set[str]:
+    cnames = zone.get("cnamesArr") or str(zone.get("cnames") or "").split(",")
+    names = {str(zone.get("alias") or ""), str(zone.get("fqdn") or "")}
+    names.update(str(c).strip() for c in cnames)
+    return {n.lower() for n in names if n}

@@ -1,0 +1,245 @@
+"""What routes need before they run, as FastAPI dependencies, checked in this order:
+the key (401), the zone id (400), the key's scope (403), the zone (404), the body
+(413, 415, 400). Routes stay a few lines each.
+
+Every dependency is `async def`: FastAPI runs plain `def` ones in a thread pool, and the
+API's one SQLite connection must only ever be used from the event loop, so that no read
+can see another request's transaction half done.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Depends, Path, Request, Security
+from fastapi.security import APIKeyHeader
+from pydantic import BaseModel, ValidationError
+
+from pullzone.bus.events import Event
+from pullzone.config import Settings
+from pullzone.control import keys
+from pullzone.control.errors import ApiError, BadRequest, Forbidden, NotFound, Unauthorized
+from pullzone.control.errors import validation_message as _validation_message
+from pullzone.control.keys import Action, Principal
+from pullzone.control.schemas import UNSUPPORTED_BLOCKS, short
+from pullzone.control.store import ZoneStore
+from pullzone.zones.model import Zone
+
+MAX_BODY = 1024 * 1024
+MAX_ZONE_ID = 2**63 - 1  # SQLite's INTEGER
+
+M = TypeVar("M", bound=BaseModel)
+
+log = logging.getLogger("pullzone.api")
+
+
+@dataclass
+class Control:
+    """The API's state: settings, its control.db connection, the zone store, and where
+    committed events go before the answer is sent."""
+
+    settings: Settings
+    conn: sqlite3.Connection
+    zones: ZoneStore
+    on_event: Callable[[Event], Awaitable[None]]
+
+    async def publish(self, event: Event | None) -> None:
+        """Hand a committed event on; the answer waits for it."""
+        if event is None:
+            return
+        try:
+            await self.on_event(event)
+        except Exception:
+            log.exception(
+                "event %s (%s) is committed but applying it failed", event.seq, event.kind
+            )
+            raise ApiError(
+                "the change was saved but applying it failed; it is applied with the next "
+                "change or at restart (the server log has the details)",
+                status=500,
+            ) from None
+
+    def zone_api(self, zone: Zone) -> dict[str, Any]:
+        return zone.to_api(self.settings.edge_domain)
+
+
+async def control(request: Request) -> Control:
+    ctl = request.app.state.control
+    assert isinstance(ctl, Control)
+    return ctl
+
+
+Ctl = Annotated[Control, Depends(control)]
+
+# --- the key ---------------------------------------------------------------------------
+
+api_key_header = APIKeyHeader(
+    name="X-API-Key",
+    auto_error=False,
+    description="Your API key. The admin key is PULLZONE_API_KEY or DATA_DIR/admin.key.",
+)
+
+
+async def authenticate(ctl: Ctl, key: Annotated[str | None, Security(api_key_header)]) -> Principal:
+    if not key or not key.strip():
+        raise Unauthorized("missing X-API-Key header: send your API key in it")
+    principal = keys.authenticate(ctl.conn, key.strip())
+    if principal is None:
+        raise Unauthorized("unknown or revoked API key: check the X-API-Key header")
+    return principal
+
+
+Caller = Annotated[Principal, Depends(authenticate)]
+
+
+async def admin_only(principal: Caller) -> Principal:
+    if not principal.may("create"):
+        raise Forbidden("only the admin key may create zones")
+    return principal
+
+
+# --- the zone --------------------------------------------------------------------------
+
+
+async def zone_id(
+    request: Request,
+    zoneid: Annotated[
+        str,
+        Path(
+            description="Zone ID (a positive integer).",
+            json_schema_extra={"type": "integer", "minimum": 1, "maximum": MAX_ZONE_ID},
+        ),
+    ],
+) -> int:
+    """The `{zoneid}` of the path; anything but a positive integer is a 400."""
+    text = zoneid.strip()
+    if text == "new":  # `…/new` is the create route, which has POST only
+        method = request.method
+        raise ApiError(
+            f"{method} is not allowed on {request.url.path}; use POST",
+            status=405,
+            headers={"Allow": "POST"},
+        )
+    if (
+        not (text.isascii() and text.isdigit())
+        or len(text) > 19
+        or not 0 < int(text) <= MAX_ZONE_ID
+    ):
+        raise BadRequest(f"zone id must be a positive integer, not {short(zoneid, 30)}")
+    return int(text)
+
+
+ZoneId = Annotated[int, Depends(zone_id)]
+
+
+def zone_for(action: Action) -> Callable[..., Awaitable[Zone]]:
+    """A dependency: the zone of the path, once the key may do `action` on it."""
+
+    async def dependency(principal: Caller, zone_id: ZoneId, ctl: Ctl) -> Zone:
+        if not principal.may(action, zone_id):
+            raise Forbidden(f"this API key may not {action} zone {zone_id}")
+        zone = ctl.zones.get(zone_id)
+        if zone is None:
+            raise NotFound(f"zone {zone_id} not found")
+        return zone
+
+    return dependency
+
+
+# --- the body --------------------------------------------------------------------------
+
+
+def _is_json(content_type: str | None) -> bool:
+    if content_type is None:
+        return True  # no Content-Type: read it as JSON, as most clients mean it
+    media = content_type.split(";")[0].strip().lower()
+    return media in ("application/json", "") or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+async def read_body(request: Request) -> bytes:
+    """The body, up to MAX_BODY bytes (413 beyond, without reading the rest)."""
+    too_large = ApiError(
+        f"the body is larger than {MAX_BODY // 1024 // 1024} MiB: send less per request",
+        status=413,
+        headers={"Connection": "close"},
+    )
+    length = request.headers.get("content-length")
+    if length is not None and length.strip().isdigit() and int(length) > MAX_BODY:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+async def json_object(request: Request) -> dict[str, Any]:
+    """The body as a JSON object: 413 when too large, 415 when not JSON, 400 when
+    malformed, empty, or not an object."""
+    raw = await read_body(request)
+    if raw.strip() and not _is_json(request.headers.get("content-type")):
+        raise ApiError(
+            "send the body as JSON with the header Content-Type: application/json",
+            status=415,
+        )
+    if not raw.strip():
+        raise BadRequest('this call needs a JSON object body, for example {"name": …}')
+    try:
+        data = json.loads(raw, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise BadRequest(
+            f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from None
+    except UnicodeDecodeError:
+        raise BadRequest("malformed JSON: the body is not UTF-8") from None
+    except RecursionError:
+        raise BadRequest("malformed JSON: nested too deeply") from None
+    except ValueError as exc:  # NaN/Infinity, integers with too many digits
+        raise BadRequest(f"malformed JSON: {short(str(exc), 120)}") from None
+    if not isinstance(data, dict):
+        raise BadRequest(f"the body must be a JSON object, not a JSON {type(data).__name__}")
+    return data
+
+
+def known_fields(model: type[BaseModel]) -> dict[str, list[str]]:
+    """Fields accepted at each level of `model`, for "unknown field" messages."""
+    fields: dict[str, list[str]] = {"": []}
+    for name, info in model.model_fields.items():
+        if name in UNSUPPORTED_BLOCKS:
+            continue  # accepted, but not worth listing
+        fields[""].append(info.alias or name)
+        annotation = info.annotation
+        for candidate in getattr(annotation, "__args__", (annotation,)):
+            if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                fields[name] = list(candidate.model_fields)
+    return fields
+
+
+def json_body(model: type[M]) -> Callable[..., Awaitable[M]]:
+    """A dependency: the body validated as `model` (after the key and the zone checks of
+    the route, which are declared before it)."""
+    accepted = known_fields(model)
+
+    async def dependency(request: Request) -> M:
+        data = await json_object(request)
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            raise BadRequest(_validation_message(exc.errors(), accepted)) from None
+
+    dependency.__name__ = f"{model.__name__.lower()}_body"
+    return dependency

@@ -1,0 +1,217 @@
+"""Every error answer is `{"result": "error", "message": "<what is wrong and how to fix it>"}`
+(CONTRACT §3).
+
+| status | when |
+|---|---|
+| 400 | malformed JSON, invalid fields, unknown fields, a zone id that is not a positive integer |
+| 401 | missing or unknown `X-API-Key` |
+| 403 | the key may not do this (to this zone) |
+| 404 | no such zone, no such route |
+| 405 | a method the route does not have (with `Allow`) |
+| 413 | a body over 1 MiB |
+| 415 | a body that is not JSON |
+| 500 | a bug: a generic message here, the traceback in the server log only |
+
+Nothing a client sends produces a 500, and no answer carries a traceback or echoes more
+than a short piece of the input.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger("pullzone.api")
+
+MAX_ERRORS = 5  # validation problems listed in one message
+MAX_MESSAGE = 1000
+
+
+class ApiError(Exception):
+    """An answer other than success, with the status and message the client gets."""
+
+    status = 400
+
+    def __init__(
+        self, message: str, *, status: int | None = None, headers: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+        self.headers = dict(headers or {})
+
+
+class BadRequest(ApiError):
+    status = 400
+
+
+class Unauthorized(ApiError):
+    status = 401
+
+
+class Forbidden(ApiError):
+    status = 403
+
+
+class NotFound(ApiError):
+    status = 404
+
+
+def error_response(
+    status: int, message: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    if len(message) > MAX_MESSAGE:
+        message = message[: MAX_MESSAGE - 1] + "…"
+    return JSONResponse(
+        {"result": "error", "message": message}, status_code=status, headers=headers
+    )
+
+
+# --- pydantic errors in one readable line ---------------------------------------------
+
+_PLAIN = {
+    "missing": "is required",
+    "string_type": "must be a string",
+    "int_type": "must be an integer",
+    "int_parsing": "must be an integer",
+    "int_from_float": "must be a whole number",
+    "bool_type": "must be true or false",
+    "dict_type": "must be a JSON object",
+    "model_type": "must be a JSON object",
+    "model_attributes_type": "must be a JSON object",
+    "list_type": "must be a JSON array",
+    "tuple_type": "must be a JSON array",
+}
+
+
+def _where(loc: Sequence[int | str]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "path", "query", "header")]
+    return ".".join(parts)
+
+
+def _problem(error: Mapping[str, Any], known_fields: Mapping[str, Sequence[str]]) -> str:
+    where = _where(error.get("loc", ()))
+    kind = error.get("type", "")
+    if kind == "extra_forbidden":
+        parent = where.rpartition(".")[0]
+        allowed = known_fields.get(parent)
+        hint = f"; accepted: {', '.join(allowed)}" if allowed else ""
+        return f"unknown field {where!r}{hint}"
+    if kind == "value_error":
+        text = str(error.get("msg", "")).removeprefix("Value error, ")
+    elif kind == "literal_error":
+        text = f"must be {error.get('ctx', {}).get('expected', 'one of the listed values')}"
+    elif kind in _PLAIN:
+        text = _PLAIN[kind]
+    else:
+        text = str(error.get("msg", "is invalid"))
+    if not where:
+        return text
+    return text if text.startswith(f"{where}:") else f"{where}: {text}"
+
+
+def validation_message(
+    errors: Sequence[Mapping[str, Any]],
+    known_fields: Mapping[str, Sequence[str]] | None = None,
+) -> str:
+    """Pydantic's errors as one line naming each field; never the input itself.
+
+    `known_fields` maps a dotted parent ("" for the top level, "cache" for the block)
+    to the fields accepted there, listed after an unknown field.
+    """
+    problems: list[str] = []
+    for error in errors:
+        problem = _problem(error, known_fields or {})
+        if problem not in problems:
+            problems.append(problem)
+    shown = problems[:MAX_ERRORS]
+    more = len(problems) - len(shown)
+    return "; ".join(shown) + (f"; and {more} more" if more else "")
+
+
+# --- handlers --------------------------------------------------------------------------
+
+
+async def _api_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status, exc.message, exc.headers)
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route has for this path (Starlette names only the first route's)."""
+    allowed = []
+    for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"):
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return ", ".join(allowed)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    method, path = request.method, request.url.path
+    if exc.status_code == 404:
+        message = (
+            f"no such route: {method} {path}; the API is under /v2/zones/http/pull "
+            "(see /v2/openapi.json)"
+        )
+    elif exc.status_code == 405:
+        allowed = _allowed_methods(request)
+        headers = {"Allow": allowed}
+        message = f"{method} is not allowed on {path}; use {allowed}"
+        return error_response(405, message, headers)
+    else:
+        message = exc.detail if isinstance(exc.detail, str) else "request refused"
+    return error_response(exc.status_code, message, exc.headers)
+
+
+async def _request_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return error_response(400, validation_message(exc.errors()))
+
+
+class CatchUnexpected:
+    """The last net: an exception nobody handled becomes a 500 with a generic message;
+    its traceback goes to the server log only."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            log.exception("unexpected error answering %s %s", scope["method"], scope["path"])
+            if started:
+                raise
+            response = error_response(
+                500, "internal error: the server could not answer; its log has the details"
+            )
+            await response(scope, receive, send)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _request_validation_error)
+    app.add_middleware(CatchUnexpected)

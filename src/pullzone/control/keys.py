@@ -1,0 +1,230 @@
+"""API keys: stored as SHA-256 hashes, never in clear; what each key may do.
+
+A key is either the admin key (everything, including creating zones and, later, managing
+keys) or a scoped key: limited to some zones (`zones`, a JSON list of ids; NULL = every
+zone) and optionally to purging (`purge_only`). Zone ids are never reused (the zones table
+is AUTOINCREMENT), so a key scoped to a deleted zone can never reach a new one.
+
+Keys are never logged. `ensure_admin_key` is the bootstrap of CONTRACT §2: the
+`PULLZONE_API_KEY` given to `serve` becomes (or stays) the admin key; without it, a first
+start generates one and writes it to `DATA_DIR/admin.key` with mode 0600.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from pullzone.config import Settings
+from pullzone.sqlite import transaction
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS api_keys (
+    id         TEXT PRIMARY KEY,
+    name       TEXT NOT NULL DEFAULT '',
+    key_hash   TEXT NOT NULL UNIQUE,
+    admin      INTEGER NOT NULL DEFAULT 0,
+    zones      TEXT,               -- JSON list of zone ids; NULL = every zone
+    purge_only INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    revoked_at TEXT
+);
+"""
+
+ADMIN_KEY_ID = "admin"
+
+Action = Literal["read", "write", "purge", "create"]
+
+
+def create_schema(conn: sqlite3.Connection) -> None:
+    conn.executescript(SCHEMA)
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the key's id and what it may do (never the key itself)."""
+
+    key_id: str
+    admin: bool = False
+    zones: frozenset[int] | None = None  # None: every zone
+    purge_only: bool = False
+
+    def may(self, action: Action, zone_id: int | None = None) -> bool:
+        """May this key do `action` on zone `zone_id`?
+
+        Admin: anything. Others never create zones; within their zones a purge-only key
+        may read and purge, any other key may also write (update, delete).
+        """
+        if self.admin:
+            return True
+        if action == "create":
+            return False
+        if self.zones is not None and zone_id not in self.zones:
+            return False
+        if self.purge_only:
+            return action in ("read", "purge")
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """A stored key as `pullzone keys list` shows it."""
+
+    id: str
+    name: str
+    admin: bool
+    zones: list[int] | None
+    purge_only: bool
+    created_at: str
+    revoked_at: str | None
+
+    def principal(self) -> Principal:
+        zones = None if self.zones is None else frozenset(self.zones)
+        return Principal(self.id, self.admin, zones, self.purge_only)
+
+
+def _info(row: sqlite3.Row) -> KeyInfo:
+    zones = None if row["zones"] is None else [int(z) for z in json.loads(row["zones"])]
+    return KeyInfo(
+        id=row["id"],
+        name=row["name"],
+        admin=bool(row["admin"]),
+        zones=zones,
+        purge_only=bool(row["purge_only"]),
+        created_at=row["created_at"],
+        revoked_at=row["revoked_at"],
+    )
+
+
+def authenticate(conn: sqlite3.Connection, key: str) -> Principal | None:
+    """The principal of a live key, or None for an unknown or revoked one."""
+    wanted = hash_key(key)
+    row = conn.execute(
+        "SELECT * FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL", (wanted,)
+    ).fetchone()
+    if row is None or not hmac.compare_digest(row["key_hash"], wanted):
+        return None
+    return _info(row).principal()
+
+
+def create_key(
+    conn: sqlite3.Connection,
+    name: str = "",
+    *,
+    zones: list[int] | None = None,
+    purge_only: bool = False,
+    admin: bool = False,
+) -> tuple[str, KeyInfo]:
+    """A new key: (the key in clear, shown once; what is stored about it)."""
+    key = secrets.token_urlsafe(32)
+    key_id = "key_" + secrets.token_hex(6)
+    created = _now()
+    zones_json = None if zones is None else json.dumps(sorted(set(zones)))
+    conn.execute(
+        "INSERT INTO api_keys (id, name, key_hash, admin, zones, purge_only, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (key_id, name, hash_key(key), int(admin), zones_json, int(purge_only), created),
+    )
+    row = conn.execute("SELECT * FROM api_keys WHERE id = ?", (key_id,)).fetchone()
+    return key, _info(row)
+
+
+def list_keys(conn: sqlite3.Connection) -> list[KeyInfo]:
+    return [_info(row) for row in conn.execute("SELECT * FROM api_keys ORDER BY created_at, id")]
+
+
+def revoke_key(conn: sqlite3.Connection, key_id: str) -> bool:
+    """Revoke a key; False when there is no such live key. The admin key is not revocable
+    this way (restart `serve` with another PULLZONE_API_KEY to replace it)."""
+    if key_id == ADMIN_KEY_ID:
+        return False
+    cur = conn.execute(
+        "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (_now(), key_id)
+    )
+    return cur.rowcount > 0
+
+
+def _write_secret(path: Path, text: str) -> None:
+    """Write `text` to `path` with mode 0600 from the first byte (temp file, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, text.encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def _set_admin_hash(conn: sqlite3.Connection, key_hash: str) -> None:
+    # The same secret stored as another key would violate UNIQUE: the admin key wins.
+    conn.execute("DELETE FROM api_keys WHERE key_hash = ? AND id != ?", (key_hash, ADMIN_KEY_ID))
+    conn.execute(
+        "INSERT INTO api_keys (id, name, key_hash, admin, zones, purge_only, created_at)"
+        " VALUES (?, 'admin', ?, 1, NULL, 0, ?)"
+        " ON CONFLICT (id) DO UPDATE SET key_hash = excluded.key_hash, admin = 1,"
+        " zones = NULL, purge_only = 0, revoked_at = NULL",
+        (ADMIN_KEY_ID, key_hash, _now()),
+    )
+
+
+def ensure_admin_key(
+    conn: sqlite3.Connection, settings: Settings
+) -> tuple[str | None, Path | None]:
+    """Make sure an admin key exists (CONTRACT §2).
+
+    - `settings.admin_key` given: it becomes (or stays) the admin key, replacing a previous
+      one; an `admin.key` file holding the replaced key is removed, as it no longer works.
+      Returns (None, None).
+    - none given and an admin key exists: left alone. Returns (None, None).
+    - none given and none exists: one is generated and written to `settings.admin_key_path`
+      (mode 0600). Returns (the key, the path).
+    """
+    create_schema(conn)
+    if settings.admin_key:
+        wanted = hash_key(settings.admin_key)
+        with transaction(conn):
+            row = conn.execute(
+                "SELECT key_hash FROM api_keys WHERE id = ?", (ADMIN_KEY_ID,)
+            ).fetchone()
+            previous = None if row is None else str(row["key_hash"])
+            _set_admin_hash(conn, wanted)
+        path = settings.admin_key_path
+        if previous is not None and previous != wanted and path.exists():
+            stale = path.read_text(encoding="utf-8", errors="replace").strip()
+            if hmac.compare_digest(hash_key(stale), previous):
+                path.unlink()
+        return None, None
+
+    row = conn.execute(
+        "SELECT 1 FROM api_keys WHERE id = ? AND revoked_at IS NULL", (ADMIN_KEY_ID,)
+    ).fetchone()
+    if row is not None:
+        return None, None
+    key = secrets.token_urlsafe(32)
+    # The file first: if storing the hash fails, the next start generates another key.
+    _write_secret(settings.admin_key_path, key + "\n")
+    with transaction(conn):
+        _set_admin_hash(conn, hash_key(key))
+    return key, settings.admin_key_path

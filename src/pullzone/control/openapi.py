@@ -1,0 +1,77 @@
+"""The OpenAPI document at `/v2/openapi.json`, accurate about what the API really does.
+
+Bodies are read and validated by `deps.json_body` (so that the key is checked before the
+body, and errors have our shape), which FastAPI cannot see: `request_body(Model)` documents
+them, and `build` adds their schemas. FastAPI's own 422 answers never happen here (every
+validation problem is a 400), so they are replaced by the error answers routes declare with
+`errors(...)`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel
+
+from pullzone.control.schemas import ErrorAnswer, RequestSchema
+
+_REQUEST_MODELS: dict[str, type[BaseModel]] = {}
+
+_ERROR_DESCRIPTIONS = {
+    400: "Malformed or invalid input, or a zone id that is not a positive integer.",
+    401: "Missing or unknown X-API-Key.",
+    403: "The key may not do this (to this zone).",
+    404: "No such zone.",
+    413: "The body is larger than 1 MiB.",
+    415: "The body is not JSON.",
+    500: "A server fault; the message is generic, details are in the server log.",
+}
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` of a route that may answer these error statuses."""
+    return {
+        status: {"model": ErrorAnswer, "description": _ERROR_DESCRIPTIONS[status]}
+        for status in (*statuses, 500)
+    }
+
+
+def request_body(model: type[BaseModel], description: str = "") -> dict[str, Any]:
+    """The `openapi_extra=` of a route whose body `deps.json_body(model)` reads."""
+    _REQUEST_MODELS[model.__name__] = model
+    body: dict[str, Any] = {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}
+        },
+    }
+    if description:
+        body["description"] = description
+    return {"requestBody": body}
+
+
+def build(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title,
+        version=app.version,
+        description=app.description,
+        routes=app.routes,
+    )
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for name, model in _REQUEST_MODELS.items():
+        model_schema = model.model_json_schema(
+            ref_template="#/components/schemas/{model}", schema_generator=RequestSchema
+        )
+        components.update(model_schema.pop("$defs", {}))
+        components[name] = model_schema
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            operation.get("responses", {}).pop("422", None)
+    for unused in ("HTTPValidationError", "ValidationError"):
+        components.pop(unused, None)
+    app.openapi_schema = schema
+    return schema

@@ -1,0 +1,128 @@
+"""HTTP pull zones (CONTRACT §3): list, create, show, update, update the cache block,
+delete. Each write is committed with its event, and the event is applied (`publish`)
+before the answer is sent."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+
+from pullzone.control.deps import Caller, Ctl, admin_only, json_body, zone_for
+from pullzone.control.keys import Principal
+from pullzone.control.openapi import errors, request_body
+from pullzone.control.schemas import (
+    CacheUpdate,
+    Done,
+    ZoneAnswer,
+    ZoneChanged,
+    ZoneCreate,
+    ZoneList,
+    ZoneUpdate,
+)
+from pullzone.zones.model import Zone
+
+router = APIRouter(prefix="/zones/http/pull", tags=["zones"])
+
+Admin = Annotated[Principal, Depends(admin_only)]
+Readable = Annotated[Zone, Depends(zone_for("read"))]
+Writable = Annotated[Zone, Depends(zone_for("write"))]
+NewZone = Annotated[ZoneCreate, Depends(json_body(ZoneCreate))]
+Changes = Annotated[ZoneUpdate, Depends(json_body(ZoneUpdate))]
+CacheChanges = Annotated[CacheUpdate, Depends(json_body(CacheUpdate))]
+
+_ZONE_ERRORS = errors(400, 401, 403, 404)
+_BODY_ERRORS = errors(400, 401, 403, 404, 413, 415)
+
+
+@router.get(
+    "",
+    response_model=ZoneList,
+    summary="List HTTP pull zones",
+    description="Every zone the key may read, oldest first.",
+    responses=errors(401),
+)
+async def list_zones(principal: Caller, ctl: Ctl) -> dict[str, Any]:
+    zones = [ctl.zone_api(z) for z in ctl.zones.list() if principal.may("read", z.id)]
+    return {"result": "success", "zones": zones}
+
+
+@router.post(
+    "/new",
+    response_model=ZoneChanged,
+    summary="Create an HTTP pull zone",
+    description="Admin key only. `name` and `origin` are required; a zone created without "
+    'a `cache` block gets `{"cache": "4h", "expiry": "", "querystring": "Y", '
+    '"cachecontrol": "Y", "usestale": "Y", "revalidate": "Y"}`.',
+    responses=errors(400, 401, 403, 413, 415),
+    openapi_extra=request_body(ZoneCreate),
+)
+async def create_zone(_: Admin, body: NewZone, ctl: Ctl) -> dict[str, Any]:
+    zone, event = ctl.zones.create(body.draft(), derive_alias=body.alias is None)
+    await ctl.publish(event)
+    return {"result": "success", "message": "Zone Created", "zone": ctl.zone_api(zone)}
+
+
+@router.get(
+    "/{zoneid}",
+    response_model=ZoneAnswer,
+    summary="Show an HTTP pull zone",
+    responses=_ZONE_ERRORS,
+)
+async def show_zone(zone: Readable, ctl: Ctl) -> dict[str, Any]:
+    return {"result": "success", "zone": ctl.zone_api(zone)}
+
+
+@router.post(
+    "/{zoneid}",
+    response_model=ZoneChanged,
+    summary="Update an HTTP pull zone",
+    description="Only the fields sent change; the `cache` block merges field-wise. "
+    "A body that changes nothing changes nothing (same `updated_at`).",
+    responses=_BODY_ERRORS,
+    openapi_extra=request_body(ZoneUpdate),
+)
+async def update_zone(zone: Writable, body: Changes, ctl: Ctl) -> dict[str, Any]:
+    updated, event = ctl.zones.update(zone.id, body.apply_to)
+    await ctl.publish(event)
+    return {
+        "result": "success",
+        "message": "Zone updated successfully",
+        "zone": ctl.zone_api(updated),
+    }
+
+
+@router.post(
+    "/{zoneid}/cache",
+    response_model=ZoneChanged,
+    summary="Update the cache block of an HTTP pull zone",
+    description='The cache block\'s fields at the top level (`{"cache": "1h", '
+    '"querystring": "N"}`); the block wrapped as `{"cache": {…}}` is accepted too. '
+    "Fields left out keep their value.",
+    responses=_BODY_ERRORS,
+    openapi_extra=request_body(CacheUpdate),
+)
+async def update_cache(zone: Writable, body: CacheChanges, ctl: Ctl) -> dict[str, Any]:
+    updated, event = ctl.zones.update(
+        zone.id, lambda current: current.with_changes(cache=body.apply_to(current.cache))
+    )
+    await ctl.publish(event)
+    return {
+        "result": "success",
+        "message": "Zone updated successfully",
+        "zone": ctl.zone_api(updated),
+    }
+
+
+@router.delete(
+    "/{zoneid}",
+    response_model=Done,
+    summary="Delete an HTTP pull zone",
+    description="Deletes the zone; its cached objects become unreachable at once and "
+    "their bytes are reclaimed.",
+    responses=_ZONE_ERRORS,
+)
+async def delete_zone(zone: Writable, ctl: Ctl) -> dict[str, Any]:
+    event = ctl.zones.delete(zone.id)
+    await ctl.publish(event)
+    return {"result": "success", "message": "Zone Deleted"}

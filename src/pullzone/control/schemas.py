@@ -1,0 +1,637 @@
+"""What the management API accepts and answers (CONTRACT §3), as pydantic models.
+
+Request models forbid unknown fields; every rule lives in a validator whose message says
+what is wrong and how to fix it, and `errors.validation_message` turns pydantic's errors
+into the one-line `message` of the answer.
+
+Decisions where the contract is silent:
+
+- `disabled` takes "0"/"1" (5centscdn's form), and also 0/1 and true/false; the answer
+  always says "0"/"1".
+- `querystring`, `cachecontrol`, `usestale`, `revalidate` take "Y"/"N" in any case.
+- Durations (`cache`, `expiry`) are strings in 5centscdn's forms (`30m`, `4h`, `1d`, `1M`,
+  a bare number of seconds; `""` or `"0"` for none).
+- `cacheInSecs`, `cacheInMins`, `expiryInSecs`, `expiryInMins` are derived from the
+  durations. 5centscdn's own "Update Cache" example sends them, so they are accepted when
+  they agree with the resulting durations and refused with a 400 when they do not; they
+  never set anything.
+- `cnames` is a comma-separated string (whitespace around names ignored, empty entries
+  dropped, lower-cased, at most MAX_CNAMES); each a DNS host name or an IP literal. IPv6
+  literals are kept in their Host-header form, `[2001:db8::1]`, which is how the edge
+  routes them.
+- `origin`: an absolute http(s) URL with a host; a path is a prefix for every request;
+  no user info, query or fragment.
+- 5centscdn blocks pullzone does not implement (UNSUPPORTED_BLOCKS) are accepted when
+  switched off and refused with a 400 naming them when on.
+- `_METHOD: "PUT"`, which 5centscdn's create examples carry, is accepted (and ignored) on
+  create.
+- `POST …/{id}/cache` takes the cache block's fields at the top level
+  (`{"cache": "1h", "querystring": "N"}`) and also the block wrapped as `{"cache": {…}}`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import unicodedata
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
+from pydantic_core import core_schema
+
+from pullzone.control.errors import BadRequest
+from pullzone.zones.durations import parse_duration
+from pullzone.zones.model import CachePolicy, Zone
+
+MAX_CNAMES = 100
+MAX_NAME = 255
+MAX_ORIGIN = 2048
+MAX_ALIAS = 63
+
+# 5centscdn zone blocks that pullzone does not implement, and the fields inside each that
+# switch the feature on ("Y", "1", true). A block is accepted when none of them is on.
+UNSUPPORTED_BLOCKS: dict[str, tuple[str, ...]] = {
+    "domainlock": ("enabled",),
+    "geoblock": ("enabled",),
+    "ipaccess": ("enabled",),
+    "useragent": ("enabled",),
+    "securetoken": ("enabled",),
+    "bwlimit": ("enabled",),
+    "eac": ("enabled",),
+    "waf": ("enabled",),
+    "shield": ("enabled",),
+    "originip": ("enabled",),
+    "edgerules": ("enabled",),
+    "ssl": ("enabled",),
+    "edge": (
+        "compression",
+        "disposition",
+        "stripcookie",
+        "xff",
+        "cors",
+        "webp",
+        "pseudostreaming",
+        "wp",
+        "lfo",
+        "prefresh",
+    ),
+}
+
+_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_LOOSE_LABEL = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$")
+_PORT = re.compile(r"^[0-9]{1,5}$")
+
+# The schema's (ECMA 262) view of the rules below, for clients and spec-driven tests.
+_NO_CC = r"\u0000-\u001f\u007f-\u009f"
+_NAME_PATTERN = rf"^[^{_NO_CC}]*[^\s{_NO_CC}][^{_NO_CC}]*$"
+_ORIGIN_PATTERN = r"^[hH][tT][tT][pP][sS]?://[^\s/?#@]+(/[^\s?#]*)?$"
+
+
+def short(value: object, limit: int = 60) -> str:
+    """A value for an error message, never the whole of a huge input."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 5] + "…" + text[-4:]
+
+
+def _on(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value == 1
+    return isinstance(value, str) and value.strip().lower() in ("y", "yes", "1", "true", "on")
+
+
+# --- host names ------------------------------------------------------------------------
+
+
+def ip_literal(text: str) -> str | None:
+    """The canonical Host form of an IP literal (`10.0.0.1`, `[2001:db8::1]`), else None."""
+    inner = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    if "%" in inner:
+        return None  # a zone id (fe80::1%eth0) means nothing off this machine
+    try:
+        address = ipaddress.ip_address(inner)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address):
+        return f"[{address.compressed}]"
+    if inner != text:
+        return None  # [10.0.0.1] is not a thing
+    return str(address)
+
+
+def is_hostname(text: str, *, loose: bool = False) -> bool:
+    """A DNS host name (RFC 1123): dot-separated labels of letters, digits and hyphens.
+
+    `loose` also allows `_` (container and intranet names that origins often have).
+    """
+    name = text[:-1] if text.endswith(".") else text
+    if not name or len(name) > 253:
+        return False
+    labels = name.split(".")
+    pattern = _LOOSE_LABEL if loose else _LABEL
+    if not all(pattern.match(label) for label in labels):
+        return False
+    return not labels[-1].isdigit()  # RFC 3696 §2: a TLD is never all digits
+
+
+def check_host(text: str, what: str) -> str:
+    """A cname: host name or IP literal, lower-cased; raises ValueError naming it."""
+    host = text.strip().lower()
+    literal = ip_literal(host)
+    if literal is not None:
+        return literal
+    if host.startswith("*"):
+        raise ValueError(f"{what} {short(text)}: wildcards are not supported; list each name")
+    if not is_hostname(host):
+        raise ValueError(
+            f"{what} {short(text)} is not a valid host name or IP address "
+            "(letters, digits, hyphens and dots, e.g. cdn.example.com)"
+        )
+    return host.removesuffix(".")
+
+
+# --- field types -----------------------------------------------------------------------
+
+
+def _check_name(value: str) -> str:
+    name = value.strip()
+    if not name:
+        raise ValueError("must not be empty")
+    if len(name) > MAX_NAME:
+        raise ValueError(f"must be at most {MAX_NAME} characters")
+    if any(unicodedata.category(c) == "Cc" for c in name):
+        raise ValueError("must not contain control characters")
+    return name
+
+
+def _check_alias(value: str) -> str:
+    alias = value.strip().lower()
+    if not _LABEL.match(alias):
+        raise ValueError(
+            f"{short(value)} is not a valid alias: use 1 to {MAX_ALIAS} letters, digits and "
+            "hyphens, not starting or ending with a hyphen (it becomes ALIAS.EDGE_DOMAIN)"
+        )
+    return alias
+
+
+def _check_origin(value: str) -> str:
+    origin = value.strip()
+    hint = "give an absolute http or https URL such as https://origin.example.com"
+    if not origin:
+        raise ValueError(f"must not be empty: {hint}")
+    if len(origin) > MAX_ORIGIN:
+        raise ValueError(f"must be at most {MAX_ORIGIN} characters")
+    if not origin.isascii() or any(c.isspace() or not c.isprintable() for c in origin):
+        raise ValueError(
+            "must be plain ASCII without spaces: percent-encode the path and use the "
+            "xn-- form of an international host name"
+        )
+    try:
+        parts = urlsplit(origin)
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"{short(origin)} is not a valid URL (check the port): {hint}") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        if not parts.scheme:
+            raise ValueError(f"{short(origin)} is not an absolute URL: {hint}")
+        raise ValueError(f"scheme {short(parts.scheme)} is not supported: {hint}")
+    if "@" in parts.netloc:
+        raise ValueError("must not carry user info (user:password@); pullzone sends none")
+    if "#" in origin:
+        raise ValueError("must not have a #fragment")
+    if "?" in origin:
+        raise ValueError("must not have a ?query: the origin is a prefix for request paths")
+    host = parts.hostname or ""
+    if not host:
+        raise ValueError(f"{short(origin)} has no host: {hint}")
+    if ip_literal(host) is None and not is_hostname(host, loose=True):
+        raise ValueError(f"host {short(host)} is not a valid host name or IP address")
+    if port == 0 or parts.netloc.endswith(":"):
+        raise ValueError("the port must be a number from 1 to 65535")
+    return origin
+
+
+def _split_host_port(text: str) -> tuple[str, str | None]:
+    if text.startswith("[") and "]" in text:
+        host, _, rest = text.partition("]")
+        if not rest:
+            return host + "]", None
+        if rest.startswith(":"):
+            return host + "]", rest[1:]
+        return text, None
+    if text.count(":") == 1:
+        host, _, port = text.partition(":")
+        return host, port
+    return text, None
+
+
+def _check_host_header(value: str) -> str:
+    text = value.strip().lower()
+    if not text:
+        return ""
+    host, port = _split_host_port(text)
+    if port is not None and not (_PORT.match(port) and 0 < int(port) < 65536):
+        raise ValueError(f"{short(value)}: the port must be a number from 1 to 65535")
+    literal = ip_literal(host)
+    if literal is None and not is_hostname(host, loose=True):
+        raise ValueError(
+            f"{short(value)} is not a host name, IP address or HOST:PORT "
+            "(leave it empty to send the origin's host)"
+        )
+    return (literal or host) + (f":{port}" if port is not None else "")
+
+
+def _check_cnames(value: object) -> tuple[str, ...]:
+    if not isinstance(value, str):
+        raise ValueError('must be a comma-separated string, e.g. "cdn.example.com,10.0.0.1"')
+    items = [item for item in value.split(",") if item.strip()]
+    if len(items) > MAX_CNAMES:
+        raise ValueError(f"at most {MAX_CNAMES} cnames per zone, not {len(items)}")
+    names: dict[str, None] = {}
+    for item in items:
+        host = check_host(item, "cname")
+        if host in names:
+            raise ValueError(f"cname {host} is listed twice")
+        names[host] = None
+    return tuple(names)
+
+
+def _check_duration(value: str) -> str:
+    text = value.strip()
+    if len(text) > 10:
+        raise ValueError(f"{short(value)} is not a duration: use for example 30m, 4h, 1d or 1M")
+    try:
+        parse_duration(text)
+    except ValueError:
+        raise ValueError(
+            f"{short(value)} is not a duration: use a number with a unit s, m, h, d, w, M or y "
+            '(for example 30m, 4h, 1d, 1M), or "" for none'
+        ) from None
+    return text
+
+
+def _upper(value: object) -> object:
+    return value.upper() if isinstance(value, str) else value
+
+
+def _zero_one(value: object) -> object:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int) and value in (0, 1):
+        return str(value)
+    return value
+
+
+def _no_bool(value: object) -> object:
+    if isinstance(value, bool):
+        raise ValueError("must be a number of seconds, not true/false")
+    return value
+
+
+Name = Annotated[
+    str,
+    AfterValidator(_check_name),
+    Field(
+        description="A label for the zone (not empty, no control characters).",
+        examples=["my site"],
+        json_schema_extra={"maxLength": MAX_NAME, "pattern": _NAME_PATTERN},
+    ),
+]
+Alias = Annotated[
+    str,
+    AfterValidator(_check_alias),
+    Field(
+        description="The zone's DNS label: its fqdn is ALIAS.EDGE_DOMAIN. Default: a slug of "
+        "the name, made unique with -2, -3, …; an alias that is taken is refused.",
+        examples=["my-site"],
+        json_schema_extra={"pattern": r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$"},
+    ),
+]
+Origin = Annotated[
+    str,
+    AfterValidator(_check_origin),
+    Field(
+        description="Absolute http or https URL; a path is a prefix for every request.",
+        examples=["https://origin.example.com"],
+        json_schema_extra={"maxLength": MAX_ORIGIN, "pattern": _ORIGIN_PATTERN},
+    ),
+]
+HostHeader = Annotated[
+    str,
+    AfterValidator(_check_host_header),
+    Field(
+        description="Host header sent to the origin; empty: the origin URL's host.",
+        examples=["www.example.com"],
+        json_schema_extra={"maxLength": 260},
+    ),
+]
+Cnames = Annotated[
+    tuple[str, ...],
+    BeforeValidator(_check_cnames),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "description": "Comma-separated host names or IP literals the zone also "
+            'answers for; "" for none.',
+            "examples": ["cdn.example.com,static.example.com"],
+        }
+    ),
+]
+Disabled = Annotated[
+    Literal["0", "1"],
+    BeforeValidator(_zero_one),
+    Field(
+        description='"1" answers 403 for every request to the zone; 0/1 and true/false '
+        "are accepted too."
+    ),
+]
+YesNo = Annotated[Literal["Y", "N"], BeforeValidator(_upper)]
+Duration = Annotated[
+    str,
+    AfterValidator(_check_duration),
+    Field(examples=["4h"], json_schema_extra={"pattern": r"^([0-9]{1,9}[smhdwMy]?)?$"}),
+]
+DerivedSeconds = Annotated[int, Field(ge=0), BeforeValidator(_no_bool)]
+
+
+class RequestSchema(GenerateJsonSchema):
+    """JSON Schema of request bodies: `X | None = None` fields are documented as X, since
+    `None` only stands for "left out" (an explicit null is refused by `_Strict`)."""
+
+    def nullable_schema(self, schema: core_schema.NullableSchema) -> JsonSchemaValue:
+        return self.generate_inner(schema["schema"])
+
+    def default_schema(self, schema: core_schema.WithDefaultSchema) -> JsonSchemaValue:
+        if schema.get("default", ...) is None:
+            return self.generate_inner(schema["schema"])
+        return super().default_schema(schema)
+
+
+class _Strict(BaseModel):
+    """Unknown fields are refused; `X | None = None` fields may be left out, not sent null."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key, value in data.items():
+                if value is None and key in cls.model_fields:
+                    raise ValueError(
+                        f'{key}: null is not a value here; leave the field out, or send "" '
+                        "to clear a text field"
+                    )
+        return data
+
+
+# --- the cache block -------------------------------------------------------------------
+
+
+class CacheIn(_Strict):
+    """The zone's `cache` block; fields left out keep their value (default on create)."""
+
+    cache: Duration | None = Field(
+        None,
+        description='Edge TTL for responses without freshness of their own; "0" or "": '
+        "RFC 9111 heuristics only.",
+    )
+    expiry: Duration | None = Field(
+        None, description='max-age sent to clients; "": pass the origin\'s through.'
+    )
+    querystring: YesNo | None = Field(
+        None, description="Y: the query string is part of the cache key."
+    )
+    cachecontrol: YesNo | None = Field(
+        None, description="Y: honour the origin's Cache-Control and Expires."
+    )
+    usestale: YesNo | None = Field(
+        None, description="Y: serve stale content when the origin fails."
+    )
+    revalidate: YesNo | None = Field(
+        None, description="Y: revalidate expired objects with conditional requests."
+    )
+    cacheInSecs: DerivedSeconds | None = Field(
+        None, description="Read-only (derived from cache): accepted only when it agrees."
+    )
+    cacheInMins: DerivedSeconds | None = Field(
+        None, description="Read-only (derived from cache): accepted only when it agrees."
+    )
+    expiryInSecs: DerivedSeconds | None = Field(
+        None, description="Read-only (derived from expiry): accepted only when it agrees."
+    )
+    expiryInMins: DerivedSeconds | None = Field(
+        None, description="Read-only (derived from expiry): accepted only when it agrees."
+    )
+
+    def apply_to(self, policy: CachePolicy) -> CachePolicy:
+        """`policy` with the fields given here changed; a derived field (`cacheInSecs`, …)
+        that disagrees with the result is a BadRequest."""
+        block = policy.to_api()
+        for field in ("cache", "expiry", "querystring", "cachecontrol", "usestale", "revalidate"):
+            value = getattr(self, field)
+            if value is not None:
+                block[field] = value
+        result = CachePolicy.from_api(block)
+        derived = (
+            ("cacheInSecs", "cache", result.cache, result.cache_secs, 1),
+            ("cacheInMins", "cache", result.cache, result.cache_secs, 60),
+            ("expiryInSecs", "expiry", result.expiry, result.expiry_secs, 1),
+            ("expiryInMins", "expiry", result.expiry, result.expiry_secs, 60),
+        )
+        for field, source, text, secs, unit in derived:
+            given = getattr(self, field)
+            if given is not None and given != secs // unit:
+                raise BadRequest(
+                    f"cache.{field} is {given} but {source} {text!r} is {secs // unit}: "
+                    f"{field} is derived from {source}; change {source} instead"
+                )
+        return result
+
+
+class CacheUpdate(CacheIn):
+    """Body of `POST …/{zoneid}/cache`: the cache block's fields at the top level; the
+    block wrapped as `{"cache": {…}}` is accepted too."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unwrap(cls, data: Any) -> Any:
+        if isinstance(data, dict) and len(data) == 1 and isinstance(data.get("cache"), dict):
+            return data["cache"]
+        return data
+
+
+# --- zones -----------------------------------------------------------------------------
+
+
+def _block_doc(name: str) -> str:
+    switches = " or ".join(UNSUPPORTED_BLOCKS[name])
+    return f"5centscdn's {name} block: not implemented; accepted only with {switches} off."
+
+
+class _Unsupported5centsBlocks(_Strict):
+    """5centscdn blocks pullzone does not implement: accepted only when switched off."""
+
+    domainlock: dict[str, Any] | None = Field(None, description=_block_doc("domainlock"))
+    geoblock: dict[str, Any] | None = Field(None, description=_block_doc("geoblock"))
+    ipaccess: dict[str, Any] | None = Field(None, description=_block_doc("ipaccess"))
+    useragent: dict[str, Any] | None = Field(None, description=_block_doc("useragent"))
+    securetoken: dict[str, Any] | None = Field(None, description=_block_doc("securetoken"))
+    bwlimit: dict[str, Any] | None = Field(None, description=_block_doc("bwlimit"))
+    eac: dict[str, Any] | None = Field(None, description=_block_doc("eac"))
+    waf: dict[str, Any] | None = Field(None, description=_block_doc("waf"))
+    shield: dict[str, Any] | None = Field(None, description=_block_doc("shield"))
+    originip: dict[str, Any] | None = Field(None, description=_block_doc("originip"))
+    edgerules: dict[str, Any] | None = Field(None, description=_block_doc("edgerules"))
+    ssl: dict[str, Any] | None = Field(None, description=_block_doc("ssl"))
+    edge: dict[str, Any] | None = Field(None, description=_block_doc("edge"))
+
+    @field_validator(*UNSUPPORTED_BLOCKS)
+    @classmethod
+    def _switched_off(cls, block: dict[str, Any] | None, info: ValidationInfo) -> Any:
+        name = info.field_name or "block"
+        on = [f for f in UNSUPPORTED_BLOCKS[name] if block and _on(block.get(f))]
+        if on:
+            fields = ", ".join(f"{name}.{f}" for f in on)
+            raise ValueError(
+                f"pullzone does not implement 5centscdn's {name} ({fields} is on): "
+                f'send it with {on[0]} "N" or leave {name} out'
+            )
+        return block
+
+
+class ZoneUpdate(_Unsupported5centsBlocks):
+    """Body of `POST …/{zoneid}`: the fields to change; the cache block merges field-wise."""
+
+    name: Name | None = None
+    alias: Alias | None = None
+    origin: Origin | None = None
+    hostHeader: HostHeader | None = None
+    cnames: Cnames | None = None
+    disabled: Disabled | None = None
+    cache: CacheIn | None = None
+
+    def apply_to(self, zone: Zone) -> Zone:
+        """`zone` with the fields given here changed (id and timestamps untouched)."""
+        changes: dict[str, Any] = {}
+        if self.name is not None:
+            changes["name"] = self.name
+        if self.alias is not None:
+            changes["alias"] = self.alias
+        if self.origin is not None:
+            changes["origin"] = self.origin
+        if self.hostHeader is not None:
+            changes["host_header"] = self.hostHeader
+        if self.cnames is not None:
+            changes["cnames"] = self.cnames
+        if self.disabled is not None:
+            changes["disabled"] = self.disabled == "1"
+        if self.cache is not None:
+            changes["cache"] = self.cache.apply_to(zone.cache)
+        return zone.with_changes(**changes)
+
+
+class ZoneCreate(ZoneUpdate):
+    """Body of `POST …/new`. `name` and `origin` are required."""
+
+    name: Name
+    origin: Origin
+    method_override: Literal["PUT"] | None = Field(
+        None,
+        alias="_METHOD",
+        description='5centscdn\'s create examples send "_METHOD": "PUT"; accepted and ignored.',
+    )
+
+    @field_validator("method_override", mode="before")
+    @classmethod
+    def _put(cls, value: Any) -> Any:
+        return _upper(value)
+
+    def draft(self) -> Zone:
+        """The zone to store (id 0 until stored; alias the slug of the name if not given)."""
+        zone = Zone(id=0, name=self.name, alias=self.alias or slug(self.name), origin=self.origin)
+        return self.apply_to(zone)
+
+
+def slug(name: str) -> str:
+    """A DNS label from a zone name: `My Site!` → `my-site`; `zone` when nothing is left."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    text = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
+    return text[:MAX_ALIAS].rstrip("-") or "zone"
+
+
+# --- answers ---------------------------------------------------------------------------
+
+
+class CacheOut(BaseModel):
+    cache: str = Field(examples=["4h"])
+    expiry: str = Field(examples=[""])
+    querystring: Literal["Y", "N"]
+    cachecontrol: Literal["Y", "N"]
+    usestale: Literal["Y", "N"]
+    revalidate: Literal["Y", "N"]
+    cacheInSecs: int = Field(examples=[14400])
+    expiryInSecs: int = Field(examples=[0])
+
+
+class ZoneOut(BaseModel):
+    """A zone, in 5centscdn's field names."""
+
+    id: int = Field(examples=[42])
+    type: Literal["pull"]
+    mode: Literal["http"]
+    alias: str = Field(examples=["my-site"])
+    name: str = Field(examples=["my site"])
+    origin: str = Field(examples=["https://origin.example.com"])
+    hostHeader: str = Field(examples=[""])
+    cnames: str = Field(examples=["cdn.example.com"])
+    cnamesArr: list[str] = Field(examples=[["cdn.example.com"]])
+    fqdn: str = Field(examples=["my-site.localhost"])
+    disabled: Literal["0", "1"]
+    status: Literal["Enabled", "Disabled"]
+    created_at: str = Field(
+        description="UTC, YYYY-MM-DD HH:MM:SS", examples=["2025-01-31 12:00:00"]
+    )
+    updated_at: str = Field(
+        description="UTC, YYYY-MM-DD HH:MM:SS", examples=["2025-01-31 12:00:00"]
+    )
+    cache: CacheOut
+
+
+class ZoneList(BaseModel):
+    result: Literal["success"]
+    zones: list[ZoneOut]
+
+
+class ZoneAnswer(BaseModel):
+    result: Literal["success"]
+    zone: ZoneOut
+
+
+class ZoneChanged(BaseModel):
+    result: Literal["success"]
+    message: str = Field(examples=["Zone updated successfully"])
+    zone: ZoneOut
+
+
+class Done(BaseModel):
+    result: Literal["success"]
+    message: str = Field(examples=["Zone Deleted"])
+
+
+class ErrorAnswer(BaseModel):
+    result: Literal["error"]
+    message: str = Field(description="What is wrong and how to fix it.")

@@ -1,0 +1,194 @@
+"""Zones in control.db, each change written together with its event.
+
+`zones` holds each zone as its JSON record (`Zone.to_record()`, what the edge reads too);
+`zone_hosts` maps every hostname a zone answers for (its fqdn and its cnames) to the zone,
+so that no hostname can ever route to two zones. Every write is one transaction that
+changes the rows and appends the ZONE_PUT / ZONE_DELETE event (bus.local): the log and the
+zones can never disagree, whatever crashes when.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import logging
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from pullzone.bus import local
+from pullzone.bus.events import ZONE_DELETE, ZONE_PUT, Event
+from pullzone.control.errors import BadRequest, NotFound
+from pullzone.sqlite import transaction
+from pullzone.zones.model import Zone
+
+log = logging.getLogger("pullzone.api")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS zones (
+    id     INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: keys scoped to ids stay safe
+    alias  TEXT    NOT NULL UNIQUE,
+    record TEXT    NOT NULL
+);
+CREATE TABLE IF NOT EXISTS zone_hosts (
+    host    TEXT    PRIMARY KEY,
+    zone_id INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS zone_hosts_zone ON zone_hosts (zone_id);
+"""
+
+MAX_ALIAS_TRIES = 1000
+
+
+def now() -> str:
+    """UTC, as 5centscdn writes it: `YYYY-MM-DD HH:MM:SS`."""
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _record(zone: Zone) -> str:
+    return json.dumps(zone.to_record(), separators=(",", ":"))
+
+
+class ZoneStore:
+    def __init__(self, conn: sqlite3.Connection, edge_domain: str) -> None:
+        self.conn = conn
+        self.edge_domain = edge_domain.lower()
+        self.create_schema()
+
+    def create_schema(self) -> None:
+        self.conn.executescript(SCHEMA)
+        local.create_schema(self.conn)
+        self._rebuild_hosts()
+
+    def _rebuild_hosts(self) -> None:
+        """Fqdns depend on the edge domain, which may change between starts."""
+        with transaction(self.conn):
+            self.conn.execute("DELETE FROM zone_hosts")
+            for zone in self._all():
+                for host in zone.hostnames(self.edge_domain):
+                    cur = self.conn.execute(
+                        "INSERT OR IGNORE INTO zone_hosts (host, zone_id) VALUES (?, ?)",
+                        (host, zone.id),
+                    )
+                    if cur.rowcount == 0:
+                        log.warning("hostname %s of zone %s is also another zone's", host, zone.id)
+
+    # --- reads -------------------------------------------------------------------------
+
+    def get(self, zone_id: int) -> Zone | None:
+        row = self.conn.execute("SELECT record FROM zones WHERE id = ?", (zone_id,)).fetchone()
+        return None if row is None else Zone.from_record(json.loads(row[0]))
+
+    def _all(self) -> builtins.list[Zone]:
+        rows = self.conn.execute("SELECT record FROM zones ORDER BY id")
+        return [Zone.from_record(json.loads(row[0])) for row in rows]
+
+    def list(self) -> builtins.list[Zone]:
+        """Every zone, oldest first."""
+        return self._all()
+
+    # --- writes ------------------------------------------------------------------------
+
+    def create(self, draft: Zone, *, derive_alias: bool) -> tuple[Zone, Event]:
+        """Store a new zone. `derive_alias`: `draft.alias` is a base to make unique
+        (`site`, `site-2`, …); otherwise it is the alias asked for, refused when taken."""
+        with transaction(self.conn):
+            if derive_alias:
+                alias = self._free_alias(draft.alias)
+            else:
+                alias = draft.alias
+                self._check_alias(alias, zone_id=None)
+            cur = self.conn.execute("INSERT INTO zones (alias, record) VALUES (?, '{}')", (alias,))
+            assert cur.lastrowid is not None
+            stamp = now()
+            zone = draft.with_changes(
+                id=cur.lastrowid, alias=alias, created_at=stamp, updated_at=stamp
+            )
+            self.conn.execute("UPDATE zones SET record = ? WHERE id = ?", (_record(zone), zone.id))
+            self._claim_hosts(zone)
+            event = local.append(self.conn, ZONE_PUT, zone.id, {"zone": zone.to_record()})
+        return zone, event
+
+    def update(self, zone_id: int, change: Callable[[Zone], Zone]) -> tuple[Zone, Event | None]:
+        """Apply `change` to the stored zone. A change that changes nothing writes nothing
+        and returns no event. Exceptions from `change` roll everything back."""
+        with transaction(self.conn):
+            current = self.get(zone_id)
+            if current is None:
+                raise NotFound(f"zone {zone_id} not found")
+            changed = change(current).with_changes(
+                id=current.id, created_at=current.created_at, updated_at=current.updated_at
+            )
+            if changed == current:
+                return current, None
+            if changed.alias != current.alias:
+                self._check_alias(changed.alias, zone_id=zone_id)
+            zone = changed.with_changes(updated_at=now())
+            self.conn.execute(
+                "UPDATE zones SET alias = ?, record = ? WHERE id = ?",
+                (zone.alias, _record(zone), zone.id),
+            )
+            self._claim_hosts(zone)
+            event = local.append(self.conn, ZONE_PUT, zone.id, {"zone": zone.to_record()})
+        return zone, event
+
+    def delete(self, zone_id: int) -> Event:
+        with transaction(self.conn):
+            cur = self.conn.execute("DELETE FROM zones WHERE id = ?", (zone_id,))
+            if cur.rowcount == 0:
+                raise NotFound(f"zone {zone_id} not found")
+            self.conn.execute("DELETE FROM zone_hosts WHERE zone_id = ?", (zone_id,))
+            event = local.append(self.conn, ZONE_DELETE, zone_id, {})
+        return event
+
+    # --- hostnames ---------------------------------------------------------------------
+
+    def _owner(self, host: str) -> int | None:
+        row = self.conn.execute("SELECT zone_id FROM zone_hosts WHERE host = ?", (host,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def _alias_owner(self, alias: str) -> int | None:
+        row = self.conn.execute("SELECT id FROM zones WHERE alias = ?", (alias,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def _check_alias(self, alias: str, zone_id: int | None) -> None:
+        owner = self._alias_owner(alias)
+        if owner is not None and owner != zone_id:
+            raise BadRequest(
+                f"alias {alias!r} is taken by zone {owner}: choose another alias, or leave "
+                "alias out on create to derive a free one from the name"
+            )
+        fqdn = f"{alias}.{self.edge_domain}"
+        owner = self._owner(fqdn)
+        if owner is not None and owner != zone_id:
+            raise BadRequest(
+                f"alias {alias!r} would give hostname {fqdn}, which zone {owner} uses as a "
+                "cname: choose another alias"
+            )
+
+    def _free_alias(self, base: str) -> str:
+        for n in range(1, MAX_ALIAS_TRIES + 1):
+            suffix = "" if n == 1 else f"-{n}"
+            alias = base[: 63 - len(suffix)].rstrip("-") + suffix
+            fqdn = f"{alias}.{self.edge_domain}"
+            if self._alias_owner(alias) is None and self._owner(fqdn) is None:
+                return alias
+        raise BadRequest(f"no free alias derived from {base!r}: give an alias")
+
+    def _claim_hosts(self, zone: Zone) -> None:
+        """Point every hostname of `zone` at it; refuse one another zone has."""
+        fqdn = zone.fqdn(self.edge_domain)
+        if fqdn in zone.cnames:
+            raise BadRequest(f"cname {fqdn} is the zone's own fqdn: leave it out of cnames")
+        self.conn.execute("DELETE FROM zone_hosts WHERE zone_id = ?", (zone.id,))
+        for host in zone.hostnames(self.edge_domain):
+            owner = self._owner(host)
+            if owner is not None:
+                what = f"alias {zone.alias!r} gives hostname" if host == fqdn else "cname"
+                raise BadRequest(
+                    f"{what} {host} is already used by zone {owner}: a hostname can belong "
+                    "to one zone only"
+                )
+            self.conn.execute(
+                "INSERT INTO zone_hosts (host, zone_id) VALUES (?, ?)", (host, zone.id)
+            )

@@ -1,0 +1,219 @@
+"""Storing, freshness, age and reuse for a shared cache (RFC 9111 §3, §4)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from pullzone.spec.cache_control import delta_seconds, parse_cache_control
+from pullzone.spec.dates import parse_http_date
+from pullzone.spec.headers import HeaderMap, split_list
+
+# RFC 9110 §15.1: status codes that are heuristically cacheable.
+HEURISTICALLY_CACHEABLE: frozenset[int] = frozenset(
+    {200, 203, 204, 206, 300, 301, 308, 404, 405, 410, 414, 501}
+)
+# Statuses this cache stores at all (RFC 9111 §3: "the cache understands the response
+# status code"). No 206: the edge always fetches and stores whole objects.
+UNDERSTOOD_STATUSES: frozenset[int] = frozenset(
+    {200, 203, 204, 300, 301, 302, 307, 308, 404, 405, 410, 414, 501}
+)
+
+FRESH: Final = "fresh"
+STALE: Final = "stale"  # must be validated with the origin before use
+
+# RFC 9111 §4.2.2: heuristic freshness is at most this (and 10 % of the age of
+# Last-Modified, as the RFC suggests).
+HEURISTIC_FRACTION = 0.1
+HEURISTIC_MAX = 86400.0
+
+
+def storable(
+    method: str,
+    status: int,
+    req: HeaderMap,
+    resp: HeaderMap,
+    *,
+    honour_origin: bool,
+    default_ttl: int,
+) -> bool:
+    """RFC 9111 §3 for a shared cache, plus this CDN's policy (never store Set-Cookie).
+
+    `honour_origin=False` ignores the origin's freshness directives (max-age, s-maxage,
+    Expires, no-cache, must-revalidate, proxy-revalidate, public); `no-store`, `private`
+    and Set-Cookie still keep a response out of the cache.
+    """
+    # RFC 9111 §3: the request method is understood by the cache (HEAD is mapped to GET
+    # by callers); the status code is understood.
+    if method != "GET" or status not in UNDERSTOOD_STATUSES:
+        return False
+    # Policy: a response that sets a cookie is someone's session; never share it.
+    if "set-cookie" in resp:
+        return False
+    req_cc_value = req.get("cache-control")
+    # RFC 9111 §5.2.1.5: request no-store.
+    if req_cc_value and "no-store" in parse_cache_control(req_cc_value):
+        return False
+    cc = parse_cache_control(resp.get("cache-control"))
+    # RFC 9111 §5.2.2.7: a shared cache never stores a private response. A qualified
+    # private="field" is treated like the unqualified form (the safe reading).
+    if "private" in cc:
+        return False
+    # RFC 9111 §5.2.2.5: no-store; §5.2.2.3: a cache that understands the status code
+    # SHOULD ignore no-store when must-understand is present (status checked above).
+    if "no-store" in cc and not (honour_origin and "must-understand" in cc):
+        return False
+    # RFC 9111 §4.1: Vary "*" never matches a later request; storing it is useless.
+    vary = resp.get("vary")
+    if vary and "*" in split_list(vary):
+        return False
+    # RFC 9111 §3.5: a shared cache stores a response to an authorized request only when
+    # the response allows it explicitly.
+    if "authorization" in req and not (
+        honour_origin and ("public" in cc or "s-maxage" in cc or "must-revalidate" in cc)
+    ):
+        return False
+    if not honour_origin:
+        return True  # the zone's TTL (or heuristics) decides how long; status understood
+    # RFC 9111 §3: explicit freshness, public, or a heuristically cacheable status.
+    if "public" in cc or "s-maxage" in cc or "max-age" in cc or "expires" in resp:
+        return True
+    if status in HEURISTICALLY_CACHEABLE:
+        return True
+    # The zone's edge TTL acts as a cache-configured freshness for the rest.
+    return default_ttl > 0
+
+
+def _heuristic(status: int, resp: HeaderMap, response_time: float) -> float:
+    """RFC 9111 §4.2.2: a fraction of the time since Last-Modified, capped."""
+    if status not in HEURISTICALLY_CACHEABLE:
+        return 0.0
+    last_modified = parse_http_date(resp.get("last-modified"))
+    if last_modified is None:
+        return 0.0
+    date = parse_http_date(resp.get("date"))
+    if date is None:
+        date = response_time
+    return max(0.0, min(HEURISTIC_MAX, (date - last_modified) * HEURISTIC_FRACTION))
+
+
+def freshness_lifetime(
+    status: int,
+    resp: HeaderMap,
+    *,
+    honour_origin: bool,
+    default_ttl: int,
+    response_time: float,
+) -> float:
+    """RFC 9111 §4.2.1 for a shared cache, in seconds.
+
+    Invalid explicit freshness (e.g. `max-age=abc`, an unparsable Expires) gives 0: RFC
+    9111 §4.2.1 encourages treating it as stale. Without explicit freshness the zone's
+    `default_ttl` applies when set, else the heuristic of §4.2.2.
+    """
+    if honour_origin:
+        cc = parse_cache_control(resp.get("cache-control"))
+        # RFC 9111 §5.2.2.10: s-maxage overrides max-age and Expires in a shared cache.
+        if "s-maxage" in cc:
+            return float(delta_seconds(cc["s-maxage"]) or 0)
+        # RFC 9111 §5.2.2.1: max-age overrides Expires.
+        if "max-age" in cc:
+            return float(delta_seconds(cc["max-age"]) or 0)
+        # RFC 9111 §5.3: Expires - Date; an invalid Expires (e.g. "0") is in the past.
+        expires_value = resp.get("expires")
+        if expires_value is not None:
+            expires = parse_http_date(expires_value)
+            if expires is None:
+                return 0.0
+            date = parse_http_date(resp.get("date"))
+            if date is None:  # RFC 9110 §6.6.1: no Date → the time it was received
+                date = response_time
+            return max(0.0, expires - date)
+    if default_ttl > 0:
+        return float(default_ttl)
+    return _heuristic(status, resp, response_time)
+
+
+def current_age(resp: HeaderMap, *, request_time: float, response_time: float, now: float) -> float:
+    """RFC 9111 §4.2.3, term by term."""
+    age_value = delta_seconds(resp.get("age")) or 0  # §5.1: invalid or a list → ignored
+    date_value = parse_http_date(resp.get("date"))
+    if date_value is None:  # RFC 9110 §6.6.1: a missing Date is the time of receipt
+        date_value = response_time
+    apparent_age = max(0.0, response_time - date_value)
+    response_delay = response_time - request_time
+    corrected_age_value = age_value + response_delay
+    corrected_initial_age = max(apparent_age, corrected_age_value)
+    resident_time = now - response_time
+    return corrected_initial_age + resident_time
+
+
+def reuse(
+    resp: HeaderMap,
+    req: HeaderMap,
+    *,
+    lifetime: float,
+    age: float,
+    honour_origin: bool,
+) -> str:
+    """FRESH when a stored response may be served for `req` without contacting the origin,
+    else STALE (validate first). RFC 9111 §4, §4.2, §5.2.1, §5.2.2.4, §5.4.
+
+    A shared cache may ignore the request's max-stale (RFC 9111 §5.2.1.2: "MAY"), and
+    this one does: a STALE answer is never turned into a reuse here. That also means a
+    stale response carrying must-revalidate, proxy-revalidate or s-maxage is never
+    served without validation (§5.2.2.2, §5.2.2.8, §5.2.2.10).
+    """
+    # RFC 9111 §4.2: fresh while the age is below the freshness lifetime.
+    if age >= lifetime:
+        return STALE
+    # RFC 9111 §5.2.2.4: response no-cache. A qualified no-cache="field" would allow
+    # reuse without those fields; treated as unqualified (always validate), the safe side.
+    if honour_origin:
+        resp_cc_value = resp.get("cache-control")
+        if resp_cc_value and "no-cache" in parse_cache_control(resp_cc_value):
+            return STALE
+    req_cc_value = req.get("cache-control")
+    if req_cc_value is None:
+        # RFC 9111 §5.4: Pragma: no-cache counts only without a request Cache-Control.
+        pragma = req.get("pragma")
+        if pragma and any(t.lower() == "no-cache" for t in split_list(pragma)):
+            return STALE
+        return FRESH
+    cc = parse_cache_control(req_cc_value)
+    # RFC 9111 §5.2.1.4: request no-cache.
+    if "no-cache" in cc:
+        return STALE
+    # RFC 9111 §5.2.1.1: request max-age — the client wants an age <= N.
+    if "max-age" in cc:
+        max_age = delta_seconds(cc["max-age"])
+        if max_age is not None and age > max_age:
+            return STALE
+    # RFC 9111 §5.2.1.3: request min-fresh — still fresh for at least N more seconds.
+    if "min-fresh" in cc:
+        min_fresh = delta_seconds(cc["min-fresh"])
+        if min_fresh is not None and lifetime - age < min_fresh:
+            return STALE
+    return FRESH
+
+
+def stale_allowed_on_error(resp: HeaderMap, *, honour_origin: bool) -> bool:
+    """Whether a stale copy may be served when the origin cannot be reached.
+
+    RFC 9111 §4.2.4: never when an in-protocol directive forbids it — must-revalidate
+    (§5.2.2.2), proxy-revalidate (§5.2.2.8), s-maxage (§5.2.2.10) or no-cache (§5.2.2.4:
+    no reuse without successful validation).
+    """
+    if not honour_origin:
+        return True
+    cc = parse_cache_control(resp.get("cache-control"))
+    return not (
+        "must-revalidate" in cc or "proxy-revalidate" in cc or "s-maxage" in cc or "no-cache" in cc
+    )
+
+
+def client_cache_control(resp_cc_value: str | None, expiry: int) -> str | None:
+    """The Cache-Control clients see: the zone's `expiry` (seconds) when set, replacing
+    the origin's, else the origin's value unchanged."""
+    if expiry > 0:
+        return f"max-age={expiry}"
+    return resp_cc_value

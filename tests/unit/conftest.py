@@ -1,0 +1,77 @@
+"""Fixtures for the management API tests (tests/unit/test_api_*.py): the real app over
+httpx's ASGI transport, with a real control.db in tmp_path and a recorder as `on_event`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from pullzone.bus.events import Event
+from pullzone.config import Settings
+from pullzone.control.app import create_app
+from pullzone.control.keys import ensure_admin_key
+
+API_ADMIN_KEY = "unit-admin-key-0123456789"
+API_EDGE_DOMAIN = "cdn.test"
+
+
+@dataclass
+class ApiHarness:
+    """One API app, a client holding the admin key, and every event `on_event` got."""
+
+    app: FastAPI
+    settings: Settings
+    client: httpx.AsyncClient
+    events: list[Event] = field(default_factory=list)
+
+    async def create(self, **fields: Any) -> dict[str, Any]:
+        body = {"name": "site", "origin": "http://origin.test", **fields}
+        response = await self.client.post("/zones/http/pull/new", json=body)
+        assert response.status_code == 200, response.text
+        return dict(response.json()["zone"])
+
+    async def zones(self) -> list[dict[str, Any]]:
+        response = await self.client.get("/zones/http/pull")
+        assert response.status_code == 200, response.text
+        return list(response.json()["zones"])
+
+    def client_with(self, key: str | None, **kwargs: Any) -> httpx.AsyncClient:
+        headers = {} if key is None else {"X-API-Key": key}
+        return httpx.AsyncClient(
+            transport=httpx.ASGITransport(self.app, **kwargs),
+            base_url="http://api.test/v2",
+            headers=headers,
+        )
+
+
+def api_settings_for(data_dir: Path, **overrides: Any) -> Settings:
+    fields: dict[str, Any] = {"admin_key": API_ADMIN_KEY, "edge_domain": API_EDGE_DOMAIN}
+    fields.update(overrides)
+    return Settings(data_dir=data_dir, **fields)
+
+
+@pytest.fixture()
+def api_settings(tmp_path: Path) -> Settings:
+    return api_settings_for(tmp_path / "data")
+
+
+@pytest.fixture()
+async def api(api_settings: Settings) -> AsyncIterator[ApiHarness]:
+    events: list[Event] = []
+
+    async def record(event: Event) -> None:
+        events.append(event)
+
+    app = create_app(api_settings, record)
+    ensure_admin_key(app.state.control.conn, api_settings)
+    harness = ApiHarness(app, api_settings, httpx.AsyncClient(), events)
+    harness.client = harness.client_with(API_ADMIN_KEY)
+    async with harness.client:
+        yield harness
+    app.state.control.conn.close()

@@ -1,0 +1,205 @@
+"""What `pullzone serve` makes of its options: the Settings of the node it starts."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+from typer.core import TyperGroup
+
+from pullzone.cli.main import app
+from pullzone.cli.options import Address, address, edge_domain, seconds, size
+from pullzone.cli.serve import serve_settings
+from pullzone.config import Settings
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No PULLZONE_* setting of the machine running the tests leaks in."""
+    for name in list(os.environ):
+        if name.startswith("PULLZONE_"):
+            monkeypatch.delenv(name)
+
+
+def serve_options(*args: str) -> dict[str, Any]:
+    """The values typer gives `serve` for `pullzone serve ARGS` and the environment.
+
+    Only parsed: the command does not run. The cluster options are left out.
+    """
+    root = typer.main.get_command(app)
+    assert isinstance(root, TyperGroup)
+    serve = root.get_command(typer.Context(root), "serve")
+    assert serve is not None
+    values = serve.make_context("serve", list(args)).params
+    return {k: v for k, v in values.items() if k not in ("cluster", "node_id", "role")}
+
+
+def given(**values: Any) -> Settings:
+    """serve_settings of some values, the others fixed."""
+    defaults: dict[str, Any] = {
+        "data_dir": Path("/srv/pullzone"),
+        "edge": Address("127.0.0.1", 8080),
+        "api": Address("127.0.0.1", 8081),
+        "workers": 2,
+        "max_cache_size": 1000,
+        "edge_domain": "localhost",
+        "origin_timeout": 60.0,
+        "admin_key": None,
+    }
+    return serve_settings(**{**defaults, **values})
+
+
+# --- serve_settings ---------------------------------------------------------------------------
+
+
+def test_settings_of_the_given_values() -> None:
+    settings = given(
+        data_dir=Path("/var/lib/pz"),
+        edge=Address("0.0.0.0", 80),
+        api=Address("::1", 9001),
+        workers=3,
+        max_cache_size=500 * 1024**2,
+        edge_domain="cdn.example.com",
+        origin_timeout=4.0,
+        admin_key="admin-key",
+    )
+    assert settings == Settings(
+        data_dir=Path("/var/lib/pz"),
+        edge_host="0.0.0.0",
+        edge_port=80,
+        api_host="::1",
+        api_port=9001,
+        workers=3,
+        max_cache_size=500 * 1024**2,
+        edge_domain="cdn.example.com",
+        origin_connect_timeout=4.0,
+        origin_read_timeout=4.0,
+        admin_key="admin-key",
+    )
+
+
+def test_connecting_to_an_origin_waits_at_most_10_seconds() -> None:
+    settings = given(origin_timeout=90.0)
+    assert (settings.origin_connect_timeout, settings.origin_read_timeout) == (10.0, 90.0)
+
+
+def test_values_not_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", "/srv/data")
+    settings = given(data_dir=None, workers=None, admin_key="")
+    assert settings.data_dir == Path("/srv/data/pullzone")
+    assert settings.workers == max(1, os.cpu_count() or 1)
+    assert settings.admin_key is None
+
+
+def test_data_dir_under_home(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", "/home/someone")
+    assert given(data_dir=Path("~/pz")).data_dir == Path("/home/someone/pz")
+
+
+@pytest.mark.parametrize(
+    ("edge", "api"),
+    [
+        (Address("127.0.0.1", 9000), Address("127.0.0.1", 9000)),
+        (Address("0.0.0.0", 9000), Address("127.0.0.1", 9000)),
+        (Address("127.0.0.1", 9000), Address("::", 9000)),
+    ],
+)
+def test_edge_and_api_cannot_share_a_port(edge: Address, api: Address) -> None:
+    with pytest.raises(typer.BadParameter, match="cannot both listen on port 9000"):
+        given(edge=edge, api=api)
+
+
+def test_edge_and_api_on_one_port_of_two_hosts() -> None:
+    settings = given(edge=Address("127.0.0.2", 9000), api=Address("127.0.0.1", 9000))
+    assert (settings.edge_port, settings.api_port) == (9000, 9000)
+
+
+# --- option values as typed ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "parsed"),
+    [
+        ("0.0.0.0:80", Address("0.0.0.0", 80)),
+        ("[::1]:9001", Address("::1", 9001)),
+        (":18081", Address("127.0.0.1", 18081)),
+        ("example.org", Address("example.org", 8080)),
+    ],
+)
+def test_addresses(text: str, parsed: Address) -> None:
+    assert address(8080)(text) == parsed
+
+
+def test_address_text() -> None:
+    assert [str(Address("::1", 9081)), str(Address("127.0.0.1", 9080))] == [
+        "[::1]:9081",
+        "127.0.0.1:9080",
+    ]
+
+
+def test_sizes_domains_and_seconds() -> None:
+    assert (size("500MiB"), size("1GB")) == (500 * 1024**2, 1000**3)
+    assert edge_domain("CDN.Example.com.") == "cdn.example.com"
+    assert seconds("4") == 4.0
+
+
+# --- what typer hands on, flags and environment (parsed only, nothing runs) ---------------------
+
+
+def test_serve_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", "/srv/data")
+    settings = serve_settings(**serve_options(), admin_key=None)
+    assert settings.data_dir == Path("/srv/data/pullzone")
+    assert (settings.edge_host, settings.edge_port) == ("127.0.0.1", 8080)
+    assert (settings.api_host, settings.api_port) == ("127.0.0.1", 8081)
+    assert settings.workers >= 1
+    assert settings.max_cache_size == 10 * 1024**3
+    assert settings.edge_domain == "localhost"
+    assert (settings.origin_connect_timeout, settings.origin_read_timeout) == (10.0, 60.0)
+
+
+def test_serve_flags(tmp_path: Path) -> None:
+    options = serve_options(
+        "--data-dir", str(tmp_path),
+        "--edge", "0.0.0.0:80",
+        "--api", "[::1]:9001",
+        "--workers", "3",
+        "--max-cache-size", "500MiB",
+        "--edge-domain", "CDN.Example.com.",
+        "--origin-timeout", "4",
+    )  # fmt: skip
+    assert options == {
+        "data_dir": tmp_path,
+        "edge": Address("0.0.0.0", 80),
+        "api": Address("::1", 9001),
+        "workers": 3,
+        "max_cache_size": 500 * 1024**2,
+        "edge_domain": "cdn.example.com",
+        "origin_timeout": 4.0,
+    }
+
+
+def test_serve_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    env = {
+        "PULLZONE_DATA_DIR": str(tmp_path),
+        "PULLZONE_EDGE": "127.0.0.2:18080",
+        "PULLZONE_API": ":18081",
+        "PULLZONE_WORKERS": "2",
+        "PULLZONE_MAX_CACHE_SIZE": "1GB",
+        "PULLZONE_EDGE_DOMAIN": "edge.test",
+        "PULLZONE_ORIGIN_TIMEOUT": "90",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert serve_options() == {
+        "data_dir": tmp_path,
+        "edge": Address("127.0.0.2", 18080),
+        "api": Address("127.0.0.1", 18081),
+        "workers": 2,
+        "max_cache_size": 1000**3,
+        "edge_domain": "edge.test",
+        "origin_timeout": 90.0,
+    }
