@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from pullzone import __version__
 from pullzone.bus.events import Event
 from pullzone.config import Settings
-from pullzone.control import errors, keys, openapi
+from pullzone.control import errors, history, keys, openapi
 from pullzone.control.deps import Control
 from pullzone.control.routes import purge, zones
 from pullzone.control.store import ZoneStore
@@ -31,7 +31,9 @@ Every error answers `{"result": "error", "message": "…"}`.
 """
 
 
-def create_app(settings: Settings, on_event: Callable[[Event], Awaitable[None]]) -> FastAPI:
+def create_app(
+    settings: Settings, on_event: Callable[[Event], Awaitable[int | None]]
+) -> FastAPI:
     """The API app, with its own connection to `settings.control_db`.
 
     `on_event` is awaited with each committed event before the answer is sent (the
@@ -40,6 +42,7 @@ def create_app(settings: Settings, on_event: Callable[[Event], Awaitable[None]])
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     conn = connect(settings.control_db)
     keys.create_schema(conn)
+    history.create_schema(conn)
     store = ZoneStore(conn, settings.edge_domain)
 
     app = FastAPI(

@@ -46,14 +46,15 @@ class Control:
     settings: Settings
     conn: sqlite3.Connection
     zones: ZoneStore
-    on_event: Callable[[Event], Awaitable[None]]
+    on_event: Callable[[Event], Awaitable[int | None]]
 
-    async def publish(self, event: Event | None) -> None:
-        """Hand a committed event on; the answer waits for it."""
+    async def publish(self, event: Event | None) -> int | None:
+        """Hand a committed event on; the answer waits for it. Returns how many cached
+        objects a selective purge matched, when the node knows."""
         if event is None:
-            return
+            return None
         try:
-            await self.on_event(event)
+            return await self.on_event(event)
         except Exception:
             log.exception(
                 "event %s (%s) is committed but applying it failed", event.seq, event.kind

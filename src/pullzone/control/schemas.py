@@ -635,3 +635,31 @@ class Done(BaseModel):
 class ErrorAnswer(BaseModel):
     result: Literal["error"]
     message: str = Field(description="What is wrong and how to fix it.")
+
+
+class PurgeAnswer(BaseModel):
+    result: Literal["success"]
+    message: str = Field(examples=["Zone Purged"])
+    id: int = Field(description="The purge's sequence number in the event log.")
+    purged: int | None = Field(
+        default=None, description="Cached objects a listed-file or tag purge matched."
+    )
+
+
+class PurgeRecord(BaseModel):
+    id: int
+    created_at: str
+    key: str = Field(description="Id of the API key that asked for the purge.")
+    all: bool
+    delete: bool
+    files: list[str]
+    tags: list[str]
+    matched: int | None
+    reclaimed_at: str | None = Field(
+        description="For a whole-zone delete: when its bytes were reclaimed."
+    )
+
+
+class PurgeHistory(BaseModel):
+    result: Literal["success"]
+    purges: list[PurgeRecord]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from pullzone.cache.applier import Applier
 from pullzone.cache.bodies import BodyStore
@@ -19,9 +20,15 @@ LOW_WATER = 0.95  # evict down to this fraction of the limit, so eviction runs i
 
 class Janitor:
     def __init__(
-        self, index: CacheIndex, applier: Applier, bodies: BodyStore, max_size: int
+        self,
+        index: CacheIndex,
+        applier: Applier,
+        bodies: BodyStore,
+        max_size: int,
+        on_reclaimed: Callable[[int], None],
     ) -> None:
         self.index = index
+        self.on_reclaimed = on_reclaimed
         self.applier = applier
         self.bodies = bodies
         self.max_size = max_size
@@ -63,8 +70,10 @@ class Janitor:
         while True:
             await asyncio.sleep(INTERVAL)
             try:
+                applied = self.applier.applied_seq()
                 while self.applier.reclaim() > 0:
                     await asyncio.sleep(0)  # reclaiming a big zone must not stall the API
+                self.on_reclaimed(applied)  # every hard purge up to `applied` is done
                 self.evict()
             except Exception:
                 log.exception("janitor step failed")

@@ -21,6 +21,7 @@ from pullzone.cache.applier import Applier
 from pullzone.cache.bodies import BodyStore
 from pullzone.cache.index import CacheIndex, create_schema
 from pullzone.config import Settings
+from pullzone.control import history
 from pullzone.control.app import create_app
 from pullzone.control.keys import ensure_admin_key
 from pullzone.edge import worker
@@ -44,17 +45,20 @@ class LocalNode:
         self.signal = SeqSignal(settings.seq_path)
         self._lock = asyncio.Lock()
 
-    def catch_up(self) -> int:
-        """Apply every event not yet applied; returns the newest applied sequence."""
+    def catch_up(self) -> dict[int, int]:
+        """Apply every event not yet applied, then tell the workers; returns the objects
+        each selective purge matched, by sequence."""
         seq = self.applier.applied_seq()
+        matched = {}
         for event in local.read_since(self.control, seq):
-            seq = self.applier.apply(event).seq
+            applied = self.applier.apply(event)
+            seq, matched[applied.seq] = applied.seq, applied.matched
         self.signal.publish(seq)
-        return seq
+        return matched
 
-    async def on_event(self, event: Event) -> None:
+    async def on_event(self, event: Event) -> int | None:
         async with self._lock:
-            self.catch_up()
+            return self.catch_up().get(event.seq)
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -121,7 +125,13 @@ class Supervisor:
         key, key_path = ensure_admin_key(connect(settings.control_db), settings)
         node.bodies.clear_tmp()
         node.catch_up()
-        janitor = Janitor(node.index, node.applier, node.bodies, settings.max_cache_size)
+        janitor = Janitor(
+            node.index,
+            node.applier,
+            node.bodies,
+            settings.max_cache_size,
+            lambda seq: history.mark_reclaimed(node.control, seq),
+        )
         janitor.remove_orphans()
 
         self.workers = [self.start_worker() for _ in range(settings.workers)]

@@ -1,19 +1,111 @@
-"""Purge routes (CONTRACT §4): the place for
-
-- `POST /v2/zones/http/pull/{zoneid}/purge[?delete=true]` — the seed; and
-- `GET /v2/zones/http/pull/{zoneid}/purges` — purge history, newest first.
-
-Not implemented yet; until then these paths answer 404 like any unknown route. Build them
-from what is here: `deps.zone_for("purge")` (key, zone id, scope and existence checks),
-`zones.purge.parse_delete` / `parse_body` / `plan_purge` for the request (they raise
-PurgeError with the status to answer), `bus.local.append(conn, PURGE, zone_id, plan)`
-inside `sqlite.transaction(ctl.conn)`, then `await ctl.publish(event)` before answering
-`{"result": "success", "message": "Zone Purged"}`; `openapi.request_body` documents the
-body and `openapi.errors(...)` the error answers.
-"""
+"""Purge routes (CONTRACT §4): the seed's `POST /v2/zones/http/pull/{zoneid}/purge` and
+our `GET /v2/zones/http/pull/{zoneid}/purges` history."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from pullzone.bus import local
+from pullzone.bus.events import PURGE
+from pullzone.control import history
+from pullzone.control.deps import Caller, Ctl, read_body, zone_for
+from pullzone.control.errors import ApiError
+from pullzone.control.openapi import errors
+from pullzone.control.schemas import PurgeAnswer, PurgeHistory
+from pullzone.sqlite import transaction
+from pullzone.zones.model import Zone
+from pullzone.zones.purge import PurgeError, parse_body, parse_delete, plan_purge
 
 router = APIRouter(prefix="/zones/http/pull", tags=["purge"])
+
+Purgeable = Annotated[Zone, Depends(zone_for("purge"))]
+Readable = Annotated[Zone, Depends(zone_for("read"))]
+
+_PURGE_BODY = {
+    "requestBody": {
+        "required": False,
+        "description": "Omit the body (or send `{}`) to purge the whole zone.",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "files": {
+                            "type": "array",
+                            "minItems": 1,
+                            "maxItems": 10000,
+                            "items": {"type": "string", "minLength": 1, "maxLength": 4096},
+                            "description": "Paths (`/videos/file.mp4`) or URLs on the zone's "
+                            "hostnames. Without a query string every variant of the path; "
+                            "with one, that variant; a trailing `*` is a prefix.",
+                            "example": ["/videos/file.mp4", "/images/logo.png"],
+                        },
+                        "tags": {
+                            "type": "array",
+                            "minItems": 1,
+                            "maxItems": 10000,
+                            "items": {"type": "string", "minLength": 1, "maxLength": 256},
+                            "description": "Purge objects whose origin response carried these "
+                            "tags in Surrogate-Key or Cache-Tag.",
+                        },
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/{zoneid}/purge",
+    response_model=PurgeAnswer,
+    summary="Purge cache of a HTTP pull zone",
+    description="Soft purge by default (stale at once, revalidated on the next request); "
+    "`delete=true` removes the objects. When the answer comes, no edge worker serves the "
+    "purged content as fresh.",
+    responses=errors(400, 401, 403, 404, 413, 415),
+    openapi_extra=_PURGE_BODY,
+)
+async def purge(
+    zone: Purgeable,
+    principal: Caller,
+    ctl: Ctl,
+    request: Request,
+    delete: Annotated[
+        str | None,
+        Query(
+            description="true/false/1/0/yes/no: remove the objects instead of marking them stale",
+            examples=["true"],
+        ),
+    ] = None,
+) -> dict[str, Any]:
+    try:
+        hard = parse_delete(delete)
+        body = parse_body(await read_body(request), request.headers.get("content-type"))
+        plan = plan_purge(body, zone, ctl.settings.edge_domain, hard)
+    except PurgeError as exc:
+        raise ApiError(exc.message, status=exc.status) from None
+    with transaction(ctl.conn):
+        event = local.append(ctl.conn, PURGE, zone.id, plan)
+        history.record(ctl.conn, event.seq, zone.id, principal.key_id, plan)
+    matched = await ctl.publish(event)
+    if matched is not None and matched >= 0:
+        history.set_matched(ctl.conn, event.seq, matched)
+    answer: dict[str, Any] = {"result": "success", "message": "Zone Purged", "id": event.seq}
+    if matched is not None and matched >= 0:
+        answer["purged"] = matched
+    return answer
+
+
+@router.get(
+    "/{zoneid}/purges",
+    response_model=PurgeHistory,
+    summary="Purge history of a HTTP pull zone",
+    description="The zone's last 100 purges, newest first (pullzone's extension).",
+    responses=errors(400, 401, 403, 404),
+)
+async def purges(zone: Readable, ctl: Ctl) -> dict[str, Any]:
+    return {"result": "success", "purges": history.listing(ctl.conn, zone.id)}
