@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from collections.abc import Awaitable
+from typing import Any
 
 import aiohttp
 
@@ -15,6 +17,7 @@ from pullzone.edge.entry import Entry, client_headers, encode_headers
 from pullzone.edge.fills import CHUNK, Fetched, Filler
 from pullzone.edge.http import Connection, Request, status_line
 from pullzone.spec.conditional import if_range_ok
+from pullzone.spec.freshness import current_age
 from pullzone.spec.headers import HOP_BY_HOP, connection_tokens, header_map
 from pullzone.spec.ranges import (
     content_range,
@@ -219,7 +222,7 @@ class Deliverer:
                 status_line(head["status"], head["reason"])
                 + encode_headers(fields)
                 + framing
-                + _cache_fields(xcache, 0)
+                + _cache_fields(xcache, _fill_age(head))
                 + _framing(conn, request)
                 + b"\r\n"
             )
@@ -295,3 +298,13 @@ class Deliverer:
             raise ConnectionAbortedError(f"origin body cut off: {exc}") from exc
         finally:
             response.release()
+
+
+def _fill_age(head: dict[str, Any]) -> float:
+    """RFC 9111 §4.2.3 for a response still arriving: the origin's Age, corrected."""
+    return current_age(
+        header_map(head["headers"]),
+        request_time=head["request_time"],
+        response_time=head["response_time"],
+        now=time.time(),
+    )
