@@ -195,9 +195,52 @@ def test_kill_9_during_a_fill_leaves_no_partial_object(
         s2.stop()
 
 
+def _children(pid: int) -> list[int]:
+    """Children of every thread of `pid` (a worker may be started from a thread)."""
+    return [
+        int(child)
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for child in (task / "children").read_text().split()
+    ]
+
+
+def _edge_workers(pid: int) -> list[int]:
+    return [
+        c
+        for c in _children(pid)
+        if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()
+        and b"resource_tracker" not in Path(f"/proc/{c}/cmdline").read_bytes()
+    ]
+
+
 def _kill_tree(pid: int) -> None:
     """kill -9 the server and its worker processes."""
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    for child in [pid, *map(int, children)]:
+    for child in [pid, *_children(pid)]:
         with contextlib.suppress(ProcessLookupError):
             os.kill(child, signal.SIGKILL)
+
+
+def test_a_killed_worker_is_replaced_and_the_cache_survives(
+    tmp_path: Path, origin: Origin, path: str
+) -> None:
+    s = Server(tmp_path / "data").start()
+    try:
+        origin.route(path, Reply(headers=[("Cache-Control", "max-age=600")], body=b"kept"))
+        zone = s.create_zone(origin.url, alias="replace")
+        s.get(zone["fqdn"], path)
+        assert s.process is not None
+        workers = _edge_workers(s.process.pid)
+        os.kill(workers[0], signal.SIGKILL)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if len(set(_edge_workers(s.process.pid)) - set(workers)) == 1:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the killed worker was not replaced")
+        for _ in range(10):
+            r = httpx.get(s.edge_url + path, headers={"Host": zone["fqdn"]})
+            assert (r.headers["x-cache"], r.content) == ("HIT", b"kept")
+        assert origin.count(path) == 1
+    finally:
+        s.stop()
