@@ -34,6 +34,8 @@ class Settings:
     origin_connect_timeout: float = 10.0
     origin_read_timeout: float = 60.0
     admin_key: str | None = None
+    api_rate: float = 20.0  # requests per second per API key; 0: no limit
+    api_burst: int = 100  # requests one key may make at once before api_rate applies
 
     @property
     def control_db(self) -> Path:

@@ -11,7 +11,7 @@ import typer
 from typer.core import TyperGroup
 
 from pullzone.cli.main import app
-from pullzone.cli.options import Address, address, edge_domain, seconds, size
+from pullzone.cli.options import Address, address, edge_domain, rate, seconds, size
 from pullzone.cli.serve import serve_settings
 from pullzone.config import Settings
 
@@ -47,6 +47,8 @@ def given(**values: Any) -> Settings:
         "max_cache_size": 1000,
         "edge_domain": "localhost",
         "origin_timeout": 60.0,
+        "api_rate_limit": 20.0,
+        "api_burst": 100,
         "admin_key": None,
     }
     return serve_settings(**{**defaults, **values})
@@ -64,6 +66,8 @@ def test_settings_of_the_given_values() -> None:
         max_cache_size=500 * 1024**2,
         edge_domain="cdn.example.com",
         origin_timeout=4.0,
+        api_rate_limit=5.5,
+        api_burst=7,
         admin_key="admin-key",
     )
     assert settings == Settings(
@@ -77,6 +81,8 @@ def test_settings_of_the_given_values() -> None:
         edge_domain="cdn.example.com",
         origin_connect_timeout=4.0,
         origin_read_timeout=4.0,
+        api_rate=5.5,
+        api_burst=7,
         admin_key="admin-key",
     )
 
@@ -159,6 +165,7 @@ def test_serve_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.max_cache_size == 10 * 1024**3
     assert settings.edge_domain == "localhost"
     assert (settings.origin_connect_timeout, settings.origin_read_timeout) == (10.0, 60.0)
+    assert (settings.api_rate, settings.api_burst) == (20.0, 100)
 
 
 def test_serve_flags(tmp_path: Path) -> None:
@@ -170,6 +177,8 @@ def test_serve_flags(tmp_path: Path) -> None:
         "--max-cache-size", "500MiB",
         "--edge-domain", "CDN.Example.com.",
         "--origin-timeout", "4",
+        "--api-rate-limit", "0.5",
+        "--api-burst", "10",
     )  # fmt: skip
     assert options == {
         "data_dir": tmp_path,
@@ -179,6 +188,8 @@ def test_serve_flags(tmp_path: Path) -> None:
         "max_cache_size": 500 * 1024**2,
         "edge_domain": "cdn.example.com",
         "origin_timeout": 4.0,
+        "api_rate_limit": 0.5,
+        "api_burst": 10,
     }
 
 
@@ -191,6 +202,8 @@ def test_serve_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
         "PULLZONE_MAX_CACHE_SIZE": "1GB",
         "PULLZONE_EDGE_DOMAIN": "edge.test",
         "PULLZONE_ORIGIN_TIMEOUT": "90",
+        "PULLZONE_API_RATE_LIMIT": "0",
+        "PULLZONE_API_BURST": "1",
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -202,4 +215,39 @@ def test_serve_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
         "max_cache_size": 1000**3,
         "edge_domain": "edge.test",
         "origin_timeout": 90.0,
+        "api_rate_limit": 0.0,
+        "api_burst": 1,
     }
+
+
+# --- the API rate limit -----------------------------------------------------------------------
+
+
+def test_rate_values() -> None:
+    assert [rate("20"), rate("0.5"), rate(" 0 "), rate(3)] == [20.0, 0.5, 0.0, 3.0]
+
+
+@pytest.mark.parametrize("bad", ["-1", "fast", "inf", "nan", ""])
+def test_bad_rates(bad: str) -> None:
+    with pytest.raises(typer.BadParameter, match="requests per second"):
+        rate(bad)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--api-rate-limit", "-1"],
+        ["--api-rate-limit", "lots"],
+        ["--api-burst", "0"],
+        ["--api-burst", "1.5"],
+    ],
+)
+def test_bad_rate_limit_flags(args: list[str]) -> None:
+    with pytest.raises(typer.BadParameter):
+        serve_options(*args)
+
+
+def test_bad_rate_limit_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PULLZONE_API_RATE_LIMIT", "-5")
+    with pytest.raises(typer.BadParameter, match="requests per second"):
+        serve_options()

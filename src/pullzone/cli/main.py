@@ -1,4 +1,5 @@
-"""The `pullzone` command: run a node (`serve`, `demo`) and drive the API (`zones`, `purge`).
+"""The `pullzone` command: run a node (`serve`, `demo`) and drive the API (`zones`, `purge`,
+`keys`).
 
 Exit codes: 0 success, 1 the API said no (its message on stderr), 2 usage error.
 
@@ -13,6 +14,7 @@ import typer
 
 from pullzone import __version__
 from pullzone.cli.connection import API_PANEL, Connection
+from pullzone.cli.keys import keys_app
 from pullzone.cli.output import out
 from pullzone.cli.purge import purge
 from pullzone.cli.serve import demo, serve
@@ -31,6 +33,7 @@ app.command()(serve)
 app.command()(demo)
 app.add_typer(zones_app, name="zones")
 app.command()(purge)
+app.add_typer(keys_app, name="keys")
 
 
 def _version(value: bool) -> None:

@@ -70,6 +70,22 @@ def seconds(value: Any) -> float:
     return number
 
 
+def rate(value: Any) -> float:
+    """Requests per second: a finite number >= 0 (0: no limit)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        number = float(value)
+    else:
+        try:
+            number = float(str(value).strip())
+        except ValueError:
+            raise typer.BadParameter(
+                f"{value!r} is not a number of requests per second (0: no limit)"
+            ) from None
+    if not 0 <= number < float("inf"):
+        raise typer.BadParameter("give a number of requests per second >= 0 (0: no limit)")
+    return number
+
+
 def edge_domain(value: Any) -> str:
     """A domain name, lower case and without the trailing dot."""
     domain = str(value).strip().lower().rstrip(".")

@@ -1,4 +1,5 @@
-"""What the commands print: zone tables, purge summaries, and errors that end with exit code 1."""
+"""What the commands print: zone and key tables, purge summaries, new keys, and errors that
+end with exit code 1."""
 
 from __future__ import annotations
 
@@ -85,3 +86,63 @@ def print_purge(
                 f"edges that have not confirmed yet (they apply it before serving again): {names}",
             )
         )
+
+
+# --- API keys --------------------------------------------------------------------------------
+
+
+def key_zones(key: dict[str, Any]) -> str:
+    zones = key.get("zones")
+    return "all" if zones is None else ", ".join(map(str, zones)) if zones else "none"
+
+
+def key_access(key: dict[str, Any]) -> str:
+    if key.get("admin"):
+        return "everything"
+    return "read, purge" if key.get("purge_only") else "read, write, purge"
+
+
+def print_keys(keys: list[dict[str, Any]]) -> None:
+    """The keys as a table (never a secret: the API has none to give)."""
+    if not keys:
+        err.print("no API keys: create one with `pullzone keys create --name N`")
+        return
+    table = Table(header_style="bold")
+    table.add_column("id", no_wrap=True)  # what `keys revoke` takes: never folded
+    for column in ("name", "zones", "may", "created (UTC)", "status"):
+        table.add_column(column, overflow="fold")
+    for key in keys:
+        revoked = key.get("revoked_at")
+        status = Text(f"revoked {revoked}", "red") if revoked else Text("active", "green")
+        table.add_row(
+            Text(str(key.get("id", ""))),
+            Text(str(key.get("name", ""))),
+            Text(key_zones(key)),
+            Text(key_access(key)),
+            Text(str(key.get("created_at", ""))),
+            status,
+        )
+    out.print(table)
+
+
+def print_new_key(answer: dict[str, Any]) -> None:
+    """What was created on stderr, then the secret alone on stdout, so that
+    `KEY=$(pullzone keys create --name ci)` captures exactly the key."""
+    key = answer.get("key")
+    if not isinstance(key, dict):
+        key = {}
+    err.print(
+        Text.assemble(
+            (str(answer.get("message") or "Key Created"), "green"),
+            f": id {key.get('id')} ({key.get('name')}), zones: {key_zones(key)}, "
+            f"may: {key_access(key)}",
+        )
+    )
+    err.print(
+        Text(
+            "Secret (shown only this once: store it now; send it as X-API-Key, or set "
+            "PULLZONE_API_KEY for the pullzone commands):",
+            style="bold yellow",
+        )
+    )
+    out.print(Text(str(answer.get("secret", "")), style="bold"))

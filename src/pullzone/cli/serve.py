@@ -57,6 +57,8 @@ def serve_settings(
     max_cache_size: int,
     edge_domain: str,
     origin_timeout: float,
+    api_rate_limit: float,
+    api_burst: int,
     admin_key: str | None,
 ) -> Settings:
     """The node's settings from the parsed `serve` options; None is an option not given.
@@ -75,6 +77,8 @@ def serve_settings(
         edge_domain=edge_domain,
         origin_connect_timeout=min(10.0, origin_timeout),
         origin_read_timeout=origin_timeout,
+        api_rate=api_rate_limit,
+        api_burst=api_burst,
         admin_key=admin_key or None,
     )
 
@@ -135,6 +139,26 @@ def serve(
             help="How long to wait for an origin's response (connecting: at most 10 s).",
         ),
     ] = 60.0,
+    api_rate_limit: Annotated[
+        float,
+        typer.Option(
+            "--api-rate-limit",
+            envvar="PULLZONE_API_RATE_LIMIT",
+            metavar="N",
+            parser=options.rate,
+            help="API calls per second per key, on average (0: no limit); above it, 429.",
+        ),
+    ] = 20.0,
+    api_burst: Annotated[
+        int,
+        typer.Option(
+            "--api-burst",
+            envvar="PULLZONE_API_BURST",
+            metavar="N",
+            min=1,
+            help="API calls one key may make at once before --api-rate-limit applies.",
+        ),
+    ] = 100,
     cluster: Annotated[
         str | None,
         typer.Option(
@@ -191,6 +215,8 @@ def serve(
         max_cache_size=max_cache_size,
         edge_domain=edge_domain,
         origin_timeout=origin_timeout,
+        api_rate_limit=api_rate_limit,
+        api_burst=api_burst,
         admin_key=os.environ.get("PULLZONE_API_KEY"),
     )
     from pullzone.server import supervisor

@@ -14,11 +14,31 @@ ZoneRef = Annotated[
 ]
 
 
+def _as_id(ref: str) -> int | None:
+    return int(ref) if ref.isascii() and ref.isdigit() and int(ref) > 0 else None
+
+
 def find_zone_id(client: Client, ref: str) -> int:
     """A zone id from an id, an alias, one of the zone's hostnames, or a unique name."""
-    if ref.isascii() and ref.isdigit() and int(ref) > 0:
-        return int(ref)
-    hits = matching_zones(client.zones.list(), ref)
+    return find_zone_ids(client, [ref])[0]
+
+
+def find_zone_ids(client: Client, refs: list[str]) -> list[int]:
+    """`find_zone_id` of each ref; the zones are listed (once) only when a ref is no id."""
+    zones: list[dict[str, Any]] | None = None
+    ids = []
+    for ref in refs:
+        zone_id = _as_id(ref)
+        if zone_id is None:
+            if zones is None:
+                zones = client.zones.list()
+            zone_id = _only_match(zones, ref)
+        ids.append(zone_id)
+    return ids
+
+
+def _only_match(zones: list[dict[str, Any]], ref: str) -> int:
+    hits = matching_zones(zones, ref)
     if len(hits) == 1:
         return int(hits[0]["id"])
     if not hits:

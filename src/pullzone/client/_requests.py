@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, NamedTuple, TypeVar
 
@@ -21,6 +21,7 @@ T = TypeVar("T")
 
 DEFAULT_API_URL = "http://127.0.0.1:8081/v2"
 ZONES = "/zones/http/pull"
+KEYS = "/keys"
 
 
 class ApiError(Exception):
@@ -92,14 +93,33 @@ def _whole(body: dict[str, Any]) -> dict[str, Any]:
 _zone = _field("zone", dict)
 _zones = _field("zones", list)
 _purges = _field("purges", list)
+_keys = _field("keys", list)
+
+
+def check_zone_id(value: int | str) -> int:
+    """A zone id: a positive integer (or its digits); raises ValueError for anything else."""
+    text = str(value)
+    if isinstance(value, bool) or not text.isascii() or not text.isdigit() or int(text) == 0:
+        raise ValueError(f"zone id must be a positive integer, not {value!r}")
+    return int(text)
 
 
 def zone_path(zone_id: int | str) -> str:
     """`/zones/http/pull/{id}`; the id must be a positive integer (or its digits)."""
-    text = str(zone_id)
-    if isinstance(zone_id, bool) or not text.isascii() or not text.isdigit() or int(text) == 0:
-        raise ValueError(f"zone id must be a positive integer, not {zone_id!r}")
-    return f"{ZONES}/{int(text)}"
+    return f"{ZONES}/{check_zone_id(zone_id)}"
+
+
+_KEY_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+
+def key_path(key_id: str) -> str:
+    """`/keys/{id}`; the id (as `keys.list()` shows it, not the secret) is letters, digits,
+    `_` and `-`, so it can never leave its path segment."""
+    if not isinstance(key_id, str) or not _KEY_ID.fullmatch(key_id):
+        raise ValueError(
+            f"key id must be an id as listed by the API (like key_3f9a1c0b2d4e), not {key_id!r}"
+        )
+    return f"{KEYS}/{key_id}"
 
 
 # --- zones -----------------------------------------------------------------------------------
@@ -154,6 +174,36 @@ def purge(
 
 def purges(zone_id: int | str) -> Call[list[dict[str, Any]]]:
     return Call("GET", f"{zone_path(zone_id)}/purges", _purges)
+
+
+# --- API keys ----------------------------------------------------------------------------------
+
+
+def create_key(
+    name: str, zones: Iterable[int | str] | None = None, purge_only: bool = False
+) -> Call[dict[str, Any]]:
+    """A new key; its result is the whole answer: `key` (what is stored) and `secret` (the
+    key itself, which the API shows only this once).
+
+    `zones` None: every zone. An empty list is sent as it is (the API refuses it): it never
+    widens to every zone.
+    """
+    if not isinstance(name, str):
+        raise TypeError("name must be a string")
+    body: dict[str, Any] = {"name": name, "purge_only": bool(purge_only)}
+    if zones is not None:
+        if isinstance(zones, str | bytes | Mapping) or not isinstance(zones, Iterable):
+            raise TypeError("zones must be a list of zone ids")
+        body["zones"] = [check_zone_id(z) for z in zones]
+    return Call("POST", KEYS, _whole, json=body)
+
+
+def list_keys() -> Call[list[dict[str, Any]]]:
+    return Call("GET", KEYS, _keys)
+
+
+def revoke_key(key_id: str) -> Call[dict[str, Any]]:
+    return Call("DELETE", key_path(key_id), _whole)
 
 
 def _strings(name: str, values: list[str]) -> list[str]:

@@ -30,6 +30,7 @@ class Client:
             base_url=self.base_url, headers=_requests.headers(self.api_key), timeout=timeout
         )
         self.zones = Zones(self)
+        self.keys = Keys(self)
 
     def exchange(self, call: Call[Any]) -> Answer:
         """Send one prepared call; its whole success answer (status and JSON object)."""
@@ -103,6 +104,28 @@ class Zones:
         return self._client.send(_requests.delete_zone(zone_id))
 
 
+class Keys:
+    """`client.keys`: API keys (the admin key only)."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def create(
+        self, name: str, zones: list[int] | None = None, purge_only: bool = False
+    ) -> dict[str, Any]:
+        """A new key, limited to `zones` (None: every zone) and to reading and purging when
+        `purge_only`. The API's answer: `key` and `secret`, the key itself, shown only once."""
+        return self._client.send(_requests.create_key(name, zones, purge_only))
+
+    def list(self) -> list[dict[str, Any]]:
+        """Every key, revoked ones included (`revoked_at` set); never their secrets."""
+        return self._client.send(_requests.list_keys())
+
+    def revoke(self, key_id: str) -> dict[str, Any]:
+        """Revoke the key of this id (not the secret); the API's answer."""
+        return self._client.send(_requests.revoke_key(key_id))
+
+
 class AsyncClient:
     """The pullzone management API, for asyncio; the same calls as `Client`, awaited."""
 
@@ -115,6 +138,7 @@ class AsyncClient:
             base_url=self.base_url, headers=_requests.headers(self.api_key), timeout=timeout
         )
         self.zones = AsyncZones(self)
+        self.keys = AsyncKeys(self)
 
     async def exchange(self, call: Call[Any]) -> Answer:
         """Send one prepared call; its whole success answer (status and JSON object)."""
@@ -183,3 +207,21 @@ class AsyncZones:
 
     async def delete(self, zone_id: int | str) -> dict[str, Any]:
         return await self._client.send(_requests.delete_zone(zone_id))
+
+
+class AsyncKeys:
+    """`client.keys` of an `AsyncClient`."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def create(
+        self, name: str, zones: list[int] | None = None, purge_only: bool = False
+    ) -> dict[str, Any]:
+        return await self._client.send(_requests.create_key(name, zones, purge_only))
+
+    async def list(self) -> list[dict[str, Any]]:
+        return await self._client.send(_requests.list_keys())
+
+    async def revoke(self, key_id: str) -> dict[str, Any]:
+        return await self._client.send(_requests.revoke_key(key_id))

@@ -2,7 +2,8 @@
 
 Layout: `routes/` (thin handlers, one module per resource), `deps` (key, scope, zone and
 body checks as FastAPI dependencies), `schemas` (what bodies may hold), `store` (zones and
-their events in control.db), `keys` (API keys), `errors` (the error answers), `openapi`.
+their events in control.db), `keys` (API keys), `ratelimit` (per-key rate limits), `errors`
+(the error answers), `openapi`.
 
 Every route runs on the event loop, and the SQLite calls it makes are short local writes:
 one connection, no threads, so no two transactions ever interleave.
@@ -20,6 +21,7 @@ from pullzone.bus.events import Event
 from pullzone.config import Settings
 from pullzone.control import errors, history, keys, openapi
 from pullzone.control.deps import Control
+from pullzone.control.routes import keys as key_routes
 from pullzone.control.routes import purge, zones
 from pullzone.control.store import ZoneStore
 from pullzone.sqlite import connect
@@ -31,9 +33,7 @@ Every error answers `{"result": "error", "message": "…"}`.
 """
 
 
-def create_app(
-    settings: Settings, on_event: Callable[[Event], Awaitable[int | None]]
-) -> FastAPI:
+def create_app(settings: Settings, on_event: Callable[[Event], Awaitable[int | None]]) -> FastAPI:
     """The API app, with its own connection to `settings.control_db`.
 
     `on_event` is awaited with each committed event before the answer is sent (the
@@ -58,6 +58,7 @@ def create_app(
     errors.install(app)
     app.include_router(zones.router, prefix="/v2")
     app.include_router(purge.router, prefix="/v2")
+    app.include_router(key_routes.router, prefix="/v2")
 
     def build_openapi() -> dict[str, Any]:
         return openapi.build(app)

@@ -1,6 +1,6 @@
 """What routes need before they run, as FastAPI dependencies, checked in this order:
-the key (401), the zone id (400), the key's scope (403), the zone (404), the body
-(413, 415, 400). Routes stay a few lines each.
+the key (401), the key's rate limit (429), the zone id (400), the key's scope (403), the
+zone (404), the body (413, 415, 400). Routes stay a few lines each.
 
 Every dependency is `async def`: FastAPI runs plain `def` ones in a thread pool, and the
 API's one SQLite connection must only ever be used from the event loop, so that no read
@@ -13,7 +13,7 @@ import json
 import logging
 import sqlite3
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Path, Request, Security
@@ -23,15 +23,22 @@ from pydantic import BaseModel, ValidationError
 from pullzone.bus.events import Event
 from pullzone.config import Settings
 from pullzone.control import keys
-from pullzone.control.errors import ApiError, BadRequest, Forbidden, NotFound, Unauthorized
+from pullzone.control.errors import (
+    ApiError,
+    BadRequest,
+    Forbidden,
+    NotFound,
+    RateLimited,
+    Unauthorized,
+)
 from pullzone.control.errors import validation_message as _validation_message
 from pullzone.control.keys import Action, Principal
-from pullzone.control.schemas import UNSUPPORTED_BLOCKS, short
+from pullzone.control.ratelimit import RateLimiter
+from pullzone.control.schemas import MAX_ZONE_ID, UNSUPPORTED_BLOCKS, short
 from pullzone.control.store import ZoneStore
 from pullzone.zones.model import Zone
 
 MAX_BODY = 1024 * 1024
-MAX_ZONE_ID = 2**63 - 1  # SQLite's INTEGER
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -40,13 +47,18 @@ log = logging.getLogger("pullzone.api")
 
 @dataclass
 class Control:
-    """The API's state: settings, its control.db connection, the zone store, and where
-    committed events go before the answer is sent."""
+    """The API's state: settings, its control.db connection, the zone store, where
+    committed events go before the answer is sent, and the per-key rate limiter (from
+    `settings.api_rate` and `settings.api_burst`)."""
 
     settings: Settings
     conn: sqlite3.Connection
     zones: ZoneStore
     on_event: Callable[[Event], Awaitable[int | None]]
+    limiter: RateLimiter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.limiter = RateLimiter(self.settings.api_rate, self.settings.api_burst)
 
     async def publish(self, event: Event | None) -> int | None:
         """Hand a committed event on; the answer waits for it. Returns how many cached
@@ -87,21 +99,34 @@ api_key_header = APIKeyHeader(
 
 
 async def authenticate(ctl: Ctl, key: Annotated[str | None, Security(api_key_header)]) -> Principal:
+    """The caller's key (401 when missing, unknown or revoked), once its rate limit lets
+    this call through (429 with Retry-After when not; every key counts, the admin's too)."""
     if not key or not key.strip():
         raise Unauthorized("missing X-API-Key header: send your API key in it")
     principal = keys.authenticate(ctl.conn, key.strip())
     if principal is None:
         raise Unauthorized("unknown or revoked API key: check the X-API-Key header")
+    wait = ctl.limiter.take(principal.key_id)
+    if wait is not None:
+        raise RateLimited(ctl.limiter.rate, wait)
     return principal
 
 
 Caller = Annotated[Principal, Depends(authenticate)]
 
 
-async def admin_only(principal: Caller) -> Principal:
-    if not principal.may("create"):
-        raise Forbidden("only the admin key may create zones")
-    return principal
+def admin_for(doing: str) -> Callable[..., Awaitable[Principal]]:
+    """A dependency: the caller, when it holds the admin key (403 naming `doing` if not)."""
+
+    async def dependency(principal: Caller) -> Principal:
+        if not principal.admin:
+            raise Forbidden(f"only the admin key may {doing}")
+        return principal
+
+    return dependency
+
+
+admin_only = admin_for("create zones")
 
 
 # --- the zone --------------------------------------------------------------------------

@@ -10,6 +10,7 @@
 | 405 | a method the route does not have (with `Allow`) |
 | 413 | a body over 1 MiB |
 | 415 | a body that is not JSON |
+| 429 | the key made more calls than its rate limit allows (with `Retry-After`) |
 | 500 | a bug: a generic message here, the traceback in the server log only |
 
 Nothing a client sends produces a 500, and no answer carries a traceback or echoes more
@@ -19,6 +20,7 @@ than a short piece of the input.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -64,6 +66,22 @@ class Forbidden(ApiError):
 
 class NotFound(ApiError):
     status = 404
+
+
+class RateLimited(ApiError):
+    """429: the key's calls are over `rate` per second; `wait` seconds until the next one
+    may go (rounded up to whole seconds in the message and in `Retry-After`)."""
+
+    status = 429
+
+    def __init__(self, rate: float, wait: float) -> None:
+        retry = max(1, math.ceil(wait))
+        super().__init__(
+            f"rate limit exceeded: at most {rate:.10g} requests per second per key; "
+            f"retry after {retry} s",
+            headers={"Retry-After": str(retry)},
+        )
+        self.retry_after = retry
 
 
 def error_response(
@@ -161,8 +179,8 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     method, path = request.method, request.url.path
     if exc.status_code == 404:
         message = (
-            f"no such route: {method} {path}; the API is under /v2/zones/http/pull "
-            "(see /v2/openapi.json)"
+            f"no such route: {method} {path}; the API is under /v2/zones/http/pull and "
+            "/v2/keys (see /v2/openapi.json)"
         )
     elif exc.status_code == 405:
         allowed = _allowed_methods(request)

@@ -1,9 +1,10 @@
 """API keys: stored as SHA-256 hashes, never in clear; what each key may do.
 
-A key is either the admin key (everything, including creating zones and, later, managing
-keys) or a scoped key: limited to some zones (`zones`, a JSON list of ids; NULL = every
-zone) and optionally to purging (`purge_only`). Zone ids are never reused (the zones table
-is AUTOINCREMENT), so a key scoped to a deleted zone can never reach a new one.
+A key is either the admin key (everything, including creating zones and managing keys
+through `/v2/keys`) or a scoped key: limited to some zones (`zones`, a JSON list of ids;
+NULL = every zone) and optionally to purging (`purge_only`). Zone ids are never reused
+(the zones table is AUTOINCREMENT), so a key scoped to a deleted zone can never reach a new
+one.
 
 Keys are never logged. `ensure_admin_key` is the bootstrap of CONTRACT §2: the
 `PULLZONE_API_KEY` given to `serve` becomes (or stays) the admin key; without it, a first
@@ -22,7 +23,7 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pullzone.config import Settings
 from pullzone.sqlite import transaction
@@ -99,6 +100,18 @@ class KeyInfo:
         zones = None if self.zones is None else frozenset(self.zones)
         return Principal(self.id, self.admin, zones, self.purge_only)
 
+    def to_api(self) -> dict[str, Any]:
+        """The key as `/v2/keys` shows it: never the key itself, nor its hash."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "admin": self.admin,
+            "zones": self.zones,
+            "purge_only": self.purge_only,
+            "created_at": self.created_at,
+            "revoked_at": self.revoked_at,
+        }
+
 
 def _info(row: sqlite3.Row) -> KeyInfo:
     zones = None if row["zones"] is None else [int(z) for z in json.loads(row["zones"])]
@@ -144,6 +157,12 @@ def create_key(
     )
     row = conn.execute("SELECT * FROM api_keys WHERE id = ?", (key_id,)).fetchone()
     return key, _info(row)
+
+
+def get_key(conn: sqlite3.Connection, key_id: str) -> KeyInfo | None:
+    """A stored key (live or revoked) by id, or None."""
+    row = conn.execute("SELECT * FROM api_keys WHERE id = ?", (key_id,)).fetchone()
+    return None if row is None else _info(row)
 
 
 def list_keys(conn: sqlite3.Connection) -> list[KeyInfo]:

@@ -23,19 +23,38 @@ _ERROR_DESCRIPTIONS = {
     400: "Malformed or invalid input, or a zone id that is not a positive integer.",
     401: "Missing or unknown X-API-Key.",
     403: "The key may not do this (to this zone).",
-    404: "No such zone.",
+    404: "No such zone (under /v2/keys: no such live key).",
     413: "The body is larger than 1 MiB.",
     415: "The body is not JSON.",
+    429: "The key made more calls than its rate limit allows; retry after `Retry-After` seconds.",
     500: "A server fault; the message is generic, details are in the server log.",
 }
 
 
-def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """The `responses=` of a route that may answer these error statuses."""
-    return {
-        status: {"model": ErrorAnswer, "description": _ERROR_DESCRIPTIONS[status]}
-        for status in (*statuses, 500)
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Whole seconds until the key may call again.",
+        "schema": {"type": "integer", "minimum": 1},
     }
+}
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` of a route that may answer these error statuses.
+
+    A route that checks the key (401) is rate limited too: 429 is added with it.
+    """
+    every = (*statuses, *((429,) if 401 in statuses else ()), 500)
+    responses: dict[int | str, dict[str, Any]] = {}
+    for status in sorted(set(every)):
+        response: dict[str, Any] = {
+            "model": ErrorAnswer,
+            "description": _ERROR_DESCRIPTIONS[status],
+        }
+        if status == 429:
+            response["headers"] = _RETRY_AFTER
+        responses[status] = response
+    return responses
 
 
 def request_body(model: type[BaseModel], description: str = "") -> dict[str, Any]:

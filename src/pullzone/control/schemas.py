@@ -43,6 +43,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     ValidationInfo,
     WithJsonSchema,
     field_validator,
@@ -59,6 +60,8 @@ MAX_CNAMES = 100
 MAX_NAME = 255
 MAX_ORIGIN = 2048
 MAX_ALIAS = 63
+MAX_ZONE_ID = 2**63 - 1  # SQLite's INTEGER
+MAX_KEY_ZONES = 10_000  # zones one API key may be limited to
 
 # 5centscdn zone blocks that pullzone does not implement, and the fields inside each that
 # switch the feature on ("Y", "1", true). A block is accepted when none of them is on.
@@ -663,3 +666,101 @@ class PurgeRecord(BaseModel):
 class PurgeHistory(BaseModel):
     result: Literal["success"]
     purges: list[PurgeRecord]
+
+
+# --- API keys (our extension: /v2/keys) ------------------------------------------------
+
+
+def _key_zones(value: object) -> object:
+    """`zones` of a new key: null (every zone) or a non-empty list of positive integers;
+    returned sorted, without repeats."""
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise ValueError(
+            "must be a JSON array of zone ids, for example [42, 43]; null or left out: every zone"
+        )
+    if not value:
+        raise ValueError(
+            "an empty list would give the key no zone at all: list the zone ids it may use, "
+            "or leave zones out (or null) for every zone"
+        )
+    if len(value) > MAX_KEY_ZONES:
+        raise ValueError(f"at most {MAX_KEY_ZONES} zone ids per key")
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, int) or not 0 < item <= MAX_ZONE_ID:
+            raise ValueError(f"zone ids are positive integers, not {short(item)}")
+    return sorted(set(value))
+
+
+class KeyCreate(BaseModel):
+    """Body of `POST /v2/keys`. Unknown fields are refused; `zones` null means every zone."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[
+        str,
+        AfterValidator(_check_name),
+        Field(
+            description="A label for the key, shown by `GET /v2/keys` (not empty, no control "
+            "characters).",
+            examples=["deploy-bot"],
+            json_schema_extra={"maxLength": MAX_NAME, "pattern": _NAME_PATTERN},
+        ),
+    ]
+    zones: Annotated[
+        list[int] | None,
+        BeforeValidator(_key_zones),
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {
+                        "type": "array",
+                        "items": {"type": "integer", "minimum": 1, "maximum": MAX_ZONE_ID},
+                        "minItems": 1,
+                        "maxItems": MAX_KEY_ZONES,
+                    },
+                    {"type": "null"},
+                ],
+                "description": "Ids of the zones the key may use (each must exist); left out "
+                "or null: every zone, present and future.",
+                "examples": [[42, 43]],
+            }
+        ),
+    ] = None
+    purge_only: StrictBool = Field(
+        False,
+        description="true: the key may read and purge its zones, never change or delete "
+        "them. Only the admin key creates zones, whatever this says.",
+    )
+
+
+class KeyOut(BaseModel):
+    """An API key as the API shows it: never the key itself, nor its hash."""
+
+    id: str = Field(examples=["key_3f9a1c0b2d4e"])
+    name: str = Field(examples=["deploy-bot"])
+    admin: bool = Field(description="The admin key (id `admin`): may do anything.")
+    zones: list[int] | None = Field(
+        description="Zone ids the key may use; null: every zone.", examples=[[42, 43]]
+    )
+    purge_only: bool = Field(description="The key may read and purge, not change or delete.")
+    created_at: str = Field(
+        description="UTC, YYYY-MM-DD HH:MM:SS", examples=["2025-01-31 12:00:00"]
+    )
+    revoked_at: str | None = Field(description="When it was revoked (UTC); null: it is live.")
+
+
+class KeyList(BaseModel):
+    result: Literal["success"]
+    keys: list[KeyOut]
+
+
+class KeyCreated(BaseModel):
+    result: Literal["success"]
+    message: str = Field(examples=["Key Created"])
+    key: KeyOut
+    secret: str = Field(
+        description="The key to send as X-API-Key. Shown only in this answer: it is stored "
+        "hashed and cannot be shown again."
+    )

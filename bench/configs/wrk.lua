@@ -1,0 +1,95 @@
+-- wrk script shared by every scenario. Arguments after `--`:
+--   static                      one URL (the one on the command line); fastest path in wrk
+--   cycle  PATHFILE NTHREADS    each thread cycles through its share of the paths
+--   cold   PATHFILE NTHREADS    like cycle, and each thread records how long its share
+--                               took to come back once; prints "COLD_DONE" and stops
+-- done() prints one line "WRKJSON {...}" that bench/run.py parses.
+
+local threads = {}
+local next_id = 0
+
+function setup(thread)
+   thread:set("tid", next_id)
+   next_id = next_id + 1
+   table.insert(threads, thread)
+end
+
+local function now_us()
+   local ffi = require("ffi")
+   if not now_us_ready then
+      ffi.cdef [[
+         typedef struct { long tv_sec; long tv_usec; } bench_timeval;
+         int gettimeofday(bench_timeval *tv, void *tz);
+      ]]
+      now_us_ready = true
+      tv = ffi.new("bench_timeval")
+   end
+   ffi.C.gettimeofday(tv, nil)
+   return tonumber(tv.tv_sec) * 1000000 + tonumber(tv.tv_usec)
+end
+
+function init(args)
+   mode = args[1] or "static"
+   share = 0
+   responses = 0
+   bad = 0
+   elapsed_us = -1
+   if mode == "static" then
+      request = nil
+      response = nil
+      return
+   end
+   local nthreads = tonumber(args[3])
+   reqs = {}
+   local i = 0
+   for line in io.lines(args[2]) do
+      if i % nthreads == tid then
+         reqs[#reqs + 1] = wrk.format(nil, line)
+      end
+      i = i + 1
+   end
+   share = #reqs
+   idx = 0
+   started = nil
+   if mode ~= "cold" then
+      response = nil
+   end
+end
+
+function request()
+   if mode == "cold" and started == nil then
+      started = now_us()
+   end
+   idx = idx % share + 1
+   return reqs[idx]
+end
+
+function response(status, headers, body)
+   responses = responses + 1
+   if status ~= 200 then
+      bad = bad + 1
+   end
+   if responses == share then
+      elapsed_us = now_us() - started
+      io.write("COLD_DONE\n")
+      io.flush()
+      wrk.thread:stop()
+   end
+end
+
+function done(summary, latency, requests)
+   local cold = {}
+   for _, t in ipairs(threads) do
+      cold[#cold + 1] = string.format('{"share":%d,"elapsed_us":%d,"bad":%d}',
+         t:get("share") or 0, t:get("elapsed_us") or -1, t:get("bad") or 0)
+   end
+   local e = summary.errors
+   io.write(string.format(
+      'WRKJSON {"duration_us":%d,"requests":%d,"bytes":%d,' ..
+      '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},' ..
+      '"latency_us":{"p50":%d,"p90":%d,"p99":%d,"max":%d,"mean":%.1f},"cold":[%s]}\n',
+      summary.duration, summary.requests, summary.bytes,
+      e.connect, e.read, e.write, e.status, e.timeout,
+      latency:percentile(50), latency:percentile(90), latency:percentile(99),
+      latency.max, latency.mean, table.concat(cold, ",")))
+end

@@ -1,0 +1,276 @@
+"""Load generators: wrk (throughput), a 500-connection burst (S3), and small async
+helpers to warm caches and send Varnish PURGE requests."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import httpx
+
+from pzbench.procs import CONFIGS, spawn, stop
+
+WRK_SCRIPT = CONFIGS / "wrk.lua"
+
+
+@dataclass
+class WrkResult:
+    duration_s: float
+    requests: int
+    bytes: int
+    errors: dict[str, int]
+    latency_us: dict[str, float]
+    cold: list[dict[str, int]] = field(default_factory=list)
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.duration_s if self.duration_s else 0.0
+
+    @property
+    def bytes_per_s(self) -> float:
+        return self.bytes / self.duration_s if self.duration_s else 0.0
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.errors.values())
+
+    @property
+    def cold_rps(self) -> float | None:
+        """Cold pass: every path once, over the slowest thread's time to get its share."""
+        if not self.cold or any(c["elapsed_us"] <= 0 for c in self.cold):
+            return None
+        total = sum(c["share"] for c in self.cold)
+        return total / (max(c["elapsed_us"] for c in self.cold) / 1e6)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "duration_s": round(self.duration_s, 3),
+            "requests": self.requests,
+            "bytes": self.bytes,
+            "errors": self.errors,
+            "latency_us": self.latency_us,
+            **({"cold": self.cold} if self.cold else {}),
+        }
+
+
+def wrk(
+    url: str,
+    host: str,
+    *,
+    threads: int,
+    connections: int,
+    duration: int,
+    mode: str = "static",
+    pathfile: Path | None = None,
+    timeout_s: int = 10,
+) -> WrkResult:
+    """Run wrk against `url` with a `Host` header; `mode` as in configs/wrk.lua.
+
+    In "cold" mode wrk is stopped (SIGINT, which makes it report) as soon as every
+    thread has had its share of paths answered once; `duration` is then only a bound.
+    """
+    args = [
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{duration}s",
+        f"--timeout={timeout_s}s",
+        "-H",
+        f"Host: {host}",
+        "-s",
+        str(WRK_SCRIPT),
+        url,
+        "--",
+        mode,
+    ]
+    if mode != "static":
+        assert pathfile is not None
+        args += [str(pathfile), str(threads)]
+    process = spawn(args, stdout=subprocess.PIPE)
+    assert process.stdout is not None
+    lines: list[str] = []
+    done_threads = 0
+    deadline = time.monotonic() + duration + 60
+    try:
+        for raw in process.stdout:
+            line = raw.decode(errors="replace").rstrip("\n")
+            lines.append(line)
+            if line == "COLD_DONE":
+                done_threads += 1
+                if done_threads == threads:
+                    process.send_signal(signal.SIGINT)
+            if time.monotonic() > deadline:
+                break
+        process.wait(max(1.0, deadline - time.monotonic()))
+    finally:
+        stop(process, sig=signal.SIGINT, timeout=10)
+    for line in lines:
+        if line.startswith("WRKJSON "):
+            data = json.loads(line.removeprefix("WRKJSON "))
+            return WrkResult(
+                duration_s=data["duration_us"] / 1e6,
+                requests=data["requests"],
+                bytes=data["bytes"],
+                errors=data["errors"],
+                latency_us=data["latency_us"],
+                cold=data["cold"] if mode == "cold" else [],
+            )
+    raise RuntimeError("wrk gave no result:\n" + "\n".join(lines[-20:]))
+
+
+def get(base: str, host: str, path: str, method: str = "GET") -> tuple[int, str, int]:
+    """(status, X-Cache, body length) of one request."""
+    r = httpx.request(method, base + path, headers={"Host": host}, timeout=60)
+    return r.status_code, r.headers.get("x-cache", ""), len(r.content)
+
+
+def warm(base: str, host: str, path: str) -> str:
+    """Fetch until a HIT (at most 5 tries); returns the last X-Cache value."""
+    xcache = ""
+    for _ in range(5):
+        status, xcache, _size = get(base, host, path)
+        if status != 200:
+            raise RuntimeError(f"{base}{path} (Host {host}) answered {status}")
+        if xcache.upper().startswith("HIT"):
+            return xcache
+    return xcache
+
+
+def fetch_all(base: str, host: str, paths: list[str], concurrency: int = 32) -> dict[int, int]:
+    """GET every path once (bodies read and dropped); returns counts by status."""
+
+    async def main() -> dict[int, int]:
+        statuses: dict[int, int] = {}
+        queue = iter(paths)
+        connector = aiohttp.TCPConnector(limit=concurrency)
+        async with aiohttp.ClientSession(
+            connector=connector, timeout=aiohttp.ClientTimeout(total=120)
+        ) as session:
+
+            async def one_worker() -> None:
+                for path in queue:
+                    async with session.get(base + path, headers={"Host": host}) as r:
+                        await r.read()
+                        statuses[r.status] = statuses.get(r.status, 0) + 1
+
+            await asyncio.gather(*(one_worker() for _ in range(concurrency)))
+        return statuses
+
+    return asyncio.run(main())
+
+
+@dataclass
+class BurstResult:
+    clients: int
+    statuses: dict[int, int]
+    xcache: dict[str, int]
+    body_sizes: set[int]
+    wall_ms: float
+    latency_ms_p50: float
+    latency_ms_max: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "clients": self.clients,
+            "statuses": {str(k): v for k, v in self.statuses.items()},
+            "x_cache": self.xcache,
+            "body_sizes": sorted(self.body_sizes),
+            "wall_ms": round(self.wall_ms, 1),
+            "latency_ms_p50": round(self.latency_ms_p50, 1),
+            "latency_ms_max": round(self.latency_ms_max, 1),
+        }
+
+
+def burst(port: int, host: str, path: str, clients: int = 500, timeout: float = 60) -> BurstResult:
+    """`clients` connections opened first, then one GET each sent at once, for one object."""
+
+    async def main() -> BurstResult:
+        sem = asyncio.Semaphore(64)  # connect in waves: listen backlogs are finite
+
+        async def connect() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+            async with sem:
+                return await asyncio.open_connection("127.0.0.1", port)
+
+        conns = await asyncio.gather(*(connect() for _ in range(clients)))
+        request = (
+            f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n"
+            "User-Agent: pullzone-bench\r\n\r\n"
+        ).encode()
+        t0 = time.perf_counter()
+        for _, writer in conns:
+            writer.write(request)
+
+        async def read(reader: asyncio.StreamReader) -> tuple[int, str, int, float]:
+            data = await reader.read(-1)
+            done = time.perf_counter()
+            head, _, body = data.partition(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            try:
+                status = int(lines[0].split()[1])
+            except (IndexError, ValueError):
+                status = 0
+            xcache = ""
+            for line in lines[1:]:
+                name, _, value = line.partition(":")
+                if name.strip().lower() == "x-cache":
+                    xcache = value.strip()
+            return status, xcache, len(body), (done - t0) * 1000
+
+        results = await asyncio.wait_for(
+            asyncio.gather(*(read(r) for r, _ in conns)), timeout
+        )
+        wall = (time.perf_counter() - t0) * 1000
+        for _, writer in conns:
+            writer.close()
+        statuses: dict[int, int] = {}
+        xcache: dict[str, int] = {}
+        for status, xc, _size, _ms in results:
+            statuses[status] = statuses.get(status, 0) + 1
+            xcache[xc or "-"] = xcache.get(xc or "-", 0) + 1
+        latencies = sorted(r[3] for r in results)
+        return BurstResult(
+            clients=clients,
+            statuses=statuses,
+            xcache=xcache,
+            body_sizes={r[2] for r in results},
+            wall_ms=wall,
+            latency_ms_p50=latencies[len(latencies) // 2],
+            latency_ms_max=latencies[-1],
+        )
+
+    return asyncio.run(main())
+
+
+def pipelined(port: int, host: str, method: str, paths: list[str], timeout: float = 60) -> float:
+    """Send one request per path on one keep-alive connection, pipelined; wait for every
+    answer; returns the total time in ms. For Varnish PURGE/BAN reference numbers."""
+
+    async def main() -> float:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        payload = b"".join(
+            f"{method} {p} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode() for p in paths
+        )
+        t0 = time.perf_counter()
+        writer.write(payload)
+        for _ in paths:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            if not head.startswith((b"HTTP/1.1 200", b"HTTP/1.1 404")):
+                raise RuntimeError(f"{method} answered {head[:40]!r}")
+            await reader.readexactly(length)
+        elapsed = (time.perf_counter() - t0) * 1000
+        writer.close()
+        return elapsed
+
+    return asyncio.run(asyncio.wait_for(main(), timeout))

@@ -1,0 +1,455 @@
+"""The servers under test and the shared origin, each a child process of the bench.
+
+Every child runs in a process group of its own (so Ctrl-C in the terminal reaches only the
+bench, which then stops them in order) and is registered here; `stop_all()` runs on any
+exit: normal end, error, Ctrl-C or SIGTERM. Nothing listens anywhere but 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+API_KEY = "bench-admin-key-0123456789abcdef"
+
+_children: list[subprocess.Popen[Any]] = []
+
+
+class PurgeUnavailable(Exception):
+    """The purge route answered 404: the API under test does not have it (yet)."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def spawn(
+    args: list[str],
+    *,
+    log: Path | None = None,
+    stdout: int | IO[Any] | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen[Any]:
+    out: int | IO[Any] | None = stdout
+    if log is not None:
+        out = open(log, "ab")  # noqa: SIM115 - the child keeps it
+    process = subprocess.Popen(
+        args,
+        stdin=subprocess.DEVNULL,
+        stdout=out,
+        stderr=subprocess.STDOUT if log is not None else None,
+        env=env,
+        start_new_session=True,
+    )
+    _children.append(process)
+    return process
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stop(process: subprocess.Popen[Any], sig: int = signal.SIGTERM, timeout: float = 15) -> None:
+    """Ask the group leader to stop, then kill whatever is left of its group."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(sig)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    # Workers of a leader that is gone (nginx workers, pullzone edge workers).
+    deadline = time.monotonic() + 5
+    while _group_alive(process.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _group_alive(process.pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    if process in _children:
+        _children.remove(process)
+
+
+def stop_all() -> None:
+    for process in reversed(list(_children)):
+        try:
+            stop(process, timeout=10)
+        except Exception as exc:  # keep stopping the others
+            print(f"bench: could not stop pid {process.pid}: {exc}", file=sys.stderr)
+
+
+def wait_port(port: int, process: subprocess.Popen[Any], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with status {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not listen on 127.0.0.1:{port} within {timeout:.0f} s")
+
+
+def render(template: str, out: Path, **values: object) -> Path:
+    text = (CONFIGS / template).read_text()
+    for name, value in values.items():
+        text = text.replace("{{" + name + "}}", str(value))
+    leftover = re.findall(r"\{\{[A-Z_]+\}\}", text)
+    if leftover:
+        raise ValueError(f"{template}: no value for {leftover}")
+    out.write_text(text)
+    return out
+
+
+def _nginx_user() -> str:
+    # As root, nginx workers would switch to an unprivileged user that cannot enter our
+    # 0700 temp dirs; the bench's nginx runs as whoever starts the bench.
+    return "user root;" if os.geteuid() == 0 else ""
+
+
+class Service:
+    name = "?"
+    port = 0
+    process: subprocess.Popen[Any] | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop(self.process)
+            self.process = None
+
+
+class Origin(Service):
+    """nginx serving static files; counts requests per URI prefix from its access log."""
+
+    name = "origin"
+
+    def __init__(self, workdir: Path, root: Path, slow_rate: str) -> None:
+        self.dir = workdir
+        self.root = root
+        self.slow_rate = slow_rate
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.log = self.dir / "access.log"
+
+    def start(self) -> Origin:
+        conf = render(
+            "origin-nginx.conf",
+            self.dir / "nginx.conf",
+            USER=_nginx_user(),
+            DIR=self.dir,
+            PORT=self.port,
+            ROOT=self.root,
+            SLOW_RATE=self.slow_rate,
+        )
+        self.process = _start_nginx(self.dir, conf)
+        wait_port(self.port, self.process, "origin nginx")
+        return self
+
+    def count(self, prefix: str) -> int:
+        """Requests the origin has answered whose URI starts with `prefix`."""
+        if not self.log.exists():
+            return 0
+        with open(self.log, "rb") as f:
+            p = prefix.encode()
+            return sum(1 for line in f if line.startswith(p))
+
+
+def _start_nginx(prefix: Path, conf: Path) -> subprocess.Popen[Any]:
+    for sub in ("client_body", "proxy_temp", "fastcgi_temp", "uwsgi_temp", "scgi_temp"):
+        (prefix / sub).mkdir(exist_ok=True)
+    args = ["nginx", "-p", str(prefix), "-e", str(prefix / "error.log"), "-c", str(conf)]
+    check = subprocess.run([*args, "-t", "-q"], capture_output=True, text=True)
+    if check.returncode != 0:
+        raise RuntimeError(f"nginx -t failed for {conf}:\n{check.stderr}")
+    return spawn([*args, "-g", "daemon off;"], log=prefix / "stdout.log")
+
+
+class Nginx(Service):
+    name = "nginx"
+
+    def __init__(self, workdir: Path, origin_port: int, workers: int) -> None:
+        self.dir = workdir
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.origin_port = origin_port
+        self.workers = workers
+        self.port = free_port()
+
+    def start(self) -> Nginx:
+        conf = render(
+            "nginx.conf",
+            self.dir / "nginx.conf",
+            USER=_nginx_user(),
+            WORKERS=self.workers,
+            DIR=self.dir,
+            PORT=self.port,
+            ORIGIN_PORT=self.origin_port,
+        )
+        self.process = _start_nginx(self.dir, conf)
+        wait_port(self.port, self.process, "nginx")
+        return self
+
+
+class Varnish(Service):
+    name = "varnish"
+
+    def __init__(self, workdir: Path, origin_port: int, storage: str = "malloc,2G") -> None:
+        self.dir = workdir
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.origin_port = origin_port
+        self.storage = storage
+        self.port = free_port()
+        self.admin_port = free_port()
+
+    def start(self) -> Varnish:
+        vcl = render("varnish.vcl", self.dir / "bench.vcl", ORIGIN_PORT=self.origin_port)
+        secret = self.dir / "secret"
+        secret.write_bytes(os.urandom(32))
+        secret.chmod(0o600)
+        self.process = spawn(
+            [
+                "varnishd",
+                "-F",
+                "-j",
+                "none",  # no privilege separation: our temp dirs are 0700
+                "-a",
+                f"127.0.0.1:{self.port}",
+                "-T",
+                f"127.0.0.1:{self.admin_port}",
+                "-S",
+                str(secret),
+                "-f",
+                str(vcl),
+                "-s",
+                self.storage,
+                "-n",
+                str(self.dir / "work"),
+            ],
+            log=self.dir / "varnishd.log",
+        )
+        wait_port(self.port, self.process, "varnishd", timeout=60)
+        return self
+
+
+class Pullzone(Service):
+    name = "pullzone"
+
+    def __init__(self, workdir: Path, workers: int, max_cache_size: str = "8GiB") -> None:
+        self.dir = workdir
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir = self.dir / "data"
+        self.workers = workers
+        self.max_cache_size = max_cache_size
+        self.port = free_port()
+        self.api_port = free_port()
+        self.api_url = f"http://127.0.0.1:{self.api_port}/v2"
+        self.api: httpx.Client | None = None
+        self.started_in = 0.0
+
+    def start(self, timeout: float = 180) -> Pullzone:
+        env = {**os.environ, "PULLZONE_API_KEY": API_KEY}
+        started = time.monotonic()
+        self.process = spawn(
+            [
+                sys.executable,
+                "-m",
+                "pullzone",
+                "serve",
+                "--data-dir",
+                str(self.data_dir),
+                "--edge",
+                f"127.0.0.1:{self.port}",
+                "--api",
+                f"127.0.0.1:{self.api_port}",
+                "--workers",
+                str(self.workers),
+                "--max-cache-size",
+                self.max_cache_size,
+            ],
+            log=self.dir / "serve.log",
+            env=env,
+        )
+        self.api = httpx.Client(
+            base_url=self.api_url, headers={"X-API-Key": API_KEY}, timeout=60
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"pullzone serve exited with status {self.process.returncode}; "
+                    f"see {self.dir / 'serve.log'}"
+                )
+            try:
+                if self.api.get("/zones/http/pull").status_code == 200:
+                    with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                        self.started_in = time.monotonic() - started
+                        return self
+            except (httpx.TransportError, OSError):
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"pullzone serve did not become ready; see {self.dir / 'serve.log'}")
+
+    def stop(self) -> None:
+        if self.api is not None:
+            self.api.close()
+            self.api = None
+        super().stop()
+
+    def create_zone(self, alias: str, origin: str) -> dict[str, Any]:
+        assert self.api is not None
+        r = self.api.post(
+            "/zones/http/pull/new", json={"name": alias, "alias": alias, "origin": origin}
+        )
+        if r.status_code != 200:
+            raise RuntimeError(f"creating zone {alias!r}: {r.status_code} {r.text}")
+        return dict(r.json()["zone"])
+
+    def purge(
+        self, zone_id: int, files: list[str] | None = None, *, delete: bool = False
+    ) -> float:
+        """One purge; returns its answer time in ms. Raises PurgeUnavailable on 404."""
+        assert self.api is not None
+        params = {"delete": "true"} if delete else None
+        content = None if files is None else _json_bytes({"files": files})
+        headers = {"Content-Type": "application/json"} if content is not None else None
+        for _attempt in range(20):
+            t0 = time.perf_counter()
+            r = self.api.post(
+                f"/zones/http/pull/{zone_id}/purge",
+                params=params,
+                content=content,
+                headers=headers,
+            )
+            elapsed = (time.perf_counter() - t0) * 1000
+            if r.status_code == 200:
+                return elapsed
+            if r.status_code == 404:
+                raise PurgeUnavailable(r.text[:200])
+            if r.status_code == 429:  # a rate limit is not what we measure: wait it out
+                time.sleep(float(r.headers.get("Retry-After", "1")))
+                continue
+            raise RuntimeError(f"purge answered {r.status_code}: {r.text[:300]}")
+        raise RuntimeError("purge kept answering 429")
+
+    def worker_pids(self) -> list[int]:
+        """The edge worker processes (spawned by multiprocessing) of this server."""
+        if self.process is None:
+            return []
+        pids = []
+        for child in _children_of(self.process.pid):
+            try:
+                cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"spawn_main" in cmdline:
+                pids.append(child)
+        return pids
+
+
+def _json_bytes(value: object) -> bytes:
+    import json
+
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def _children_of(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            out.extend(int(c) for c in (task / "children").read_text().split())
+    return out
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def ensure_tools(install: bool) -> None:
+    """wrk, nginx and varnish from Debian packages, installed when missing (as root)."""
+    missing = [tool for tool in ("wrk", "nginx", "varnishd") if shutil.which(tool) is None]
+    if not missing:
+        return
+    if not install:
+        raise SystemExit(f"bench: missing {', '.join(missing)} (run without --no-install)")
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        raise SystemExit(
+            f"bench: missing {', '.join(missing)}; install them with\n"
+            "  sudo apt-get update && sudo apt-get install -y wrk nginx varnish"
+        )
+    print(f"bench: installing wrk nginx varnish (missing: {', '.join(missing)}) ...", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update"], check=True, env=env, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        ["apt-get", "install", "-y", "wrk", "nginx", "varnish"],
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def versions() -> dict[str, str]:
+    def first_line(args: list[str]) -> str:
+        try:
+            r = subprocess.run(args, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return "?"
+        text = (r.stdout + r.stderr).strip().splitlines()
+        return text[0] if text else "?"
+
+    from importlib.metadata import version
+
+    return {
+        "pullzone": version("pullzone"),
+        "python": sys.version.split()[0],
+        "nginx": first_line(["nginx", "-v"]).removeprefix("nginx version: "),
+        "varnish": first_line(["varnishd", "-V"]),
+        "wrk": first_line(["wrk", "-v"]).split(" [")[0],
+    }
+
+
+def machine() -> dict[str, Any]:
+    cpu = "?"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem = 0
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem = int(line.split()[1]) * 1024
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "mem_gib": round(mem / 1024**3, 1),
+        "kernel": os.uname().release,
+    }

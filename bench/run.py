@@ -1,0 +1,649 @@
+#!/usr/bin/env python3
+"""pullzone side by side with nginx (proxy_cache) and Varnish, on this machine.
+
+    .venv/bin/python bench/run.py              # full run: 3 rounds (about 5 minutes)
+    .venv/bin/python bench/run.py --quick      # 1 round, short runs (under a minute)
+    .venv/bin/python bench/run.py --only S1,S2
+
+Installs wrk, nginx and varnish from Debian packages when missing, starts one shared
+origin (nginx serving static files) and the three caching proxies in front of it, runs
+every scenario against each in turn (the order rotates every round), and prints a table
+of medians, spreads and ratios. Writes bench/results/latest.json and latest.png.
+See bench/README.md for what each scenario measures and how.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import datetime
+import os
+import shutil
+import signal
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import httpx  # noqa: E402
+
+from pzbench import fill, load, procs, report  # noqa: E402
+from pzbench.procs import Nginx, Origin, Pullzone, PurgeUnavailable, Varnish  # noqa: E402
+from pzbench.report import TARGETS, Row  # noqa: E402
+
+BENCH = Path(__file__).resolve().parent
+SCENARIOS = ("S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8")
+HOST = "bench.localhost"
+NO_PURGE_API = "n/a (purge API not available)"
+NGINX_NO_PURGE = "n/a (no purge API in nginx OSS)"
+
+SMALL = 1024
+LARGE = 50 * 1024 * 1024
+TEN = 10 * 1024
+SLOW = 256 * 1024
+SLOW_RATE = "128k"  # nginx sends one second's worth at once: the S3 object takes ~1 s
+
+
+@dataclass
+class Config:
+    quick: bool
+    only: tuple[str, ...]
+    rounds: int
+    duration: int  # seconds per wrk run
+    workers: int
+    objects: int  # S4/S7 index size
+    linked: int  # of which have body files (S7's HIT workload)
+    s8_objects: int
+    burst_clients: int
+    purge_reps: int  # whole-zone purges per round (S4)
+    list_reps: int  # 1,000-file purges per round (S5)
+
+    def wants(self, scenario: str) -> bool:
+        return scenario in self.only
+
+
+def human_count(n: int) -> str:
+    if n >= 1_000_000 and n % 1_000_000 == 0:
+        return f"{n // 1_000_000}M"
+    if n >= 1000 and n % 1000 == 0:
+        return f"{n // 1000}k"
+    return str(n)
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def p50(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def pct(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * len(s)))]
+
+
+class Bench:
+    def __init__(self, cfg: Config, tmp: Path) -> None:
+        self.cfg = cfg
+        self.tmp = tmp
+        self.root = tmp / "origin-files"
+        self.paths_dir = tmp / "paths"
+        self.paths_dir.mkdir()
+        self.origin = Origin(tmp / "origin", self.root, SLOW_RATE)
+        self.pz = Pullzone(tmp / "pullzone", cfg.workers)
+        self.nginx = Nginx(tmp / "nginx", 0, cfg.workers)
+        self.varnish = Varnish(tmp / "varnish", 0)
+        self.services: dict[str, procs.Service] = {}
+        self.zones: dict[str, dict[str, Any]] = {}
+        self.purge_api = True
+        self.rows: dict[str, Row] = {}
+        self.timings: dict[str, float] = {}
+        n_big = human_count(cfg.objects)
+        self._define_rows(n_big)
+
+    # -- rows -------------------------------------------------------------------------
+
+    def _define_rows(self, n_big: str) -> None:
+        d = self.cfg.duration
+        defs = [
+            Row("S1", f"1 KiB HIT, wrk -t2 -c64 -d{d}s", "req/s", True,
+                goal="≥0.75× nginx and ≥1.0× Varnish"),
+            Row("S2", f"50 MiB HIT, wrk -t2 -c8 -d{d}s", "GB/s", True, goal="≥0.9× nginx"),
+            Row("S3", f"{self.cfg.burst_clients} concurrent GETs of one cold object",
+                "requests", False, goal="exactly 1 origin request"),
+            Row("S4 1k", "whole-zone purge answer, p50, 1k objects", "ms", False,
+                goal="p50 < 5 ms"),
+            Row(f"S4 {n_big}", f"whole-zone purge answer, p50, {n_big} objects", "ms", False,
+                goal="p50 < 5 ms"),
+            Row("S5", "purge of 1,000 listed files, p50", "ms", False, goal="p50 < 100 ms"),
+            Row("S6", "1 KiB HIT while 1 purge/s arrives", "req/s", True,
+                goal="within 5 % of S1"),
+            Row("S7", f"RSS of one edge worker, {n_big} objects indexed", "MB", False,
+                goal="< 256 MB"),
+            Row("S8 cold", f"{self.cfg.s8_objects:,} × 10 KiB, cold pass, 64 conns", "req/s",
+                True),
+            Row("S8 warm", f"{self.cfg.s8_objects:,} × 10 KiB, warm, 64 conns", "req/s", True),
+            Row("S8 origin", "origin requests, S8 cold + warm", "requests", False),
+        ]
+        for row in defs:
+            self.rows[row.id] = row
+        self.big_row = f"S4 {n_big}"
+
+    def row_list(self) -> list[Row]:
+        return [r for r in self.rows.values() if r.values or r.notes]
+
+    # -- setup ------------------------------------------------------------------------
+
+    def make_files(self) -> None:
+        root = self.root
+        (root / "ten").mkdir(parents=True)
+        (root / "slow").mkdir()
+        (root / "big").mkdir()
+        (root / "1k.bin").write_bytes(os.urandom(SMALL))
+        (root / "s6.bin").write_bytes(os.urandom(SMALL))
+        (root / "big" / "0.bin").write_bytes(os.urandom(SMALL))
+        (root / "slow" / "256k.bin").write_bytes(os.urandom(SLOW))
+        with open(root / "50m.bin", "wb") as f:
+            block = os.urandom(1024 * 1024)
+            for _ in range(LARGE // len(block)):
+                f.write(block)
+        ten = os.urandom(TEN)
+        for i in range(max(self.cfg.s8_objects, 1000)):
+            (root / "ten" / f"{i}.bin").write_bytes(ten)
+
+    def start(self) -> None:
+        t0 = time.monotonic()
+        self.make_files()
+        log(f"origin files written in {time.monotonic() - t0:.1f} s")
+        self.origin.start()
+        self.nginx.origin_port = self.origin.port
+        self.varnish.origin_port = self.origin.port
+        with ThreadPoolExecutor(3) as pool:  # independent: start them side by side
+            for future in [pool.submit(s.start) for s in (self.nginx, self.varnish, self.pz)]:
+                future.result()
+        self.services = {"pullzone": self.pz, "nginx": self.nginx, "varnish": self.varnish}
+        t_files = time.monotonic()
+        for alias in ("bench", "s4", "s5"):
+            self.zones[alias] = self.pz.create_zone(alias, self.origin.base)
+        if self.cfg.wants("S4") or self.cfg.wants("S7"):
+            # The one real object the big index is copied from (see pzbench/fill.py).
+            self.zones["big"] = self.pz.create_zone("big", self.origin.base)
+            xcache = load.warm(self.pz.base, f"{self.zones['big']['alias']}.localhost",
+                               "/big/0.bin")
+            if not xcache.upper().startswith("HIT"):
+                raise RuntimeError(f"template object not cached (X-Cache {xcache!r})")
+        log(
+            f"origin :{self.origin.port}  pullzone :{self.pz.port} (api :{self.pz.api_port}, "
+            f"{self.cfg.workers} workers)  nginx :{self.nginx.port} "
+            f"({self.cfg.workers} workers)  varnish :{self.varnish.port}"
+        )
+        for name, svc in self.services.items():
+            seen = [load.warm(svc.base, HOST, p) for p in ("/1k.bin", "/50m.bin", "/s6.bin")]
+            log(f"  warmed {name}: X-Cache {seen}")
+        log(f"servers started and warmed in {time.monotonic() - t_files:.1f} s")
+        if self.cfg.wants("S4") or self.cfg.wants("S5"):
+            t1 = time.monotonic()
+            self.prefill_listed()
+            log(f"1,000 objects cached in zones s4 and s5 in {time.monotonic() - t1:.1f} s")
+        self.timings["setup"] = round(time.monotonic() - t0, 1)
+        log(f"setup took {self.timings['setup']} s")
+
+    def listed_paths(self) -> list[str]:
+        return [f"/ten/{i}.bin" for i in range(1000)]
+
+    def prefill_listed(self, which: tuple[str, ...] = ("s4", "s5")) -> None:
+        """1,000 objects in pullzone zones s4/s5 (and Varnish under those hosts)."""
+
+        def one(svc: procs.Service, alias: str) -> None:
+            statuses = load.fetch_all(svc.base, f"{alias}.localhost", self.listed_paths())
+            if set(statuses) != {200}:
+                raise RuntimeError(f"prefill {alias} on {svc.name}: {statuses}")
+
+        with ThreadPoolExecutor(2) as pool:
+            jobs = [pool.submit(one, svc, alias) for svc in (self.pz, self.varnish)
+                    for alias in which]
+            for job in jobs:
+                job.result()
+
+    # -- scenarios --------------------------------------------------------------------
+
+    def order(self, r: int, targets: tuple[str, ...] = TARGETS) -> list[str]:
+        k = r % len(targets)
+        return list(targets[k:] + targets[:k])
+
+    def s1(self, r: int, row_id: str = "S1") -> None:
+        row = self.rows[row_id]
+        for name in self.order(r):
+            svc = self.services[name]
+            xcache = load.warm(svc.base, HOST, "/1k.bin")
+            res = load.wrk(svc.base + "/1k.bin", HOST, threads=2, connections=64,
+                           duration=self.cfg.duration)
+            row.add(name, res.rps)
+            row.extra.setdefault(name, []).append({**res.as_dict(), "x_cache": xcache})
+            log(f"  {row_id} {name:8} {res.rps:10,.0f} req/s  p99 "
+                f"{res.latency_us['p99'] / 1000:.1f} ms  errors {res.error_count}")
+
+    def s2(self, r: int) -> None:
+        row = self.rows["S2"]
+        for name in self.order(r):
+            svc = self.services[name]
+            xcache = load.warm(svc.base, HOST, "/50m.bin")
+            res = load.wrk(svc.base + "/50m.bin", HOST, threads=2, connections=8,
+                           duration=self.cfg.duration)
+            row.add(name, res.bytes_per_s / 1e9)
+            row.extra.setdefault(name, []).append({**res.as_dict(), "x_cache": xcache})
+            log(f"  S2 {name:8} {res.bytes_per_s / 1e9:10.2f} GB/s  "
+                f"({res.requests} responses, errors {res.error_count})")
+
+    def s3(self, r: int) -> None:
+        row = self.rows["S3"]
+        for name in self.order(r):
+            svc = self.services[name]
+            prefix = f"/u/s3-{name}-r{r}/"
+            res = load.burst(svc.port, HOST, prefix + "slow/256k.bin",
+                             clients=self.cfg.burst_clients)
+            time.sleep(0.3)  # the origin logs a request when it has sent it
+            n = self.origin.count(prefix)
+            row.add(name, n)
+            row.extra.setdefault(name, []).append({"origin_requests": n, **res.as_dict()})
+            ok = res.statuses.get(200, 0)
+            log(f"  S3 {name:8} origin requests {n}  ({ok}/{res.clients} answered 200, "
+                f"all done in {res.wall_ms:.0f} ms, X-Cache {res.xcache})")
+
+    def s4_small(self, r: int) -> None:
+        row = self.rows["S4 1k"]
+        zone_id = self.zones["s4"]["id"]
+        if self.purge_api:
+            times = self._purge_series(self.pz, zone_id, self.cfg.purge_reps)
+            if times is not None:
+                row.add("pullzone", p50(times))
+                row.extra.setdefault("pullzone", []).append(_lat(times))
+                log(f"  S4 pullzone whole-zone purge, 1k objects: p50 {p50(times):.2f} ms "
+                    f"max {max(times):.2f} ms ({len(times)} purges)")
+        if not self.purge_api:
+            row.notes["pullzone"] = NO_PURGE_API
+        row.notes["nginx"] = NGINX_NO_PURGE
+        # Varnish: a ban on the zone's Host, sent over HTTP (BAN method, see the VCL).
+        row.reference.add("varnish")
+        times = []
+        with httpx.Client(base_url=self.varnish.base, timeout=30) as client:
+            for _ in range(self.cfg.purge_reps):
+                t0 = time.perf_counter()
+                resp = client.request("BAN", "/", headers={"Host": "s4.localhost"})
+                times.append((time.perf_counter() - t0) * 1000)
+                if resp.status_code != 200:
+                    raise RuntimeError(f"varnish BAN answered {resp.status_code}")
+                time.sleep(0.01)
+        row.add("varnish", p50(times))
+        row.extra.setdefault("varnish", []).append(_lat(times))
+        log(f"  S4 varnish ban (reference): p50 {p50(times):.2f} ms")
+
+    def _purge_series(
+        self, pz: Pullzone, zone_id: int, reps: int, files: list[str] | None = None
+    ) -> list[float] | None:
+        times = []
+        try:
+            for _ in range(reps):
+                times.append(pz.purge(zone_id, files))
+                time.sleep(0.01)
+        except PurgeUnavailable as exc:
+            log(f"  purge API not available (404): {exc}")
+            self.purge_api = False
+            return None
+        return times
+
+    def s5(self, r: int) -> None:
+        row = self.rows["S5"]
+        zone_id = self.zones["s5"]["id"]
+        files = self.listed_paths()
+        row.notes["nginx"] = NGINX_NO_PURGE
+        if self.purge_api:
+            times = self._purge_series(self.pz, zone_id, self.cfg.list_reps, files)
+            if times is not None:
+                hard = self.pz.purge(zone_id, files, delete=True)
+                row.add("pullzone", p50(times))
+                row.extra.setdefault("pullzone", []).append({**_lat(times), "hard_ms": hard})
+                log(f"  S5 pullzone purge of 1,000 files: soft p50 {p50(times):.1f} ms, "
+                    f"hard (delete=true) {hard:.1f} ms")
+        if not self.purge_api:
+            row.notes["pullzone"] = NO_PURGE_API
+        # Varnish: 1,000 PURGE requests, pipelined on one connection (no batch purge).
+        row.reference.add("varnish")
+        ms = load.pipelined(self.varnish.port, "s5.localhost", "PURGE", files)
+        row.add("varnish", ms)
+        row.extra.setdefault("varnish", []).append({"pipelined_purges_ms": ms})
+        log(f"  S5 varnish 1,000 pipelined PURGEs (reference): {ms:.1f} ms")
+        self.prefill_listed(("s5",))  # the hard purges emptied both caches
+
+    def s6(self, r: int) -> None:
+        row = self.rows["S6"]
+        row.notes["nginx"] = NGINX_NO_PURGE
+        if not self.purge_api:
+            row.notes["pullzone"] = NO_PURGE_API
+        row.reference.add("varnish")
+        for name in self.order(r, ("pullzone", "varnish")):
+            if name == "pullzone" and not self.purge_api:
+                continue
+            svc = self.services[name]
+            load.warm(svc.base, HOST, "/1k.bin")
+            stop = threading.Event()
+            purge_ms: list[float] = []
+            failure: list[str] = []
+
+            def purger(name: str = name, stop: threading.Event = stop) -> None:
+                client = httpx.Client(base_url=self.varnish.base, timeout=30)
+                try:
+                    while not stop.wait(1.0):
+                        if name == "pullzone":
+                            purge_ms.append(self.pz.purge(self.zones["bench"]["id"],
+                                                          ["/s6.bin"]))
+                        else:
+                            t0 = time.perf_counter()
+                            client.request("PURGE", "/s6.bin", headers={"Host": HOST})
+                            purge_ms.append((time.perf_counter() - t0) * 1000)
+                except PurgeUnavailable as exc:
+                    failure.append(str(exc))
+                except Exception as exc:
+                    failure.append(repr(exc))
+                finally:
+                    client.close()
+
+            thread = threading.Thread(target=purger, daemon=True)
+            thread.start()
+            try:
+                res = load.wrk(svc.base + "/1k.bin", HOST, threads=2, connections=64,
+                               duration=self.cfg.duration)
+            finally:
+                stop.set()
+                thread.join(30)
+            if failure and name == "pullzone" and not purge_ms:
+                self.purge_api = False
+                row.notes["pullzone"] = NO_PURGE_API
+                continue
+            row.add(name, res.rps)
+            row.extra.setdefault(name, []).append(
+                {**res.as_dict(), "purges": len(purge_ms),
+                 "purge_ms": [round(x, 2) for x in purge_ms], "failure": failure or None}
+            )
+            log(f"  S6 {name:8} {res.rps:10,.0f} req/s with {len(purge_ms)} purges "
+                f"(errors {res.error_count})")
+
+    def s8(self, r: int) -> None:
+        n = self.cfg.s8_objects
+        for name in self.order(r):
+            svc = self.services[name]
+            prefix = f"/u/s8-{name}-r{r}/"
+            pathfile = self.paths_dir / f"s8-{name}-r{r}.txt"
+            pathfile.write_text("".join(f"{prefix}ten/{i}.bin\n" for i in range(n)))
+            cold = load.wrk(svc.base + "/", HOST, threads=2, connections=64, duration=120,
+                            mode="cold", pathfile=pathfile)
+            time.sleep(0.2)
+            after_cold = self.origin.count(prefix)
+            warm = load.wrk(svc.base + "/", HOST, threads=2, connections=64,
+                            duration=self.cfg.duration, mode="cycle", pathfile=pathfile)
+            time.sleep(0.2)
+            total = self.origin.count(prefix)
+            cold_rps = cold.cold_rps
+            if cold_rps is None:
+                log(f"  S8 {name}: the cold pass did not complete: {cold.as_dict()}")
+            self.rows["S8 cold"].add(name, cold_rps)
+            self.rows["S8 warm"].add(name, warm.rps)
+            self.rows["S8 origin"].add(name, total)
+            bad = sum(c["bad"] for c in cold.cold)
+            self.rows["S8 cold"].extra.setdefault(name, []).append(
+                {**cold.as_dict(), "origin_requests": after_cold, "non_200": bad}
+            )
+            self.rows["S8 warm"].extra.setdefault(name, []).append(
+                {**warm.as_dict(), "origin_requests_during_warm": total - after_cold}
+            )
+            log(f"  S8 {name:8} cold {cold_rps or 0:8,.0f} req/s (origin {after_cold}, "
+                f"non-200 {bad})  warm {warm.rps:8,.0f} req/s (origin +{total - after_cold}, "
+                f"errors {warm.error_count})")
+
+    # -- the big index: S7 and S4 at 1M ---------------------------------------------
+
+    def big_index(self) -> None:
+        """After the rounds, with every server stopped: grow pullzone's index to
+        `objects` (zone "big", from the one object cached at setup), restart it, measure."""
+        cfg = self.cfg
+        big = self.pz
+        zone = self.zones["big"]
+        host = f"{zone['alias']}.localhost"
+        log(f"big index: {cfg.objects:,} objects (shortcut: rows copied into cache.db)")
+        try:
+            use_query = zone.get("cache", {}).get("querystring", "Y") == "Y"
+            info = fill.fill(big.data_dir, int(zone["id"]), use_query, cfg.objects, cfg.linked)
+            log(f"  filled: {info}")
+            big.start()
+            log(f"  pullzone restarted with {cfg.objects:,} objects in {big.started_in:.1f} s")
+            extra: dict[str, Any] = {"fill": info, "startup_s": round(big.started_in, 2)}
+            time.sleep(0.5)
+            workers = big.worker_pids()
+            idle = max(procs.rss_bytes(p) for p in workers)
+            extra["worker_rss_idle_mb"] = round(idle / 1e6, 1)
+            assert big.process is not None
+            extra["supervisor_rss_mb"] = round(procs.rss_bytes(big.process.pid) / 1e6, 1)
+            if cfg.wants("S7"):
+                sample = f"/big/{cfg.linked - 1}.bin"
+                status, xc, _ = load.get(big.base, host, sample)
+                if status != 200 or not xc.upper().startswith("HIT"):
+                    raise RuntimeError(f"{sample} from the filled index: {status} {xc}")
+                pathfile = self.paths_dir / "big.txt"
+                pathfile.write_text("".join(f"{fill.big_path(i)}\n" for i in range(cfg.linked)))
+                res = load.wrk(big.base + "/", host, threads=2, connections=64,
+                               duration=cfg.duration, mode="cycle", pathfile=pathfile)
+                rss = {p: procs.rss_bytes(p) for p in big.worker_pids()}
+                worst = max(rss.values())
+                self.rows["S7"].add("pullzone", worst / 1e6)
+                extra.update(
+                    worker_rss_after_mb={str(p): round(v / 1e6, 1) for p, v in rss.items()},
+                    hit_workload={
+                        "distinct_objects": cfg.linked,
+                        "req_s": round(res.rps),
+                        **res.as_dict(),
+                    },
+                )
+                log(f"  S7 worker RSS idle {idle / 1e6:.0f} MB, after {res.requests:,} HITs "
+                    f"over {cfg.linked:,} objects ({res.rps:,.0f} req/s): "
+                    f"max {worst / 1e6:.0f} MB")
+                self.rows["S7"].extra = extra
+                self.rows["S7"].notes.update(nginx="—", varnish="—")
+            if cfg.wants("S4"):
+                row = self.rows[self.big_row]
+                row.notes.update(nginx=NGINX_NO_PURGE, varnish="—")
+                if self.purge_api:
+                    times = self._purge_series(big, int(zone["id"]), cfg.purge_reps)
+                    if times is not None:
+                        row.add("pullzone", p50(times))
+                        row.extra = {"pullzone": _lat(times), **extra}
+                        log(f"  S4 pullzone whole-zone purge, {cfg.objects:,} objects: "
+                            f"p50 {p50(times):.2f} ms max {max(times):.2f} ms")
+                if not self.purge_api:
+                    row.notes["pullzone"] = NO_PURGE_API
+        finally:
+            big.stop()
+
+    # -- driver -----------------------------------------------------------------------
+
+    def run(self) -> None:
+        cfg = self.cfg
+        self.start()
+        steps = [
+            ("S1", self.s1),
+            ("S6", self.s6),
+            ("S2", self.s2),
+            ("S3", self.s3),
+            ("S8", self.s8),
+            ("S4", self.s4_small),
+            ("S5", self.s5),
+        ]
+        for r in range(cfg.rounds):
+            log(f"round {r + 1}/{cfg.rounds} (order: {', '.join(self.order(r))})")
+            for scenario, step in steps:
+                if cfg.wants(scenario):
+                    t0 = time.monotonic()
+                    step(r)
+                    self.timings[f"r{r + 1} {scenario}"] = round(time.monotonic() - t0, 1)
+        # The pullzone-only part needs none of the other servers: stop them first.
+        with ThreadPoolExecutor(3) as pool:
+            for future in [pool.submit(s.stop) for s in (self.nginx, self.varnish, self.pz)]:
+                future.result()
+        if cfg.wants("S4") or cfg.wants("S7"):
+            t0 = time.monotonic()
+            self.big_index()
+            self.timings["big index (S4, S7)"] = round(time.monotonic() - t0, 1)
+        self.judge()
+
+    def judge(self) -> None:
+        rows = self.rows
+        s1 = rows["S1"]
+        if s1.values.get("pullzone"):
+            rn, rv = s1.ratio("nginx"), s1.ratio("varnish")
+            if rn is not None and rv is not None:
+                s1.met = rn >= 0.75 and rv >= 1.0
+        s2 = rows["S2"]
+        if (rn := s2.ratio("nginx")) is not None:
+            s2.met = rn >= 0.9
+        s3 = rows["S3"]
+        if s3.values.get("pullzone"):
+            s3.met = all(v == 1 for v in s3.values["pullzone"])
+            s3.goal_detail = "every round" if len(s3.values["pullzone"]) > 1 else ""
+        for rid in ("S4 1k", self.big_row):
+            if (m := rows[rid].median("pullzone")) is not None:
+                rows[rid].met = m < 5
+        if (m := rows["S5"].median("pullzone")) is not None:
+            rows["S5"].met = m < 100
+        s6 = rows["S6"]
+        base, with_purges = s1.median("pullzone"), s6.median("pullzone")
+        if base and with_purges:
+            s6.met = with_purges >= 0.95 * base
+            s6.goal_detail = f"{with_purges / base:.2f}× pullzone S1"
+        elif with_purges:
+            s6.goal_detail = "S1 not run"
+        if (m := rows["S7"].median("pullzone")) is not None:
+            rows["S7"].met = m < 256
+
+
+def _lat(times: list[float]) -> dict[str, Any]:
+    return {
+        "n": len(times),
+        "p50_ms": round(p50(times), 3),
+        "p90_ms": round(pct(times, 0.9), 3),
+        "max_ms": round(max(times), 3),
+    }
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespace]:
+    p = argparse.ArgumentParser(
+        description="pullzone vs nginx proxy_cache vs Varnish (see bench/README.md)"
+    )
+    p.add_argument("--quick", action="store_true", help="one round, short runs (< 1 minute)")
+    p.add_argument("--only", default=",".join(SCENARIOS),
+                   help="comma-separated scenarios, e.g. S1,S2 (default: all)")
+    p.add_argument("--rounds", type=int, help="rounds (default 3; 1 with --quick)")
+    p.add_argument("--duration", type=int, help="seconds per wrk run (default 5; 2 with --quick)")
+    p.add_argument("--workers", type=int, default=2,
+                   help="pullzone --workers = nginx worker_processes (default 2)")
+    p.add_argument("--objects", type=int,
+                   help="index size for S4/S7 (default 1,000,000; 100,000 with --quick)")
+    p.add_argument("--out", type=Path, default=BENCH / "results" / "latest.json",
+                   help="results file (the chart goes next to it, .png)")
+    p.add_argument("--no-install", action="store_true", help="never run apt-get")
+    p.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (logs, configs)")
+    args = p.parse_args(argv)
+    only = tuple(s.strip().upper() for s in args.only.split(",") if s.strip())
+    unknown = [s for s in only if s not in SCENARIOS]
+    if unknown:
+        p.error(f"unknown scenario(s) {unknown}; choose from {', '.join(SCENARIOS)}")
+    quick = args.quick
+    objects = args.objects or (100_000 if quick else 1_000_000)
+    cfg = Config(
+        quick=quick,
+        only=only,
+        rounds=args.rounds or (1 if quick else 3),
+        duration=args.duration or (2 if quick else 5),
+        workers=args.workers,
+        objects=objects,
+        linked=min(objects, 20_000 if quick else 50_000),
+        s8_objects=2_000 if quick else 10_000,
+        burst_clients=500,
+        purge_reps=15 if quick else 40,
+        list_reps=3 if quick else 8,
+    )
+    return cfg, args
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg, args = parse_args(argv)
+    atexit.register(procs.stop_all)
+
+    def on_term(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGHUP, on_term)
+    procs.ensure_tools(install=not args.no_install)
+    started = time.monotonic()
+    tmp = Path(tempfile.mkdtemp(prefix="pullzone-bench-"))
+    bench = Bench(cfg, tmp)
+    try:
+        bench.run()
+    except KeyboardInterrupt:
+        log("\nbench: interrupted; stopping servers")
+        return 130
+    finally:
+        procs.stop_all()
+        if args.keep_tmp:
+            log(f"temp dir kept: {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    elapsed = time.monotonic() - started
+    rows = bench.row_list()
+    meta = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": "python bench/run.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "quick": cfg.quick,
+        "scenarios": list(cfg.only),
+        "rounds": cfg.rounds,
+        "wrk_duration_s": cfg.duration,
+        "workers": cfg.workers,
+        "index_objects": cfg.objects,
+        "elapsed_s": round(elapsed, 1),
+        "timings_s": bench.timings,
+        "machine": procs.machine(),
+        "versions": procs.versions(),
+        "notes": {
+            "value": "median over rounds; ±x% = half the min–max range in % of the median",
+            "ratios": "pullzone median / other median (for times: >1 means pullzone slower)",
+            "reference": "(ref): not the same operation, shown for orientation only",
+        },
+    }
+    report.write_json(args.out, meta, rows)
+    png = args.out.with_suffix(".png")
+    m = meta["machine"]
+    title = (
+        f"pullzone {meta['versions']['pullzone']} vs nginx {meta['versions']['nginx']} vs "
+        f"{meta['versions']['varnish'].split(' (')[0]} — {m['nproc']} × {m['cpu']}, "
+        f"{cfg.rounds} round(s), median with min–max"
+    )
+    charted = report.chart(png, rows, title)
+    log("")
+    log(report.table(rows))
+    log("")
+    log(f"{cfg.rounds} round(s), wrk runs of {cfg.duration} s, {cfg.workers} workers each; "
+        f"{m['nproc']} × {m['cpu']}; took {elapsed:.0f} s")
+    log(f"wrote {args.out}" + (f" and {png}" if charted else
+                                " (no chart: pip install -e '.[bench]' for matplotlib)"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
