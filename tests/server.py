@@ -42,6 +42,10 @@ class Server:
             f"127.0.0.1:{self.api_port}",
             "--workers",
             str(workers),
+            # Tests make bursts of API calls; rate limits have tests of their own
+            # (a later --api-rate-limit in `extra` wins).
+            "--api-rate-limit",
+            "0",
             *extra,
         ]
         self.process: subprocess.Popen[bytes] | None = None
