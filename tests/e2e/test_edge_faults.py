@@ -244,3 +244,22 @@ def test_a_killed_worker_is_replaced_and_the_cache_survives(
         assert origin.count(path) == 1
     finally:
         s.stop()
+
+
+def test_usestale_serves_the_stale_copy_when_the_origin_answers_5xx(
+    server: Server, origin: Origin, zone: Zone, path: str
+) -> None:
+    origin.route(path, Reply(headers=[("Cache-Control", "max-age=1")], body=b"old"))
+    server.get(zone["fqdn"], path)
+    origin.route(path, Reply(status=503, body=b"down for maintenance"))
+    time.sleep(1.1)  # let the stored copy expire
+    r = server.get(zone["fqdn"], path)
+    assert (r.status_code, r.headers["x-cache"], r.content) == (200, "STALE", b"old")
+
+
+def test_a_5xx_without_a_stale_copy_is_relayed(
+    server: Server, origin: Origin, zone: Zone, path: str
+) -> None:
+    origin.route(path, Reply(status=503, body=b"down for maintenance"))
+    r = server.get(zone["fqdn"], path)
+    assert (r.status_code, r.content) == (503, b"down for maintenance")

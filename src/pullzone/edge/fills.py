@@ -157,6 +157,13 @@ class Filler:
             self._wake(fill.key_hash)
             return Failed(exc.status)
         response_time = time.time()
+        if response.status >= 500 and stale is not None and zone.cache.usestale:
+            # A failing origin with a stale copy at hand: serve that (like
+            # proxy_cache_use_stale http_5xx, RFC 5861 stale-if-error).
+            response.release()
+            writer.end(FAILED, response.status)
+            self._wake(fill.key_hash)
+            return Failed(response.status)
         pairs = _pairs(response)
         rhmap = header_map(pairs)
 
