@@ -144,8 +144,7 @@ class Bench:
 
     def make_files(self) -> None:
         root = self.root
-        (root / "ten").mkdir(parents=True)
-        (root / "slow").mkdir()
+        (root / "slow").mkdir(parents=True)
         (root / "big").mkdir()
         (root / "1k.bin").write_bytes(os.urandom(SMALL))
         (root / "s6.bin").write_bytes(os.urandom(SMALL))
@@ -155,9 +154,7 @@ class Bench:
             block = os.urandom(1024 * 1024)
             for _ in range(LARGE // len(block)):
                 f.write(block)
-        ten = os.urandom(TEN)
-        for i in range(max(self.cfg.s8_objects, 1000)):
-            (root / "ten" / f"{i}.bin").write_bytes(ten)
+        (root / "10k.bin").write_bytes(os.urandom(TEN))  # every /ten/<N>.bin (see config)
 
     def start(self) -> None:
         t0 = time.monotonic()
