@@ -41,6 +41,7 @@ from pzbench.report import TARGETS, Row  # noqa: E402
 BENCH = Path(__file__).resolve().parent
 SCENARIOS = ("S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8")
 HOST = "bench.localhost"
+PURGE_HOST = "purge.localhost"  # the zone of S4 (1k) and S5
 NO_PURGE_API = "n/a (purge API not available)"
 NGINX_NO_PURGE = "n/a (no purge API in nginx OSS)"
 
@@ -168,7 +169,7 @@ class Bench:
                 future.result()
         self.services = {"pullzone": self.pz, "nginx": self.nginx, "varnish": self.varnish}
         t_files = time.monotonic()
-        for alias in ("bench", "s4", "s5"):
+        for alias in ("bench", "purge"):
             self.zones[alias] = self.pz.create_zone(alias, self.origin.base)
         if self.cfg.wants("S4") or self.cfg.wants("S7"):
             # The one real object the big index is copied from (see pzbench/fill.py).
@@ -189,25 +190,25 @@ class Bench:
         if self.cfg.wants("S4") or self.cfg.wants("S5"):
             t1 = time.monotonic()
             self.prefill_listed()
-            log(f"1,000 objects cached in zones s4 and s5 in {time.monotonic() - t1:.1f} s")
+            log(f"1,000 objects cached in zone purge in {time.monotonic() - t1:.1f} s")
         self.timings["setup"] = round(time.monotonic() - t0, 1)
         log(f"setup took {self.timings['setup']} s")
 
     def listed_paths(self) -> list[str]:
         return [f"/ten/{i}.bin" for i in range(1000)]
 
-    def prefill_listed(self, which: tuple[str, ...] = ("s4", "s5")) -> None:
-        """1,000 objects in pullzone zones s4/s5 (and Varnish under those hosts)."""
+    def prefill_listed(self) -> None:
+        """1,000 objects in pullzone's zone "purge" (S4 at 1k, S5), and in Varnish under
+        that Host (its reference numbers). S4's soft whole-zone purges leave them indexed;
+        S5 ends with a hard purge of all 1,000 and caches them again."""
 
-        def one(svc: procs.Service, alias: str) -> None:
-            statuses = load.fetch_all(svc.base, f"{alias}.localhost", self.listed_paths())
+        def one(svc: procs.Service) -> None:
+            statuses = load.fetch_all(svc.base, PURGE_HOST, self.listed_paths())
             if set(statuses) != {200}:
-                raise RuntimeError(f"prefill {alias} on {svc.name}: {statuses}")
+                raise RuntimeError(f"prefill on {svc.name}: {statuses}")
 
         with ThreadPoolExecutor(2) as pool:
-            jobs = [pool.submit(one, svc, alias) for svc in (self.pz, self.varnish)
-                    for alias in which]
-            for job in jobs:
+            for job in [pool.submit(one, svc) for svc in (self.pz, self.varnish)]:
                 job.result()
 
     # -- scenarios --------------------------------------------------------------------
@@ -257,7 +258,7 @@ class Bench:
 
     def s4_small(self, r: int) -> None:
         row = self.rows["S4 1k"]
-        zone_id = self.zones["s4"]["id"]
+        zone_id = self.zones["purge"]["id"]
         if self.purge_api:
             times = self._purge_series(self.pz, zone_id, self.cfg.purge_reps)
             if times is not None:
@@ -274,7 +275,7 @@ class Bench:
         with httpx.Client(base_url=self.varnish.base, timeout=30) as client:
             for _ in range(self.cfg.purge_reps):
                 t0 = time.perf_counter()
-                resp = client.request("BAN", "/", headers={"Host": "s4.localhost"})
+                resp = client.request("BAN", "/", headers={"Host": PURGE_HOST})
                 times.append((time.perf_counter() - t0) * 1000)
                 if resp.status_code != 200:
                     raise RuntimeError(f"varnish BAN answered {resp.status_code}")
@@ -299,7 +300,7 @@ class Bench:
 
     def s5(self, r: int) -> None:
         row = self.rows["S5"]
-        zone_id = self.zones["s5"]["id"]
+        zone_id = self.zones["purge"]["id"]
         files = self.listed_paths()
         row.notes["nginx"] = NGINX_NO_PURGE
         if self.purge_api:
@@ -314,11 +315,11 @@ class Bench:
             row.notes["pullzone"] = NO_PURGE_API
         # Varnish: 1,000 PURGE requests, pipelined on one connection (no batch purge).
         row.reference.add("varnish")
-        ms = load.pipelined(self.varnish.port, "s5.localhost", "PURGE", files)
+        ms = load.pipelined(self.varnish.port, PURGE_HOST, "PURGE", files)
         row.add("varnish", ms)
         row.extra.setdefault("varnish", []).append({"pipelined_purges_ms": ms})
         log(f"  S5 varnish 1,000 pipelined PURGEs (reference): {ms:.1f} ms")
-        self.prefill_listed(("s5",))  # the hard purges emptied both caches
+        self.prefill_listed()  # the hard purges emptied both caches
 
     def s6(self, r: int) -> None:
         row = self.rows["S6"]
@@ -380,8 +381,11 @@ class Bench:
             prefix = f"/u/s8-{name}-r{r}/"
             pathfile = self.paths_dir / f"s8-{name}-r{r}.txt"
             pathfile.write_text("".join(f"{prefix}ten/{i}.bin\n" for i in range(n)))
-            cold = load.wrk(svc.base + "/", HOST, threads=2, connections=64, duration=120,
-                            mode="cold", pathfile=pathfile)
+            # After its share, a wrk thread asks for the cached 1 KiB object until the
+            # last 10 KiB answer is in (see configs/wrk.lua): nothing cold is cut off.
+            cold = load.wrk(svc.base + "/1k.bin", HOST, threads=2, connections=64,
+                            duration=120, mode="cold", pathfile=pathfile,
+                            min_bytes=TEN // 2)
             time.sleep(0.2)
             after_cold = self.origin.count(prefix)
             warm = load.wrk(svc.base + "/", HOST, threads=2, connections=64,

@@ -1,8 +1,13 @@
 -- wrk script shared by every scenario. Arguments after `--`:
 --   static                      one URL (the one on the command line); fastest path in wrk
 --   cycle  PATHFILE NTHREADS    each thread cycles through its share of the paths
---   cold   PATHFILE NTHREADS    like cycle, and each thread records how long its share
---                               took to come back once; prints "COLD_DONE" and stops
+--   cold   PATHFILE NTHREADS MINBYTES
+--                               each thread requests its share of the paths once, then
+--                               only the URL of the command line (a small cached object);
+--                               a response counts toward the share when it is not a 200
+--                               or its body has at least MINBYTES. When the whole share
+--                               has come back the thread records the time it took,
+--                               prints "COLD_DONE" and stops.
 -- done() prints one line "WRKJSON {...}" that bench/run.py parses.
 
 local threads = {}
@@ -51,24 +56,33 @@ function init(args)
    share = #reqs
    idx = 0
    started = nil
+   min_bytes = tonumber(args[4] or "0")
+   sentinel = wrk.format(nil, wrk.path)
    if mode ~= "cold" then
       response = nil
    end
 end
 
 function request()
-   if mode == "cold" and started == nil then
-      started = now_us()
+   if mode == "cold" then
+      if started == nil then
+         started = now_us()
+      end
+      if idx >= share then
+         return sentinel
+      end
    end
    idx = idx % share + 1
    return reqs[idx]
 end
 
 function response(status, headers, body)
-   responses = responses + 1
    if status ~= 200 then
       bad = bad + 1
+   elseif #body < min_bytes then
+      return -- the sentinel
    end
+   responses = responses + 1
    if responses == share then
       elapsed_us = now_us() - started
       io.write("COLD_DONE\n")

@@ -70,6 +70,7 @@ def wrk(
     mode: str = "static",
     pathfile: Path | None = None,
     timeout_s: int = 10,
+    min_bytes: int = 0,
 ) -> WrkResult:
     """Run wrk against `url` with a `Host` header; `mode` as in configs/wrk.lua.
 
@@ -92,7 +93,7 @@ def wrk(
     ]
     if mode != "static":
         assert pathfile is not None
-        args += [str(pathfile), str(threads)]
+        args += [str(pathfile), str(threads), str(min_bytes)]
     process = spawn(args, stdout=subprocess.PIPE)
     assert process.stdout is not None
     lines: list[str] = []

@@ -367,3 +367,24 @@ def test_no_worker_serves_purged_content_after_the_answer(
         newest = max((n for at, n in answered if at < sent), default=1)
         assert int(body[1:]) >= newest, (sent, body, newest)
     print(f"consistency: {len(results)} requests checked against {len(answered)} purges")
+
+
+def test_soft_purged_content_is_served_stale_while_the_origin_fails(
+    server: Server, origin: Origin, zone: Zone, path: str
+) -> None:
+    origin.route(path, Reply(headers=[("Cache-Control", "max-age=3600")], body=b"kept"))
+    server.get(zone["fqdn"], path)
+    server.purge(zone["id"], [path])
+    origin.route(path, Reply(status=502, body=b"bad gateway"))
+    r = server.get(zone["fqdn"], path)
+    assert (r.status_code, r.headers["x-cache"], r.content) == (200, "STALE", b"kept")
+
+
+def test_hard_purged_content_is_gone_even_when_the_origin_fails(
+    server: Server, origin: Origin, zone: Zone, path: str
+) -> None:
+    origin.route(path, Reply(headers=[("Cache-Control", "max-age=3600")], body=b"kept"))
+    server.get(zone["fqdn"], path)
+    server.purge(zone["id"], [path], delete=True)
+    origin.route(path, Reply(status=502, body=b"bad gateway"))
+    assert server.get(zone["fqdn"], path).status_code == 502
