@@ -161,7 +161,7 @@ class MemoryCache:
     """Each worker's LRU of entries by cache key (all variants of a key together), bounded
     in keys and in the bytes of the small bodies it holds."""
 
-    def __init__(self, max_keys: int = 100_000, max_bytes: int = 128 * 1024**2) -> None:
+    def __init__(self, max_keys: int = 20_000, max_bytes: int = 64 * 1024**2) -> None:
         self._items: OrderedDict[str, tuple[list[Entry], int]] = OrderedDict()
         self._max_keys = max_keys
         self._max_bytes = max_bytes
