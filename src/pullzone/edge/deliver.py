@@ -106,7 +106,7 @@ class Deliverer:
                 return None
             if ranges:
                 return self._ranges(conn, entry, ranges, tail)
-        head = entry.head + b"Content-Length: %d\r\n" % size + tail + b"\r\n"
+        head = entry.full_head + tail + b"\r\n"
         if request.method == "HEAD" or entry.obj.status in _NO_BODY_STATUSES:
             conn.write(head)
             return None

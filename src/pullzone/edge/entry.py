@@ -67,6 +67,7 @@ class Entry:
         "checked_seq",
         "etag",
         "fields",
+        "full_head",
         "head",
         "hmap",
         "honour_origin",
@@ -111,6 +112,7 @@ class Entry:
         self.last_modified = parse_http_date(hmap.get("last-modified"))
         self.fields = client_headers(obj.headers, hmap, policy)
         self.head = status_line(obj.status, obj.reason) + encode_headers(self.fields)
+        self.full_head = self.head + b"Content-Length: %d\r\n" % obj.size
         self.body: bytes | None = None
 
     def age(self, now: float) -> float:

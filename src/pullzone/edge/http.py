@@ -22,8 +22,10 @@ MAX_URL = 8 * 1024
 MAX_HEADER_BYTES = 32 * 1024
 MAX_HEADERS = 100
 MAX_BODY = 16 * 1024 * 1024
-KEEPALIVE_TIMEOUT = 75.0
-HEADER_TIMEOUT = 30.0
+# A connection that receives nothing for between one and two ticks while no response is
+# in progress is closed: idle keep-alive and slow headers (slowloris) alike. One timer per
+# connection, checked against a counter, keeps timer churn off the per-request path.
+IDLE_TICK = 30.0
 
 REASONS = {
     200: "OK",
@@ -107,6 +109,8 @@ class Connection(asyncio.Protocol):
         self._paused_writing = False
         self._closed = False
         self._timer: asyncio.TimerHandle | None = None
+        self._received = 0  # data_received calls, for the idle check
+        self._received_at_tick = -1
         self.peer = ""
         self.close_after = False
 
@@ -116,7 +120,7 @@ class Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
         peer = transport.get_extra_info("peername")
         self.peer = peer[0] if isinstance(peer, tuple) else ""
-        self._arm_timer(HEADER_TIMEOUT)
+        self._timer = self._loop.call_later(IDLE_TICK, self._on_tick)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
@@ -128,6 +132,7 @@ class Connection(asyncio.Protocol):
             self._writable.set_exception(ConnectionResetError("client went away"))
 
     def data_received(self, data: bytes) -> None:
+        self._received += 1
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -154,7 +159,6 @@ class Connection(asyncio.Protocol):
         self._header_bytes = 0
         self._body = []
         self._body_size = 0
-        self._arm_timer(HEADER_TIMEOUT)
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -243,8 +247,6 @@ class Connection(asyncio.Protocol):
             if self.transport is not None:
                 self.transport.resume_reading()
             self._dispatch(request)
-        else:
-            self._arm_timer(KEEPALIVE_TIMEOUT)
 
     def _fail(self) -> None:
         # A handler error after headers were sent cannot be turned into a 500: the
@@ -261,16 +263,13 @@ class Connection(asyncio.Protocol):
         )
         self.close()
 
-    def _arm_timer(self, seconds: float) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = self._loop.call_later(seconds, self._on_timeout)
-
-    def _on_timeout(self) -> None:
-        if self._task is None and not self._queue:
+    def _on_tick(self) -> None:
+        busy = self._task is not None or bool(self._queue)
+        if not busy and self._received == self._received_at_tick:
             self.close()
-        else:
-            self._arm_timer(KEEPALIVE_TIMEOUT)
+            return
+        self._received_at_tick = self._received
+        self._timer = self._loop.call_later(IDLE_TICK, self._on_tick)
 
     # -- what handlers use ------------------------------------------------------------
 
