@@ -222,13 +222,13 @@ class CacheIndex:
                 for path in paths
             )
 
-    def touch(self, accesses: dict[str, float]) -> None:
-        """Record last-access times in one write (workers batch them, see eviction.py)."""
-        if accesses:
+    def touch(self, accesses: dict[str, float], batch: int = 500) -> None:
+        """Record last-access times, in short transactions so no writer waits long."""
+        items = [(at, oid) for oid, at in accesses.items()]
+        for start in range(0, len(items), batch):
             with transaction(self.conn):
                 self.conn.executemany(
-                    "UPDATE objects SET last_access = ? WHERE id = ?",
-                    [(at, oid) for oid, at in accesses.items()],
+                    "UPDATE objects SET last_access = ? WHERE id = ?", items[start : start + batch]
                 )
 
     def total_size(self) -> int:

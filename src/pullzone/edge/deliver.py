@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 
 from pullzone.cache.bodies import COMPLETE, FILLING
-from pullzone.edge.entry import Entry, client_headers, encode_headers
+from pullzone.edge.entry import MEMORY_BODY_LIMIT, Entry, client_headers, encode_headers
 from pullzone.edge.fills import CHUNK, Fetched, Filler
 from pullzone.edge.http import Connection, Request, status_line
 from pullzone.spec.conditional import if_range_ok
@@ -110,8 +110,11 @@ class Deliverer:
         if request.method == "HEAD" or entry.obj.status in _NO_BODY_STATUSES:
             conn.write(head)
             return None
-        if entry.body is not None:
-            conn.write(head + entry.body)
+        body = entry.body
+        if body is None and size <= MEMORY_BODY_LIMIT:
+            body = entry.read_body()
+        if body is not None:
+            conn.write(head + body)
             return None
         conn.write(head)
         return self._file(conn, entry, [(0, size - 1)], None)

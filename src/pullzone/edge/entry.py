@@ -158,12 +158,29 @@ class Entry:
             return False
         return True
 
+    def read_body(self) -> bytes | None:
+        """The body of a small object from disk (the page cache, usually); None if gone."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        try:
+            data = os.pread(fd, self.obj.size, self.obj.body_offset)
+        finally:
+            os.close(fd)
+        return data if len(data) == self.obj.size else None
+
 
 class MemoryCache:
     """Each worker's LRU of entries by cache key (all variants of a key together), bounded
-    in keys and in the bytes of the small bodies it holds."""
+    in keys and in the bytes of the small bodies it holds.
 
-    def __init__(self, max_keys: int = 20_000, max_bytes: int = 64 * 1024**2) -> None:
+    When the body budget is spent, new entries are kept without their bodies, which are
+    then read from disk per request: a working set larger than the budget costs a pread
+    each time instead of thrashing the whole LRU.
+    """
+
+    def __init__(self, max_keys: int = 30_000, max_bytes: int = 64 * 1024**2) -> None:
         self._items: OrderedDict[str, tuple[list[Entry], int]] = OrderedDict()
         self._max_keys = max_keys
         self._max_bytes = max_bytes
@@ -179,9 +196,13 @@ class MemoryCache:
     def put(self, key: str, entries: list[Entry]) -> None:
         self.drop(key)
         size = sum(len(e.body) for e in entries if e.body is not None)
+        if self._bytes + size > self._max_bytes:
+            for entry in entries:
+                entry.body = None
+            size = 0
         self._items[key] = (entries, size)
         self._bytes += size
-        while len(self._items) > self._max_keys or self._bytes > self._max_bytes:
+        while len(self._items) > self._max_keys:
             _, (_, dropped) = self._items.popitem(last=False)
             self._bytes -= dropped
 

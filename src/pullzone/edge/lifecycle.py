@@ -234,6 +234,7 @@ class Edge:
             # Other workers see the stale rows when they next load the object.
             self.memory.clear()
 
-    def flush_accesses(self) -> None:
+    def take_accesses(self) -> dict[str, float]:
+        """Objects served since the last call, with when (for LRU eviction)."""
         accessed, self.accessed = self.accessed, {}
-        self.index.touch(accessed)
+        return accessed

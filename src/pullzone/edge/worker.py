@@ -36,6 +36,8 @@ async def serve(settings: Settings, ready: ProcessEvent | None = None) -> None:
     )
     origin = Origin(settings.origin_connect_timeout, settings.origin_read_timeout)
     edge = Edge(state, index, BodyStore(settings.cache_dir), origin)
+    # LRU times are written from a thread, on a connection of its own, off the event loop.
+    access_index = CacheIndex(connect(settings.cache_db))
     server = await http.serve(edge.handle, host=settings.edge_host, port=settings.edge_port)
 
     stop = asyncio.Event()
@@ -48,7 +50,7 @@ async def serve(settings: Settings, ready: ProcessEvent | None = None) -> None:
         while not stop.is_set():
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), ACCESS_FLUSH_INTERVAL)
-            edge.flush_accesses()
+            await asyncio.to_thread(access_index.touch, edge.take_accesses())
     finally:
         server.close()
         await edge.filler.close()

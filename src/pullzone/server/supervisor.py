@@ -7,8 +7,10 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import signal
 import socket
 import sys
+from collections.abc import Iterator
 from multiprocessing.process import BaseProcess
 
 import uvicorn
@@ -59,6 +61,15 @@ class LocalNode:
     async def on_event(self, event: Event) -> int | None:
         async with self._lock:
             return self.catch_up().get(event.seq)
+
+
+class _ApiServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the supervisor stops it, then the workers,
+    instead of uvicorn re-raising the signal and killing the process before that."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -135,7 +146,7 @@ class Supervisor:
         janitor.remove_orphans()
 
         self.workers = [self.start_worker() for _ in range(settings.workers)]
-        api = uvicorn.Server(
+        api = _ApiServer(
             uvicorn.Config(
                 app,
                 host=settings.api_host,
@@ -160,6 +171,9 @@ class Supervisor:
             print("  admin key: the PULLZONE_API_KEY you gave")
         sys.stdout.flush()
 
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, lambda: setattr(api, "should_exit", True))
         background = [
             asyncio.create_task(self.watch_workers()),
             asyncio.create_task(janitor.run()),
