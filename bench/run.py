@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# ruff: noqa: RUF001
 """pullzone side by side with nginx (proxy_cache) and Varnish, on this machine.
 
     .venv/bin/python bench/run.py              # full run: 3 rounds (about 5 minutes)
@@ -32,11 +33,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import httpx  # noqa: E402
-
-from pzbench import fill, load, procs, report  # noqa: E402
-from pzbench.procs import Nginx, Origin, Pullzone, PurgeUnavailable, Varnish  # noqa: E402
-from pzbench.report import TARGETS, Row  # noqa: E402
+import httpx
+from pzbench import fill, load, procs, report
+from pzbench.procs import Nginx, Origin, Pullzone, PurgeUnavailable, Varnish
+from pzbench.report import TARGETS, Row
 
 BENCH = Path(__file__).resolve().parent
 SCENARIOS = ("S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8")
@@ -115,24 +115,56 @@ class Bench:
     def _define_rows(self, n_big: str) -> None:
         d = self.cfg.duration
         defs = [
-            Row("S1", f"1 KiB HIT, wrk -t2 -c64 -d{d}s", "req/s", True,
-                goal="≥0.75× nginx and ≥1.0× Varnish"),
+            Row(
+                "S1",
+                f"1 KiB HIT, wrk -t2 -c64 -d{d}s",
+                "req/s",
+                True,
+                goal="≥0.75× nginx and ≥1.0× Varnish",
+            ),
             Row("S2", f"50 MiB HIT, wrk -t2 -c8 -d{d}s", "GB/s", True, goal="≥0.9× nginx"),
-            Row("S3", f"{self.cfg.burst_clients} concurrent GETs of one cold object",
-                "requests", False, goal="exactly 1 origin request"),
-            Row("S4 1k", "whole-zone purge answer, p50, 1k objects", "ms", False,
-                goal="p50 < 5 ms"),
-            Row(f"S4 {n_big}", f"whole-zone purge answer, p50, {n_big} objects", "ms", False,
-                goal="p50 < 5 ms"),
+            Row(
+                "S3",
+                f"{self.cfg.burst_clients} concurrent GETs of one cold object",
+                "requests",
+                False,
+                goal="exactly 1 origin request",
+            ),
+            Row(
+                "S4 1k", "whole-zone purge answer, p50, 1k objects", "ms", False, goal="p50 < 5 ms"
+            ),
+            Row(
+                f"S4 {n_big}",
+                f"whole-zone purge answer, p50, {n_big} objects",
+                "ms",
+                False,
+                goal="p50 < 5 ms",
+            ),
             Row("S5", "purge of 1,000 listed files, p50", "ms", False, goal="p50 < 100 ms"),
-            Row("S6", "1 KiB HIT while 1 purge/s arrives", "req/s", True,
-                goal="within 5 % of S1"),
-            Row("S7", f"RSS of one edge worker, {n_big} objects indexed", "MB", False,
-                goal="< 256 MB"),
-            Row("S8 cold", f"{self.cfg.s8_objects:,} × 10 KiB, cold pass, 64 conns", "req/s",
-                True),
-            Row("S8 warm", f"{self.cfg.s8_objects:,} × 10 KiB, warm, 64 conns", "req/s", True),
-            Row("S8 origin", "origin requests, S8 cold + warm", "requests", False),
+            Row("S6", "1 KiB HIT while 1 purge/s arrives", "req/s", True, goal="within 5 % of S1"),
+            Row(
+                "S7 idle",
+                f"RSS of one edge worker, {n_big} objects indexed, idle",
+                "MB",
+                False,
+                goal="< 256 MB",
+            ),
+            Row(
+                "S7",
+                f"same, after one HIT on each of {human_count(self.cfg.linked)} objects",
+                "MB",
+                False,
+                goal="< 256 MB",
+            ),
+            Row("S8 cold", f"{self.cfg.s8_objects:,} × 10 KiB, cold pass, 64 conns", "req/s", True),
+            Row(
+                "S8 warm",
+                f"{self.cfg.s8_objects:,} × 10 KiB, warm, wrk -c64 -d{1 if self.cfg.quick else d}s",
+                "req/s",
+                True,
+            ),
+            Row("S8 warm 2", "same, second warm run", "req/s", True),
+            Row("S8 origin", "origin requests, S8 all passes", "requests", False),
         ]
         for row in defs:
             self.rows[row.id] = row
@@ -174,8 +206,9 @@ class Bench:
         if self.cfg.wants("S4") or self.cfg.wants("S7"):
             # The one real object the big index is copied from (see pzbench/fill.py).
             self.zones["big"] = self.pz.create_zone("big", self.origin.base)
-            xcache = load.warm(self.pz.base, f"{self.zones['big']['alias']}.localhost",
-                               "/big/0.bin")
+            xcache = load.warm(
+                self.pz.base, f"{self.zones['big']['alias']}.localhost", "/big/0.bin"
+            )
             if not xcache.upper().startswith("HIT"):
                 raise RuntimeError(f"template object not cached (X-Cache {xcache!r})")
         log(
@@ -222,39 +255,48 @@ class Bench:
         for name in self.order(r):
             svc = self.services[name]
             xcache = load.warm(svc.base, HOST, "/1k.bin")
-            res = load.wrk(svc.base + "/1k.bin", HOST, threads=2, connections=64,
-                           duration=self.cfg.duration)
+            res = load.wrk(
+                svc.base + "/1k.bin", HOST, threads=2, connections=64, duration=self.cfg.duration
+            )
             row.add(name, res.rps)
             row.extra.setdefault(name, []).append({**res.as_dict(), "x_cache": xcache})
-            log(f"  {row_id} {name:8} {res.rps:10,.0f} req/s  p99 "
-                f"{res.latency_us['p99'] / 1000:.1f} ms  errors {res.error_count}")
+            log(
+                f"  {row_id} {name:8} {res.rps:10,.0f} req/s  p99 "
+                f"{res.latency_us['p99'] / 1000:.1f} ms  errors {res.error_count}"
+            )
 
     def s2(self, r: int) -> None:
         row = self.rows["S2"]
         for name in self.order(r):
             svc = self.services[name]
             xcache = load.warm(svc.base, HOST, "/50m.bin")
-            res = load.wrk(svc.base + "/50m.bin", HOST, threads=2, connections=8,
-                           duration=self.cfg.duration)
+            res = load.wrk(
+                svc.base + "/50m.bin", HOST, threads=2, connections=8, duration=self.cfg.duration
+            )
             row.add(name, res.bytes_per_s / 1e9)
             row.extra.setdefault(name, []).append({**res.as_dict(), "x_cache": xcache})
-            log(f"  S2 {name:8} {res.bytes_per_s / 1e9:10.2f} GB/s  "
-                f"({res.requests} responses, errors {res.error_count})")
+            log(
+                f"  S2 {name:8} {res.bytes_per_s / 1e9:10.2f} GB/s  "
+                f"({res.requests} responses, errors {res.error_count})"
+            )
 
     def s3(self, r: int) -> None:
         row = self.rows["S3"]
         for name in self.order(r):
             svc = self.services[name]
             prefix = f"/u/s3-{name}-r{r}/"
-            res = load.burst(svc.port, HOST, prefix + "slow/256k.bin",
-                             clients=self.cfg.burst_clients)
+            res = load.burst(
+                svc.port, HOST, prefix + "slow/256k.bin", clients=self.cfg.burst_clients
+            )
             time.sleep(0.3)  # the origin logs a request when it has sent it
             n = self.origin.count(prefix)
             row.add(name, n)
             row.extra.setdefault(name, []).append({"origin_requests": n, **res.as_dict()})
             ok = res.statuses.get(200, 0)
-            log(f"  S3 {name:8} origin requests {n}  ({ok}/{res.clients} answered 200, "
-                f"all done in {res.wall_ms:.0f} ms, X-Cache {res.xcache})")
+            log(
+                f"  S3 {name:8} origin requests {n}  ({ok}/{res.clients} answered 200, "
+                f"all done in {res.wall_ms:.0f} ms, X-Cache {res.xcache})"
+            )
 
     def s4_small(self, r: int) -> None:
         row = self.rows["S4 1k"]
@@ -264,8 +306,10 @@ class Bench:
             if times is not None:
                 row.add("pullzone", p50(times))
                 row.extra.setdefault("pullzone", []).append(_lat(times))
-                log(f"  S4 pullzone whole-zone purge, 1k objects: p50 {p50(times):.2f} ms "
-                    f"max {max(times):.2f} ms ({len(times)} purges)")
+                log(
+                    f"  S4 pullzone whole-zone purge, 1k objects: p50 {p50(times):.2f} ms "
+                    f"max {max(times):.2f} ms ({len(times)} purges)"
+                )
         if not self.purge_api:
             row.notes["pullzone"] = NO_PURGE_API
         row.notes["nginx"] = NGINX_NO_PURGE
@@ -309,8 +353,10 @@ class Bench:
                 hard = self.pz.purge(zone_id, files, delete=True)
                 row.add("pullzone", p50(times))
                 row.extra.setdefault("pullzone", []).append({**_lat(times), "hard_ms": hard})
-                log(f"  S5 pullzone purge of 1,000 files: soft p50 {p50(times):.1f} ms, "
-                    f"hard (delete=true) {hard:.1f} ms")
+                log(
+                    f"  S5 pullzone purge of 1,000 files: soft p50 {p50(times):.1f} ms, "
+                    f"hard (delete=true) {hard:.1f} ms"
+                )
         if not self.purge_api:
             row.notes["pullzone"] = NO_PURGE_API
         # Varnish: 1,000 PURGE requests, pipelined on one connection (no batch purge).
@@ -336,13 +382,17 @@ class Bench:
             purge_ms: list[float] = []
             failure: list[str] = []
 
-            def purger(name: str = name, stop: threading.Event = stop) -> None:
+            def purger(
+                name: str = name,
+                stop: threading.Event = stop,
+                purge_ms: list[float] = purge_ms,
+                failure: list[str] = failure,
+            ) -> None:
                 client = httpx.Client(base_url=self.varnish.base, timeout=30)
                 try:
                     while not stop.wait(1.0):
                         if name == "pullzone":
-                            purge_ms.append(self.pz.purge(self.zones["bench"]["id"],
-                                                          ["/s6.bin"]))
+                            purge_ms.append(self.pz.purge(self.zones["bench"]["id"], ["/s6.bin"]))
                         else:
                             t0 = time.perf_counter()
                             client.request("PURGE", "/s6.bin", headers={"Host": HOST})
@@ -357,8 +407,13 @@ class Bench:
             thread = threading.Thread(target=purger, daemon=True)
             thread.start()
             try:
-                res = load.wrk(svc.base + "/1k.bin", HOST, threads=2, connections=64,
-                               duration=self.cfg.duration)
+                res = load.wrk(
+                    svc.base + "/1k.bin",
+                    HOST,
+                    threads=2,
+                    connections=64,
+                    duration=self.cfg.duration,
+                )
             finally:
                 stop.set()
                 thread.join(30)
@@ -368,11 +423,17 @@ class Bench:
                 continue
             row.add(name, res.rps)
             row.extra.setdefault(name, []).append(
-                {**res.as_dict(), "purges": len(purge_ms),
-                 "purge_ms": [round(x, 2) for x in purge_ms], "failure": failure or None}
+                {
+                    **res.as_dict(),
+                    "purges": len(purge_ms),
+                    "purge_ms": [round(x, 2) for x in purge_ms],
+                    "failure": failure or None,
+                }
             )
-            log(f"  S6 {name:8} {res.rps:10,.0f} req/s with {len(purge_ms)} purges "
-                f"(errors {res.error_count})")
+            log(
+                f"  S6 {name:8} {res.rps:10,.0f} req/s with {len(purge_ms)} purges "
+                f"(errors {res.error_count})"
+            )
 
     def s8(self, r: int) -> None:
         n = self.cfg.s8_objects
@@ -383,15 +444,45 @@ class Bench:
             pathfile.write_text("".join(f"{prefix}ten/{i}.bin\n" for i in range(n)))
             # After its share, a wrk thread asks for the cached 1 KiB object until the
             # last 10 KiB answer is in (see configs/wrk.lua): nothing cold is cut off.
-            cold = load.wrk(svc.base + "/1k.bin", HOST, threads=2, connections=64,
-                            duration=120, mode="cold", pathfile=pathfile,
-                            min_bytes=TEN // 2)
+            cold = load.wrk(
+                svc.base + "/1k.bin",
+                HOST,
+                threads=2,
+                connections=64,
+                duration=30 if self.cfg.quick else 120,
+                mode="cold",
+                pathfile=pathfile,
+                min_bytes=TEN // 2,
+            )
             time.sleep(0.2)
             after_cold = self.origin.count(prefix)
-            warm = load.wrk(svc.base + "/", HOST, threads=2, connections=64,
-                            duration=self.cfg.duration, mode="cycle", pathfile=pathfile)
+            warm = load.wrk(
+                svc.base + "/",
+                HOST,
+                threads=2,
+                connections=64,
+                duration=1 if self.cfg.quick else self.cfg.duration,
+                mode="cycle",
+                pathfile=pathfile,
+            )
             time.sleep(0.2)
             total = self.origin.count(prefix)
+            again = None
+            if not self.cfg.quick:
+                # Steady state: every worker has now met every object at least once.
+                again = load.wrk(
+                    svc.base + "/",
+                    HOST,
+                    threads=2,
+                    connections=64,
+                    duration=self.cfg.duration,
+                    mode="cycle",
+                    pathfile=pathfile,
+                )
+                self.rows["S8 warm 2"].add(name, again.rps)
+                self.rows["S8 warm 2"].extra.setdefault(name, []).append(again.as_dict())
+                time.sleep(0.2)
+                total = self.origin.count(prefix)
             cold_rps = cold.cold_rps
             if cold_rps is None:
                 log(f"  S8 {name}: the cold pass did not complete: {cold.as_dict()}")
@@ -405,9 +496,12 @@ class Bench:
             self.rows["S8 warm"].extra.setdefault(name, []).append(
                 {**warm.as_dict(), "origin_requests_during_warm": total - after_cold}
             )
-            log(f"  S8 {name:8} cold {cold_rps or 0:8,.0f} req/s (origin {after_cold}, "
+            log(
+                f"  S8 {name:8} cold {cold_rps or 0:8,.0f} req/s (origin {after_cold}, "
                 f"non-200 {bad})  warm {warm.rps:8,.0f} req/s (origin +{total - after_cold}, "
-                f"errors {warm.error_count})")
+                f"errors {warm.error_count})"
+                + (f"  warm 2 {again.rps:8,.0f} req/s" if again is not None else "")
+            )
 
     # -- the big index: S7 and S4 at 1M ---------------------------------------------
 
@@ -433,31 +527,51 @@ class Bench:
             assert big.process is not None
             extra["supervisor_rss_mb"] = round(procs.rss_bytes(big.process.pid) / 1e6, 1)
             if cfg.wants("S7"):
+                self.rows["S7 idle"].add("pullzone", idle / 1e6)
+                self.rows["S7 idle"].notes.update(nginx="—", varnish="—")
                 sample = f"/big/{cfg.linked - 1}.bin"
                 status, xc, _ = load.get(big.base, host, sample)
                 if status != 200 or not xc.upper().startswith("HIT"):
                     raise RuntimeError(f"{sample} from the filled index: {status} {xc}")
+                load.warm(big.base, host, "/ten/0.bin")  # the sentinel: 10 KiB, cached
                 pathfile = self.paths_dir / "big.txt"
                 pathfile.write_text("".join(f"{fill.big_path(i)}\n" for i in range(cfg.linked)))
-                res = load.wrk(big.base + "/", host, threads=2, connections=64,
-                               duration=cfg.duration, mode="cycle", pathfile=pathfile)
+                # Every one of the `linked` objects requested exactly once (a HIT each,
+                # spread over the workers), as S8's cold pass does.
+                res = load.wrk(
+                    big.base + "/ten/0.bin",
+                    host,
+                    threads=2,
+                    connections=64,
+                    duration=120,
+                    mode="cold",
+                    pathfile=pathfile,
+                    max_bytes=TEN // 2,
+                )
                 rss = {p: procs.rss_bytes(p) for p in big.worker_pids()}
                 worst = max(rss.values())
                 self.rows["S7"].add("pullzone", worst / 1e6)
                 extra.update(
                     worker_rss_after_mb={str(p): round(v / 1e6, 1) for p, v in rss.items()},
-                    hit_workload={
+                    hit_pass={
                         "distinct_objects": cfg.linked,
-                        "req_s": round(res.rps),
+                        "first_touch_hit_req_s": round(res.cold_rps or 0),
                         **res.as_dict(),
                     },
+                    note="RSS grows with the entries each worker keeps in its bounded "
+                    "in-memory cache (pullzone.edge.entry.MemoryCache); the objects are "
+                    "spread over the workers by the kernel, about evenly.",
                 )
-                log(f"  S7 worker RSS idle {idle / 1e6:.0f} MB, after {res.requests:,} HITs "
-                    f"over {cfg.linked:,} objects ({res.rps:,.0f} req/s): "
-                    f"max {worst / 1e6:.0f} MB")
+                log(
+                    f"  S7 worker RSS idle {idle / 1e6:.0f} MB; after one HIT on each of "
+                    f"{cfg.linked:,} objects ({res.cold_rps or 0:,.0f} req/s, first touch): "
+                    f"max {worst / 1e6:.0f} MB"
+                )
                 self.rows["S7"].extra = extra
                 self.rows["S7"].notes.update(nginx="—", varnish="—")
             if cfg.wants("S4"):
+                # On an idle server, as S4 at 1k: let S7's load settle first.
+                time.sleep(2.5 if cfg.wants("S7") and not cfg.quick else 0)
                 row = self.rows[self.big_row]
                 row.notes.update(nginx=NGINX_NO_PURGE, varnish="—")
                 if self.purge_api:
@@ -465,8 +579,10 @@ class Bench:
                     if times is not None:
                         row.add("pullzone", p50(times))
                         row.extra = {"pullzone": _lat(times), **extra}
-                        log(f"  S4 pullzone whole-zone purge, {cfg.objects:,} objects: "
-                            f"p50 {p50(times):.2f} ms max {max(times):.2f} ms")
+                        log(
+                            f"  S4 pullzone whole-zone purge, {cfg.objects:,} objects: "
+                            f"p50 {p50(times):.2f} ms max {max(times):.2f} ms"
+                        )
                 if not self.purge_api:
                     row.notes["pullzone"] = NO_PURGE_API
         finally:
@@ -510,9 +626,11 @@ class Bench:
             rn, rv = s1.ratio("nginx"), s1.ratio("varnish")
             if rn is not None and rv is not None:
                 s1.met = rn >= 0.75 and rv >= 1.0
+                s1.goal_detail = f"{rn:.3f}× and {rv:.3f}×"
         s2 = rows["S2"]
         if (rn := s2.ratio("nginx")) is not None:
             s2.met = rn >= 0.9
+            s2.goal_detail = f"{rn:.3f}×"
         s3 = rows["S3"]
         if s3.values.get("pullzone"):
             s3.met = all(v == 1 for v in s3.values["pullzone"])
@@ -529,8 +647,9 @@ class Bench:
             s6.goal_detail = f"{with_purges / base:.2f}× pullzone S1"
         elif with_purges:
             s6.goal_detail = "S1 not run"
-        if (m := rows["S7"].median("pullzone")) is not None:
-            rows["S7"].met = m < 256
+        for rid in ("S7 idle", "S7"):
+            if (m := rows[rid].median("pullzone")) is not None:
+                rows[rid].met = m < 256
 
 
 def _lat(times: list[float]) -> dict[str, Any]:
@@ -539,6 +658,7 @@ def _lat(times: list[float]) -> dict[str, Any]:
         "p50_ms": round(p50(times), 3),
         "p90_ms": round(pct(times, 0.9), 3),
         "max_ms": round(max(times), 3),
+        "all_ms": [round(t, 2) for t in times],
     }
 
 
@@ -547,16 +667,28 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespac
         description="pullzone vs nginx proxy_cache vs Varnish (see bench/README.md)"
     )
     p.add_argument("--quick", action="store_true", help="one round, short runs (< 1 minute)")
-    p.add_argument("--only", default=",".join(SCENARIOS),
-                   help="comma-separated scenarios, e.g. S1,S2 (default: all)")
+    p.add_argument(
+        "--only",
+        default=",".join(SCENARIOS),
+        help="comma-separated scenarios, e.g. S1,S2 (default: all)",
+    )
     p.add_argument("--rounds", type=int, help="rounds (default 3; 1 with --quick)")
     p.add_argument("--duration", type=int, help="seconds per wrk run (default 5; 2 with --quick)")
-    p.add_argument("--workers", type=int, default=2,
-                   help="pullzone --workers = nginx worker_processes (default 2)")
-    p.add_argument("--objects", type=int,
-                   help="index size for S4/S7 (default 1,000,000; 100,000 with --quick)")
-    p.add_argument("--out", type=Path, default=BENCH / "results" / "latest.json",
-                   help="results file (the chart goes next to it, .png)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="pullzone --workers = nginx worker_processes (default 2)",
+    )
+    p.add_argument(
+        "--objects", type=int, help="index size for S4/S7 (default 1,000,000; 100,000 with --quick)"
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=BENCH / "results" / "latest.json",
+        help="results file (the chart goes next to it, .png)",
+    )
     p.add_argument("--no-install", action="store_true", help="never run apt-get")
     p.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (logs, configs)")
     args = p.parse_args(argv)
@@ -589,10 +721,20 @@ def main(argv: list[str] | None = None) -> int:
     def on_term(signum: int, _frame: object) -> None:
         raise SystemExit(128 + signum)
 
+    # Ctrl-C: KeyboardInterrupt, even when started from a shell that ignores SIGINT in
+    # background jobs. The servers are in process groups of their own, so the bench
+    # stops them itself (finally: below, and atexit).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGHUP, on_term)
     procs.ensure_tools(install=not args.no_install)
     started = time.monotonic()
+    load_before = os.getloadavg()
+    if load_before[0] > 0.5 * (os.cpu_count() or 1):
+        log(
+            f"bench: note: the machine is busy (load average {load_before[0]:.1f} on "
+            f"{os.cpu_count()} CPUs); the numbers will be noisier"
+        )
     tmp = Path(tempfile.mkdtemp(prefix="pullzone-bench-"))
     bench = Bench(cfg, tmp)
     try:
@@ -600,6 +742,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         log("\nbench: interrupted; stopping servers")
         return 130
+    except (RuntimeError, OSError) as exc:
+        log(f"\nbench: failed: {exc}")
+        return 1
     finally:
         procs.stop_all()
         if args.keep_tmp:
@@ -608,8 +753,9 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(tmp, ignore_errors=True)
     elapsed = time.monotonic() - started
     rows = bench.row_list()
-    meta = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    machine, vers = procs.machine(), procs.versions()
+    meta: dict[str, Any] = {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "command": "python bench/run.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "quick": cfg.quick,
         "scenarios": list(cfg.only),
@@ -619,8 +765,13 @@ def main(argv: list[str] | None = None) -> int:
         "index_objects": cfg.objects,
         "elapsed_s": round(elapsed, 1),
         "timings_s": bench.timings,
-        "machine": procs.machine(),
-        "versions": procs.versions(),
+        "load_average_1m": {
+            "before": round(load_before[0], 2),
+            "after": round(os.getloadavg()[0], 2),
+        },
+        "pullzone_source": procs.source_state(),
+        "machine": machine,
+        "versions": vers,
         "notes": {
             "value": "median over rounds; ±x% = half the min–max range in % of the median",
             "ratios": "pullzone median / other median (for times: >1 means pullzone slower)",
@@ -629,20 +780,24 @@ def main(argv: list[str] | None = None) -> int:
     }
     report.write_json(args.out, meta, rows)
     png = args.out.with_suffix(".png")
-    m = meta["machine"]
+    m = machine
     title = (
-        f"pullzone {meta['versions']['pullzone']} vs nginx {meta['versions']['nginx']} vs "
-        f"{meta['versions']['varnish'].split(' (')[0]} — {m['nproc']} × {m['cpu']}, "
+        f"pullzone {vers['pullzone']} vs nginx {vers['nginx']} vs "
+        f"Varnish {vers['varnish']} — {m['nproc']} × {m['cpu']}, "
         f"{cfg.rounds} round(s), median with min–max"
     )
     charted = report.chart(png, rows, title)
     log("")
     log(report.table(rows))
     log("")
-    log(f"{cfg.rounds} round(s), wrk runs of {cfg.duration} s, {cfg.workers} workers each; "
-        f"{m['nproc']} × {m['cpu']}; took {elapsed:.0f} s")
-    log(f"wrote {args.out}" + (f" and {png}" if charted else
-                                " (no chart: pip install -e '.[bench]' for matplotlib)"))
+    log(
+        f"{cfg.rounds} round(s), wrk runs of {cfg.duration} s, {cfg.workers} workers each; "
+        f"{m['nproc']} × {m['cpu']}; took {elapsed:.0f} s"
+    )
+    log(
+        f"wrote {args.out}"
+        + (f" and {png}" if charted else " (no chart: pip install -e '.[bench]' for matplotlib)")
+    )
     return 0
 
 

@@ -1,13 +1,14 @@
 -- wrk script shared by every scenario. Arguments after `--`:
 --   static                      one URL (the one on the command line); fastest path in wrk
 --   cycle  PATHFILE NTHREADS    each thread cycles through its share of the paths
---   cold   PATHFILE NTHREADS MINBYTES
+--   cold   PATHFILE NTHREADS MINBYTES MAXBYTES
 --                               each thread requests its share of the paths once, then
---                               only the URL of the command line (a small cached object);
---                               a response counts toward the share when it is not a 200
---                               or its body has at least MINBYTES. When the whole share
---                               has come back the thread records the time it took,
---                               prints "COLD_DONE" and stops.
+--                               only the URL of the command line (a cached object of
+--                               another size, the sentinel); a response counts toward the
+--                               share when it is not a 200 or its body size is within
+--                               [MINBYTES, MAXBYTES]. When the whole share has come back
+--                               the thread records the time it took, prints "COLD_DONE"
+--                               and stops.
 -- done() prints one line "WRKJSON {...}" that bench/run.py parses.
 
 local threads = {}
@@ -57,13 +58,21 @@ function init(args)
    idx = 0
    started = nil
    min_bytes = tonumber(args[4] or "0")
+   max_bytes = tonumber(args[5] or "1e18")
    sentinel = wrk.format(nil, wrk.path)
+   -- wrk calls request() once on thread 0 before it runs, to check the request it
+   -- builds: that call must not use up a path.
+   verifying = (tid == 0)
    if mode ~= "cold" then
       response = nil
    end
 end
 
 function request()
+   if verifying then
+      verifying = false
+      return reqs[1]
+   end
    if mode == "cold" then
       if started == nil then
          started = now_us()
@@ -79,7 +88,7 @@ end
 function response(status, headers, body)
    if status ~= 200 then
       bad = bad + 1
-   elseif #body < min_bytes then
+   elseif #body < min_bytes or #body > max_bytes then
       return -- the sentinel
    end
    responses = responses + 1

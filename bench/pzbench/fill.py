@@ -1,3 +1,4 @@
+# ruff: noqa: RUF002
 """The shortcut for S4/S7: a pullzone cache index holding a million objects in seconds.
 
 Warming a million objects through the edge would take far longer than the whole bench.

@@ -14,7 +14,6 @@ from typing import Any
 
 import aiohttp
 import httpx
-
 from pzbench.procs import CONFIGS, spawn, stop
 
 WRK_SCRIPT = CONFIGS / "wrk.lua"
@@ -71,6 +70,7 @@ def wrk(
     pathfile: Path | None = None,
     timeout_s: int = 10,
     min_bytes: int = 0,
+    max_bytes: int = 1 << 60,
 ) -> WrkResult:
     """Run wrk against `url` with a `Host` header; `mode` as in configs/wrk.lua.
 
@@ -93,7 +93,7 @@ def wrk(
     ]
     if mode != "static":
         assert pathfile is not None
-        args += [str(pathfile), str(threads), str(min_bytes)]
+        args += [str(pathfile), str(threads), str(min_bytes), str(max_bytes)]
     process = spawn(args, stdout=subprocess.PIPE)
     assert process.stdout is not None
     lines: list[str] = []
@@ -224,9 +224,7 @@ def burst(port: int, host: str, path: str, clients: int = 500, timeout: float = 
                     xcache = value.strip()
             return status, xcache, len(body), (done - t0) * 1000
 
-        results = await asyncio.wait_for(
-            asyncio.gather(*(read(r) for r, _ in conns)), timeout
-        )
+        results = await asyncio.wait_for(asyncio.gather(*(read(r) for r, _ in conns)), timeout)
         wall = (time.perf_counter() - t0) * 1000
         for _, writer in conns:
             writer.close()
@@ -255,9 +253,7 @@ def pipelined(port: int, host: str, method: str, paths: list[str], timeout: floa
 
     async def main() -> float:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        payload = b"".join(
-            f"{method} {p} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode() for p in paths
-        )
+        payload = b"".join(f"{method} {p} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode() for p in paths)
         t0 = time.perf_counter()
         writer.write(payload)
         for _ in paths:

@@ -272,7 +272,8 @@ class Pullzone(Service):
         self.started_in = 0.0
 
     def start(self, timeout: float = 180) -> Pullzone:
-        env = {**os.environ, "PULLZONE_API_KEY": API_KEY}
+        # The per-key API rate limit is not what the bench measures: off.
+        env = {**os.environ, "PULLZONE_API_KEY": API_KEY, "PULLZONE_API_RATE_LIMIT": "0"}
         started = time.monotonic()
         self.process = spawn(
             [
@@ -294,15 +295,13 @@ class Pullzone(Service):
             log=self.dir / "serve.log",
             env=env,
         )
-        self.api = httpx.Client(
-            base_url=self.api_url, headers={"X-API-Key": API_KEY}, timeout=60
-        )
+        self.api = httpx.Client(base_url=self.api_url, headers={"X-API-Key": API_KEY}, timeout=60)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(
-                    f"pullzone serve exited with status {self.process.returncode}; "
-                    f"see {self.dir / 'serve.log'}"
+                    f"pullzone serve exited with status {self.process.returncode}:\n"
+                    + self.log_tail()
                 )
             try:
                 if self.api.get("/zones/http/pull").status_code == 200:
@@ -312,7 +311,14 @@ class Pullzone(Service):
             except (httpx.TransportError, OSError):
                 pass
             time.sleep(0.05)
-        raise RuntimeError(f"pullzone serve did not become ready; see {self.dir / 'serve.log'}")
+        raise RuntimeError("pullzone serve did not become ready:\n" + self.log_tail())
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            text = (self.dir / "serve.log").read_text(errors="replace")
+        except OSError:
+            return "(no serve.log)"
+        return "\n".join(text.splitlines()[-lines:])
 
     def stop(self) -> None:
         if self.api is not None:
@@ -329,9 +335,7 @@ class Pullzone(Service):
             raise RuntimeError(f"creating zone {alias!r}: {r.status_code} {r.text}")
         return dict(r.json()["zone"])
 
-    def purge(
-        self, zone_id: int, files: list[str] | None = None, *, delete: bool = False
-    ) -> float:
+    def purge(self, zone_id: int, files: list[str] | None = None, *, delete: bool = False) -> float:
         """One purge; returns its answer time in ms. Raises PurgeUnavailable on 404."""
         assert self.api is not None
         params = {"delete": "true"} if delete else None
@@ -426,12 +430,16 @@ def versions() -> dict[str, str]:
 
     from importlib.metadata import version
 
+    def number(text: str) -> str:
+        found = re.search(r"\d+(\.\d+)+", text)
+        return found.group(0) if found else text
+
     return {
         "pullzone": version("pullzone"),
         "python": sys.version.split()[0],
-        "nginx": first_line(["nginx", "-v"]).removeprefix("nginx version: "),
-        "varnish": first_line(["varnishd", "-V"]),
-        "wrk": first_line(["wrk", "-v"]).split(" [")[0],
+        "nginx": number(first_line(["nginx", "-v"])),
+        "varnish": number(first_line(["varnishd", "-V"])),
+        "wrk": number(first_line(["wrk", "-v"])),
     }
 
 
@@ -453,3 +461,27 @@ def machine() -> dict[str, Any]:
         "mem_gib": round(mem / 1024**3, 1),
         "kernel": os.uname().release,
     }
+
+
+def source_state() -> dict[str, Any]:
+    """The commit pullzone was measured at, and whether its sources had local changes
+    (read-only git commands; empty when this is not a git checkout)."""
+    repo = CONFIGS.parent.parent
+
+    def git(*args: str) -> str:
+        try:
+            r = subprocess.run(
+                ["git", "--no-optional-locks", "-C", str(repo), *args],
+                capture_output=True,
+                text=True,
+                timeout=10,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+        return r.stdout.strip() if r.returncode == 0 else ""
+
+    commit = git("rev-parse", "HEAD")
+    if not commit:
+        return {}
+    changed = git("status", "--porcelain", "--", "src")
+    return {"commit": commit, "src_changed": bool(changed)}

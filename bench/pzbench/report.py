@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001, RUF002
 """Results: per-round values → median and spread, ratios, goals; the table, JSON and chart."""
 
 from __future__ import annotations
@@ -163,7 +164,7 @@ def table(rows: list[Row]) -> str:
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     out = []
     for n, line in enumerate(lines):
-        out.append("| " + " | ".join(c.ljust(w) for c, w in zip(line, widths)) + " |")
+        out.append("| " + " | ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) + " |")
         if n == 0:
             out.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(out)
@@ -193,7 +194,7 @@ def chart(path: Path, rows: list[Row], title: str) -> bool:
     cols = 3
     nrows = (len(shown) + cols - 1) // cols
     fig, axes = plt.subplots(nrows, cols, figsize=(cols * 4.2, nrows * 3.2), squeeze=False)
-    for ax, row in zip(axes.flat, shown):
+    for ax, row in zip(axes.flat, shown, strict=False):
         names, meds, lo, hi, colors = [], [], [], [], []
         for target in TARGETS:
             vals = row.values.get(target)
@@ -219,6 +220,7 @@ def chart(path: Path, rows: list[Row], title: str) -> bool:
         mark = {True: " ✓", False: " ✗", None: ""}[row.met] if row.goal else ""
         ax.set_title(f"{row.id}: {row.title}{mark}", fontsize=9)
         ax.set_ylabel(row.unit, fontsize=8)
+        ax.margins(y=0.15)
         ax.tick_params(labelsize=8)
         if row.goal:
             ax.set_xlabel("goal: " + row.goal, fontsize=7)

@@ -1,0 +1,1 @@
+"""Helpers of bench/run.py: servers, load generators, the big-index shortcut, reports."""
