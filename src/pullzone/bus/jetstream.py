@@ -1,0 +1,461 @@
+"""The cluster event log: NATS JetStream, the multi-node twin of `bus.local` (CONTRACT §6).
+
+One stream, PULLZONE_EVENTS, holds every event; its sequence is the log's sequence and a
+PubAck is what "durably stored" means. Zones and keys live in KV buckets, heartbeats in a
+bucket whose entries expire. Every node reads the stream through a durable pull consumer
+and says what it has applied on a core subject, so a purge can wait for every live edge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext, api
+from nats.js.kv import KeyValue
+
+from pullzone.bus.events import Event
+
+log = logging.getLogger("pullzone.bus")
+
+STREAM = "PULLZONE_EVENTS"
+EVENTS = "pullzone.events."
+APPLIED = "pullzone.applied."
+ZONES, KEYS, NODES = "pullzone_zones", "pullzone_keys", "pullzone_nodes"
+NODE_TTL = 15.0  # a node that has not sent a heartbeat for this long is gone
+DUPLICATE_WINDOW = 120.0  # publishes with the same msg_id within this window are stored once
+ACK_WAIT = 30.0  # an unacked delivery is redelivered after this long
+FETCH_WAIT = 1.0
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
+_KIND = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
+_NATS_ERRORS = (nats.errors.Error, asyncio.TimeoutError, OSError)
+
+T = TypeVar("T")
+Handler = Callable[[Event], Awaitable[None]]
+
+
+class BusUnavailable(Exception):
+    """The bus did not answer in time: nothing is known to be stored."""
+
+
+def _decode(seq: int, data: bytes) -> Event:
+    body = json.loads(data)
+    return Event(seq, body["kind"], int(body["zone_id"]), body["payload"], float(body["at"]))
+
+
+@dataclass
+class _Consumer:
+    durable: str
+    handler: Handler
+    last: int  # the stream sequence handed to the handler last, in this process
+    sub: JetStreamContext.PullSubscription | None = None
+
+
+class JetStreamBus:
+    def __init__(self, nc: Client, node_id: str, replicas: int, timeout: float) -> None:
+        self.node_id, self.replicas, self.timeout = node_id, replicas, timeout
+        self._nc = nc
+        self._js = nc.jetstream(timeout=timeout)
+        self._jsm = nc.jetstream(timeout=max(5.0, timeout))  # stream and consumer management
+        self._kv: dict[str, KeyValue] = {}
+        self._applied: dict[str, int] = {}
+        self._applied_changed = asyncio.Condition()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @classmethod
+    async def connect(
+        cls,
+        servers: list[str],
+        node_id: str,
+        *,
+        replicas: int = 1,
+        connect_timeout: float = 2.0,
+        timeout: float = 2.0,
+        ping_interval: float = 5.0,
+        node_ttl: float = NODE_TTL,
+    ) -> JetStreamBus:
+        """Connect (each server tried twice, else BusUnavailable), then reconnect forever."""
+        if not _TOKEN.match(node_id):
+            raise ValueError(f"node id {node_id!r}: letters, digits, '-' and '_' only")
+        nc = Client()
+
+        async def on_error(exc: Exception) -> None:
+            log.debug("nats: %s %s", type(exc).__name__, exc)
+
+        async def on_disconnected() -> None:
+            if not nc.is_closed:
+                log.warning("bus: disconnected; reconnecting")
+
+        async def on_reconnected() -> None:
+            url = nc.connected_url
+            log.warning("bus: reconnected to %s", url.netloc if url else "?")
+
+        options: dict[str, Any] = dict(
+            servers=servers,
+            name=f"pullzone-{node_id}",
+            connect_timeout=connect_timeout,
+            reconnect_time_wait=0.5,
+            max_reconnect_attempts=1,  # for the first connect; forever once connected
+            ping_interval=ping_interval,
+            max_outstanding_pings=2,
+            pending_size=0,  # while disconnected, publishing fails instead of queueing
+            error_cb=on_error,
+            disconnected_cb=on_disconnected,
+            reconnected_cb=on_reconnected,
+        )
+        try:
+            await nc.connect(**options)
+        except _NATS_ERRORS as exc:
+            await nc.close()
+            raise BusUnavailable(f"cannot connect to {servers}: {exc!r}") from exc
+        nc.options["max_reconnect_attempts"] = -1
+        bus = cls(nc, node_id, replicas, timeout)
+        try:
+            await nc.subscribe(APPLIED + "*", cb=bus._on_applied)
+            await bus._ensure_stream()
+            for bucket, ttl in ((ZONES, None), (KEYS, None), (NODES, node_ttl)):
+                await bus._ensure_bucket(bucket, ttl)
+        except BaseException:
+            await nc.close()
+            raise
+        return bus
+
+    @property
+    def connected(self) -> bool:
+        return bool(self._nc.is_connected)
+
+    @contextlib.contextmanager
+    def _unavailable(self, what: str) -> Iterator[None]:
+        """Fail at once when disconnected; any NATS error or timeout is BusUnavailable."""
+        if not self.connected:
+            raise BusUnavailable(f"{what}: not connected")
+        try:
+            yield
+        except _NATS_ERRORS as exc:
+            raise BusUnavailable(f"{what}: {type(exc).__name__} {exc}".strip()) from exc
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if self.connected:
+            with contextlib.suppress(*_NATS_ERRORS):
+                await self._nc.flush(timeout=1)  # the last acks
+        await self._nc.close()
+
+    # -- setup: idempotent, and tolerant of other nodes creating the same things at once --
+
+    async def _ensure_stream(self) -> None:
+        config = api.StreamConfig(
+            name=STREAM,
+            subjects=[EVENTS + ">"],
+            retention=api.RetentionPolicy.LIMITS,
+            storage=api.StorageType.FILE,
+            num_replicas=self.replicas,
+            duplicate_window=DUPLICATE_WINDOW,
+        )
+        await self._idempotent(
+            STREAM, lambda: self._jsm.add_stream(config), lambda: self._jsm.stream_info(STREAM)
+        )
+
+    async def _ensure_bucket(self, bucket: str, ttl: float | None) -> None:
+        config = api.KeyValueConfig(
+            bucket=bucket, history=1, ttl=ttl, replicas=self.replicas, storage=api.StorageType.FILE
+        )
+        self._kv[bucket] = await self._idempotent(
+            bucket,
+            lambda: self._jsm.create_key_value(config),
+            lambda: self._jsm.key_value(bucket),
+        )
+
+    async def _idempotent(
+        self, name: str, create: Callable[[], Awaitable[T]], existing: Callable[[], Awaitable[T]]
+    ) -> T:
+        """Create `name`, or use it as it is if it exists (made by another node, perhaps
+        with other settings); retry while a forming cluster has no JetStream leader."""
+        deadline = time.monotonic() + 10.0
+        while True:
+            try:
+                return await create()
+            except _NATS_ERRORS as exc:
+                error: BaseException = exc
+            try:
+                found = await existing()
+                level = logging.WARNING if "already in use" in str(error) else logging.INFO
+                log.log(level, "bus: using the existing %s (%s)", name, error)
+                return found
+            except _NATS_ERRORS as exc:
+                error = exc
+            if time.monotonic() > deadline:
+                raise BusUnavailable(f"create {name}: {error!r}") from error
+            await asyncio.sleep(0.25)
+
+    # -- the event stream --
+
+    async def publish(
+        self, kind: str, zone_id: int, payload: dict[str, Any], *, msg_id: str | None = None
+    ) -> Event:
+        """Store one event; its `seq` is the stream's sequence from the PubAck. A repeated
+        `msg_id` (within DUPLICATE_WINDOW) is stored once and answers the first sequence."""
+        if not _KIND.match(kind):
+            raise ValueError(f"event kind {kind!r}")
+        at = time.time()
+        body = {"kind": kind, "zone_id": zone_id, "payload": payload, "at": at}
+        data = json.dumps(body, separators=(",", ":")).encode()
+        headers = {"Nats-Msg-Id": msg_id} if msg_id else None
+        with self._unavailable("publish"):
+            ack = await self._js.publish(
+                EVENTS + kind, data, timeout=self.timeout, stream=STREAM, headers=headers
+            )
+        return Event(seq=ack.seq, kind=kind, zone_id=zone_id, payload=payload, at=at)
+
+    async def last_stream_seq(self) -> int:
+        with self._unavailable("stream info"):
+            info = await self._js.stream_info(STREAM)
+        return int(info.state.last_seq)
+
+    async def consume(self, durable: str, handler: Handler, *, start_seq: int = 1) -> None:
+        """Hand every event to `handler`, in stream order, one at a time, in a background task
+        until close(). A new durable starts at `start_seq`; an existing one where it acked."""
+        if not _TOKEN.match(durable):
+            raise ValueError(f"durable name {durable!r}")
+        c = _Consumer(durable, handler, last=max(start_seq, 1) - 1)
+        with self._unavailable(f"consumer {durable}"):
+            info = await self._bind(c)
+        if info.ack_floor is not None:  # a new durable's is start_seq - 1
+            c.last = info.ack_floor.stream_seq
+        self._tasks.append(asyncio.create_task(self._consume(c), name=f"bus-{durable}"))
+
+    async def _bind(self, c: _Consumer) -> api.ConsumerInfo:
+        """Bind to the durable, creating it (from c.last + 1) if it is missing."""
+        info: api.ConsumerInfo
+        try:
+            info = await self._jsm.consumer_info(STREAM, c.durable)
+        except nats.js.errors.NotFoundError:
+            config = api.ConsumerConfig(
+                durable_name=c.durable,
+                ack_policy=api.AckPolicy.EXPLICIT,
+                ack_wait=ACK_WAIT,
+                filter_subject=EVENTS + ">",
+                deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
+                opt_start_seq=c.last + 1,
+            )
+            info = await self._jsm.add_consumer(STREAM, config)
+            if c.sub is not None:
+                log.warning("bus: consumer %s was gone; created again", c.durable)
+                with contextlib.suppress(*_NATS_ERRORS):
+                    await c.sub.unsubscribe()
+                c.sub = None
+        if c.sub is None:
+            c.sub = await self._js.pull_subscribe_bind(durable=c.durable, stream=STREAM)
+        return info
+
+    async def _sync(self, c: _Consumer) -> None:
+        """Check the durable, and get what it delivered that this process did not handle
+        (lost in a reconnect, or sent to a process that died) again now: the server alone
+        would redeliver it only after ACK_WAIT, after newer events."""
+        info = await self._bind(c)
+        delivered = info.delivered.stream_seq if info.delivered else 0
+        if delivered <= c.last or await self._reset(c):
+            return
+        for seq in range(c.last + 1, delivered + 1):  # servers before 2.14: read the stream
+            await self._handle_missing(c, seq)
+
+    async def _reset(self, c: _Consumer) -> bool:
+        """Move the durable back to c.last + 1, so it delivers from there at once (ADR-60,
+        `$JS.API.CONSUMER.RESET`, nats-server 2.14+); False where that is not possible."""
+        version = self._nc.connected_server_version
+        if (version.major, version.minor) < (2, 14):
+            return False
+        request = json.dumps({"seq": c.last + 1}).encode()
+        subject = f"$JS.API.CONSUMER.RESET.{STREAM}.{c.durable}"
+        try:
+            reply = await self._nc.request(subject, request, timeout=self.timeout)
+            error = json.loads(reply.data).get("error")
+        except (*_NATS_ERRORS, ValueError) as exc:
+            error = repr(exc)
+        if error:
+            log.warning("bus: consumer %s: reset to %d: %s", c.durable, c.last + 1, error)
+        return not error
+
+    async def _consume(self, c: _Consumer) -> None:
+        failures, idle, sync, reconnects = 0, 0, True, self._nc.stats["reconnects"]
+        while True:
+            if failures:
+                await asyncio.sleep(min(5.0, 0.2 * 2 ** (failures - 1)))
+            if not self.connected:
+                await asyncio.sleep(0.1)
+                continue
+            try:
+                if sync or idle >= 10 or reconnects != self._nc.stats["reconnects"]:
+                    reconnects = self._nc.stats["reconnects"]
+                    await self._sync(c)
+                    sync, idle = False, 0
+                assert c.sub is not None
+                msgs = await c.sub.fetch(batch=64, timeout=FETCH_WAIT)
+            except nats.errors.TimeoutError:  # nothing new, or a leader being elected
+                idle += 1
+                continue
+            except _NATS_ERRORS as exc:
+                log.warning("bus: consumer %s: %s %s", c.durable, type(exc).__name__, exc)
+                failures, sync = failures + 1, True
+                continue
+            except Exception:
+                log.exception("bus: consumer %s: event %d not applied", c.durable, c.last + 1)
+                failures, sync = failures + 1, True
+                continue
+            idle = 0
+            if await self._deliver(c, msgs):
+                failures = 0
+            else:
+                failures, sync = failures + 1, True
+
+    async def _deliver(self, c: _Consumer, msgs: list[Msg]) -> bool:
+        """Hand over a fetched batch in order and ack each event; False at a gap (earlier
+        deliveries were lost: the next sync gets them) or when the handler failed."""
+        for i, msg in enumerate(msgs):
+            seq = msg.metadata.sequence.stream
+            if seq > c.last + 1:
+                log.info("bus: consumer %s: got %d after %d", c.durable, seq, c.last)
+                return False
+            if seq == c.last + 1:
+                try:
+                    await self._handle(c, seq, msg.data)
+                except Exception:
+                    log.exception("bus: consumer %s: event %d not applied", c.durable, seq)
+                    for rest in msgs[i:]:
+                        with contextlib.suppress(*_NATS_ERRORS):
+                            await rest.nak()
+                    return False
+            with contextlib.suppress(*_NATS_ERRORS):
+                # Acked when this returns, so a restart resumes right after it; a lost ack
+                # means one redelivery, skipped as seq <= c.last.
+                await msg.ack_sync(timeout=self.timeout)
+        return True
+
+    async def _handle_missing(self, c: _Consumer, seq: int) -> None:
+        try:
+            raw = await self._jsm.get_msg(STREAM, seq)
+        except nats.js.errors.NotFoundError:
+            log.warning("bus: consumer %s: event %d is no longer in the stream", c.durable, seq)
+            c.last = seq
+            return
+        assert raw.data is not None
+        await self._handle(c, seq, raw.data)
+
+    async def _handle(self, c: _Consumer, seq: int, data: bytes) -> None:
+        try:
+            event = _decode(seq, data)
+        except (ValueError, KeyError, TypeError):
+            log.error("bus: consumer %s: event %d is malformed, skipped: %r", c.durable, seq, data)
+        else:
+            await c.handler(event)
+        c.last = seq
+
+    # -- applied confirmations (core NATS, not stored) --
+
+    async def _on_applied(self, msg: Msg) -> None:
+        try:
+            body = json.loads(msg.data)
+            await self._note_applied(str(body["node"]), int(body["seq"]))
+        except (ValueError, KeyError, TypeError):
+            log.warning("bus: malformed applied confirmation %r", msg.data)
+
+    async def _note_applied(self, node: str, seq: int) -> None:
+        async with self._applied_changed:
+            if seq > self._applied.get(node, 0):
+                self._applied[node] = seq
+                self._applied_changed.notify_all()
+
+    async def report_applied(self, seq: int) -> bool:
+        """Tell every node this one has applied the log up to `seq`; False if not sent."""
+        await self._note_applied(self.node_id, seq)
+        data = json.dumps({"node": self.node_id, "seq": seq}).encode()
+        try:
+            await self._nc.publish(APPLIED + self.node_id, data)
+        except _NATS_ERRORS:
+            return False
+        return True
+
+    async def wait_applied(self, seq: int, nodes: set[str], timeout: float = 2.0) -> set[str]:
+        """Wait until every node in `nodes` confirmed `seq`; returns those that did not."""
+
+        def pending() -> set[str]:
+            return {node for node in nodes if self._applied.get(node, 0) < seq}
+
+        async with self._applied_changed:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._applied_changed.wait_for(lambda: not pending())
+            return pending()
+
+    # -- the node registry --
+
+    async def heartbeat(self, info: dict[str, Any]) -> None:
+        """Say this node is alive (`info`: role, applied, ...) for the next NODE_TTL s."""
+        await self.kv_put(NODES, self.node_id, {**info, "node": self.node_id, "at": time.time()})
+
+    async def nodes(self) -> list[dict[str, Any]]:
+        """The nodes whose last heartbeat is younger than NODE_TTL (the bucket's max age)."""
+        items = await self.kv_items(NODES)
+        return [items[key] for key in sorted(items)]
+
+    # -- key-value helpers (values are JSON objects) --
+
+    def _bucket(self, bucket: str) -> KeyValue:
+        try:
+            return self._kv[bucket]
+        except KeyError:
+            raise ValueError(f"unknown bucket {bucket!r}") from None
+
+    async def kv_put(self, bucket: str, key: str, value: dict[str, Any]) -> int:
+        kv = self._bucket(bucket)
+        with self._unavailable(f"put {bucket}/{key}"):
+            return await kv.put(key, json.dumps(value, separators=(",", ":")).encode())
+
+    async def kv_get(self, bucket: str, key: str) -> dict[str, Any] | None:
+        kv = self._bucket(bucket)
+        try:
+            with self._unavailable(f"get {bucket}/{key}"):
+                entry = await kv.get(key)
+        except BusUnavailable as exc:
+            if isinstance(exc.__cause__, nats.js.errors.NotFoundError):
+                return None
+            raise
+        return json.loads(entry.value) if entry.value else None
+
+    async def kv_items(self, bucket: str) -> dict[str, dict[str, Any]]:
+        kv = self._bucket(bucket)
+        items: dict[str, dict[str, Any]] = {}
+        with self._unavailable(f"list {bucket}"):
+            watcher = await kv.watchall(ignore_deletes=True)
+            # The latest entry of each key, then None; nats-py leaves these two untyped.
+            updates: Callable[..., Awaitable[KeyValue.Entry | None]] = watcher.updates
+            stop: Callable[[], Awaitable[None]] = watcher.stop
+            try:
+                while (entry := await updates(timeout=self.timeout)) is not None:
+                    if entry.value:
+                        items[entry.key] = json.loads(entry.value)
+            finally:
+                with contextlib.suppress(*_NATS_ERRORS):
+                    await stop()
+        return items
+
+    async def kv_delete(self, bucket: str, key: str) -> None:
+        kv = self._bucket(bucket)
+        with self._unavailable(f"delete {bucket}/{key}"):
+            await kv.delete(key)
