@@ -30,10 +30,12 @@ runner = CliRunner()
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No PULLZONE_* setting of the machine running the tests leaks in."""
+    """No PULLZONE_* setting of the machine running the tests leaks in; calls that find no
+    API fail at once (retries have tests of their own)."""
     for name in list(os.environ):
         if name.startswith("PULLZONE_"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("PULLZONE_API_RETRIES", "0")
 
 
 @pytest.fixture()

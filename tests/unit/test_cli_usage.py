@@ -17,10 +17,12 @@ runner = CliRunner()
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No PULLZONE_* setting of the machine running the tests leaks in."""
+    """No PULLZONE_* setting of the machine running the tests leaks in; calls that find no
+    API fail at once (retries have tests of their own)."""
     for name in list(__import__("os").environ):
         if name.startswith("PULLZONE_"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("PULLZONE_API_RETRIES", "0")
 
 
 @pytest.fixture()
@@ -262,3 +264,48 @@ def test_api_url_option_wins_over_the_environment(closed_url: str) -> None:
     assert f"cannot reach the API at {closed_url}" in result.stderr
     result = run("--api-url", closed_url, "zones", "list", env=env)
     assert f"cannot reach the API at {closed_url}" in result.stderr
+
+
+def test_unreachable_api_is_tried_again_as_asked(closed_url: str) -> None:
+    result = run("--retries", "2", "zones", "list", env={"PULLZONE_API_URL": closed_url})
+    assert result.exit_code == 1
+    assert "(3 attempts)" in said(result.stderr)
+    result = run("zones", "list", env={"PULLZONE_API_URL": closed_url, "PULLZONE_API_RETRIES": "1"})
+    assert "(2 attempts)" in said(result.stderr)
+
+
+@pytest.mark.parametrize(
+    "args", [["--retries", "-1"], ["--retries", "many"], ["--timeout", "0"], ["--timeout", "x"]]
+)
+def test_bad_retries_or_timeout(args: list[str]) -> None:
+    assert run(*args, "zones", "list").exit_code == 2
+
+
+# --- shell completion -------------------------------------------------------------------------
+
+
+def complete(words: str) -> str:
+    env = {"_PULLZONE_COMPLETE": "complete_bash", "COMP_WORDS": words}
+    env["COMP_CWORD"] = str(len(words.split()) - (0 if words.endswith(" ") else 1))
+    return runner.invoke(app, [], prog_name="pullzone", env=env).output
+
+
+def test_completion_is_offered() -> None:
+    help_text = said(run("--help").output)
+    assert "--install-completion" in help_text and "--show-completion" in help_text
+    script = runner.invoke(app, ["--show-completion", "bash"], prog_name="pullzone")
+    assert script.exit_code == 0
+    assert "_PULLZONE_COMPLETE=complete_bash" in script.output
+
+
+def test_completion_completes_commands_and_options() -> None:
+    assert complete("pullzone zo").split() == ["zones"]
+    assert complete("pullzone zones ").split() == ["list", "show", "create", "update", "delete"]
+    assert complete("pullzone purge 3 --from").split() == ["--from-file"]
+
+
+def test_completion_installs(tmp_path: Path) -> None:
+    env = {"HOME": str(tmp_path), "SHELL": "/bin/bash"}
+    result = runner.invoke(app, ["--install-completion", "bash"], prog_name="pullzone", env=env)
+    assert result.exit_code == 0, result.output
+    assert "_PULLZONE_COMPLETE" in (tmp_path / ".bash_completions" / "pullzone.sh").read_text()

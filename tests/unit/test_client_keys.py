@@ -103,13 +103,13 @@ def test_reading_the_answers() -> None:
         "secret": "s3cret",
     }
     answer = _requests.read_answer(200, body(created))
-    assert _requests.create_key("n").result(answer) == created  # the whole answer: the secret
+    new = _requests.create_key("n").result(answer)
+    assert (new.key.id, new.secret) == ("key_1", "s3cret")
     keys = _requests.read_answer(200, body({"result": "success", "keys": [{"id": "admin"}]}))
-    assert _requests.list_keys().result(keys) == [{"id": "admin"}]
+    assert [k.id for k in _requests.list_keys().result(keys)] == ["admin"]
     revoked = {"result": "success", "message": "Key Revoked"}
-    assert _requests.revoke_key("key_1").result(_requests.read_answer(200, body(revoked))) == (
-        revoked
-    )
+    assert _requests.revoke_key("key_1").result(_requests.read_answer(200, body(revoked))) is None
+    assert _requests.create_key("n").idempotent is False
     with pytest.raises(ApiError, match="'keys'"):
         _requests.list_keys().result(_requests.read_answer(200, body({"result": "success"})))
 
@@ -156,43 +156,42 @@ def live_api(tmp_path: Path) -> Iterator[str]:
 def test_create_list_revoke(live_api: str) -> None:
     with Client(live_api, ADMIN_KEY) as admin:
         zone = admin.zones.create(name="site", origin="http://origin.test")
-        answer = admin.keys.create("deploy-bot", zones=[zone["id"]], purge_only=True)
-        assert answer["message"] == "Key Created"
-        key, secret = answer["key"], answer["secret"]
-        assert (key["name"], key["zones"], key["purge_only"]) == ("deploy-bot", [zone["id"]], True)
-        assert {k["id"] for k in admin.keys.list()} == {"admin", key["id"]}
+        answer = admin.keys.create("deploy-bot", zones=[zone.id], purge_only=True)
+        key, secret = answer.key, answer.secret
+        assert (key.name, key.zones, key.purge_only) == ("deploy-bot", (zone.id,), True)
+        assert {k.id for k in admin.keys.list()} == {"admin", key.id}
         with Client(live_api, secret) as scoped:
-            assert [z["id"] for z in scoped.zones.list()] == [zone["id"]]
+            assert [z.id for z in scoped.zones.list()] == [zone.id]
             with pytest.raises(ApiError) as caught:
-                scoped.zones.delete(zone["id"])
+                scoped.zones.delete(zone.id)
             assert caught.value.status == 403
             with pytest.raises(ApiError) as caught:
                 scoped.keys.list()
             assert caught.value.status == 403
-            assert admin.keys.revoke(key["id"]) == {"result": "success", "message": "Key Revoked"}
+            assert admin.keys.revoke(key.id) is None
             with pytest.raises(ApiError) as caught:
                 scoped.zones.list()
             assert caught.value.status == 401
         with pytest.raises(ApiError) as caught:
-            admin.keys.revoke(key["id"])
+            admin.keys.revoke(key.id)
         assert caught.value.status == 404
         with pytest.raises(ApiError) as caught:
-            admin.keys.create("n", zones=[zone["id"] + 1])
+            admin.keys.create("n", zones=[zone.id + 1])
         assert (caught.value.status, caught.value.message) == (
             400,
-            f"zones: no zone {zone['id'] + 1}; list ids from GET /v2/zones/http/pull",
+            f"zones: no zone {zone.id + 1}; list ids from GET /v2/zones/http/pull",
         )
 
 
 async def test_async_create_list_revoke(live_api: str) -> None:
     async with AsyncClient(live_api, ADMIN_KEY) as admin:
         answer = await admin.keys.create("ci")
-        assert answer["key"]["zones"] is None and answer["key"]["purge_only"] is False
-        async with AsyncClient(live_api, answer["secret"]) as ci:
+        assert answer.key.zones is None and answer.key.purge_only is False
+        async with AsyncClient(live_api, answer.secret) as ci:
             assert await ci.zones.list() == []
         listed = await admin.keys.list()
-        assert [k["name"] for k in listed] == ["admin", "ci"]
-        assert "secret" not in json.dumps(listed)
-        await admin.keys.revoke(answer["key"]["id"])
-        revoked = [k for k in await admin.keys.list() if k["id"] == answer["key"]["id"]]
-        assert revoked[0]["revoked_at"] is not None
+        assert [k.name for k in listed] == ["admin", "ci"]
+        assert answer.secret not in repr(listed)
+        await admin.keys.revoke(answer.key.id)
+        revoked = [k for k in await admin.keys.list() if k.id == answer.key.id]
+        assert revoked[0].revoked_at is not None

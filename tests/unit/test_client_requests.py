@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from pullzone.client import ApiError, _requests
+from pullzone.client import ApiError, PurgeResult, _requests
 from pullzone.client._requests import Answer, Call
 
 
@@ -28,23 +28,58 @@ def test_get_zone() -> None:
     assert sent(_requests.get_zone("12")) == ("GET", "/zones/http/pull/12", None, None)
 
 
-def test_create_zone_sends_the_fields_as_given() -> None:
-    fields = {"name": "site", "origin": "https://o.example", "cache": {"cache": "1h"}}
-    assert sent(_requests.create_zone(fields)) == ("POST", "/zones/http/pull/new", None, fields)
+def test_create_zone_sends_5centscdn_field_names() -> None:
+    call = _requests.create_zone(
+        "site",
+        "https://o.example",
+        alias="site",
+        cnames=["a.example", "b.example"],
+        host_header="o.example",
+        disabled=False,
+        cache={"cache": "1h", "querystring": False, "usestale": "Y"},
+    )
+    assert sent(call) == (
+        "POST",
+        "/zones/http/pull/new",
+        None,
+        {
+            "name": "site",
+            "origin": "https://o.example",
+            "alias": "site",
+            "cnames": "a.example,b.example",
+            "hostHeader": "o.example",
+            "disabled": "0",
+            "cache": {"cache": "1h", "querystring": "N", "usestale": "Y"},
+        },
+    )
+    assert call.idempotent is False  # a second one would be a second zone
+
+
+def test_create_zone_with_other_5centscdn_fields() -> None:
+    call = _requests.create_zone("s", "http://o", extra={"geoblock": {"enabled": "N"}})
+    assert call.json == {"name": "s", "origin": "http://o", "geoblock": {"enabled": "N"}}
+
+
+def test_unknown_zone_fields_are_refused_before_sending() -> None:
+    with pytest.raises(TypeError, match=r"unknown zone field 'hostHeader'.*extra="):
+        _requests.create_zone("s", "http://o", hostHeader="h")  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="unknown cache field 'ttl'"):
+        _requests.update_cache(1, ttl="1h")  # type: ignore[call-arg]
 
 
 def test_update_zone() -> None:
-    call = _requests.update_zone(3, {"name": "renamed"})
-    assert sent(call) == ("POST", "/zones/http/pull/3", None, {"name": "renamed"})
+    call = _requests.update_zone(3, name="renamed", cnames="")
+    assert sent(call) == ("POST", "/zones/http/pull/3", None, {"name": "renamed", "cnames": ""})
+    assert call.idempotent
 
 
 def test_update_cache_posts_the_cache_fields_at_top_level() -> None:
-    call = _requests.update_cache(3, {"cache": "30m", "usestale": "N"})
+    call = _requests.update_cache(3, cache="30m", usestale=False, revalidate=True)
     assert sent(call) == (
         "POST",
         "/zones/http/pull/3/cache",
         None,
-        {"cache": "30m", "usestale": "N"},
+        {"cache": "30m", "usestale": "N", "revalidate": "Y"},
     )
 
 
@@ -108,10 +143,27 @@ def test_zone_ids_are_positive_integers(bad: Any) -> None:
 
 
 def test_request_bodies_are_copies() -> None:
-    fields = {"name": "a"}
-    call = _requests.create_zone(fields)
-    fields["name"] = "b"
-    assert call.json == {"name": "a"}
+    files = ["/a"]
+    call = _requests.purge(1, files)
+    files.append("/b")
+    assert call.json == {"files": ["/a"]}
+
+
+def test_purge_lists_may_be_any_iterable() -> None:
+    assert _requests.purge(1, (f"/{i}" for i in range(2))).json == {"files": ["/0", "/1"]}
+
+
+def test_what_is_sent_on_the_wire() -> None:
+    request = _requests.purge(7, ["/café.png"], delete=True).request()
+    assert request == {
+        "method": "POST",
+        "url": "/zones/http/pull/7/purge",
+        "params": {"delete": "true"},
+        "content": '{"files":["/café.png"]}'.encode(),
+        "headers": {"Content-Type": "application/json"},
+    }
+    whole = _requests.purge(7).request()
+    assert (whole["content"], whole["headers"]) == (None, None)
 
 
 # --- answers ---------------------------------------------------------------------------------
@@ -129,18 +181,19 @@ def test_success_answer() -> None:
 def test_picking_the_result() -> None:
     zone = {"id": 1, "name": "a"}
     answer = _requests.read_answer(200, body({"result": "success", "zone": zone}))
-    assert _requests.get_zone(1).result(answer) == zone
+    assert _requests.get_zone(1).result(answer).id == 1
     zones = _requests.read_answer(200, body({"result": "success", "zones": [zone]}))
-    assert _requests.list_zones().result(zones) == [zone]
+    assert [z.name for z in _requests.list_zones().result(zones)] == ["a"]
     history = _requests.read_answer(200, body({"result": "success", "purges": [{"id": 4}]}))
-    assert _requests.purges(1).result(history) == [{"id": 4}]
+    assert [p.id for p in _requests.purges(1).result(history)] == [4]
 
 
-def test_purge_and_delete_give_the_whole_answer() -> None:
-    whole = {"result": "success", "message": "Zone Purged", "id": 9, "pending": []}
-    assert _requests.purge(1, ["/a"]).result(_requests.read_answer(200, body(whole))) == whole
+def test_purge_and_delete_results() -> None:
+    whole = {"result": "success", "message": "Zone Purged", "id": 9, "purged": 2, "pending": []}
+    result = _requests.purge(1, ["/a"]).result(_requests.read_answer(200, body(whole)))
+    assert result == PurgeResult(message="Zone Purged", id=9, purged=2, pending=())
     deleted = {"result": "success", "message": "Zone Deleted"}
-    assert _requests.delete_zone(1).result(_requests.read_answer(200, body(deleted))) == deleted
+    assert _requests.delete_zone(1).result(_requests.read_answer(200, body(deleted))) is None
 
 
 @pytest.mark.parametrize(

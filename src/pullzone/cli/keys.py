@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.text import Text
 
 from pullzone.cli import options
-from pullzone.cli.connection import ApiKey, ApiUrl, AsJson, api_client, handling_api_errors, send
+from pullzone.cli.connection import Api, client_command
 from pullzone.cli.output import out, print_keys, print_new_key
 from pullzone.cli.zone_lookup import find_zone_ids
+from pullzone.client import NewKey
 from pullzone.client import _requests as calls
 
 keys_app = typer.Typer(
@@ -40,14 +41,15 @@ def _key_id(value: str) -> str:
     return value
 
 
-def key_request(name: str, zone_ids: list[int] | None, purge_only: bool) -> calls.Call[Any]:
+def key_request(name: str, zone_ids: list[int] | None, purge_only: bool) -> calls.Call[NewKey]:
     """What `keys create` sends: no --zone at all means every zone."""
     return calls.create_key(name, zone_ids or None, purge_only)
 
 
 @keys_app.command("create")
+@client_command
 def keys_create(
-    ctx: typer.Context,
+    api: Api,
     name: Annotated[
         str,
         typer.Option(
@@ -75,38 +77,31 @@ def keys_create(
             "--purge-only", help="The key may read and purge its zones, never change them."
         ),
     ] = False,
-    api_url: ApiUrl = None,
-    api_key: ApiKey = None,
-    as_json: AsJson = False,
 ) -> None:
     """Create an API key and print its secret (the only time it is shown).
 
     The secret goes alone to stdout, everything else to stderr:
     KEY=$(pullzone keys create --name ci) captures exactly the key.
     """
-    client = api_client(ctx, api_url, api_key)
-    with handling_api_errors(client):
-        zone_ids = find_zone_ids(client, zones) if zones else None
-        answer = send(client, key_request(name, zone_ids, purge_only), as_json)
-    if answer is not None:
-        print_new_key(answer)
+    api.run(
+        lambda client: key_request(
+            name, find_zone_ids(client, zones) if zones else None, purge_only
+        ),
+        print_new_key,
+    )
 
 
 @keys_app.command("list")
-def keys_list(
-    ctx: typer.Context, api_url: ApiUrl = None, api_key: ApiKey = None, as_json: AsJson = False
-) -> None:
+@client_command
+def keys_list(api: Api) -> None:
     """List the API keys (revoked ones too); never their secrets."""
-    client = api_client(ctx, api_url, api_key)
-    with handling_api_errors(client):
-        keys = send(client, calls.list_keys(), as_json)
-    if keys is not None:
-        print_keys(keys)
+    api.run(calls.list_keys(), print_keys)
 
 
 @keys_app.command("revoke")
+@client_command
 def keys_revoke(
-    ctx: typer.Context,
+    api: Api,
     key_id: Annotated[
         str,
         typer.Argument(
@@ -116,9 +111,6 @@ def keys_revoke(
         ),
     ],
     yes: options.Yes = False,
-    api_url: ApiUrl = None,
-    api_key: ApiKey = None,
-    as_json: AsJson = False,
 ) -> None:
     """Revoke an API key: its next call is refused (asks first unless --yes)."""
     if not yes:
@@ -127,8 +119,7 @@ def keys_revoke(
             abort=True,
             err=True,
         )
-    client = api_client(ctx, api_url, api_key)
-    with handling_api_errors(client):
-        answer = send(client, calls.revoke_key(key_id), as_json)
-    if answer is not None:
-        out.print(Text(f"{answer.get('message') or 'Key Revoked'}: {key_id}", style="green"))
+    api.run(
+        calls.revoke_key(key_id),
+        lambda _: out.print(Text(f"Key Revoked: {key_id}", style="green")),
+    )

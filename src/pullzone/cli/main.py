@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from pullzone import __version__
+from pullzone.cli import options
 from pullzone.cli.connection import API_PANEL, Connection
 from pullzone.cli.keys import keys_app
 from pullzone.cli.output import out
@@ -26,7 +27,6 @@ app = typer.Typer(
     help="A self-hosted CDN for HTTP pull zones, with a 5centscdn v2 compatible API.\n\n"
     "Exit codes: 0 success, 1 the API said no, 2 usage error.",
     no_args_is_help=True,
-    add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.command()(serve)
@@ -67,6 +67,29 @@ def main(
             rich_help_panel=API_PANEL,
         ),
     ] = None,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            "--timeout",
+            envvar="PULLZONE_API_TIMEOUT",
+            metavar="SECONDS",
+            parser=options.seconds,
+            help="How long each API request may take.",
+            rich_help_panel=API_PANEL,
+        ),
+    ] = 30.0,
+    retries: Annotated[
+        int,
+        typer.Option(
+            "--retries",
+            envvar="PULLZONE_API_RETRIES",
+            metavar="N",
+            min=0,
+            help="Retries of a call the API rate-limited (429) or failed (5xx), or that "
+            "found no API, waiting as Retry-After says (0: none).",
+            rich_help_panel=API_PANEL,
+        ),
+    ] = 3,
     version: Annotated[
         bool,
         typer.Option(
@@ -75,7 +98,7 @@ def main(
     ] = False,
 ) -> None:
     """Keep the API connection options for the client commands."""
-    ctx.obj = Connection(api_url, api_key)
+    ctx.obj = Connection(api_url, api_key, timeout, retries)
 
 
 if __name__ == "__main__":

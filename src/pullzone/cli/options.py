@@ -5,10 +5,12 @@ A value that does not fit raises `typer.BadParameter`: a usage error, exit code 
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -143,3 +145,37 @@ class Role(StrEnum):
 
 
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+
+V = TypeVar("V")
+R = TypeVar("R")
+
+
+def with_options(
+    spec: Callable[..., V], into: str
+) -> Callable[[Callable[..., R]], Callable[..., R]]:
+    """A decorator that gives commands a set of options defined once.
+
+    The command takes `spec`'s parameters (typer options) besides its own, and is called
+    with `spec(**their values)` as its parameter `into`: options several commands share
+    are declared, and turned into what the commands use, in one place.
+    """
+    shared = list(inspect.signature(spec, eval_str=True).parameters.values())
+
+    def decorate(command: Callable[..., R]) -> Callable[..., R]:
+        own = inspect.signature(command, eval_str=True)
+        kept = [p for p in own.parameters.values() if p.name != into]
+        names = {p.name for p in shared}
+        if into not in own.parameters or names & {p.name for p in kept}:
+            raise TypeError(f"{command.__name__} must take {into!r} and none of {names}")
+
+        @functools.wraps(command)
+        def run(**values: Any) -> R:
+            given = {name: values.pop(name) for name in names}
+            return command(**values, **{into: spec(**given)})
+
+        merged = [p.replace(kind=p.KEYWORD_ONLY) for p in (*kept, *shared)]
+        run.__signature__ = own.replace(parameters=merged)  # type: ignore[attr-defined]
+        run.__annotations__ = {p.name: p.annotation for p in merged}
+        return run
+
+    return decorate

@@ -3,13 +3,15 @@ end with exit code 1."""
 
 from __future__ import annotations
 
-import json
-from typing import Any, NoReturn
+from collections.abc import Iterable
+from typing import NoReturn
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+
+from pullzone.client import ApiKey, NewKey, PurgeResult, Zone
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -21,7 +23,7 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(1)
 
 
-def print_zones(zones: list[dict[str, Any]]) -> None:
+def print_zones(zones: list[Zone]) -> None:
     """The zones as a table, or a hint on stderr when there are none."""
     if not zones:
         err.print("no zones yet: create one with `pullzone zones create --name N --origin URL`")
@@ -30,56 +32,71 @@ def print_zones(zones: list[dict[str, Any]]) -> None:
     for column in ("id", "name", "fqdn", "origin", "cnames", "status"):
         table.add_column(column, overflow="fold")
     for zone in zones:
-        status = str(zone.get("status", ""))
+        cells = (zone.id, zone.name, zone.fqdn, zone.origin, ",".join(zone.cnames))
         table.add_row(
-            *(Text(str(zone.get(k, ""))) for k in ("id", "name", "fqdn", "origin", "cnames")),
-            Text(status, style="green" if status == "Enabled" else "red"),
+            *(Text(str(cell)) for cell in cells),
+            Text(zone.status, style="red" if zone.disabled else "green"),
         )
     out.print(table)
 
 
-def print_zone(zone: dict[str, Any]) -> None:
-    """One zone, a field a line; the cache block's fields as `cache.NAME`."""
+def print_zone(zone: Zone) -> None:
+    """One zone, a field a line, in the API's names; the cache block's as `cache.NAME`."""
+    policy = zone.cache
+    rows = {
+        "id": zone.id,
+        "name": zone.name,
+        "alias": zone.alias,
+        "fqdn": zone.fqdn,
+        "origin": zone.origin,
+        "hostHeader": zone.host_header,
+        "cnames": ",".join(zone.cnames),
+        "status": zone.status,
+        "created_at": zone.created_at,
+        "updated_at": zone.updated_at,
+        "cache.cache": policy.cache,
+        "cache.expiry": policy.expiry,
+        **{
+            f"cache.{flag}": "Y" if getattr(policy, flag) else "N"
+            for flag in ("querystring", "cachecontrol", "usestale", "revalidate")
+        },
+    }
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column()
-    for key, value in zone.items():
-        if key == "cnamesArr":
-            continue
-        if isinstance(value, dict):
-            for sub, subvalue in value.items():
-                grid.add_row(f"{key}.{sub}", Text(_shown(subvalue)))
-        else:
-            grid.add_row(key, Text(_shown(value)))
+    for key, value in rows.items():
+        grid.add_row(key, Text('""' if value == "" else str(value)))
     out.print(grid)
 
 
-def _shown(value: Any) -> str:
-    if isinstance(value, list | dict):
-        return json.dumps(value, ensure_ascii=False)
-    return '""' if value == "" else str(value)
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'s' * (count != 1)}"
+
+
+def purge_kind(delete: bool) -> str:
+    return "hard purge (removed)" if delete else "soft purge (stale, revalidated on next request)"
 
 
 def print_purge(
-    answer: dict[str, Any], zone_id: int, paths: list[str], tags: list[str], delete: bool
+    result: PurgeResult, zone_id: int, paths: list[str], tags: list[str], delete: bool
 ) -> None:
     """What was purged, and on stderr the edges that have not confirmed it yet."""
-    scope = []
-    if paths:
-        scope.append(f"{len(paths)} path{'s' * (len(paths) != 1)}")
+    scope = [plural(len(paths), "path")] if paths else []
     if tags:
-        scope.append(f"{len(tags)} tag{'s' * (len(tags) != 1)}")
-    kind = "hard purge (removed)" if delete else "soft purge (stale, revalidated on next request)"
+        scope.append(plural(len(tags), "tag"))
     line = Text.assemble(
-        (str(answer.get("message") or "Zone Purged"), "green"),
-        f": zone {zone_id}, {' and '.join(scope) or 'everything'}, {kind}",
+        (result.message, "green"),
+        f": zone {zone_id}, {' and '.join(scope) or 'everything'}, {purge_kind(delete)}",
     )
-    if isinstance(answer.get("purged"), int):
-        line.append(f", {answer['purged']} objects purged")
+    if result.purged is not None:
+        line.append(f", {plural(result.purged, 'object')} purged")
     out.print(line)
-    pending = answer.get("pending")
-    if pending:
-        names = ", ".join(map(str, pending)) if isinstance(pending, list) else str(pending)
+    warn_pending(result.pending)
+
+
+def warn_pending(pending: Iterable[str]) -> None:
+    names = ", ".join(sorted(set(pending)))
+    if names:
         err.print(
             Text.assemble(
                 ("warning: ", "bold yellow"),
@@ -91,18 +108,19 @@ def print_purge(
 # --- API keys --------------------------------------------------------------------------------
 
 
-def key_zones(key: dict[str, Any]) -> str:
-    zones = key.get("zones")
-    return "all" if zones is None else ", ".join(map(str, zones)) if zones else "none"
+def key_zones(key: ApiKey) -> str:
+    if key.zones is None:
+        return "all"
+    return ", ".join(map(str, key.zones)) if key.zones else "none"
 
 
-def key_access(key: dict[str, Any]) -> str:
-    if key.get("admin"):
+def key_access(key: ApiKey) -> str:
+    if key.admin:
         return "everything"
-    return "read, purge" if key.get("purge_only") else "read, write, purge"
+    return "read, purge" if key.purge_only else "read, write, purge"
 
 
-def print_keys(keys: list[dict[str, Any]]) -> None:
+def print_keys(keys: list[ApiKey]) -> None:
     """The keys as a table (never a secret: the API has none to give)."""
     if not keys:
         err.print("no API keys: create one with `pullzone keys create --name N`")
@@ -112,30 +130,27 @@ def print_keys(keys: list[dict[str, Any]]) -> None:
     for column in ("name", "zones", "may", "created (UTC)", "status"):
         table.add_column(column, overflow="fold")
     for key in keys:
-        revoked = key.get("revoked_at")
+        revoked = key.revoked_at
         status = Text(f"revoked {revoked}", "red") if revoked else Text("active", "green")
         table.add_row(
-            Text(str(key.get("id", ""))),
-            Text(str(key.get("name", ""))),
+            Text(key.id),
+            Text(key.name),
             Text(key_zones(key)),
             Text(key_access(key)),
-            Text(str(key.get("created_at", ""))),
+            Text(key.created_at),
             status,
         )
     out.print(table)
 
 
-def print_new_key(answer: dict[str, Any]) -> None:
+def print_new_key(created: NewKey) -> None:
     """What was created on stderr, then the secret alone on stdout, so that
     `KEY=$(pullzone keys create --name ci)` captures exactly the key."""
-    key = answer.get("key")
-    if not isinstance(key, dict):
-        key = {}
+    key = created.key
     err.print(
         Text.assemble(
-            (str(answer.get("message") or "Key Created"), "green"),
-            f": id {key.get('id')} ({key.get('name')}), zones: {key_zones(key)}, "
-            f"may: {key_access(key)}",
+            ("Key Created", "green"),
+            f": id {key.id} ({key.name}), zones: {key_zones(key)}, may: {key_access(key)}",
         )
     )
     err.print(
@@ -145,4 +160,4 @@ def print_new_key(answer: dict[str, Any]) -> None:
             style="bold yellow",
         )
     )
-    out.print(Text(str(answer.get("secret", "")), style="bold"))
+    out.print(Text(created.secret, style="bold"))

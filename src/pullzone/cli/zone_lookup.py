@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from pullzone.cli.output import fail
-from pullzone.client import Client
+from pullzone.client import Client, Zone
 
 ZoneRef = Annotated[
     str, typer.Argument(metavar="ZONE", help="Zone id, alias, hostname (fqdn or cname) or name.")
@@ -25,7 +25,7 @@ def find_zone_id(client: Client, ref: str) -> int:
 
 def find_zone_ids(client: Client, refs: list[str]) -> list[int]:
     """`find_zone_id` of each ref; the zones are listed (once) only when a ref is no id."""
-    zones: list[dict[str, Any]] | None = None
+    zones: list[Zone] | None = None
     ids = []
     for ref in refs:
         zone_id = _as_id(ref)
@@ -37,25 +37,23 @@ def find_zone_ids(client: Client, refs: list[str]) -> list[int]:
     return ids
 
 
-def _only_match(zones: list[dict[str, Any]], ref: str) -> int:
+def _only_match(zones: list[Zone], ref: str) -> int:
     hits = matching_zones(zones, ref)
     if len(hits) == 1:
-        return int(hits[0]["id"])
+        return hits[0].id
     if not hits:
         fail(f"no zone has the id, alias, hostname or name {ref!r} (see `pullzone zones list`)")
-    ids = ", ".join(str(z.get("id")) for z in hits)
+    ids = ", ".join(str(z.id) for z in hits)
     fail(f"several zones match {ref!r} (ids {ids}): give the id")
 
 
-def matching_zones(zones: list[dict[str, Any]], ref: str) -> list[dict[str, Any]]:
+def matching_zones(zones: list[Zone], ref: str) -> list[Zone]:
     """The zones whose alias, fqdn or a cname is `ref`; else those named `ref`."""
     needle = ref.strip().lower().rstrip(".")
     hits = [z for z in zones if needle in _hostnames(z)]
-    return hits or [z for z in zones if z.get("name") == ref]
+    return hits or [z for z in zones if z.name == ref]
 
 
-def _hostnames(zone: dict[str, Any]) -> set[str]:
-    cnames = zone.get("cnamesArr") or str(zone.get("cnames") or "").split(",")
-    names = {str(zone.get("alias") or ""), str(zone.get("fqdn") or "")}
-    names.update(str(c).strip() for c in cnames)
+def _hostnames(zone: Zone) -> set[str]:
+    names = {zone.alias, zone.fqdn, *(c.strip() for c in zone.cnames)}
     return {n.lower() for n in names if n}

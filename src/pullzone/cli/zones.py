@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
 from rich.text import Text
 
 from pullzone.cli import options
-from pullzone.cli.connection import ApiKey, ApiUrl, AsJson, api_client, handling_api_errors, send
+from pullzone.cli.connection import Api, client_command
+from pullzone.cli.options import with_options
 from pullzone.cli.output import out, print_zone, print_zones
 from pullzone.cli.zone_lookup import ZoneRef, find_zone_id
+from pullzone.client import Zone
 from pullzone.client import _requests as calls
 
 zones_app = typer.Typer(
@@ -74,7 +77,7 @@ Revalidate = Annotated[
 ]
 
 
-def _given(**fields: str | None) -> dict[str, str]:
+def _given(**fields: Any) -> dict[str, Any]:
     return {name: value for name, value in fields.items() if value is not None}
 
 
@@ -84,23 +87,19 @@ def _cnames(value: str | None) -> str | None:
     return ",".join(part.strip() for part in value.split(",") if part.strip())
 
 
-def zone_changes(
-    name: str | None,
-    origin: str | None,
-    alias: str | None,
-    cnames: str | None,
-    host_header: str | None,
-    cache: str | None,
-    expiry: str | None,
-    querystring: str | None,
-    cachecontrol: str | None,
-    usestale: str | None,
-    revalidate: str | None,
-) -> tuple[dict[str, Any], dict[str, str]]:
-    """(zone fields, cache block) in 5centscdn names, from the options that were given."""
-    fields: dict[str, Any] = _given(
-        name=name, origin=origin, alias=alias, cnames=_cnames(cnames), hostHeader=host_header
-    )
+def zone_options(
+    alias: Alias = None,
+    cnames: Cnames = None,
+    host_header: HostHeader = None,
+    cache: Cache = None,
+    expiry: Expiry = None,
+    querystring: Querystring = None,
+    cachecontrol: Cachecontrol = None,
+    usestale: Usestale = None,
+    revalidate: Revalidate = None,
+) -> dict[str, Any]:
+    """The zone fields (and cache block) of the options given, as the SDK takes them."""
+    fields = _given(alias=alias, cnames=_cnames(cnames), host_header=host_header)
     cache_block = _given(
         cache=cache,
         expiry=expiry,
@@ -109,130 +108,78 @@ def zone_changes(
         usestale=usestale,
         revalidate=revalidate,
     )
-    return fields, cache_block
+    return {**fields, "cache": cache_block} if cache_block else fields
 
 
-def update_call(
-    zone_id: int, fields: dict[str, Any], cache_block: dict[str, str]
-) -> calls.Call[dict[str, Any]]:
+with_zone_options = with_options(zone_options, "changes")
+
+
+def update_call(zone_id: int, changes: dict[str, Any]) -> calls.Call[Zone]:
     """Cache options alone change the cache block alone; else one update with a cache block."""
-    if not fields:
-        return calls.update_cache(zone_id, cache_block)
-    if cache_block:
-        fields = {**fields, "cache": cache_block}
-    return calls.update_zone(zone_id, fields)
+    if set(changes) == {"cache"}:
+        return calls.update_cache(zone_id, **changes["cache"])
+    return calls.update_zone(zone_id, **changes)
+
+
+def _done(what: str) -> Callable[[Zone], None]:
+    def show(zone: Zone) -> None:
+        out.print(Text(f"Zone {what}: id {zone.id} ({zone.fqdn})", "green"))
+        print_zone(zone)
+
+    return show
 
 
 @zones_app.command("list")
-def zones_list(
-    ctx: typer.Context, api_url: ApiUrl = None, api_key: ApiKey = None, as_json: AsJson = False
-) -> None:
+@client_command
+def zones_list(api: Api) -> None:
     """List the zones."""
-    client = api_client(ctx, api_url, api_key)
-    with handling_api_errors(client):
-        zones = send(client, calls.list_zones(), as_json)
-    if zones is not None:
-        print_zones(zones)
+    api.run(calls.list_zones(), print_zones)
 
 
 @zones_app.command("show")
-def zones_show(
-    ctx: typer.Context,
-    zone: ZoneRef,
-    api_url: ApiUrl = None,
-    api_key: ApiKey = None,
-    as_json: AsJson = False,
-) -> None:
+@client_command
+def zones_show(zone: ZoneRef, api: Api) -> None:
     """Show one zone."""
-    client = api_client(ctx, api_url, api_key)
-    with handling_api_errors(client):
-        found = send(client, calls.get_zone(find_zone_id(client, zone)), as_json)
-    if found is not None:
-        print_zone(found)
+    api.run(lambda client: calls.get_zone(find_zone_id(client, zone)), print_zone)
 
 
 @zones_app.command("create")
+@client_command
+@with_zone_options
 def zones_create(
-    ctx: typer.Context,
     name: Annotated[str, _name_option()],
     origin: Annotated[str, _origin_option()],
-    alias: Alias = None,
-    cnames: Cnames = None,
-    host_header: HostHeader = None,
-    cache: Cache = None,
-    expiry: Expiry = None,
-    querystring: Querystring = None,
-    cachecontrol: Cachecontrol = None,
-    usestale: Usestale = None,
-    revalidate: Revalidate = None,
-    api_url: ApiUrl = None,
-    api_key: ApiKey = None,
-    as_json: AsJson = False,
+    changes: dict[str, Any],
+    api: Api,
 ) -> None:
     """Create a zone."""
-    fields, cache_block = zone_changes(
-        name, origin, alias, cnames, host_header,
-        cache, expiry, querystring, cachecontrol, usestale, revalidate,
-    )  # fmt: skip
-    if cache_block:
-        fields["cache"] = cache_block
-    client = api_client(ctx, api_url, api_key)
-    with handling_api_errors(client):
-        created = send(client, calls.create_zone(fields), as_json)
-    if created is not None:
-        out.print(Text(f"Zone created: id {created.get('id')} ({created.get('fqdn')})", "green"))
-        print_zone(created)
+    api.run(calls.create_zone(name, origin, **changes), _done("created"))
 
 
 @zones_app.command("update")
+@client_command
+@with_zone_options
 def zones_update(
-    ctx: typer.Context,
     zone: ZoneRef,
+    changes: dict[str, Any],
+    api: Api,
     name: Annotated[str | None, _name_option()] = None,
     origin: Annotated[str | None, _origin_option()] = None,
-    alias: Alias = None,
-    cnames: Cnames = None,
-    host_header: HostHeader = None,
-    cache: Cache = None,
-    expiry: Expiry = None,
-    querystring: Querystring = None,
-    cachecontrol: Cachecontrol = None,
-    usestale: Usestale = None,
-    revalidate: Revalidate = None,
-    api_url: ApiUrl = None,
-    api_key: ApiKey = None,
-    as_json: AsJson = False,
 ) -> None:
     """Change a zone: only the options given change."""
-    fields, cache_block = zone_changes(
-        name, origin, alias, cnames, host_header,
-        cache, expiry, querystring, cachecontrol, usestale, revalidate,
-    )  # fmt: skip
-    if not fields and not cache_block:
-        ctx.fail("nothing to change: give at least one option (see --help)")
-    client = api_client(ctx, api_url, api_key)
-    with handling_api_errors(client):
-        call = update_call(find_zone_id(client, zone), fields, cache_block)
-        updated = send(client, call, as_json)
-    if updated is not None:
-        out.print(Text(f"Zone updated: id {updated.get('id')} ({updated.get('fqdn')})", "green"))
-        print_zone(updated)
+    changes = {**_given(name=name, origin=origin), **changes}
+    if not changes:
+        api.ctx.fail("nothing to change: give at least one option (see --help)")
+    api.run(lambda client: update_call(find_zone_id(client, zone), changes), _done("updated"))
 
 
 @zones_app.command("delete")
-def zones_delete(
-    ctx: typer.Context,
-    zone: ZoneRef,
-    yes: options.Yes = False,
-    api_url: ApiUrl = None,
-    api_key: ApiKey = None,
-    as_json: AsJson = False,
-) -> None:
+@client_command
+def zones_delete(zone: ZoneRef, api: Api, yes: options.Yes = False) -> None:
     """Delete a zone and its cached objects (asks first unless --yes)."""
     if not yes:
         typer.confirm(f"Delete zone {zone} and everything it has cached?", abort=True, err=True)
-    client = api_client(ctx, api_url, api_key)
-    with handling_api_errors(client):
-        answer = send(client, calls.delete_zone(find_zone_id(client, zone)), as_json)
-    if answer is not None:
-        out.print(Text(str(answer.get("message") or "Zone Deleted"), style="green"))
+    api.run(
+        lambda client: calls.delete_zone(find_zone_id(client, zone)),
+        lambda _: out.print(Text(f"Zone Deleted: {zone}", style="green")),
+    )

@@ -1,17 +1,58 @@
 """The Python SDK of the pullzone management API (5centscdn v2 compatible).
 
-    from pullzone.client import Client
+    from pullzone import Client
 
     with Client() as client:  # PULLZONE_API_URL, PULLZONE_API_KEY
         zone = client.zones.create(name="site", origin="https://origin.example")
-        client.purge(zone["id"], ["/index.html"])
-        created = client.keys.create("ci", zones=[zone["id"]], purge_only=True)
-        print(created["secret"])  # the new key: the API shows it only this once
+        result = client.purge(zone.id, files=["/index.html"], delete=True)
+        print(result.id, result.purged)
+        created = client.keys.create("ci", zones=[zone.id], purge_only=True)
+        print(created.secret)  # the new key: the API shows it only this once
 
-`client.keys` (`create`, `list`, `revoke`) needs the admin key.
+`AsyncClient` has the same calls, awaited. Every failure raises `ApiError` (`status`: the
+HTTP status, 0 when no answer came; `message`: the API's). Rate-limited (429) and failed
+(5xx) calls are retried, honouring `Retry-After`. `client.keys` needs the admin key.
+Results are frozen dataclasses: `Zone`, `CachePolicy`, `PurgeResult`, `PurgeRecord`,
+`ApiKey`, `NewKey`. `purge_batches` splits a long file list into requests the API accepts.
 """
 
-from pullzone.client._requests import ApiError
-from pullzone.client.client import AsyncClient, Client
+from pullzone.client._batches import purge_batches
+from pullzone.client._requests import (
+    MAX_BODY_BYTES,
+    MAX_PURGE_FILES,
+    ApiError,
+    CacheFields,
+    ZoneChanges,
+    ZoneFields,
+)
+from pullzone.client._results import (
+    ApiKey,
+    CachePolicy,
+    NewKey,
+    PurgeRecord,
+    PurgeResult,
+    Zone,
+)
+from pullzone.client._retry import RetryPolicy
+from pullzone.client.client import AsyncClient, Client, Keys, Zones
 
-__all__ = ["ApiError", "AsyncClient", "Client"]
+__all__ = [
+    "MAX_BODY_BYTES",
+    "MAX_PURGE_FILES",
+    "ApiError",
+    "ApiKey",
+    "AsyncClient",
+    "CacheFields",
+    "CachePolicy",
+    "Client",
+    "Keys",
+    "NewKey",
+    "PurgeRecord",
+    "PurgeResult",
+    "RetryPolicy",
+    "Zone",
+    "ZoneChanges",
+    "ZoneFields",
+    "Zones",
+    "purge_batches",
+]

@@ -1,27 +1,34 @@
 """What each SDK call sends and how its answer is read: pure, no I/O.
 
-`Client` and `AsyncClient` only move bytes. Everything else (method, path, query, body,
-reading success and error answers, the message of a transport failure) lives here once, so
-the two clients cannot drift apart and every call can be tested without a network.
+Each call of the API is a builder here: its parameters are the SDK method's (the clients
+expose the builders as methods, see `client._Call`), and it returns a `Call`: method, path,
+query, body, whether it may be retried, and how its typed result (`_results`) is read from
+the answer. Reading success and error answers and the message of a transport failure live
+here too; when to retry lives in `_retry`. `Client` and `AsyncClient` only move bytes, so
+the two cannot drift apart and every call can be tested without a network.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import Any, Generic, NamedTuple, TypedDict, TypeVar, Unpack
 
 import httpx
 
 from pullzone import __version__
+from pullzone.client import _results
+from pullzone.client._results import ApiKey, NewKey, PurgeRecord, PurgeResult, Unexpected, Zone
 
 T = TypeVar("T")
 
 DEFAULT_API_URL = "http://127.0.0.1:8081/v2"
 ZONES = "/zones/http/pull"
 KEYS = "/keys"
+MAX_PURGE_FILES = 10_000  # the API's default limits per purge request
+MAX_BODY_BYTES = 1024 * 1024
 
 
 class ApiError(Exception):
@@ -29,14 +36,16 @@ class ApiError(Exception):
 
     `status` is the HTTP status, or 0 when no answer came (connection refused, timeout).
     `message` is the API's own message, meant for the person who made the call.
+    `attempts` is how many times the call was sent before giving up (1: no retry).
     """
 
     __module__ = "pullzone.client"
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, *, attempts: int = 1) -> None:
         super().__init__(status, message)
         self.status = status
         self.message = message
+        self.attempts = attempts
 
     def __str__(self) -> str:
         return self.message if self.status == 0 else f"{self.message} (HTTP {self.status})"
@@ -54,9 +63,11 @@ class Answer(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class Call(Generic[T]):
-    """One API request and how to pick the caller's result out of its success answer.
+    """One API request and how to read the caller's result out of its success answer.
 
     `path` is relative to the base URL (which ends in `/v2`); `json` None means no body.
+    `idempotent`: sending it twice does what sending it once does, so it may be retried
+    when an attempt's fate is unknown (every call but creating a zone or a key).
     """
 
     method: str
@@ -64,36 +75,32 @@ class Call(Generic[T]):
     pick: Callable[[dict[str, Any]], T]
     params: Mapping[str, str] | None = None
     json: Any = None
+    idempotent: bool = True
+
+    def request(self) -> dict[str, Any]:
+        """The keyword arguments of `httpx.Client.request` (and of the async one)."""
+        body = None if self.json is None else encode_json(self.json)
+        return {
+            "method": self.method,
+            "url": self.path,
+            "params": self.params,
+            "content": body,
+            "headers": None if body is None else {"Content-Type": "application/json"},
+        }
 
     def result(self, answer: Answer) -> T:
         try:
             return self.pick(answer.body)
-        except (KeyError, TypeError) as exc:
+        except (Unexpected, KeyError, TypeError) as exc:
             raise ApiError(
                 answer.status, f"unexpected answer from the API: {exc.args[0] if exc.args else exc}"
             ) from None
 
 
-def _field(name: str, kind: type) -> Callable[[dict[str, Any]], Any]:
-    def pick(body: dict[str, Any]) -> Any:
-        if name not in body:
-            raise KeyError(f"no {name!r} in it")
-        value = body[name]
-        if not isinstance(value, kind):
-            raise TypeError(f"{name!r} is not a {kind.__name__}")
-        return value
-
-    return pick
-
-
-def _whole(body: dict[str, Any]) -> dict[str, Any]:
-    return body
-
-
-_zone = _field("zone", dict)
-_zones = _field("zones", list)
-_purges = _field("purges", list)
-_keys = _field("keys", list)
+def encode_json(value: Any) -> bytes:
+    """A request body exactly as it is sent (compact UTF-8 JSON); purge batches are sized
+    with it."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
 def check_zone_id(value: int | str) -> int:
@@ -125,28 +132,115 @@ def key_path(key_id: str) -> str:
 # --- zones -----------------------------------------------------------------------------------
 
 
-def list_zones() -> Call[list[dict[str, Any]]]:
-    return Call("GET", ZONES, _zones)
+class CacheFields(TypedDict, total=False):
+    """A zone's `cache` block, to change: only the fields given change. The Y/N fields take
+    True/False (or "Y"/"N")."""
+
+    cache: str
+    expiry: str
+    querystring: bool | str
+    cachecontrol: bool | str
+    usestale: bool | str
+    revalidate: bool | str
 
 
-def get_zone(zone_id: int | str) -> Call[dict[str, Any]]:
-    return Call("GET", zone_path(zone_id), _zone)
+class ZoneFields(TypedDict, total=False):
+    """Optional fields of a zone. `cnames`: host names (or IPs), a list or comma-separated;
+    `disabled`: True answers 403 to every request."""
+
+    alias: str
+    cnames: str | Sequence[str]
+    host_header: str
+    disabled: bool
+    cache: CacheFields
 
 
-def create_zone(fields: Mapping[str, Any]) -> Call[dict[str, Any]]:
-    return Call("POST", f"{ZONES}/new", _zone, json=dict(fields))
+class ZoneChanges(ZoneFields, total=False):
+    """The fields of a zone update: any of them."""
+
+    name: str
+    origin: str
 
 
-def update_zone(zone_id: int | str, fields: Mapping[str, Any]) -> Call[dict[str, Any]]:
-    return Call("POST", zone_path(zone_id), _zone, json=dict(fields))
+_ZONE_FIELDS = {
+    "name": "name",
+    "origin": "origin",
+    "alias": "alias",
+    "cnames": "cnames",
+    "host_header": "hostHeader",
+    "disabled": "disabled",
+    "cache": "cache",
+}
+_YES_NO = ("querystring", "cachecontrol", "usestale", "revalidate")
+_CACHE_FIELDS = ("cache", "expiry", *_YES_NO)
 
 
-def update_cache(zone_id: int | str, cache_fields: Mapping[str, Any]) -> Call[dict[str, Any]]:
-    return Call("POST", f"{zone_path(zone_id)}/cache", _zone, json=dict(cache_fields))
+def _cache_body(fields: Mapping[str, Any]) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    for name, value in fields.items():
+        if name not in _CACHE_FIELDS:
+            raise TypeError(f"unknown cache field {name!r}; the fields: {', '.join(_CACHE_FIELDS)}")
+        if value is not None:
+            body[name] = ("Y" if value else "N") if isinstance(value, bool) else value
+    return body
 
 
-def delete_zone(zone_id: int | str) -> Call[dict[str, Any]]:
-    return Call("DELETE", zone_path(zone_id), _whole)
+def _zone_body(fields: Mapping[str, Any], extra: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The body in 5centscdn's names; `extra` is sent as it is (other 5centscdn fields)."""
+    body: dict[str, Any] = {}
+    for name, value in fields.items():
+        if name not in _ZONE_FIELDS:
+            raise TypeError(
+                f"unknown zone field {name!r}; the fields: {', '.join(_ZONE_FIELDS)} "
+                "(send other 5centscdn fields as extra={...})"
+            )
+        if value is None:
+            continue
+        if name == "cnames" and not isinstance(value, str):
+            value = ",".join(_strings("cnames", value))
+        elif name == "disabled" and isinstance(value, bool):
+            value = "1" if value else "0"
+        elif name == "cache" and isinstance(value, Mapping):
+            value = _cache_body(value)
+        body[_ZONE_FIELDS[name]] = value
+    return {**body, **(extra or {})}
+
+
+def list_zones() -> Call[list[Zone]]:
+    """Every zone the key may see."""
+    return Call("GET", ZONES, _results.zone_list)
+
+
+def get_zone(zone_id: int | str) -> Call[Zone]:
+    """One zone."""
+    return Call("GET", zone_path(zone_id), _results.one_zone)
+
+
+def create_zone(
+    name: str, origin: str, *, extra: Mapping[str, Any] | None = None, **fields: Unpack[ZoneFields]
+) -> Call[Zone]:
+    """A new zone pulling from `origin` (an http or https URL). `alias` (default: from the
+    name) makes its hostname ALIAS.EDGE_DOMAIN; `extra`: other 5centscdn fields, as they are."""
+    body = _zone_body({"name": name, "origin": origin, **fields}, extra)
+    return Call("POST", f"{ZONES}/new", _results.one_zone, json=body, idempotent=False)
+
+
+def update_zone(
+    zone_id: int | str, *, extra: Mapping[str, Any] | None = None, **fields: Unpack[ZoneChanges]
+) -> Call[Zone]:
+    """Change the fields given (a `cache` block changes field by field); the zone as it is now."""
+    return Call("POST", zone_path(zone_id), _results.one_zone, json=_zone_body(fields, extra))
+
+
+def update_cache(zone_id: int | str, **fields: Unpack[CacheFields]) -> Call[Zone]:
+    """Change the zone's `cache` block alone; the zone as it is now."""
+    path = f"{zone_path(zone_id)}/cache"
+    return Call("POST", path, _results.one_zone, json=_cache_body(fields))
+
+
+def delete_zone(zone_id: int | str) -> Call[None]:
+    """Delete the zone and everything it has cached."""
+    return Call("DELETE", zone_path(zone_id), _results.nothing)
 
 
 # --- purge -----------------------------------------------------------------------------------
@@ -154,14 +248,17 @@ def delete_zone(zone_id: int | str) -> Call[dict[str, Any]]:
 
 def purge(
     zone_id: int | str,
-    files: list[str] | None = None,
+    files: Iterable[str] | None = None,
     *,
-    tags: list[str] | None = None,
+    tags: Iterable[str] | None = None,
     delete: bool = False,
-) -> Call[dict[str, Any]]:
-    """Files and/or tags; neither given is a whole-zone purge, sent with no body at all.
+) -> Call[PurgeResult]:
+    """Purge `files` (paths like `/videos/file.mp4`, `/images/*`, or URLs on the zone's
+    hostnames) and/or `tags`; neither given purges the whole zone (sent with no body).
+    `delete`: remove the objects (hard purge); else they turn stale and are revalidated.
 
     An empty list is sent as it is (the API refuses it): it never widens to the whole zone.
+    At most 10,000 files and a 1 MiB body per call: see `purge_batches` for more.
     """
     body: dict[str, list[str]] = {}
     if files is not None:
@@ -169,11 +266,13 @@ def purge(
     if tags is not None:
         body["tags"] = _strings("tags", tags)
     params = {"delete": "true"} if delete else None
-    return Call("POST", f"{zone_path(zone_id)}/purge", _whole, params=params, json=body or None)
+    path = f"{zone_path(zone_id)}/purge"
+    return Call("POST", path, _results.purge_result, params=params, json=body or None)
 
 
-def purges(zone_id: int | str) -> Call[list[dict[str, Any]]]:
-    return Call("GET", f"{zone_path(zone_id)}/purges", _purges)
+def purges(zone_id: int | str) -> Call[list[PurgeRecord]]:
+    """The zone's last 100 purges, newest first."""
+    return Call("GET", f"{zone_path(zone_id)}/purges", _results.purge_history)
 
 
 # --- API keys ----------------------------------------------------------------------------------
@@ -181,12 +280,12 @@ def purges(zone_id: int | str) -> Call[list[dict[str, Any]]]:
 
 def create_key(
     name: str, zones: Iterable[int | str] | None = None, purge_only: bool = False
-) -> Call[dict[str, Any]]:
-    """A new key; its result is the whole answer: `key` (what is stored) and `secret` (the
-    key itself, which the API shows only this once).
+) -> Call[NewKey]:
+    """A new key (the admin key only), limited to `zones` (None: every zone, present and
+    future) and, with `purge_only`, to reading and purging. The result has its `secret`:
+    the API shows it only this once.
 
-    `zones` None: every zone. An empty list is sent as it is (the API refuses it): it never
-    widens to every zone.
+    An empty `zones` is sent as it is (the API refuses it): it never widens to every zone.
     """
     if not isinstance(name, str):
         raise TypeError("name must be a string")
@@ -195,21 +294,26 @@ def create_key(
         if isinstance(zones, str | bytes | Mapping) or not isinstance(zones, Iterable):
             raise TypeError("zones must be a list of zone ids")
         body["zones"] = [check_zone_id(z) for z in zones]
-    return Call("POST", KEYS, _whole, json=body)
+    return Call("POST", KEYS, _results.new_key, json=body, idempotent=False)
 
 
-def list_keys() -> Call[list[dict[str, Any]]]:
-    return Call("GET", KEYS, _keys)
+def list_keys() -> Call[list[ApiKey]]:
+    """Every key, revoked ones included; never a secret."""
+    return Call("GET", KEYS, _results.key_list)
 
 
-def revoke_key(key_id: str) -> Call[dict[str, Any]]:
-    return Call("DELETE", key_path(key_id), _whole)
+def revoke_key(key_id: str) -> Call[None]:
+    """Revoke the key of this id (as `keys.list()` shows it, not its secret)."""
+    return Call("DELETE", key_path(key_id), _results.nothing)
 
 
-def _strings(name: str, values: list[str]) -> list[str]:
-    if isinstance(values, str) or not all(isinstance(v, str) for v in values):
+def _strings(name: str, values: Iterable[str]) -> list[str]:
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
         raise TypeError(f"{name} must be a list of strings")
-    return list(values)
+    listed = list(values)
+    if not all(isinstance(v, str) for v in listed):
+        raise TypeError(f"{name} must be a list of strings")
+    return listed
 
 
 # --- answers ---------------------------------------------------------------------------------

@@ -1,70 +1,197 @@
-"""`Client` and `AsyncClient`: transport only; requests and answers live in `_requests`."""
+"""`Client` and `AsyncClient`: the calls of the API, defined once for both.
+
+Each call is declared once, as a `_Call` whose request builder (in `_requests`) says what
+is sent and how the answer is read. Reached through a `Client` it sends and returns the
+result; through an `AsyncClient` it returns an awaitable of the same result. Retry
+decisions come from `_retry`; the two clients differ only in how they send and sleep.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import inspect
 import os
+import time
+import typing
+from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Generic, ParamSpec, Protocol, Self, TypeVar, overload
 
 import httpx
 
 from pullzone.client import _requests
 from pullzone.client._requests import Answer, Call
+from pullzone.client._retry import Attempts, RetryPolicy
 
 T = TypeVar("T")
+P = ParamSpec("P")
+C_co = TypeVar("C_co", covariant=True)
 
 
-class Client:
-    """The pullzone management API, synchronously.
+class _Sends(Protocol):
+    def send(self, call: Call[T], /) -> T: ...
 
-    `base_url` defaults to `PULLZONE_API_URL` (else `http://127.0.0.1:8081/v2`), `api_key`
-    to `PULLZONE_API_KEY`. Every failure raises `ApiError`.
-    """
+
+class _SendsAsync(Protocol):
+    def send(self, call: Call[T], /) -> Coroutine[Any, Any, T]: ...
+
+
+class _Group(Generic[C_co]):
+    """Calls grouped under a client attribute (`client.zones`, `client.keys`)."""
+
+    def __init__(self, client: C_co) -> None:
+        self._client = client
+
+
+class _Call(Generic[P, T]):
+    """A call of the API as a method of both clients, from its request builder: through a
+    `Client` (or its groups) it returns the result, through an `AsyncClient` an awaitable."""
+
+    def __init__(self, build: Callable[P, Call[T]]) -> None:
+        self.build = build
+        self.__doc__ = build.__doc__
+        self._name = build.__name__
+
+    def __set_name__(self, cls: type[Any], name: str) -> None:
+        self._name = name
+
+    def __repr__(self) -> str:
+        return f"<API call {self._name}{self._signature}>"
+
+    @functools.cached_property
+    def _signature(self) -> inspect.Signature:
+        """The builder's signature, returning the result instead of the Call (for help())."""
+        result = typing.get_args(typing.get_type_hints(self.build)["return"])[0]
+        return inspect.signature(self.build).replace(return_annotation=result)
+
+    @overload
+    def __get__(self, owner: None, cls: type[Any]) -> Self: ...
+    @overload
+    def __get__(self, owner: _Sends | _Group[_Sends], cls: type[Any]) -> Callable[P, T]: ...
+    @overload
+    def __get__(
+        self, owner: _SendsAsync | _Group[_SendsAsync], cls: type[Any]
+    ) -> Callable[P, Awaitable[T]]: ...
+    def __get__(self, owner: object, cls: type[Any]) -> Any:
+        if owner is None:
+            return self
+        client: Any = owner._client if isinstance(owner, _Group) else owner
+        send, build = client.send, self.build
+
+        async def call_async(*args: Any, **kwargs: Any) -> Any:
+            return await send(build(*args, **kwargs))
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return send(build(*args, **kwargs))
+
+        method: Any = call_async if inspect.iscoroutinefunction(send) else call
+        functools.update_wrapper(method, build)
+        method.__name__ = self._name
+        method.__qualname__ = f"{type(owner).__qualname__}.{self._name}"
+        method.__signature__ = self._signature
+        return method
+
+
+class Zones(_Group[C_co]):
+    """`client.zones`: the HTTP pull zones."""
+
+    list = _Call(_requests.list_zones)
+    get = _Call(_requests.get_zone)
+    create = _Call(_requests.create_zone)
+    update = _Call(_requests.update_zone)
+    update_cache = _Call(_requests.update_cache)
+    delete = _Call(_requests.delete_zone)
+
+
+class Keys(_Group[C_co]):
+    """`client.keys`: API keys (the admin key only)."""
+
+    create = _Call(_requests.create_key)
+    list = _Call(_requests.list_keys)
+    revoke = _Call(_requests.revoke_key)
+
+
+class _Base:
+    """What both clients are made of: where the API is, the key, timeout and retries."""
 
     def __init__(
-        self, base_url: str | None = None, api_key: str | None = None, timeout: float = 30.0
+        self,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        *,
+        timeout: float = 30.0,
+        max_retries: int = 3,
+        backoff: float = 0.5,
+        max_retry_wait: float = 60.0,
     ) -> None:
         self.base_url, self.api_key = _requests.settings(base_url, api_key, os.environ)
-        self.timeout = timeout
-        self._http = httpx.Client(
-            base_url=self.base_url, headers=_requests.headers(self.api_key), timeout=timeout
+        if not (isinstance(timeout, int | float) and timeout > 0):
+            raise ValueError(f"timeout must be a number of seconds above 0, not {timeout!r}")
+        self.timeout = float(timeout)
+        self.retry = RetryPolicy(max_retries, backoff, max_wait=max_retry_wait)
+        self._open(
+            base_url=self.base_url, headers=_requests.headers(self.api_key), timeout=self.timeout
         )
-        self.zones = Zones(self)
-        self.keys = Keys(self)
 
-    def exchange(self, call: Call[Any]) -> Answer:
-        """Send one prepared call; its whole success answer (status and JSON object)."""
-        try:
-            response = self._http.request(
-                call.method, call.path, params=call.params, json=call.json
-            )
-        except httpx.TransportError as exc:
-            raise _requests.unreachable(self.base_url, self.timeout, exc) from exc
-        return _requests.read_answer(response.status_code, response.content)
+    def _open(self, **settings: Any) -> None:
+        raise NotImplementedError
 
-    def send(self, call: Call[T]) -> T:
-        """Send one prepared call; the part of its answer the call is about."""
+    @property
+    def zones(self) -> Zones[Self]:
+        """The HTTP pull zones: `list`, `get`, `create`, `update`, `update_cache`, `delete`."""
+        return Zones(self)
+
+    @property
+    def keys(self) -> Keys[Self]:
+        """API keys (the admin key only): `create`, `list`, `revoke`."""
+        return Keys(self)
+
+    def _attempts(self, call: Call[Any]) -> Attempts:
+        return Attempts(call, self.retry, self.base_url, self.timeout)
+
+    purge = _Call(_requests.purge)
+    purges = _Call(_requests.purges)
+
+
+class Client(_Base):
+    """The pullzone management API (5centscdn v2 compatible), synchronously.
+
+        with Client(base_url="http://127.0.0.1:8081/v2", api_key="…") as client:
+            client.purge(42, files=["/videos/file.mp4"], delete=True)
+
+    `base_url` defaults to `PULLZONE_API_URL` (else `http://127.0.0.1:8081/v2`), `api_key`
+    to `PULLZONE_API_KEY`. `timeout`: seconds each attempt may take. A rate-limited (429)
+    or failed (5xx) call, or one that found no server, is tried again up to `max_retries`
+    times, waiting as the API's `Retry-After` says (giving up when it says more than
+    `max_retry_wait` seconds) or else `backoff` seconds, doubling. Every failure raises
+    `ApiError`, with the HTTP status (0: no answer) and the API's message.
+    """
+
+    def _open(self, **settings: Any) -> None:
+        self._http = httpx.Client(**settings)
+
+    def send(self, call: Call[T], /) -> T:
+        """Send a call built by `pullzone.client._requests`; its result."""
         return call.result(self.exchange(call))
 
-    def purge(
-        self,
-        zone_id: int | str,
-        files: list[str] | None = None,
-        *,
-        tags: list[str] | None = None,
-        delete: bool = False,
-    ) -> dict[str, Any]:
-        """Purge files and/or tags, or the whole zone when neither is given."""
-        return self.send(_requests.purge(zone_id, files, tags=tags, delete=delete))
+    def exchange(self, call: Call[Any]) -> Answer:
+        """Send a call (retrying as the policy says); its whole success answer."""
+        attempts = self._attempts(call)
+        while not isinstance(step := attempts.after(self._attempt(call)), Answer):
+            time.sleep(step)
+        return step
 
-    def purges(self, zone_id: int | str) -> list[dict[str, Any]]:
-        """The zone's purge history, newest first."""
-        return self.send(_requests.purges(zone_id))
+    def _attempt(self, call: Call[Any]) -> httpx.Response | httpx.TransportError:
+        try:
+            return self._http.request(**call.request())
+        except httpx.TransportError as exc:
+            return exc
 
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> Client:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -76,103 +203,39 @@ class Client:
         self.close()
 
 
-class Zones:
-    """`client.zones`: the HTTP pull zones."""
+class AsyncClient(_Base):
+    """The pullzone management API for asyncio: the calls of `Client`, awaited.
 
-    def __init__(self, client: Client) -> None:
-        self._client = client
+        async with AsyncClient() as client:
+            await client.purge(42, files=["/videos/file.mp4"], delete=True)
 
-    def list(self) -> list[dict[str, Any]]:
-        return self._client.send(_requests.list_zones())
+    The same settings, retries and errors as `Client`.
+    """
 
-    def get(self, zone_id: int | str) -> dict[str, Any]:
-        return self._client.send(_requests.get_zone(zone_id))
+    def _open(self, **settings: Any) -> None:
+        self._http = httpx.AsyncClient(**settings)
 
-    def create(self, **fields: Any) -> dict[str, Any]:
-        """Create a zone from 5centscdn fields (`name`, `origin`, `alias`, `cache`, …)."""
-        return self._client.send(_requests.create_zone(fields))
-
-    def update(self, zone_id: int | str, **fields: Any) -> dict[str, Any]:
-        return self._client.send(_requests.update_zone(zone_id, fields))
-
-    def update_cache(self, zone_id: int | str, **cache_fields: Any) -> dict[str, Any]:
-        """Change the zone's `cache` block alone (`cache`, `expiry`, `querystring`, …)."""
-        return self._client.send(_requests.update_cache(zone_id, cache_fields))
-
-    def delete(self, zone_id: int | str) -> dict[str, Any]:
-        """Delete the zone and its cached bytes; the API's answer."""
-        return self._client.send(_requests.delete_zone(zone_id))
-
-
-class Keys:
-    """`client.keys`: API keys (the admin key only)."""
-
-    def __init__(self, client: Client) -> None:
-        self._client = client
-
-    def create(
-        self, name: str, zones: list[int] | None = None, purge_only: bool = False
-    ) -> dict[str, Any]:
-        """A new key, limited to `zones` (None: every zone) and to reading and purging when
-        `purge_only`. The API's answer: `key` and `secret`, the key itself, shown only once."""
-        return self._client.send(_requests.create_key(name, zones, purge_only))
-
-    def list(self) -> list[dict[str, Any]]:
-        """Every key, revoked ones included (`revoked_at` set); never their secrets."""
-        return self._client.send(_requests.list_keys())
-
-    def revoke(self, key_id: str) -> dict[str, Any]:
-        """Revoke the key of this id (not the secret); the API's answer."""
-        return self._client.send(_requests.revoke_key(key_id))
-
-
-class AsyncClient:
-    """The pullzone management API, for asyncio; the same calls as `Client`, awaited."""
-
-    def __init__(
-        self, base_url: str | None = None, api_key: str | None = None, timeout: float = 30.0
-    ) -> None:
-        self.base_url, self.api_key = _requests.settings(base_url, api_key, os.environ)
-        self.timeout = timeout
-        self._http = httpx.AsyncClient(
-            base_url=self.base_url, headers=_requests.headers(self.api_key), timeout=timeout
-        )
-        self.zones = AsyncZones(self)
-        self.keys = AsyncKeys(self)
-
-    async def exchange(self, call: Call[Any]) -> Answer:
-        """Send one prepared call; its whole success answer (status and JSON object)."""
-        try:
-            response = await self._http.request(
-                call.method, call.path, params=call.params, json=call.json
-            )
-        except httpx.TransportError as exc:
-            raise _requests.unreachable(self.base_url, self.timeout, exc) from exc
-        return _requests.read_answer(response.status_code, response.content)
-
-    async def send(self, call: Call[T]) -> T:
-        """Send one prepared call; the part of its answer the call is about."""
+    async def send(self, call: Call[T], /) -> T:
+        """Send a call built by `pullzone.client._requests`; its result."""
         return call.result(await self.exchange(call))
 
-    async def purge(
-        self,
-        zone_id: int | str,
-        files: list[str] | None = None,
-        *,
-        tags: list[str] | None = None,
-        delete: bool = False,
-    ) -> dict[str, Any]:
-        """Purge files and/or tags, or the whole zone when neither is given."""
-        return await self.send(_requests.purge(zone_id, files, tags=tags, delete=delete))
+    async def exchange(self, call: Call[Any]) -> Answer:
+        """Send a call (retrying as the policy says); its whole success answer."""
+        attempts = self._attempts(call)
+        while not isinstance(step := attempts.after(await self._attempt(call)), Answer):
+            await asyncio.sleep(step)
+        return step
 
-    async def purges(self, zone_id: int | str) -> list[dict[str, Any]]:
-        """The zone's purge history, newest first."""
-        return await self.send(_requests.purges(zone_id))
+    async def _attempt(self, call: Call[Any]) -> httpx.Response | httpx.TransportError:
+        try:
+            return await self._http.request(**call.request())
+        except httpx.TransportError as exc:
+            return exc
 
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def __aenter__(self) -> AsyncClient:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(
@@ -182,46 +245,3 @@ class AsyncClient:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
-
-
-class AsyncZones:
-    """`client.zones` of an `AsyncClient`."""
-
-    def __init__(self, client: AsyncClient) -> None:
-        self._client = client
-
-    async def list(self) -> list[dict[str, Any]]:
-        return await self._client.send(_requests.list_zones())
-
-    async def get(self, zone_id: int | str) -> dict[str, Any]:
-        return await self._client.send(_requests.get_zone(zone_id))
-
-    async def create(self, **fields: Any) -> dict[str, Any]:
-        return await self._client.send(_requests.create_zone(fields))
-
-    async def update(self, zone_id: int | str, **fields: Any) -> dict[str, Any]:
-        return await self._client.send(_requests.update_zone(zone_id, fields))
-
-    async def update_cache(self, zone_id: int | str, **cache_fields: Any) -> dict[str, Any]:
-        return await self._client.send(_requests.update_cache(zone_id, cache_fields))
-
-    async def delete(self, zone_id: int | str) -> dict[str, Any]:
-        return await self._client.send(_requests.delete_zone(zone_id))
-
-
-class AsyncKeys:
-    """`client.keys` of an `AsyncClient`."""
-
-    def __init__(self, client: AsyncClient) -> None:
-        self._client = client
-
-    async def create(
-        self, name: str, zones: list[int] | None = None, purge_only: bool = False
-    ) -> dict[str, Any]:
-        return await self._client.send(_requests.create_key(name, zones, purge_only))
-
-    async def list(self) -> list[dict[str, Any]]:
-        return await self._client.send(_requests.list_keys())
-
-    async def revoke(self, key_id: str) -> dict[str, Any]:
-        return await self._client.send(_requests.revoke_key(key_id))
