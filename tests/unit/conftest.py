@@ -3,13 +3,18 @@ httpx's ASGI transport, with a real control.db in tmp_path and a recorder as `on
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from fastapi import FastAPI
 
 from pullzone.bus.events import Event
@@ -75,3 +80,55 @@ async def api(api_settings: Settings) -> AsyncIterator[ApiHarness]:
     async with harness.client:
         yield harness
     app.state.control.conn.close()
+
+
+LIVE_ADMIN_KEY = "live-admin-key-0123456789"
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No PULLZONE_* setting of the machine running the tests leaks in; calls that find no
+    API fail at once (retries have tests of their own)."""
+    for name in list(os.environ):
+        if name.startswith("PULLZONE_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("PULLZONE_API_RETRIES", "0")
+
+
+@pytest.fixture()
+def closed_url() -> str:
+    """The URL of a loopback port that refuses connections."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v2"
+
+
+@pytest.fixture()
+def live_api(tmp_path: Path) -> Iterator[str]:
+    """The API app (real control.db in tmp_path) served by uvicorn in a thread; its URL.
+    The admin key is LIVE_ADMIN_KEY."""
+    settings = Settings(data_dir=tmp_path / "data", admin_key=LIVE_ADMIN_KEY, api_burst=1000)
+
+    async def ignore(event: Event) -> None:
+        return None
+
+    app = create_app(settings, ignore)
+    ensure_admin_key(app.state.control.conn, settings)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert server.started, "the API did not start"
+    try:
+        yield f"http://127.0.0.1:{port}/v2"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+        app.state.control.conn.close()

@@ -4,55 +4,15 @@ print, against the real API app served on a loopback port."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import socket
-import threading
-import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-import uvicorn
-from typer.testing import CliRunner, Result
+from cli_support import run, said
+from conftest import LIVE_ADMIN_KEY
 
-from pullzone.bus.events import Event
 from pullzone.cli.keys import key_request
-from pullzone.cli.main import app
-from pullzone.config import Settings
-from pullzone.control.app import create_app
-from pullzone.control.keys import ensure_admin_key
 
-ADMIN_KEY = "cli-admin-key-0123456789"
-
-runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No PULLZONE_* setting of the machine running the tests leaks in; calls that find no
-    API fail at once (retries have tests of their own)."""
-    for name in list(os.environ):
-        if name.startswith("PULLZONE_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("PULLZONE_API_RETRIES", "0")
-
-
-@pytest.fixture()
-def closed_url() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/v2"
-
-
-def run(*args: str, env: dict[str, str] | None = None, input: str | None = None) -> Result:
-    return runner.invoke(app, list(args), env=env, input=input)
-
-
-def said(text: str) -> str:
-    """Output with rich's boxes and line wrapping taken out."""
-    return " ".join(re.sub(r"[│╭╮╰╯─]", " ", text).split())
+ADMIN_KEY = LIVE_ADMIN_KEY
 
 
 # --- what is sent ------------------------------------------------------------------------------
@@ -125,35 +85,6 @@ def test_unreachable_api(args: list[str], closed_url: str) -> None:
 
 
 # --- against the real API ----------------------------------------------------------------------
-
-
-@pytest.fixture()
-def live_api(tmp_path: Path) -> Iterator[str]:
-    """The API app (real control.db in tmp_path) served by uvicorn in a thread; its URL."""
-    settings = Settings(data_dir=tmp_path / "data", admin_key=ADMIN_KEY, api_burst=1000)
-
-    async def ignore(event: Event) -> None:
-        return None
-
-    api = create_app(settings, ignore)
-    ensure_admin_key(api.state.control.conn, settings)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(api, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert server.started, "the API did not start"
-    try:
-        yield f"http://127.0.0.1:{port}/v2"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
-        api.state.control.conn.close()
 
 
 def as_admin(url: str) -> dict[str, str]:

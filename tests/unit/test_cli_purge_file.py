@@ -4,35 +4,16 @@ failed run says, and the command against a scripted API on loopback."""
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_support import run, said
 from origin import Origin, Reply, Seen
-from typer.testing import CliRunner, Result
 
-from pullzone.cli.main import app
 from pullzone.cli.purge import Batch, batches, failure_message, listed_paths
-
-runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No PULLZONE_* setting of the machine running the tests leaks in."""
-    for name in list(os.environ):
-        if name.startswith("PULLZONE_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("PULLZONE_API_RETRIES", "0")
-
-
-def said(text: str) -> str:
-    """Output with rich's boxes and line wrapping taken out, and ranges (1\u20137) as 1-7."""
-    return " ".join(re.sub(r"[│╭╮╰╯─]", " ", text).split()).replace("\u2013", "-")
-
 
 # --- reading the list ---------------------------------------------------------------------------
 
@@ -107,10 +88,6 @@ def test_a_run_that_skipped_lines_says_where_to_go_on() -> None:
 
 
 # --- the command: usage errors ------------------------------------------------------------------
-
-
-def run(*args: str, env: dict[str, str] | None = None, input: str | None = None) -> Result:
-    return runner.invoke(app, list(args), env={"COLUMNS": "200", **(env or {})}, input=input)
 
 
 @pytest.fixture()

@@ -16,14 +16,6 @@ from pullzone.cli.serve import serve_settings
 from pullzone.config import Settings
 
 
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No PULLZONE_* setting of the machine running the tests leaks in."""
-    for name in list(os.environ):
-        if name.startswith("PULLZONE_"):
-            monkeypatch.delenv(name)
-
-
 def serve_options(*args: str) -> dict[str, Any]:
     """The values typer gives `serve` for `pullzone serve ARGS` and the environment.
 

@@ -2,45 +2,13 @@
 
 from __future__ import annotations
 
-import re
-import socket
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner, Result
+from cli_support import run, runner, said
 
 import pullzone
 from pullzone.cli.main import app
-
-runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No PULLZONE_* setting of the machine running the tests leaks in; calls that find no
-    API fail at once (retries have tests of their own)."""
-    for name in list(__import__("os").environ):
-        if name.startswith("PULLZONE_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("PULLZONE_API_RETRIES", "0")
-
-
-@pytest.fixture()
-def closed_url() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/v2"
-
-
-def run(*args: str, env: dict[str, str] | None = None, input: str | None = None) -> Result:
-    return runner.invoke(app, list(args), env=env, input=input)
-
-
-def said(text: str) -> str:
-    """Output with rich's boxes and line wrapping taken out."""
-    return " ".join(re.sub(r"[│╭╮╰╯─]", " ", text).split())
-
 
 # --- usage errors: exit 2, nothing sent -------------------------------------------------------
 

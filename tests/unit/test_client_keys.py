@@ -4,24 +4,15 @@ clients against the real API app served on a loopback port."""
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
+from conftest import LIVE_ADMIN_KEY
 
-from pullzone.bus.events import Event
 from pullzone.client import ApiError, AsyncClient, Client, _requests
 from pullzone.client._requests import Call
-from pullzone.config import Settings
-from pullzone.control.app import create_app
-from pullzone.control.keys import ensure_admin_key
 
-ADMIN_KEY = "client-admin-key-0123456789"
+ADMIN_KEY = LIVE_ADMIN_KEY
 
 
 def sent(call: Call[Any]) -> tuple[str, str, dict[str, str] | None, Any]:
@@ -122,35 +113,6 @@ def test_a_429_is_an_api_error_with_its_message() -> None:
 
 
 # --- both clients, against the real API on a loopback port -----------------------------------
-
-
-@pytest.fixture()
-def live_api(tmp_path: Path) -> Iterator[str]:
-    """The API app (real control.db in tmp_path) served by uvicorn in a thread; its URL."""
-    settings = Settings(data_dir=tmp_path / "data", admin_key=ADMIN_KEY, api_burst=1000)
-
-    async def ignore(event: Event) -> None:
-        return None
-
-    app = create_app(settings, ignore)
-    ensure_admin_key(app.state.control.conn, settings)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert server.started, "the API did not start"
-    try:
-        yield f"http://127.0.0.1:{port}/v2"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
-        app.state.control.conn.close()
 
 
 def test_create_list_revoke(live_api: str) -> None:

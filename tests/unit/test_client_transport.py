@@ -4,7 +4,6 @@ HTTP server that answers what each test says (429s, 5xx, slow answers)."""
 from __future__ import annotations
 
 import json
-import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -13,15 +12,6 @@ import pytest
 from origin import Origin, Reply, Seen
 
 from pullzone.client import ApiError, AsyncClient, Client
-
-
-@pytest.fixture()
-def closed_url() -> str:
-    """The URL of a loopback port that refuses connections."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/v2"
 
 
 def test_unreachable_api(closed_url: str) -> None:
