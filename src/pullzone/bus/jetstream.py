@@ -72,6 +72,7 @@ class JetStreamBus:
         self._applied: dict[str, int] = {}
         self._applied_changed = asyncio.Condition()
         self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False
 
     @classmethod
     async def connect(
@@ -146,11 +147,13 @@ class JetStreamBus:
             raise BusUnavailable(f"{what}: {type(exc).__name__} {exc}".strip()) from exc
 
     async def close(self) -> None:
+        # The flag ends a consumer loop even where a library call swallowed the
+        # cancellation; the wait is bounded so closing never hangs.
+        self._closing = True
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=5)
         self._tasks.clear()
         if self.connected:
             with contextlib.suppress(*_NATS_ERRORS):
@@ -294,7 +297,7 @@ class JetStreamBus:
 
     async def _consume(self, c: _Consumer) -> None:
         failures, idle, sync, reconnects = 0, 0, True, self._nc.stats["reconnects"]
-        while True:
+        while not self._closing:
             if failures:
                 await asyncio.sleep(min(5.0, 0.2 * 2 ** (failures - 1)))
             if not self.connected:
