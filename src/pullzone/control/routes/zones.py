@@ -4,11 +4,12 @@ before the answer is sent."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 
-from pullzone.control.deps import Caller, Ctl, admin_only, json_body, zone_for
+from pullzone.control.deps import Caller, Control, Ctl, admin_only, json_body, zone_for
 from pullzone.control.keys import Principal
 from pullzone.control.openapi import errors, request_body
 from pullzone.control.schemas import (
@@ -83,13 +84,7 @@ async def show_zone(zone: Readable, ctl: Ctl) -> dict[str, Any]:
     openapi_extra=request_body(ZoneUpdate),
 )
 async def update_zone(zone: Writable, body: Changes, ctl: Ctl) -> dict[str, Any]:
-    updated, event = ctl.zones.update(zone.id, body.apply_to)
-    await ctl.publish(event)
-    return {
-        "result": "success",
-        "message": "Zone updated successfully",
-        "zone": ctl.zone_api(updated),
-    }
+    return await _update(ctl, zone, body.apply_to)
 
 
 @router.post(
@@ -103,9 +98,14 @@ async def update_zone(zone: Writable, body: Changes, ctl: Ctl) -> dict[str, Any]
     openapi_extra=request_body(CacheUpdate),
 )
 async def update_cache(zone: Writable, body: CacheChanges, ctl: Ctl) -> dict[str, Any]:
-    updated, event = ctl.zones.update(
-        zone.id, lambda current: current.with_changes(cache=body.apply_to(current.cache))
+    return await _update(
+        ctl, zone, lambda current: current.with_changes(cache=body.apply_to(current.cache))
     )
+
+
+async def _update(ctl: Control, zone: Zone, change: Callable[[Zone], Zone]) -> dict[str, Any]:
+    """Both update routes: apply `change`, publish its event, answer the zone."""
+    updated, event = ctl.zones.update(zone.id, change)
     await ctl.publish(event)
     return {
         "result": "success",
