@@ -36,6 +36,21 @@ class Settings:
     admin_key: str | None = None
     api_rate: float = 20.0  # requests per second per API key; 0: no limit
     api_burst: int = 100  # requests one key may make at once before api_rate applies
+    # Cluster mode (CONTRACT §6): NATS servers to share the event log through; none: one node.
+    cluster: tuple[str, ...] = ()
+    node_id: str = "node"
+    role: str = "all"  # all, edge or api
+    replicas: int = 1  # JetStream replicas of the stream and buckets (3 in production)
+    purge_wait: float = 2.0  # how long an answer waits for live edges to confirm
+    max_bus_silence: float = 30.0  # cut off longer than this, an edge revalidates everything
+
+    @property
+    def runs_edge(self) -> bool:
+        return self.role in ("all", "edge")
+
+    @property
+    def runs_api(self) -> bool:
+        return self.role in ("all", "api")
 
     @property
     def control_db(self) -> Path:

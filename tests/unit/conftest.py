@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -20,7 +21,9 @@ from fastapi import FastAPI
 from pullzone.bus.events import Event
 from pullzone.config import Settings
 from pullzone.control.app import create_app
-from pullzone.control.keys import ensure_admin_key
+from pullzone.control.keys import KeyInfo, ensure_admin_key, get_key, new_key, store_key
+from pullzone.control.log import LocalLog
+from pullzone.sqlite import transaction
 
 API_ADMIN_KEY = "unit-admin-key-0123456789"
 API_EDGE_DOMAIN = "cdn.test"
@@ -73,7 +76,7 @@ async def api(api_settings: Settings) -> AsyncIterator[ApiHarness]:
     async def record(event: Event) -> None:
         events.append(event)
 
-    app = create_app(api_settings, record)
+    app = create_app(api_settings, LocalLog(api_settings, record))
     ensure_admin_key(app.state.control.conn, api_settings)
     harness = ApiHarness(app, api_settings, httpx.AsyncClient(), events)
     harness.client = harness.client_with(API_ADMIN_KEY)
@@ -113,7 +116,7 @@ def live_api(tmp_path: Path) -> Iterator[str]:
     async def ignore(event: Event) -> None:
         return None
 
-    app = create_app(settings, ignore)
+    app = create_app(settings, LocalLog(settings, ignore))
     ensure_admin_key(app.state.control.conn, settings)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -132,3 +135,19 @@ def live_api(tmp_path: Path) -> Iterator[str]:
         thread.join(10)
         sock.close()
         app.state.control.conn.close()
+
+
+def stored_key(
+    conn: sqlite3.Connection,
+    name: str = "",
+    *,
+    zones: list[int] | None = None,
+    purge_only: bool = False,
+) -> tuple[str, KeyInfo]:
+    """A key stored as a KEY_CREATE event stores it: (the key in clear, what is stored)."""
+    secret, record = new_key(name, zones=zones, purge_only=purge_only)
+    with transaction(conn):
+        store_key(conn, record)
+    info = get_key(conn, record["id"])
+    assert info is not None
+    return secret, info

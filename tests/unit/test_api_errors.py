@@ -10,10 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+from conftest import stored_key
 
 from pullzone.bus.events import Event
 from pullzone.control.app import create_app
-from pullzone.control.keys import create_key, ensure_admin_key, revoke_key
+from pullzone.control.keys import ensure_admin_key, revoke_key
+from pullzone.control.log import LocalLog
+from pullzone.control.store import now
 
 if TYPE_CHECKING:
     from conftest import ApiHarness
@@ -449,17 +452,17 @@ async def test_the_key_is_checked_before_the_body(api: ApiHarness, zone: dict[st
 
 
 async def test_a_revoked_key_is_401(api: ApiHarness) -> None:
-    key, info = create_key(api.app.state.control.conn, "gone")
+    key, info = stored_key(api.app.state.control.conn, "gone")
     async with api.client_with(key) as client:
         assert (await client.get("/zones/http/pull")).status_code == 200
-        assert revoke_key(api.app.state.control.conn, info.id)
+        assert revoke_key(api.app.state.control.conn, info.id, now())
         assert_error(await client.get("/zones/http/pull"), 401, "revoked")
 
 
 async def test_out_of_scope_is_403_before_the_body_is_read(
     api: ApiHarness, zone: dict[str, Any]
 ) -> None:
-    key, _ = create_key(api.app.state.control.conn, "other", zones=[zone["id"] + 100])
+    key, _ = stored_key(api.app.state.control.conn, "other", zones=[zone["id"] + 100])
     async with Unchanged(api), api.client_with(key) as client:
         response = await client.post(
             f"/zones/http/pull/{zone['id']}",
@@ -476,7 +479,7 @@ async def test_a_failing_on_event_is_a_500_without_details(api_settings: Setting
     async def explode(event: Event) -> None:
         raise RuntimeError("secret internals /var/lib/x")
 
-    app = create_app(api_settings, explode)
+    app = create_app(api_settings, LocalLog(api_settings, explode))
     ensure_admin_key(app.state.control.conn, api_settings)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app, raise_app_exceptions=False),

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import stored_key
 
 from pullzone.bus.events import Event
 from pullzone.config import Settings
@@ -15,11 +16,12 @@ from pullzone.control.app import create_app
 from pullzone.control.keys import (
     Principal,
     authenticate,
-    create_key,
     ensure_admin_key,
     list_keys,
     revoke_key,
 )
+from pullzone.control.log import LocalLog
+from pullzone.control.store import now
 from pullzone.sqlite import connect
 
 
@@ -29,7 +31,7 @@ async def _ignore(event: Event) -> None:
 
 async def status_with(settings: Settings, key: str) -> int:
     """Start the API on `settings` as `serve` does, and list zones with `key`."""
-    app = create_app(settings, _ignore)
+    app = create_app(settings, LocalLog(settings, _ignore))
     ensure_admin_key(connect(settings.control_db), settings)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app),
@@ -103,7 +105,7 @@ async def test_keys_are_stored_hashed_never_in_clear(tmp_path: Path) -> None:
     given = "clear-admin-key-that-must-not-be-stored"
     assert await status_with(Settings(data_dir=data, admin_key=given), given) == 200
     conn = connect(data / "control.db")
-    scoped, _ = create_key(conn, "ci", zones=[1], purge_only=True)
+    scoped, _ = stored_key(conn, "ci", zones=[1], purge_only=True)
     generated_data = tmp_path / "generated"
     generated_data.mkdir()
     generated, _ = ensure_admin_key(
@@ -124,14 +126,14 @@ async def test_keys_are_stored_hashed_never_in_clear(tmp_path: Path) -> None:
 def test_authenticate_refuses_unknown_and_revoked_keys(tmp_path: Path) -> None:
     conn = connect(tmp_path / "control.db")
     ensure_admin_key(conn, Settings(data_dir=tmp_path, admin_key="admin"))
-    key, info = create_key(conn, "temp")
+    key, info = stored_key(conn, "temp")
     assert authenticate(conn, "not-a-key") is None
     assert authenticate(conn, "admin") == Principal("admin", admin=True)
     assert authenticate(conn, key) is not None
-    assert revoke_key(conn, info.id)
-    assert not revoke_key(conn, info.id)
+    assert revoke_key(conn, info.id, now())
+    assert not revoke_key(conn, info.id, now())
     assert authenticate(conn, key) is None
-    assert not revoke_key(conn, "admin")  # replaced by restarting with another key only
+    assert not revoke_key(conn, "admin", now())  # replaced by restarting with another key only
     assert authenticate(conn, "admin") is not None
 
 

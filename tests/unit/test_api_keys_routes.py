@@ -18,6 +18,7 @@ from pullzone.bus.events import Event
 from pullzone.config import Settings
 from pullzone.control.app import create_app
 from pullzone.control.keys import ensure_admin_key
+from pullzone.control.log import LocalLog
 
 if TYPE_CHECKING:
     from conftest import ApiHarness
@@ -65,7 +66,7 @@ async def app_with(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.Asy
     async def ignore(event: Event) -> None:
         return None
 
-    app = create_app(settings, ignore)
+    app = create_app(settings, LocalLog(settings, ignore))
     ensure_admin_key(app.state.control.conn, settings)
     try:
         async with client_for(app, settings.admin_key or "") as client:

@@ -26,7 +26,8 @@ def serve_options(*args: str) -> dict[str, Any]:
     serve = root.get_command(typer.Context(root), "serve")
     assert serve is not None
     values = serve.make_context("serve", list(args)).params
-    return {k: v for k, v in values.items() if k not in ("cluster", "node_id", "role")}
+    cluster = ("cluster", "node_id", "role", "replicas", "purge_wait", "max_bus_silence")
+    return {k: v for k, v in values.items() if k not in cluster}
 
 
 def given(**values: Any) -> Settings:

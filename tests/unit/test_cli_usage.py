@@ -110,16 +110,30 @@ def test_bad_api_url() -> None:
 # --- serve ----------------------------------------------------------------------------------
 
 
-def test_cluster_mode_is_not_there_yet() -> None:
-    result = run("serve", "--cluster", "nats://127.0.0.1:4222", "--node-id", "n1")
+@pytest.mark.parametrize("url", ["http://127.0.0.1:4222", "127.0.0.1:4222", "nats://h/x", ","])
+def test_cluster_urls_are_nats_urls(url: str) -> None:
+    result = run("serve", "--cluster", url, "--node-id", "n1")
     assert result.exit_code == 2
-    assert "cluster mode is not available yet" in result.stderr
+    assert "nats://HOST" in said(result.stderr)
 
 
-def test_cluster_mode_from_the_environment() -> None:
-    result = run("serve", env={"PULLZONE_NATS_URL": "nats://127.0.0.1:4222"})
+def test_node_ids_are_names() -> None:
+    result = run("serve", "--cluster", "nats://127.0.0.1:4222", "--node-id", "a b")
     assert result.exit_code == 2
-    assert "cluster mode is not available yet" in result.stderr
+    assert "letters, digits" in said(result.stderr)
+
+
+def test_an_unreachable_cluster_is_a_clear_error(tmp_path: Path, closed_url: str) -> None:
+    port = closed_url.split(":")[2].split("/")[0]
+    result = run(
+        "serve",
+        "--data-dir", str(tmp_path / "data"),
+        "--edge", f"127.0.0.1:{port}",  # free: nothing listens there
+        "--api", f"127.0.0.2:{port}",
+        env={"PULLZONE_NATS_URL": f"nats://127.0.0.1:{port}", "PULLZONE_NODE_ID": "n1"},
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "cannot join the cluster" in said(result.stderr)
 
 
 def test_a_role_needs_a_cluster() -> None:

@@ -33,7 +33,8 @@ STREAM = "PULLZONE_EVENTS"
 EVENTS = "pullzone.events."
 APPLIED = "pullzone.applied."
 ZONES, KEYS, NODES = "pullzone_zones", "pullzone_keys", "pullzone_nodes"
-NODE_TTL = 15.0  # a node that has not sent a heartbeat for this long is gone
+NODE_TTL = 15.0  # a node whose registry entry is this old is gone (cluster status)
+LIVE_WITHIN = 5.0  # a node not heard from (applied or heartbeat) for this long is not waited for
 DUPLICATE_WINDOW = 120.0  # publishes with the same msg_id within this window are stored once
 ACK_WAIT = 30.0  # an unacked delivery is redelivered after this long
 FETCH_WAIT = 1.0
@@ -63,14 +64,16 @@ class _Consumer:
 
 
 class JetStreamBus:
-    def __init__(self, nc: Client, node_id: str, replicas: int, timeout: float) -> None:
-        self.node_id, self.replicas, self.timeout = node_id, replicas, timeout
+    def __init__(self, nc: Client, node_id: str, role: str, replicas: int, timeout: float) -> None:
+        self.node_id, self.role, self.replicas, self.timeout = node_id, role, replicas, timeout
         self._nc = nc
         self._js = nc.jetstream(timeout=timeout)
         self._jsm = nc.jetstream(timeout=max(5.0, timeout))  # stream and consumer management
         self._kv: dict[str, KeyValue] = {}
         self._applied: dict[str, int] = {}
+        self._heard: dict[str, tuple[str, float]] = {}  # node: (role, monotonic time)
         self._applied_changed = asyncio.Condition()
+        self.reconnect_listeners: list[Callable[[], None]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
 
@@ -80,6 +83,7 @@ class JetStreamBus:
         servers: list[str],
         node_id: str,
         *,
+        role: str = "all",
         replicas: int = 1,
         connect_timeout: float = 2.0,
         timeout: float = 2.0,
@@ -90,6 +94,7 @@ class JetStreamBus:
         if not _TOKEN.match(node_id):
             raise ValueError(f"node id {node_id!r}: letters, digits, '-' and '_' only")
         nc = Client()
+        listeners: list[Callable[[], None]] = []
 
         async def on_error(exc: Exception) -> None:
             log.debug("nats: %s %s", type(exc).__name__, exc)
@@ -101,6 +106,8 @@ class JetStreamBus:
         async def on_reconnected() -> None:
             url = nc.connected_url
             log.warning("bus: reconnected to %s", url.netloc if url else "?")
+            for listener in listeners:
+                listener()
 
         options: dict[str, Any] = dict(
             servers=servers,
@@ -121,7 +128,8 @@ class JetStreamBus:
             await nc.close()
             raise BusUnavailable(f"cannot connect to {servers}: {exc!r}") from exc
         nc.options["max_reconnect_attempts"] = -1
-        bus = cls(nc, node_id, replicas, timeout)
+        bus = cls(nc, node_id, role, replicas, timeout)
+        bus.reconnect_listeners = listeners
         try:
             await nc.subscribe(APPLIED + "*", cb=bus._on_applied)
             await bus._ensure_stream()
@@ -135,6 +143,10 @@ class JetStreamBus:
     @property
     def connected(self) -> bool:
         return bool(self._nc.is_connected)
+
+    @property
+    def reconnects(self) -> int:
+        return int(self._nc.stats["reconnects"])
 
     @contextlib.contextmanager
     def _unavailable(self, what: str) -> Iterator[None]:
@@ -231,16 +243,30 @@ class JetStreamBus:
             info = await self._js.stream_info(STREAM)
         return int(info.state.last_seq)
 
-    async def consume(self, durable: str, handler: Handler, *, start_seq: int = 1) -> None:
+    async def consume(
+        self, durable: str, handler: Handler, *, start_seq: int | None = None
+    ) -> None:
         """Hand every event to `handler`, in stream order, one at a time, in a background task
-        until close(). A new durable starts at `start_seq`; an existing one where it acked."""
+        until close(). A new durable starts at `start_seq` (default 1); an existing one where
+        it acked, but at `start_seq` when given and it acked more: the caller holds what it
+        has, and the handler skips what is delivered again."""
         if not _TOKEN.match(durable):
             raise ValueError(f"durable name {durable!r}")
-        c = _Consumer(durable, handler, last=max(start_seq, 1) - 1)
+        c = _Consumer(durable, handler, last=max(start_seq or 1, 1) - 1)
         with self._unavailable(f"consumer {durable}"):
             info = await self._bind(c)
-        if info.ack_floor is not None:  # a new durable's is start_seq - 1
-            c.last = info.ack_floor.stream_seq
+            floor = info.ack_floor.stream_seq if info.ack_floor is not None else 0
+            if start_seq is not None and floor > c.last:
+                # The durable is past what the caller holds (its data was lost or replaced):
+                # start it again where the caller is, or those events would never come.
+                log.warning("bus: consumer %s acked %d; starting at %d", durable, floor, c.last + 1)
+                await self._jsm.delete_consumer(STREAM, durable)
+                if c.sub is not None:
+                    await c.sub.unsubscribe()
+                    c.sub = None
+                await self._bind(c)
+            else:
+                c.last = floor  # behind the caller: redeliveries the handler skips
         self._tasks.append(asyncio.create_task(self._consume(c), name=f"bus-{durable}"))
 
     async def _bind(self, c: _Consumer) -> api.ConsumerInfo:
@@ -310,7 +336,8 @@ class JetStreamBus:
                     sync, idle = False, 0
                 assert c.sub is not None
                 msgs = await c.sub.fetch(batch=64, timeout=FETCH_WAIT)
-            except nats.errors.TimeoutError:  # nothing new, or a leader being elected
+            except TimeoutError:  # nothing new, or a leader being elected (nats-py raises
+                # its own TimeoutError or asyncio's, depending on where the wait ended)
                 idle += 1
                 continue
             except _NATS_ERRORS as exc:
@@ -369,14 +396,17 @@ class JetStreamBus:
             await c.handler(event)
         c.last = seq
 
-    # -- applied confirmations (core NATS, not stored) --
+    # -- applied confirmations (core NATS, not stored); also each node's sign of life --
 
     async def _on_applied(self, msg: Msg) -> None:
         try:
             body = json.loads(msg.data)
-            await self._note_applied(str(body["node"]), int(body["seq"]))
+            node, seq, role = str(body["node"]), int(body["seq"]), str(body["role"])
         except (ValueError, KeyError, TypeError):
             log.warning("bus: malformed applied confirmation %r", msg.data)
+            return
+        self._heard[node] = (role, time.monotonic())
+        await self._note_applied(node, seq)
 
     async def _note_applied(self, node: str, seq: int) -> None:
         async with self._applied_changed:
@@ -385,14 +415,26 @@ class JetStreamBus:
                 self._applied_changed.notify_all()
 
     async def report_applied(self, seq: int) -> bool:
-        """Tell every node this one has applied the log up to `seq`; False if not sent."""
+        """Tell every node this one has applied the log up to `seq` (and is alive);
+        False if not sent."""
         await self._note_applied(self.node_id, seq)
-        data = json.dumps({"node": self.node_id, "seq": seq}).encode()
+        self._heard[self.node_id] = (self.role, time.monotonic())
+        data = json.dumps({"node": self.node_id, "seq": seq, "role": self.role}).encode()
         try:
             await self._nc.publish(APPLIED + self.node_id, data)
         except _NATS_ERRORS:
             return False
         return True
+
+    def heard_of(self, node: str, role: str, age: float) -> None:
+        """Count `node` as heard from `age` seconds ago (from the registry, at start)."""
+        if node not in self._heard:
+            self._heard[node] = (role, time.monotonic() - age)
+
+    def live_nodes(self, roles: frozenset[str], within: float = LIVE_WITHIN) -> set[str]:
+        """Nodes with one of `roles` heard from in the last `within` seconds."""
+        since = time.monotonic() - within
+        return {node for node, (role, at) in self._heard.items() if role in roles and at >= since}
 
     async def wait_applied(self, seq: int, nodes: set[str], timeout: float = 2.0) -> set[str]:
         """Wait until every node in `nodes` confirmed `seq`; returns those that did not."""

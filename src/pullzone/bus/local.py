@@ -1,11 +1,14 @@
-"""The single-node event log: an append-only SQLite table beside the zones it describes."""
+"""A node's copy of the event log: an append-only SQLite table beside the zones it built.
+
+On a single node the API appends to it directly; in a cluster the stream's consumer
+does, with the stream's sequence numbers. `log_meta.position` is the last sequence this
+node has taken in, stored or not (a change refused when applied leaves no event behind).
+"""
 
 from __future__ import annotations
 
 import json
 import sqlite3
-import time
-from typing import Any
 
 from pullzone.bus.events import Event
 
@@ -17,23 +20,36 @@ CREATE TABLE IF NOT EXISTS events (
     zone_id INTEGER NOT NULL,
     payload TEXT    NOT NULL
 );
+CREATE TABLE IF NOT EXISTS log_meta (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 """
+
+LOCAL = "local"  # the log's source on a single node; a cluster's is "jetstream"
 
 
 def create_schema(conn: sqlite3.Connection) -> None:
     conn.executescript(SCHEMA)
 
 
-def append(conn: sqlite3.Connection, kind: str, zone_id: int, payload: dict[str, Any]) -> Event:
-    """Append one event; call inside the transaction that makes the change it records."""
-    at = time.time()
-    text = json.dumps(payload, separators=(",", ":"))
-    cur = conn.execute(
-        "INSERT INTO events (at, kind, zone_id, payload) VALUES (?, ?, ?, ?)",
-        (at, kind, zone_id, text),
+def insert(conn: sqlite3.Connection, event: Event) -> None:
+    """Store one event under its own sequence; call inside the transaction that makes the
+    change it records."""
+    conn.execute(
+        "INSERT INTO events (seq, at, kind, zone_id, payload) VALUES (?, ?, ?, ?, ?)",
+        (event.seq, event.at, event.kind, event.zone_id, event.payload_json()),
     )
-    assert cur.lastrowid is not None
-    return Event(seq=cur.lastrowid, kind=kind, zone_id=zone_id, payload=payload, at=at)
+
+
+def _row_event(row: sqlite3.Row) -> Event:
+    return Event(
+        seq=row["seq"],
+        kind=row["kind"],
+        zone_id=row["zone_id"],
+        payload=json.loads(row["payload"]),
+        at=row["at"],
+    )
 
 
 def read_since(conn: sqlite3.Connection, seq: int, upto: int | None = None) -> list[Event]:
@@ -44,18 +60,49 @@ def read_since(conn: sqlite3.Connection, seq: int, upto: int | None = None) -> l
         rows = conn.execute(
             "SELECT * FROM events WHERE seq > ? AND seq <= ? ORDER BY seq", (seq, upto)
         )
-    return [
-        Event(
-            seq=row["seq"],
-            kind=row["kind"],
-            zone_id=row["zone_id"],
-            payload=json.loads(row["payload"]),
-            at=row["at"],
-        )
-        for row in rows
-    ]
+    return [_row_event(row) for row in rows]
+
+
+def get(conn: sqlite3.Connection, seq: int) -> Event | None:
+    row = conn.execute("SELECT * FROM events WHERE seq = ?", (seq,)).fetchone()
+    return None if row is None else _row_event(row)
 
 
 def last_seq(conn: sqlite3.Connection) -> int:
     row = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
     return int(row[0])
+
+
+def _meta(conn: sqlite3.Connection, name: str) -> str | None:
+    row = conn.execute("SELECT value FROM log_meta WHERE name = ?", (name,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def _set_meta(conn: sqlite3.Connection, name: str, value: str) -> None:
+    conn.execute(
+        "INSERT INTO log_meta (name, value) VALUES (?, ?)"
+        " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        (name, value),
+    )
+
+
+def position(conn: sqlite3.Connection) -> int:
+    """The last sequence taken in (data from before log_meta: the last stored event)."""
+    value = _meta(conn, "position")
+    return max(int(value) if value is not None else 0, last_seq(conn))
+
+
+def set_position(conn: sqlite3.Connection, seq: int) -> None:
+    _set_meta(conn, "position", str(seq))
+
+
+def bind_source(conn: sqlite3.Connection, source: str) -> str | None:
+    """Tie this data directory to one log (`local`, or a cluster's stream); returns the
+    other source it is already tied to, if so, and changes nothing then."""
+    current = _meta(conn, "source")
+    if current is None and position(conn) > 0:
+        current = LOCAL  # data written before sources were recorded
+    if current is not None and current != source:
+        return current
+    _set_meta(conn, "source", source)
+    return None

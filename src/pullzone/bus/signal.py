@@ -1,7 +1,10 @@
-"""The newest applied event sequence, shared by all processes of one node through mmap.
+"""What every process of one node must know at once, shared through mmap: the newest
+applied event sequence, and whether cached objects may be served without revalidation.
 
-The applier writes it after the cache index reflects an event; every edge worker reads it
-on each request (a few hundred nanoseconds) and catches up before serving when behind.
+The applier writes the sequence after the cache index reflects an event; every edge
+worker reads both on each request (a few hundred nanoseconds) and catches up before
+serving when behind. A cluster node sets `revalidate_all` while it may have missed
+events (starting, reconnecting, cut off from the bus too long, CONTRACT §6).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import os
 import struct
 from pathlib import Path
 
-_FORMAT = struct.Struct("<Q")
+_FORMAT = struct.Struct("<QQ")
 
 
 class SeqSignal:
@@ -25,14 +28,22 @@ class SeqSignal:
         finally:
             os.close(fd)
 
+    def read(self) -> tuple[int, bool]:
+        """(the applied sequence, whether every object must be revalidated)."""
+        seq, revalidate = _FORMAT.unpack_from(self._map, 0)
+        return int(seq), bool(revalidate)
+
     @property
     def value(self) -> int:
-        return int(_FORMAT.unpack_from(self._map, 0)[0])
+        return self.read()[0]
 
     def publish(self, seq: int) -> None:
-        # An aligned 8-byte store is atomic on the platforms we run on; readers never
+        # Aligned 8-byte stores are atomic on the platforms we run on; readers never
         # see a torn value.
-        _FORMAT.pack_into(self._map, 0, seq)
+        struct.pack_into("<Q", self._map, 0, seq)
+
+    def set_revalidate_all(self, on: bool) -> None:
+        struct.pack_into("<Q", self._map, 8, int(on))
 
     def close(self) -> None:
         self._map.close()

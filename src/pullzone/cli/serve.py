@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
+import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -10,7 +13,6 @@ import typer
 
 from pullzone.cli import options
 from pullzone.cli.options import Address, Role
-from pullzone.cli.output import err
 from pullzone.config import Settings, default_data_dir
 
 DEFAULT_EDGE = Address("127.0.0.1", 8080)
@@ -80,6 +82,41 @@ def serve_settings(
         api_rate=api_rate_limit,
         api_burst=api_burst,
         admin_key=admin_key or None,
+    )
+
+
+def cluster_settings(
+    settings: Settings,
+    *,
+    urls: str,
+    node_id: str | None,
+    role: Role,
+    replicas: int,
+    purge_wait: float,
+    max_bus_silence: float,
+) -> Settings:
+    """`settings` joined to the cluster at `urls` (comma-separated nats:// URLs)."""
+    servers = tuple(url.strip() for url in urls.split(",") if url.strip())
+    for url in servers:
+        if not re.match(r"^(nats|tls)://[^/\s]+$", url):
+            raise typer.BadParameter(
+                f"{url!r} is not a NATS URL like nats://HOST:4222", param_hint="'--cluster'"
+            )
+    if not servers:
+        raise typer.BadParameter("give at least one nats://HOST:PORT", param_hint="'--cluster'")
+    name = node_id or re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname()) or "node"
+    if not re.match(r"^[A-Za-z0-9_-]{1,64}$", name):
+        raise typer.BadParameter(
+            f"{name!r}: letters, digits, '-' and '_' only (at most 64)", param_hint="'--node-id'"
+        )
+    return dataclasses.replace(
+        settings,
+        cluster=servers,
+        node_id=name,
+        role=role.value,
+        replicas=replicas,
+        purge_wait=purge_wait,
+        max_bus_silence=max_bus_silence,
     )
 
 
@@ -164,9 +201,10 @@ def serve(
         typer.Option(
             "--cluster",
             envvar="PULLZONE_NATS_URL",
-            metavar="nats://HOST:PORT",
+            metavar="nats://HOST:PORT[,…]",
             show_default=False,
-            help="Share zones and purges with other nodes through NATS JetStream.",
+            help="Share zones, keys and purges with other nodes through NATS JetStream "
+            "(several URLs of one NATS cluster: comma-separated).",
             rich_help_panel="Cluster",
         ),
     ] = None,
@@ -187,22 +225,52 @@ def serve(
             "--role",
             envvar="PULLZONE_ROLE",
             case_sensitive=False,
-            help="What this cluster node runs.",
+            help="What this cluster node runs: the edge, the API, or both.",
             rich_help_panel="Cluster",
         ),
     ] = Role.all,
+    replicas: Annotated[
+        int,
+        typer.Option(
+            "--replicas",
+            envvar="PULLZONE_REPLICAS",
+            min=1,
+            max=5,
+            help="JetStream replicas of the event stream, when this node creates it (3 for "
+            "a NATS cluster of three).",
+            rich_help_panel="Cluster",
+        ),
+    ] = 1,
+    purge_wait: Annotated[
+        float,
+        typer.Option(
+            "--purge-wait",
+            envvar="PULLZONE_PURGE_WAIT",
+            metavar="SECONDS",
+            parser=options.seconds,
+            help="How long an API answer waits for every live edge to apply a change; the "
+            "late ones are listed in `pending`.",
+            rich_help_panel="Cluster",
+        ),
+    ] = 2.0,
+    max_bus_silence: Annotated[
+        float,
+        typer.Option(
+            "--max-bus-silence",
+            envvar="PULLZONE_MAX_BUS_SILENCE",
+            metavar="SECONDS",
+            parser=options.seconds,
+            help="An edge cut off from the bus longer than this revalidates every object "
+            "before serving it, until it is back.",
+            rich_help_panel="Cluster",
+        ),
+    ] = 30.0,
 ) -> None:
     """Run the edge and the API on this machine.
 
     Admin key: PULLZONE_API_KEY, else one generated on first start into DATA_DIR/admin.key.
     """
-    if cluster:
-        err.print(
-            "cluster mode is not available yet: run without --cluster "
-            "(and without PULLZONE_NATS_URL) for a single node"
-        )
-        raise typer.Exit(2)
-    if role is not Role.all:
+    if not cluster and role is not Role.all:
         raise typer.BadParameter(
             f"--role {role.value} needs --cluster: a single node runs both edge and API",
             param_hint="'--role'",
@@ -219,6 +287,16 @@ def serve(
         api_burst=api_burst,
         admin_key=os.environ.get("PULLZONE_API_KEY"),
     )
+    if cluster:
+        settings = cluster_settings(
+            settings,
+            urls=cluster,
+            node_id=node_id,
+            role=role,
+            replicas=replicas,
+            purge_wait=purge_wait,
+            max_bus_silence=max_bus_silence,
+        )
     from pullzone.server import supervisor
 
     raise typer.Exit(supervisor.run(settings))

@@ -20,7 +20,6 @@ from fastapi import Depends, Path, Request, Security
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, ValidationError
 
-from pullzone.bus.events import Event
 from pullzone.config import Settings
 from pullzone.control import keys
 from pullzone.control.errors import (
@@ -33,6 +32,7 @@ from pullzone.control.errors import (
 )
 from pullzone.control.errors import validation_message as _validation_message
 from pullzone.control.keys import Action, Principal
+from pullzone.control.log import EventLog
 from pullzone.control.ratelimit import RateLimiter
 from pullzone.control.schemas import MAX_ZONE_ID, UNSUPPORTED_BLOCKS, short
 from pullzone.control.store import ZoneStore
@@ -47,35 +47,18 @@ log = logging.getLogger("pullzone.api")
 
 @dataclass
 class Control:
-    """The API's state: settings, its control.db connection, the zone store, where
-    committed events go before the answer is sent, and the per-key rate limiter (from
-    `settings.api_rate` and `settings.api_burst`)."""
+    """The API's state: settings, its control.db connection (reads), the zone store on it,
+    the event log every change is committed to before the answer, and the per-key rate
+    limiter (from `settings.api_rate` and `settings.api_burst`)."""
 
     settings: Settings
     conn: sqlite3.Connection
     zones: ZoneStore
-    on_event: Callable[[Event], Awaitable[int | None]]
+    log: EventLog
     limiter: RateLimiter = field(init=False)
 
     def __post_init__(self) -> None:
         self.limiter = RateLimiter(self.settings.api_rate, self.settings.api_burst)
-
-    async def publish(self, event: Event | None) -> int | None:
-        """Hand a committed event on; the answer waits for it. Returns how many cached
-        objects a selective purge matched, when the node knows."""
-        if event is None:
-            return None
-        try:
-            return await self.on_event(event)
-        except Exception:
-            log.exception(
-                "event %s (%s) is committed but applying it failed", event.seq, event.kind
-            )
-            raise ApiError(
-                "the change was saved but applying it failed; it is applied with the next "
-                "change or at restart (the server log has the details)",
-                status=500,
-            ) from None
 
     def zone_api(self, zone: Zone) -> dict[str, Any]:
         return zone.to_api(self.settings.edge_domain)

@@ -31,13 +31,13 @@ def create_schema(conn: sqlite3.Connection) -> None:
 
 
 def record(
-    conn: sqlite3.Connection, seq: int, zone_id: int, key_id: str, plan: dict[str, Any]
+    conn: sqlite3.Connection, seq: int, zone_id: int, at: float, key_id: str, plan: dict[str, Any]
 ) -> None:
-    """Call inside the transaction that appends the purge event."""
+    """Call inside the transaction that stores the purge event."""
     reclaim = bool(plan.get("all") and plan.get("delete"))
     conn.execute(
         "INSERT INTO purges (seq, zone_id, at, key_id, plan, reclaim) VALUES (?,?,?,?,?,?)",
-        (seq, zone_id, time.time(), key_id, json.dumps(plan, separators=(",", ":")), reclaim),
+        (seq, zone_id, at, key_id, json.dumps(plan, separators=(",", ":")), reclaim),
     )
 
 

@@ -3,8 +3,9 @@
 A key is either the admin key (everything, including creating zones and managing keys
 through `/v2/keys`) or a scoped key: limited to some zones (`zones`, a JSON list of ids;
 NULL = every zone) and optionally to purging (`purge_only`). Zone ids are never reused
-(the zones table is AUTOINCREMENT), so a key scoped to a deleted zone can never reach a new
-one.
+(each is the sequence of the event that created the zone), so a key scoped to a deleted
+zone can never reach a new one. Keys other than the admin key are made by events
+(KEY_CREATE, KEY_REVOKE), so every API node of a cluster knows them.
 
 Keys are never logged. `ensure_admin_key` is the bootstrap of CONTRACT §2: the
 `PULLZONE_API_KEY` given to `serve` becomes (or stays) the admin key; without it, a first
@@ -21,11 +22,11 @@ import os
 import secrets
 import sqlite3
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from pullzone.config import Settings
+from pullzone.control.store import now
 from pullzone.sqlite import transaction
 
 SCHEMA = """
@@ -52,10 +53,6 @@ def create_schema(conn: sqlite3.Connection) -> None:
 
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,26 +134,37 @@ def authenticate(conn: sqlite3.Connection, key: str) -> Principal | None:
     return _info(row).principal()
 
 
-def create_key(
-    conn: sqlite3.Connection,
-    name: str = "",
-    *,
-    zones: list[int] | None = None,
-    purge_only: bool = False,
-    admin: bool = False,
-) -> tuple[str, KeyInfo]:
-    """A new key: (the key in clear, shown once; what is stored about it)."""
+def new_key(
+    name: str = "", *, zones: list[int] | None = None, purge_only: bool = False
+) -> tuple[str, dict[str, Any]]:
+    """A new key: (the key in clear, shown once; the record a KEY_CREATE event carries)."""
     key = secrets.token_urlsafe(32)
-    key_id = "key_" + secrets.token_hex(6)
-    created = _now()
-    zones_json = None if zones is None else json.dumps(sorted(set(zones)))
+    record = {
+        "id": "key_" + secrets.token_hex(6),
+        "name": name,
+        "key_hash": hash_key(key),
+        "zones": None if zones is None else sorted(set(zones)),
+        "purge_only": purge_only,
+        "created_at": now(),
+    }
+    return key, record
+
+
+def store_key(conn: sqlite3.Connection, record: dict[str, Any]) -> None:
+    """Store the key of a KEY_CREATE event (never an admin key)."""
+    zones = record["zones"]
     conn.execute(
         "INSERT INTO api_keys (id, name, key_hash, admin, zones, purge_only, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (key_id, name, hash_key(key), int(admin), zones_json, int(purge_only), created),
+        " VALUES (?, ?, ?, 0, ?, ?, ?)",
+        (
+            record["id"],
+            record["name"],
+            record["key_hash"],
+            None if zones is None else json.dumps(zones),
+            int(record["purge_only"]),
+            record["created_at"],
+        ),
     )
-    row = conn.execute("SELECT * FROM api_keys WHERE id = ?", (key_id,)).fetchone()
-    return key, _info(row)
 
 
 def get_key(conn: sqlite3.Connection, key_id: str) -> KeyInfo | None:
@@ -169,13 +177,13 @@ def list_keys(conn: sqlite3.Connection) -> list[KeyInfo]:
     return [_info(row) for row in conn.execute("SELECT * FROM api_keys ORDER BY created_at, id")]
 
 
-def revoke_key(conn: sqlite3.Connection, key_id: str) -> bool:
-    """Revoke a key; False when there is no such live key. The admin key is not revocable
-    this way (restart `serve` with another PULLZONE_API_KEY to replace it)."""
+def revoke_key(conn: sqlite3.Connection, key_id: str, at: str) -> bool:
+    """Revoke a key (a KEY_REVOKE event); False when there is no such live key. The admin
+    key is not revocable this way (restart `serve` with another PULLZONE_API_KEY)."""
     if key_id == ADMIN_KEY_ID:
         return False
     cur = conn.execute(
-        "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (_now(), key_id)
+        "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (at, key_id)
     )
     return cur.rowcount > 0
 
@@ -204,7 +212,7 @@ def _set_admin_hash(conn: sqlite3.Connection, key_hash: str) -> None:
         " VALUES (?, 'admin', ?, 1, NULL, 0, ?)"
         " ON CONFLICT (id) DO UPDATE SET key_hash = excluded.key_hash, admin = 1,"
         " zones = NULL, purge_only = 0, revoked_at = NULL",
-        (ADMIN_KEY_ID, key_hash, _now()),
+        (ADMIN_KEY_ID, key_hash, now()),
     )
 
 

@@ -647,6 +647,11 @@ class PurgeAnswer(BaseModel):
     purged: int | None = Field(
         default=None, description="Cached objects a listed-file or tag purge matched."
     )
+    pending: list[str] | None = Field(
+        default=None,
+        description="Cluster edges that had not confirmed the purge within the wait; each "
+        "applies it before it serves again.",
+    )
 
 
 class PurgeRecord(BaseModel):

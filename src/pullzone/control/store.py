@@ -1,10 +1,10 @@
-"""Zones in control.db, each change written together with its event.
+"""Zones in control.db: what the node's event log says they are.
 
 `zones` holds each zone as its JSON record (`Zone.to_record()`, what the edge reads too);
 `zone_hosts` maps every hostname a zone answers for (its fqdn and its cnames) to the zone,
-so that no hostname can ever route to two zones. Every write is one transaction that
-changes the rows and appends the ZONE_PUT / ZONE_DELETE event (bus.local): the log and the
-zones can never disagree, whatever crashes when.
+so that no hostname can ever route to two zones. Only the replica (`control.replica`)
+writes, each change in the transaction that stores its event: the log and the zones can
+never disagree, whatever crashes when.
 """
 
 from __future__ import annotations
@@ -13,11 +13,8 @@ import builtins
 import json
 import logging
 import sqlite3
-from collections.abc import Callable
 from datetime import UTC, datetime
 
-from pullzone.bus import local
-from pullzone.bus.events import ZONE_DELETE, ZONE_PUT, Event
 from pullzone.control.errors import BadRequest, NotFound
 from pullzone.sqlite import transaction
 from pullzone.zones.model import Zone
@@ -26,7 +23,7 @@ log = logging.getLogger("pullzone.api")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS zones (
-    id     INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: keys scoped to ids stay safe
+    id     INTEGER PRIMARY KEY,  -- the sequence of the event that created it: never reused
     alias  TEXT    NOT NULL UNIQUE,
     record TEXT    NOT NULL
 );
@@ -57,7 +54,6 @@ class ZoneStore:
 
     def create_schema(self) -> None:
         self.conn.executescript(SCHEMA)
-        local.create_schema(self.conn)
         self._rebuild_hosts()
 
     def _rebuild_hosts(self) -> None:
@@ -87,59 +83,45 @@ class ZoneStore:
         """Every zone, oldest first."""
         return self._all()
 
-    # --- writes ------------------------------------------------------------------------
+    # --- writes: the replica applies events through these, inside its transaction ----
 
-    def create(self, draft: Zone, *, derive_alias: bool) -> tuple[Zone, Event]:
-        """Store a new zone. `derive_alias`: `draft.alias` is a base to make unique
-        (`site`, `site-2`, …); otherwise it is the alias asked for, refused when taken."""
-        with transaction(self.conn):
-            if derive_alias:
-                alias = self._free_alias(draft.alias)
-            else:
-                alias = draft.alias
-                self._check_alias(alias, zone_id=None)
-            cur = self.conn.execute("INSERT INTO zones (alias, record) VALUES (?, '{}')", (alias,))
-            assert cur.lastrowid is not None
-            stamp = now()
-            zone = draft.with_changes(
-                id=cur.lastrowid, alias=alias, created_at=stamp, updated_at=stamp
-            )
-            self.conn.execute("UPDATE zones SET record = ? WHERE id = ?", (_record(zone), zone.id))
-            self._claim_hosts(zone)
-            event = local.append(self.conn, ZONE_PUT, zone.id, {"zone": zone.to_record()})
-        return zone, event
+    def create(self, zone_id: int, draft: Zone, *, derive_alias: bool, stamp: str) -> Zone:
+        """Store a new zone under `zone_id`. `derive_alias`: `draft.alias` is a base to make
+        unique (`site`, `site-2`, …); otherwise it is the alias asked for, refused when
+        taken."""
+        if derive_alias:
+            alias = self._free_alias(draft.alias)
+        else:
+            alias = draft.alias
+            self._check_alias(alias, zone_id=None)
+        zone = draft.with_changes(id=zone_id, alias=alias, created_at=stamp, updated_at=stamp)
+        self.conn.execute(
+            "INSERT INTO zones (id, alias, record) VALUES (?, ?, ?)",
+            (zone.id, zone.alias, _record(zone)),
+        )
+        self._claim_hosts(zone)
+        return zone
 
-    def update(self, zone_id: int, change: Callable[[Zone], Zone]) -> tuple[Zone, Event | None]:
-        """Apply `change` to the stored zone. A change that changes nothing writes nothing
-        and returns no event. Exceptions from `change` roll everything back."""
-        with transaction(self.conn):
-            current = self.get(zone_id)
-            if current is None:
-                raise NotFound(f"zone {zone_id} not found")
-            changed = change(current).with_changes(
-                id=current.id, created_at=current.created_at, updated_at=current.updated_at
-            )
-            if changed == current:
-                return current, None
-            if changed.alias != current.alias:
-                self._check_alias(changed.alias, zone_id=zone_id)
-            zone = changed.with_changes(updated_at=now())
-            self.conn.execute(
-                "UPDATE zones SET alias = ?, record = ? WHERE id = ?",
-                (zone.alias, _record(zone), zone.id),
-            )
-            self._claim_hosts(zone)
-            event = local.append(self.conn, ZONE_PUT, zone.id, {"zone": zone.to_record()})
-        return zone, event
+    def replace(self, zone: Zone) -> Zone:
+        """Store a changed zone (keeping when it was created)."""
+        current = self.get(zone.id)
+        if current is None:
+            raise NotFound(f"zone {zone.id} not found")
+        if zone.alias != current.alias:
+            self._check_alias(zone.alias, zone_id=zone.id)
+        zone = zone.with_changes(created_at=current.created_at)
+        self.conn.execute(
+            "UPDATE zones SET alias = ?, record = ? WHERE id = ?",
+            (zone.alias, _record(zone), zone.id),
+        )
+        self._claim_hosts(zone)
+        return zone
 
-    def delete(self, zone_id: int) -> Event:
-        with transaction(self.conn):
-            cur = self.conn.execute("DELETE FROM zones WHERE id = ?", (zone_id,))
-            if cur.rowcount == 0:
-                raise NotFound(f"zone {zone_id} not found")
-            self.conn.execute("DELETE FROM zone_hosts WHERE zone_id = ?", (zone_id,))
-            event = local.append(self.conn, ZONE_DELETE, zone_id, {})
-        return event
+    def delete(self, zone_id: int) -> None:
+        cur = self.conn.execute("DELETE FROM zones WHERE id = ?", (zone_id,))
+        if cur.rowcount == 0:
+            raise NotFound(f"zone {zone_id} not found")
+        self.conn.execute("DELETE FROM zone_hosts WHERE zone_id = ?", (zone_id,))
 
     # --- hostnames ---------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from pullzone.cache.bodies import (
     FillWriter,
 )
 from pullzone.cache.index import CacheIndex, StoredObject
+from pullzone.edge.deception import disguised
 from pullzone.edge.entry import Entry
 from pullzone.edge.http import Request
 from pullzone.edge.origin import Origin, OriginError, forward_headers
@@ -176,13 +177,18 @@ class Filler:
             return Revalidated([updated])
 
         names = vary_names(rhmap)
-        if names is None or not storable(
-            "GET",
-            response.status,
-            fill.request.hmap,
-            rhmap,
-            honour_origin=zone.cache.cachecontrol,
-            default_ttl=zone.cache.cache_secs,
+        if (
+            names is None
+            or not storable(
+                "GET",
+                response.status,
+                fill.request.hmap,
+                rhmap,
+                honour_origin=zone.cache.cachecontrol,
+                default_ttl=zone.cache.cache_secs,
+            )
+            # `/account.php/x.css` answered with a page: not stored (edge/deception.py).
+            or disguised(fill.path, rhmap)
         ):
             writer.end(PASS)
             self._wake(fill.key_hash)

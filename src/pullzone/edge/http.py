@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import unquote
 
 import httptools
 
@@ -86,6 +88,35 @@ class _Reject(Exception):
         self.status = status
 
 
+# RFC 9112 §3.2 / RFC 3986 §3.2.2-3.2.3: Host = uri-host [ ":" port ], where uri-host is
+# an IP-literal in brackets or a reg-name (unreserved, pct-encoded, sub-delims). Spaces,
+# "@", "/" and the like make the field invalid: 400, never a guess at what was meant.
+_HOST = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?")
+# In a request path, after one round of percent-decoding: a control character (CR/LF
+# injection into whatever the origin builds from the path, NUL truncation), or a `.`/`..`
+# segment, `/` and `\` both counting as separators (`/%2e%2e/`, `/a/..%2f`, `\..\`).
+# Dot segments would let one object be cached and purged under many names and could step
+# outside the path prefix of a zone's origin (RFC 3986 §5.2.4): 400 instead.
+_BAD_PATH = re.compile(r"[\x00-\x1f\x7f]|(?:^|[/\\])\.\.?(?:[/\\]|$)")
+
+
+def _path_of(target: str) -> str:
+    """The path of an origin-form or absolute-form request target (RFC 9112 §3.2)."""
+    if not target.startswith("/"):
+        _, _, rest = target.partition("://")
+        slash = rest.find("/")
+        target = rest[slash:] if slash >= 0 else ""
+    return target.partition("?")[0]
+
+
+def target_problem(target: str) -> bool:
+    """True when the request target's path is one the edge refuses (see _BAD_PATH)."""
+    path = _path_of(target)
+    if "%" in path:
+        path = unquote(path, encoding="latin-1")
+    return _BAD_PATH.search(path) is not None
+
+
 def status_line(status: int, reason: str | None = None) -> bytes:
     return f"HTTP/1.1 {status} {reason or REASONS.get(status, 'Status')}\r\n".encode("latin-1")
 
@@ -113,6 +144,8 @@ class Connection(asyncio.Protocol):
         self._received_at_tick = -1
         self.peer = ""
         self.close_after = False
+        self._draining = False  # close once the responses in progress are written
+        self._rejected: int | None = None  # a rejection waiting for those responses
 
     # -- asyncio.Protocol -------------------------------------------------------------
 
@@ -136,11 +169,19 @@ class Connection(asyncio.Protocol):
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self._reject(400)
+            # The request that asked for an upgrade (Connection: upgrade) has been
+            # dispatched as a plain request, marked to close (on_headers_complete): the
+            # edge never switches protocols (RFC 9110 §7.8 lets a server ignore Upgrade)
+            # and reads nothing more from this connection.
+            self._drain_and_close()
         except _Reject as reject:
             self._reject(reject.status)
-        except httptools.HttpParserError:
-            self._reject(400)
+        except httptools.HttpParserError as exc:
+            # httptools wraps what a callback raises in HttpParserCallbackError, with
+            # the original as __context__: a limit's own status (413/414/431/501) is
+            # answered rather than a generic 400.
+            cause = exc.__context__
+            self._reject(cause.status if isinstance(cause, _Reject) else 400)
 
     def pause_writing(self) -> None:
         self._paused_writing = True
@@ -172,13 +213,52 @@ class Connection(asyncio.Protocol):
         self._headers.append((name.decode("latin-1"), value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
+        # Checks that must happen before any body is read or anything is dispatched. A
+        # rejection here closes the connection: the rest of what the client sent is
+        # never parsed as another request (no request smuggling).
+        method = self._parser.get_method()
+        version = self._parser.get_http_version()
+        hosts = 0
+        codings: list[str] = []
+        expect_continue = False
         for name, value in self._headers:
-            if (
-                name.lower() == "expect"
-                and value.lower() == "100-continue"
-                and self.transport is not None
-            ):
-                self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            lname = name.lower()
+            if lname == "host":
+                hosts += 1
+                # RFC 9112 §3.2: an invalid Host field value is a 400.
+                if _HOST.fullmatch(value.strip(" \t")) is None:
+                    raise _Reject(400)
+            elif lname == "transfer-encoding":
+                codings += [c.strip(" \t").lower() for c in value.split(",")]
+            elif lname == "content-length" and value.isdigit() and int(value) > MAX_BODY:
+                # Refused before the body is read (the parser has checked the syntax).
+                raise _Reject(413)
+            elif lname == "expect" and value.lower() == "100-continue":
+                expect_continue = True
+        # RFC 9112 §3.2: no Host in an HTTP/1.1 request, or more than one Host line: 400.
+        if hosts > 1 or (hosts == 0 and version == "1.1"):
+            raise _Reject(400)
+        if method == b"CONNECT":
+            # RFC 9110 §9.3.6: CONNECT asks for a tunnel; an edge is no proxy (501, as
+            # for any method the server does not implement, RFC 9110 §9.1).
+            raise _Reject(501)
+        if codings:
+            # RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message means faulty
+            # framing; RFC 9112 §6.3 (4): chunked must be the final coding, applied once
+            # (§7) — else the body length cannot be determined: 400 and close.
+            if version != "1.1" or codings[-1] != "chunked" or codings.count("chunked") > 1:
+                raise _Reject(400)
+            # RFC 9112 §6.1: a transfer coding the server does not understand: 501.
+            if len(codings) > 1:
+                raise _Reject(501)
+        if target_problem(self._url.decode("latin-1")):
+            raise _Reject(400)
+        if self._parser.should_upgrade():
+            # Not switching protocols (see data_received): answer this request, then
+            # close. The Upgrade field itself is hop-by-hop and never forwarded.
+            self._draining = True
+        if expect_continue and self.transport is not None:
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def on_body(self, body: bytes) -> None:
         self._body_size += len(body)
@@ -197,7 +277,7 @@ class Connection(asyncio.Protocol):
             headers=self._headers,
             hmap=hmap,
             version=self._parser.get_http_version(),
-            keep_alive=self._parser.should_keep_alive(),
+            keep_alive=self._parser.should_keep_alive() and not self._draining,
             body=b"".join(self._body),
         )
         if self._task is not None or self._queue:
@@ -244,16 +324,36 @@ class Connection(asyncio.Protocol):
             return
         if self._queue:
             request = self._queue.popleft()
-            if self.transport is not None:
+            if self.transport is not None and not self._draining:
                 self.transport.resume_reading()
             self._dispatch(request)
+        elif self._rejected is not None:
+            self._reject(self._rejected)
+        elif self._draining:
+            self.close()
 
     def _fail(self) -> None:
         # A handler error after headers were sent cannot be turned into a 500: the
         # client must see a truncated message, so the connection is cut.
         self._abort()
 
+    def _drain_and_close(self) -> None:
+        self._draining = True
+        if self.transport is not None:
+            self.transport.pause_reading()
+        if self._task is None and not self._queue:
+            self.close()
+
     def _reject(self, status: int) -> None:
+        if self._task is not None or self._queue:
+            # Earlier pipelined requests are still being answered: the rejection is their
+            # successor, never written into the middle of their responses (RFC 9112
+            # §9.3.2: responses in request order). Nothing more is read meanwhile.
+            self._rejected = status
+            self._draining = True
+            if self.transport is not None:
+                self.transport.pause_reading()
+            return
         body = f"{status} {REASONS.get(status, '')}\n".encode()
         self.write(
             status_line(status)

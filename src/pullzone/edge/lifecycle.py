@@ -101,7 +101,7 @@ class Edge:
         key = cache_key(view.zone.id, path, query, view.zone.cache.querystring)
         now = time.time()
         entry = self.lookup(view, key, request)
-        if entry is not None and entry.is_fresh(request.hmap, now):
+        if entry is not None and self._may_serve(entry, request, now):
             self.accessed[entry.obj.id] = now
             return self.deliver.entry(conn, request, entry, "HIT", now)
         return self.fill(view, key, path, query, target, request, conn, entry)
@@ -139,9 +139,13 @@ class Edge:
 
     def _find_fresh(self, fill: FillRequest) -> Entry | None:
         entry = _matching_variant(self._load(fill.view, fill.key), fill.request)
-        if entry is not None and entry.is_fresh(fill.request.hmap, time.time()):
+        if entry is not None and self._may_serve(entry, fill.request, time.time()):
             return entry
         return None
+
+    def _may_serve(self, entry: Entry, request: Request, now: float) -> bool:
+        """Fresh for this request, and the node knows of every purge (CONTRACT §6)."""
+        return not self.state.revalidate_all and entry.is_fresh(request.hmap, now)
 
     async def fill(
         self,

@@ -13,20 +13,31 @@ from pullzone.zones.model import Zone
 # Headers that some origins and frameworks trust to rewrite the URL, host or method. The
 # cache key does not include them, so forwarding them would let one client poison what
 # everyone else is served (the web cache poisoning class of attacks): never forward.
+# Names are compared with `_` read as `-`: CGI-style stacks (PHP, WSGI environ) map
+# `X_Forwarded_Host` and `X-Forwarded-Host` to the same variable.
 UNKEYED_OVERRIDES = frozenset(
     {
         "x-forwarded-host",
         "x-forwarded-server",
         "x-forwarded-scheme",
         "x-forwarded-port",
+        "x-forwarded-prefix",
         "x-original-url",
+        "x-original-host",
         "x-rewrite-url",
         "x-http-method-override",
         "x-http-method",
         "x-method-override",
         "x-host",
+        # RFC 7239: the standard form of the above (host=, proto=); frameworks honour it.
+        "forwarded",
     }
 )
+# Framing is the edge's own: the client's Content-Length describes the body it sent, not
+# the one forwarded (a fill sends none; aiohttp frames a pass-through body itself), and a
+# stale length would leave the origin waiting for bytes that never come (RFC 9112 §6.3).
+# Expect: 100-continue was answered by the edge (http.py).
+_FRAMING = frozenset({"content-length", "expect"})
 # A fill fetches the whole representation unconditionally; the cache answers the
 # client's own conditions and ranges itself (RFC 9111 §4.3.1).
 _NOT_FOR_FILLS = frozenset(
@@ -60,10 +71,14 @@ def forward_headers(
     for_fill: bool,
 ) -> list[tuple[str, str]]:
     drop = HOP_BY_HOP | connection_tokens(hmap.get("connection")) | UNKEYED_OVERRIDES
-    drop = drop | {"host", "x-forwarded-for", "x-forwarded-proto", "via"}
+    drop = drop | _FRAMING | {"host", "x-forwarded-for", "x-forwarded-proto", "via"}
     if for_fill:
         drop = drop | _NOT_FOR_FILLS
-    out = [(name, value) for name, value in headers if name.lower() not in drop]
+    out = [
+        (name, value)
+        for name, value in headers
+        if name.lower() not in drop and name.lower().replace("_", "-") not in drop
+    ]
     forwarded_for = hmap.get("x-forwarded-for")
     out.append(("X-Forwarded-For", f"{forwarded_for}, {peer}" if forwarded_for else peer))
     out.append(("X-Forwarded-Proto", "http"))

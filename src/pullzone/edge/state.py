@@ -2,7 +2,9 @@
 
 Every request first compares the node's published sequence (an mmap read) with the one
 this worker applied, and catches up when behind, so no request is answered from a view
-older than the newest applied purge or zone change (DESIGN.md).
+older than the newest applied purge or zone change (DESIGN.md). The same read says
+whether the node may have missed events (`revalidate_all`): then no cached object is
+served without asking the origin.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ class EdgeState:
         self.edge_domain = edge_domain
         self.zones: dict[int, ZoneView] = {}
         self.hosts: dict[str, ZoneView] = {}
-        self.applied = self._signal.value
+        self.applied, self.revalidate_all = self._signal.read()
         states = index.zone_states()
         for row in control.execute("SELECT record FROM zones"):
             zone = Zone.from_record(json.loads(row[0]))
@@ -51,7 +53,7 @@ class EdgeState:
         self._rebuild_hosts()
 
     def catch_up(self) -> None:
-        target = self._signal.value
+        target, self.revalidate_all = self._signal.read()
         if target != self.applied:
             for event in local.read_since(self._control, self.applied, target):
                 self._apply(event)

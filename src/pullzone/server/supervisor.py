@@ -1,5 +1,6 @@
-"""`pullzone serve`: the API, the event applier and the janitor in this process, and the
-edge workers in processes of their own, all sharing one data directory."""
+"""`pullzone serve`: the API, the event log's appliers and the janitor in this process, and
+the edge workers in processes of their own, all sharing one data directory. A cluster
+node runs the edge, the API or both (`Settings.role`)."""
 
 from __future__ import annotations
 
@@ -12,55 +13,25 @@ import socket
 import sys
 from collections.abc import Iterator
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 
 import uvicorn
+from fastapi import FastAPI
 
 from pullzone import __version__
 from pullzone.bus import local
-from pullzone.bus.events import Event
-from pullzone.bus.signal import SeqSignal
-from pullzone.cache.applier import Applier
-from pullzone.cache.bodies import BodyStore
-from pullzone.cache.index import CacheIndex, create_schema
+from pullzone.bus.jetstream import BusUnavailable, JetStreamBus
 from pullzone.config import Settings
 from pullzone.control import history
 from pullzone.control.app import create_app
 from pullzone.control.keys import ensure_admin_key
+from pullzone.control.log import EventLog, LocalLog
 from pullzone.edge import worker
+from pullzone.server.cache_node import CacheNode
+from pullzone.server.cluster import ClusterNode, DataMismatch
 from pullzone.server.janitor import Janitor
-from pullzone.sqlite import connect
 
 log = logging.getLogger("pullzone")
-
-
-class LocalNode:
-    """Single-node event delivery: apply the log to the cache index in order, then tell
-    the workers (the shared sequence). The API answers only after `on_event` returns."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.control = connect(settings.control_db)
-        cache = connect(settings.cache_db)
-        create_schema(cache)
-        self.bodies = BodyStore(settings.cache_dir)
-        self.index = CacheIndex(cache)
-        self.applier = Applier(cache, self.bodies)
-        self.signal = SeqSignal(settings.seq_path)
-        self._lock = asyncio.Lock()
-
-    def catch_up(self) -> dict[int, int]:
-        """Apply every event not yet applied, then tell the workers; returns the objects
-        each selective purge matched, by sequence."""
-        seq = self.applier.applied_seq()
-        matched = {}
-        for event in local.read_since(self.control, seq):
-            applied = self.applier.apply(event)
-            seq, matched[applied.seq] = applied.seq, applied.matched
-        self.signal.publish(seq)
-        return matched
-
-    async def on_event(self, event: Event) -> int | None:
-        async with self._lock:
-            return self.catch_up().get(event.seq)
 
 
 class _ApiServer(uvicorn.Server):
@@ -121,70 +92,123 @@ class Supervisor:
     async def run(self) -> int:
         settings = self.settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        for host, port in (
-            (settings.edge_host, settings.edge_port),
-            (settings.api_host, settings.api_port),
-        ):
+        listens = [(settings.edge_host, settings.edge_port)] if settings.runs_edge else []
+        listens += [(settings.api_host, settings.api_port)] if settings.runs_api else []
+        for host, port in listens:
             try:
                 _check_port_free(host, port)
             except OSError as exc:
                 print(f"pullzone: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
                 return 1
 
-        node = LocalNode(settings)
-        app = create_app(settings, node.on_event)
-        key, key_path = ensure_admin_key(connect(settings.control_db), settings)
-        node.bodies.clear_tmp()
-        node.catch_up()
-        janitor = Janitor(
-            node.index,
-            node.applier,
-            node.bodies,
-            settings.max_cache_size,
-            lambda seq: history.mark_reclaimed(node.control, seq),
-        )
-        janitor.remove_orphans()
-
-        self.workers = [self.start_worker() for _ in range(settings.workers)]
-        api = _ApiServer(
-            uvicorn.Config(
-                app,
-                host=settings.api_host,
-                port=settings.api_port,
-                log_level="warning",
-                lifespan="off",
-                server_header=False,
-            )
-        )
-        print(f"pullzone {__version__}")
-        print(
-            f"  edge  http://{settings.edge_host}:{settings.edge_port}  "
-            f"({settings.workers} worker{'s' if settings.workers != 1 else ''})"
-        )
-        print(f"  api   http://{settings.api_host}:{settings.api_port}/v2")
-        print(f"  data  {settings.data_dir}")
-        if key_path is not None:
-            print(f"  admin key written to {key_path} (mode 0600)")
-        elif key is None and settings.admin_key is None:
-            print(f"  admin key: in {settings.admin_key_path}")
+        cache = CacheNode(settings) if settings.runs_edge else None
+        cluster: ClusterNode | None = None
+        event_log: EventLog
+        if settings.cluster:
+            try:
+                cluster = await self._join_cluster(cache)
+            except (BusUnavailable, DataMismatch) as exc:
+                print(f"pullzone: cannot join the cluster: {exc}", file=sys.stderr)
+                return 1
+            event_log = cluster
         else:
-            print("  admin key: the PULLZONE_API_KEY you gave")
-        sys.stdout.flush()
+            assert cache is not None
+            bound_to = local.bind_source(cache.control, local.LOCAL)
+            if bound_to is not None:
+                print(
+                    f"pullzone: {settings.data_dir} holds a cluster node's data: run it with "
+                    "--cluster, or give this single node another --data-dir",
+                    file=sys.stderr,
+                )
+                return 1
+            event_log = LocalLog(settings, cache.on_event)
 
+        background: list[asyncio.Task[None]] = []
+        if cache is not None:
+            cache.bodies.clear_tmp()
+            cache.catch_up()
+            janitor = Janitor(
+                cache.index,
+                cache.applier,
+                cache.bodies,
+                settings.max_cache_size,
+                lambda seq: history.mark_reclaimed(cache.control, seq),
+            )
+            janitor.remove_orphans()
+            self.workers = [self.start_worker() for _ in range(settings.workers)]
+            background += [
+                asyncio.create_task(self.watch_workers()),
+                asyncio.create_task(janitor.run()),
+            ]
+        stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, lambda: setattr(api, "should_exit", True))
-        background = [
-            asyncio.create_task(self.watch_workers()),
-            asyncio.create_task(janitor.run()),
-        ]
         try:
-            await api.serve()
+            if settings.runs_api:
+                app = create_app(settings, event_log)
+                admin_key = ensure_admin_key(app.state.control.conn, settings)
+                api = self._api_server(app)
+                for signum in (signal.SIGTERM, signal.SIGINT):
+                    loop.add_signal_handler(signum, lambda: setattr(api, "should_exit", True))
+                self._announce(admin_key)
+                await api.serve()
+            else:
+                for signum in (signal.SIGTERM, signal.SIGINT):
+                    loop.add_signal_handler(signum, stop.set)
+                self._announce(None)
+                await stop.wait()
         finally:
             for task in background:
                 task.cancel()
             self.stop_workers()
+            if cluster is not None:
+                await cluster.close()
         return 0
+
+    async def _join_cluster(self, cache: CacheNode | None) -> ClusterNode:
+        s = self.settings
+        bus = await JetStreamBus.connect(
+            list(s.cluster), s.node_id, role=s.role, replicas=s.replicas
+        )
+        node = ClusterNode(s, bus, cache)
+        try:
+            await node.start()
+        except BaseException:
+            await node.close()
+            raise
+        return node
+
+    def _api_server(self, app: FastAPI) -> _ApiServer:
+        s = self.settings
+        config = uvicorn.Config(
+            app,
+            host=s.api_host,
+            port=s.api_port,
+            log_level="warning",
+            lifespan="off",
+            server_header=False,
+        )
+        return _ApiServer(config)
+
+    def _announce(self, admin_key: tuple[str | None, Path | None] | None) -> None:
+        s = self.settings
+        print(f"pullzone {__version__}")
+        if s.cluster:
+            print(f"  node  {s.node_id} ({s.role}) in the cluster at {', '.join(s.cluster)}")
+        if s.runs_edge:
+            workers = f"{s.workers} worker{'s' if s.workers != 1 else ''}"
+            print(f"  edge  http://{s.edge_host}:{s.edge_port}  ({workers})")
+        if s.runs_api:
+            print(f"  api   http://{s.api_host}:{s.api_port}/v2")
+        print(f"  data  {s.data_dir}")
+        if admin_key is not None:
+            key, key_path = admin_key
+            if key_path is not None:
+                print(f"  admin key written to {key_path} (mode 0600)")
+            elif key is None and s.admin_key is None:
+                print(f"  admin key: in {s.admin_key_path}")
+            else:
+                print("  admin key: the PULLZONE_API_KEY you gave")
+        sys.stdout.flush()
 
 
 def run(settings: Settings) -> int:

@@ -20,12 +20,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Response
 
+from pullzone.bus.events import KEY_CREATE, KEY_REVOKE
 from pullzone.control import keys
 from pullzone.control.deps import Ctl, admin_for, json_body
 from pullzone.control.errors import BadRequest, NotFound
 from pullzone.control.keys import ADMIN_KEY_ID, Principal
 from pullzone.control.openapi import errors, request_body
 from pullzone.control.schemas import Done, KeyCreate, KeyCreated, KeyList, short
+from pullzone.control.store import now
 
 router = APIRouter(prefix="/keys", tags=["keys"])
 
@@ -62,9 +64,10 @@ def _missing_zones(ctl: Ctl, zone_ids: list[int]) -> str | None:
 async def create_key(_: KeyAdmin, body: NewKey, ctl: Ctl, response: Response) -> dict[str, Any]:
     if body.zones is not None and (problem := _missing_zones(ctl, body.zones)):
         raise BadRequest(problem)
-    secret, info = keys.create_key(
-        ctl.conn, body.name, zones=body.zones, purge_only=body.purge_only
-    )
+    secret, record = keys.new_key(body.name, zones=body.zones, purge_only=body.purge_only)
+    await ctl.log.commit(KEY_CREATE, 0, {"key": record})
+    info = keys.get_key(ctl.conn, record["id"])
+    assert info is not None
     response.headers["Cache-Control"] = "no-store"
     return {"result": "success", "message": "Key Created", "key": info.to_api(), "secret": secret}
 
@@ -100,6 +103,6 @@ async def revoke_key(_: KeyAdmin, keyid: KeyId, ctl: Ctl) -> dict[str, Any]:
         raise NotFound(f"no API key with id {short(keyid)}: see GET /v2/keys for the ids")
     if found.revoked_at is not None:
         raise NotFound(f"API key {found.id} is already revoked (since {found.revoked_at})")
-    keys.revoke_key(ctl.conn, found.id)
+    await ctl.log.commit(KEY_REVOKE, 0, {"id": found.id, "at": now()})
     ctl.limiter.forget(found.id)
     return {"result": "success", "message": "Key Revoked"}

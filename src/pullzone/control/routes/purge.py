@@ -7,14 +7,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from pullzone.bus import local
 from pullzone.bus.events import PURGE
 from pullzone.control import history
 from pullzone.control.deps import Caller, Ctl, read_body, zone_for
 from pullzone.control.errors import ApiError
 from pullzone.control.openapi import errors
 from pullzone.control.schemas import PurgeAnswer, PurgeHistory
-from pullzone.sqlite import transaction
 from pullzone.zones.model import Zone
 from pullzone.zones.purge import PurgeError, parse_body, parse_delete, plan_purge
 
@@ -62,11 +60,14 @@ _PURGE_BODY = {
 @router.post(
     "/{zoneid}/purge",
     response_model=PurgeAnswer,
+    response_model_exclude_none=True,
     summary="Purge cache of a HTTP pull zone",
     description="Soft purge by default (stale at once, revalidated on the next request); "
     "`delete=true` removes the objects. When the answer comes, no edge worker serves the "
-    "purged content as fresh.",
-    responses=errors(400, 401, 403, 404, 413, 415),
+    "purged content as fresh; in a cluster, `pending` lists the edges that had not "
+    "confirmed it in time (they apply it before they serve again). 503: the cluster's "
+    "bus is unreachable and nothing was purged.",
+    responses=errors(400, 401, 403, 404, 413, 415, 503),
     openapi_extra=_PURGE_BODY,
 )
 async def purge(
@@ -88,15 +89,14 @@ async def purge(
         plan = plan_purge(body, zone, ctl.settings.edge_domain, hard)
     except PurgeError as exc:
         raise ApiError(exc.message, status=exc.status) from None
-    with transaction(ctl.conn):
-        event = local.append(ctl.conn, PURGE, zone.id, plan)
-        history.record(ctl.conn, event.seq, zone.id, principal.key_id, plan)
-    matched = await ctl.publish(event)
+    committed = await ctl.log.commit(PURGE, zone.id, {**plan, "key_id": principal.key_id})
+    answer: dict[str, Any] = {"result": "success", "message": "Zone Purged", "id": committed.seq}
+    matched = committed.matched
     if matched is not None and matched >= 0:
-        history.set_matched(ctl.conn, event.seq, matched)
-    answer: dict[str, Any] = {"result": "success", "message": "Zone Purged", "id": event.seq}
-    if matched is not None and matched >= 0:
+        history.set_matched(ctl.conn, committed.seq, matched)
         answer["purged"] = matched
+    if committed.pending:
+        answer["pending"] = list(committed.pending)
     return answer
 
 

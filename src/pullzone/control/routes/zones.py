@@ -1,6 +1,6 @@
 """HTTP pull zones (CONTRACT §3): list, create, show, update, update the cache block,
-delete. Each write is committed with its event, and the event is applied (`publish`)
-before the answer is sent."""
+delete. Each write is an event committed to the node's log (`ctl.log`), applied before
+the answer is sent."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 
+from pullzone.bus.events import ZONE_CREATE, ZONE_DELETE, ZONE_PUT
 from pullzone.control.deps import Caller, Control, Ctl, admin_only, json_body, zone_for
 from pullzone.control.keys import Principal
+from pullzone.control.log import Committed
 from pullzone.control.openapi import errors, request_body
 from pullzone.control.schemas import (
     CacheUpdate,
@@ -21,6 +23,7 @@ from pullzone.control.schemas import (
     ZoneList,
     ZoneUpdate,
 )
+from pullzone.control.store import now
 from pullzone.zones.model import Zone
 
 router = APIRouter(prefix="/zones/http/pull", tags=["zones"])
@@ -59,9 +62,13 @@ async def list_zones(principal: Caller, ctl: Ctl) -> dict[str, Any]:
     openapi_extra=request_body(ZoneCreate),
 )
 async def create_zone(_: Admin, body: NewZone, ctl: Ctl) -> dict[str, Any]:
-    zone, event = ctl.zones.create(body.draft(), derive_alias=body.alias is None)
-    await ctl.publish(event)
-    return {"result": "success", "message": "Zone Created", "zone": ctl.zone_api(zone)}
+    proposal = {
+        "zone": body.draft().to_record(),
+        "derive_alias": body.alias is None,
+        "stamp": now(),
+    }
+    committed = await ctl.log.commit(ZONE_CREATE, 0, proposal)
+    return {"result": "success", "message": "Zone Created", "zone": _zone_of(ctl, committed)}
 
 
 @router.get(
@@ -104,14 +111,22 @@ async def update_cache(zone: Writable, body: CacheChanges, ctl: Ctl) -> dict[str
 
 
 async def _update(ctl: Control, zone: Zone, change: Callable[[Zone], Zone]) -> dict[str, Any]:
-    """Both update routes: apply `change`, publish its event, answer the zone."""
-    updated, event = ctl.zones.update(zone.id, change)
-    await ctl.publish(event)
-    return {
-        "result": "success",
-        "message": "Zone updated successfully",
-        "zone": ctl.zone_api(updated),
-    }
+    """Both update routes: apply `change`, commit the changed zone, answer it. A change
+    that changes nothing commits nothing (the zone keeps its `updated_at`)."""
+    changed = change(zone).with_changes(
+        id=zone.id, created_at=zone.created_at, updated_at=zone.updated_at
+    )
+    answer = ctl.zone_api(zone)
+    if changed != zone:
+        proposal = {"zone": changed.with_changes(updated_at=now()).to_record()}
+        answer = _zone_of(ctl, await ctl.log.commit(ZONE_PUT, zone.id, proposal))
+    return {"result": "success", "message": "Zone updated successfully", "zone": answer}
+
+
+def _zone_of(ctl: Control, committed: Committed) -> dict[str, Any]:
+    """The zone a committed ZONE_PUT stored, as the API shows it."""
+    assert committed.event is not None
+    return ctl.zone_api(Zone.from_record(committed.event.payload["zone"]))
 
 
 @router.delete(
@@ -123,6 +138,5 @@ async def _update(ctl: Control, zone: Zone, change: Callable[[Zone], Zone]) -> d
     responses=_ZONE_ERRORS,
 )
 async def delete_zone(zone: Writable, ctl: Ctl) -> dict[str, Any]:
-    event = ctl.zones.delete(zone.id)
-    await ctl.publish(event)
+    await ctl.log.commit(ZONE_DELETE, zone.id, {})
     return {"result": "success", "message": "Zone Deleted"}

@@ -1,0 +1,66 @@
+"""Where the API's changes go: a node's event log, behind one small interface.
+
+A route validates what it can, then `commit`s an event and answers from what comes back.
+`LocalLog` is the single node: the event is applied to control.db at once (a refusal is
+the error answer and stores nothing), then handed to the cache (`on_event`) before the
+answer. The cluster's log (`server.cluster.ClusterNode`) publishes to JetStream and waits
+until this node and every live edge applied it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pullzone.bus.events import Event
+from pullzone.config import Settings
+from pullzone.control.errors import ApiError
+from pullzone.control.replica import Replica
+from pullzone.sqlite import connect
+
+log = logging.getLogger("pullzone.api")
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    seq: int
+    event: Event | None  # what the node's log stored (None for key events)
+    matched: int | None = None  # cached objects a selective purge matched, when known
+    pending: tuple[str, ...] = ()  # live edges that had not confirmed it in time
+
+
+class EventLog(Protocol):
+    async def commit(self, kind: str, zone_id: int, payload: dict[str, Any]) -> Committed:
+        """Store and apply one event; raises ApiError when it is refused or cannot be
+        stored (then nothing changed)."""
+        ...
+
+
+class LocalLog:
+    def __init__(
+        self, settings: Settings, on_event: Callable[[Event], Awaitable[int | None]]
+    ) -> None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.replica = Replica(connect(settings.control_db), settings.edge_domain)
+        self.on_event = on_event
+
+    async def commit(self, kind: str, zone_id: int, payload: dict[str, Any]) -> Committed:
+        # One event loop writes this log, so nothing comes between reading the position
+        # and storing the event after it.
+        seq = self.replica.position + 1
+        stored = self.replica.apply(Event(seq, kind, zone_id, payload, time.time()))
+        if stored is None:
+            return Committed(seq, None)
+        try:
+            matched = await self.on_event(stored)
+        except Exception:
+            log.exception("event %s (%s) is stored but applying it failed", seq, kind)
+            raise ApiError(
+                "the change was saved but applying it failed; it is applied with the next "
+                "change or at restart (the server log has the details)",
+                status=500,
+            ) from None
+        return Committed(seq, stored, matched)

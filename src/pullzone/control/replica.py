@@ -1,0 +1,99 @@
+"""control.db as the node's replica of the event log: zones, keys and purge history are
+what the log's events, applied in order, made them.
+
+Every node applies every event through `Replica.apply`, so applying is deterministic: a
+change that is no longer valid when its turn comes (a hostname another node's zone took
+first, a zone deleted meanwhile) is refused the same way everywhere, and leaves nothing
+but the log position behind. A single node applies its own proposals at once (and a
+refusal becomes the API's error answer, with nothing stored); a cluster node applies
+what the stream delivers.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from pullzone.bus import local
+from pullzone.bus.events import (
+    KEY_CREATE,
+    KEY_REVOKE,
+    PURGE,
+    ZONE_CREATE,
+    ZONE_DELETE,
+    ZONE_PUT,
+    Event,
+)
+from pullzone.control import history, keys
+from pullzone.control.errors import NotFound
+from pullzone.control.store import ZoneStore
+from pullzone.sqlite import transaction
+from pullzone.zones.model import Zone
+
+
+def create_schema(conn: sqlite3.Connection, edge_domain: str) -> ZoneStore:
+    """Every table of control.db; returns the zone store on `conn`."""
+    local.create_schema(conn)
+    keys.create_schema(conn)
+    history.create_schema(conn)
+    return ZoneStore(conn, edge_domain)
+
+
+class Replica:
+    def __init__(self, conn: sqlite3.Connection, edge_domain: str) -> None:
+        self.conn = conn
+        self.zones = create_schema(conn, edge_domain)
+
+    @property
+    def position(self) -> int:
+        return local.position(self.conn)
+
+    def apply(self, event: Event) -> Event | None:
+        """Apply one event in one transaction; returns what the node's log stores for
+        the edge (None for key events). A refused change raises its ApiError and
+        changes nothing; `skip` then moves the position past it."""
+        with transaction(self.conn):
+            stored = self._apply(event)
+            if stored is not None:
+                local.insert(self.conn, stored)
+            local.set_position(self.conn, event.seq)
+        return stored
+
+    def skip(self, seq: int) -> None:
+        with transaction(self.conn):
+            local.set_position(self.conn, seq)
+
+    def _apply(self, event: Event) -> Event | None:
+        payload = event.payload
+        if event.kind == ZONE_CREATE:
+            zone = self.zones.create(
+                event.seq,
+                Zone.from_record(payload["zone"]),
+                derive_alias=bool(payload["derive_alias"]),
+                stamp=str(payload["stamp"]),
+            )
+            return self._zone_put(event, zone)
+        if event.kind == ZONE_PUT:
+            return self._zone_put(event, self.zones.replace(Zone.from_record(payload["zone"])))
+        if event.kind == ZONE_DELETE:
+            self.zones.delete(event.zone_id)
+            return event
+        if event.kind == PURGE:
+            if self.zones.get(event.zone_id) is None:
+                raise NotFound(f"zone {event.zone_id} not found")
+            plan = {name: value for name, value in payload.items() if name != "key_id"}
+            history.record(self.conn, event.seq, event.zone_id, event.at, payload["key_id"], plan)
+            return Event(event.seq, PURGE, event.zone_id, plan, event.at)
+        if event.kind == KEY_CREATE:
+            keys.store_key(self.conn, payload["key"])
+            return None
+        if event.kind == KEY_REVOKE:
+            if not keys.revoke_key(self.conn, str(payload["id"]), str(payload["at"])):
+                raise NotFound(f"no live API key {payload['id']}")
+            return None
+        raise ValueError(f"unknown event kind {event.kind!r}")
+
+    @staticmethod
+    def _zone_put(event: Event, zone: Zone) -> Event:
+        record: dict[str, Any] = {"zone": zone.to_record()}
+        return Event(event.seq, ZONE_PUT, zone.id, record, event.at)

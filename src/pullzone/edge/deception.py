@@ -1,0 +1,64 @@
+"""Web cache deception: a dynamic page stored because its URL looks like a static file.
+
+The attack: a victim is lured to `/account.php/x.css`; the origin ignores the suffix and
+answers with the victim's account page, and a cache that trusts the `.css` (or, here, the
+zone's default TTL, which applies to any response without freshness of its own) stores
+it for the attacker to fetch. RFC 9111 lets a cache store such a response heuristically,
+so the guard is policy, the one Cloudflare calls Cache Deception Armor: a response that
+carries no explicit freshness is stored only when its Content-Type agrees with the
+extension of the URL's last segment. An origin that says the response may be cached
+(`public`, `max-age`, `s-maxage`, `Expires`) is believed whatever the URL looks like.
+"""
+
+from __future__ import annotations
+
+from pullzone.spec.cache_control import parse_cache_control
+from pullzone.spec.headers import HeaderMap
+
+_IMAGE = ("image/",)
+_FONT = ("font/", "application/font", "application/x-font", "application/vnd.ms-fontobject")
+_MEDIA = ("video/", "audio/", "application/ogg", "application/mp4")
+_JS = ("text/javascript", "application/javascript", "application/x-javascript",
+       "application/ecmascript", "text/ecmascript")  # fmt: skip
+_ARCHIVE = ("application/zip", "application/x-zip", "application/gzip", "application/x-gzip",
+            "application/x-tar", "application/x-7z", "application/x-rar")  # fmt: skip
+
+# Extension of a static file → media types (prefixes) its Content-Type may have.
+EXPECTED_TYPES: dict[str, tuple[str, ...]] = {
+    "css": ("text/css",),
+    "js": _JS,
+    "mjs": _JS,
+    **dict.fromkeys(
+        ("png", "jpg", "jpeg", "gif", "webp", "avif", "bmp", "ico", "svg", "tif", "tiff"), _IMAGE
+    ),
+    **dict.fromkeys(("woff", "woff2", "ttf", "otf", "eot"), _FONT),
+    **dict.fromkeys(("mp4", "m4v", "m4a", "webm", "mp3", "ogg", "ogv", "oga", "wav"), _MEDIA),
+    **dict.fromkeys(("zip", "gz", "tgz", "tar", "7z", "rar"), _ARCHIVE),
+    "pdf": ("application/pdf",),
+    "txt": ("text/plain",),
+    "csv": ("text/csv", "text/plain"),
+    "wasm": ("application/wasm",),
+}
+# Says nothing about what the bytes are; never the answer of a dynamic page framework.
+_ANY = ("application/octet-stream", "binary/octet-stream")
+
+
+def _has_explicit_freshness(resp: HeaderMap) -> bool:
+    cc = parse_cache_control(resp.get("cache-control"))
+    return "public" in cc or "max-age" in cc or "s-maxage" in cc or "expires" in resp
+
+
+def disguised(path: str, resp: HeaderMap) -> bool:
+    """True when a response for `path` must not be stored on the zone's TTL alone: the
+    URL names a static file type, the Content-Type says otherwise, and the origin gave no
+    explicit freshness."""
+    segment = path.rpartition("/")[2]
+    if "." not in segment:
+        return False
+    expected = EXPECTED_TYPES.get(segment.rpartition(".")[2].lower())
+    if expected is None:
+        return False
+    media = (resp.get("content-type") or "").partition(";")[0].strip().lower()
+    if not media or media.startswith(expected) or media in _ANY:
+        return False
+    return not _has_explicit_freshness(resp)

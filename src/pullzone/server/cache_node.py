@@ -1,0 +1,44 @@
+"""A node's cache side: applies the node's event log to the cache index, in order, then
+tells the edge workers (the shared sequence)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from pullzone.bus import local
+from pullzone.bus.events import Event
+from pullzone.bus.signal import SeqSignal
+from pullzone.cache.applier import Applier
+from pullzone.cache.bodies import BodyStore
+from pullzone.cache.index import CacheIndex, create_schema
+from pullzone.config import Settings
+from pullzone.sqlite import connect
+
+
+class CacheNode:
+    def __init__(self, settings: Settings) -> None:
+        self.control = connect(settings.control_db)
+        local.create_schema(self.control)
+        cache = connect(settings.cache_db)
+        create_schema(cache)
+        self.bodies = BodyStore(settings.cache_dir)
+        self.index = CacheIndex(cache)
+        self.applier = Applier(cache, self.bodies)
+        self.signal = SeqSignal(settings.seq_path)
+        self._lock = asyncio.Lock()
+
+    def catch_up(self) -> dict[int, int]:
+        """Apply every stored event not yet applied, then tell the workers; returns the
+        objects each selective purge matched, by sequence."""
+        seq = self.applier.applied_seq()
+        matched = {}
+        for event in local.read_since(self.control, seq):
+            applied = self.applier.apply(event)
+            seq, matched[applied.seq] = applied.seq, applied.matched
+        self.signal.publish(seq)
+        return matched
+
+    async def on_event(self, event: Event) -> int | None:
+        """A single node's `LocalLog` hook: the API answers only after this returns."""
+        async with self._lock:
+            return self.catch_up().get(event.seq)

@@ -1,0 +1,205 @@
+"""A cluster node (CONTRACT §6): the event log is one JetStream stream that every node
+reads through its own durable consumer and applies to its control.db replica and, on an
+edge, to its cache. The API commits a change by publishing it and answers once this node
+applied it and every live edge confirmed it (or the wait ran out: those are `pending`).
+
+An edge that may have missed events (starting, reconnecting, or cut off from the bus for
+longer than `max_bus_silence`) sets `revalidate_all` in the shared signal: its workers
+serve no cached object without asking the origin until it has caught up again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from typing import Any
+
+from pullzone import __version__
+from pullzone.bus import local
+from pullzone.bus.events import KEY_CREATE, KEY_REVOKE, Event
+from pullzone.bus.jetstream import LIVE_WITHIN, BusUnavailable, JetStreamBus
+from pullzone.config import Settings
+from pullzone.control.errors import ApiError
+from pullzone.control.log import Committed
+from pullzone.control.replica import Replica
+from pullzone.server.cache_node import CacheNode
+from pullzone.sqlite import connect
+
+log = logging.getLogger("pullzone.cluster")
+
+EDGE_ROLES = frozenset({"edge", "all"})
+HEARTBEAT = 1.0  # seconds between signs of life (applied position) on the bus
+REGISTRY_EVERY = 5  # heartbeats between registry entries (what `cluster status` reads)
+APPLY_WAIT = 10.0  # how long the API waits for its own node to apply a stored event
+OUTCOMES_KEPT = 4096
+
+
+class DataMismatch(Exception):
+    """The data directory and the cluster's stream do not belong together."""
+
+
+class ClusterNode:
+    def __init__(self, settings: Settings, bus: JetStreamBus, cache: CacheNode | None) -> None:
+        self.settings = settings
+        self.bus = bus
+        self.cache = cache
+        self.replica = Replica(connect(settings.control_db), settings.edge_domain)
+        self.position = self.replica.position
+        self._progress = asyncio.Condition()
+        self._refusals: OrderedDict[int, ApiError] = OrderedDict()
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        conflict = local.bind_source(self.replica.conn, "jetstream")
+        if conflict is not None:
+            raise DataMismatch(
+                f"{self.settings.data_dir} holds a single node's data: give a cluster node "
+                "a data directory of its own (--data-dir)"
+            )
+        last = await self.bus.last_stream_seq()
+        if self.position > last:
+            raise DataMismatch(
+                f"{self.settings.data_dir} has applied event {self.position}, but the "
+                f"cluster's stream ends at {last} (was the NATS store reset?): start this "
+                "node with an empty --data-dir"
+            )
+        if self.cache is not None:
+            self.cache.signal.set_revalidate_all(True)  # until caught up
+            self.cache.catch_up()
+        for node in await self.bus.nodes():
+            self.bus.heard_of(node["node"], node.get("role", ""), time.time() - node["at"])
+        self.bus.reconnect_listeners.append(self._on_reconnect)
+        await self.bus.consume(self.settings.node_id, self._on_event, start_seq=self.position + 1)
+        self._tasks.append(asyncio.create_task(self._heartbeat(), name="cluster-heartbeat"))
+        if self.cache is not None:
+            self._tasks.append(asyncio.create_task(self._keep_trust(), name="cluster-trust"))
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.bus.close()
+
+    # -- applying the stream --
+
+    async def _on_event(self, event: Event) -> None:
+        if event.seq <= self.position:
+            return  # a redelivery of what this node has
+        stored = None
+        try:
+            stored = self.replica.apply(event)
+        except ApiError as refusal:  # refused the same way on every node
+            self.replica.skip(event.seq)
+            self._refusals[event.seq] = refusal
+            while len(self._refusals) > OUTCOMES_KEPT:
+                self._refusals.popitem(last=False)
+        except (KeyError, TypeError, ValueError) as exc:
+            log.error("event %d (%s) is malformed, skipped: %r", event.seq, event.kind, exc)
+            self.replica.skip(event.seq)
+        if stored is not None and self.cache is not None:
+            self.cache.catch_up()
+        async with self._progress:
+            self.position = event.seq
+            self._progress.notify_all()
+        if self.settings.runs_edge:
+            await self.bus.report_applied(event.seq)
+
+    async def _applied(self, seq: int, timeout: float) -> bool:
+        async with self._progress:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._progress.wait_for(lambda: self.position >= seq)
+            return self.position >= seq
+
+    # -- the API's log --
+
+    async def commit(self, kind: str, zone_id: int, payload: dict[str, Any]) -> Committed:
+        edges = self.bus.live_nodes(EDGE_ROLES)
+        try:
+            event = await self.bus.publish(kind, zone_id, payload, msg_id=uuid.uuid4().hex)
+        except BusUnavailable as exc:
+            log.warning("commit %s: %s", kind, exc)
+            raise ApiError(
+                "the cluster's bus (NATS JetStream) is unreachable: nothing was changed; try again",
+                status=503,
+            ) from None
+        if not await self._applied(event.seq, APPLY_WAIT):
+            raise ApiError(
+                f"the change is stored (event {event.seq}) but this node has not applied it "
+                "yet: it will, once its bus connection recovers",
+                status=503,
+            )
+        refusal = self._refusals.pop(event.seq, None)
+        if refusal is not None:
+            raise refusal
+        if kind in (KEY_CREATE, KEY_REVOKE):
+            return Committed(event.seq, None)
+        pending = await self.bus.wait_applied(event.seq, edges, self.settings.purge_wait)
+        stored = local.get(self.replica.conn, event.seq)
+        return Committed(event.seq, stored, pending=tuple(sorted(pending)))
+
+    # -- liveness and trust --
+
+    async def _heartbeat(self) -> None:
+        beats = 0
+        while True:
+            if self.settings.runs_edge:
+                await self.bus.report_applied(self.position)
+            if beats % REGISTRY_EVERY == 0:
+                with contextlib.suppress(BusUnavailable):
+                    await self.bus.heartbeat(self._registry_entry())
+            beats += 1
+            await asyncio.sleep(HEARTBEAT)
+
+    def _registry_entry(self) -> dict[str, Any]:
+        s = self.settings
+        entry: dict[str, Any] = {"role": s.role, "applied": self.position, "version": __version__}
+        if s.runs_edge:
+            entry["edge"] = f"{s.edge_host}:{s.edge_port}"
+        if s.runs_api:
+            entry["api"] = f"{s.api_host}:{s.api_port}"
+        return entry
+
+    def _on_reconnect(self) -> None:
+        # Events may have been published while we were away: revalidate until caught up.
+        if self.cache is not None:
+            self.cache.signal.set_revalidate_all(True)
+        self._wake.set()
+
+    async def _keep_trust(self) -> None:
+        """Clear `revalidate_all` once this node has applied the stream as it was when the
+        connection (re)started; set it when cut off longer than `max_bus_silence`."""
+        assert self.cache is not None
+        signal = self.cache.signal
+        caught_up: int | None = None  # the connection (by reconnect count) caught up on
+        last_contact = time.monotonic()
+        while True:
+            reconnects = self.bus.reconnects
+            if self.bus.connected:
+                last_contact = time.monotonic()
+                if caught_up != reconnects:
+                    with contextlib.suppress(BusUnavailable):
+                        target = await self.bus.last_stream_seq()
+                        if await self._applied(target, LIVE_WITHIN) and (
+                            self.bus.reconnects == reconnects
+                        ):
+                            caught_up = reconnects
+                            signal.set_revalidate_all(False)
+                            log.info("caught up with the stream at %d", target)
+            elif time.monotonic() - last_contact > self.settings.max_bus_silence:
+                if caught_up is not None:
+                    log.warning(
+                        "no contact with the bus for %.0f s: revalidating every object",
+                        self.settings.max_bus_silence,
+                    )
+                caught_up = None
+                signal.set_revalidate_all(True)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(0.25):
+                    await self._wake.wait()
