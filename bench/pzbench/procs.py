@@ -259,7 +259,18 @@ class Varnish(Service):
 class Pullzone(Service):
     name = "pullzone"
 
-    def __init__(self, workdir: Path, workers: int, max_cache_size: str = "8GiB") -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        workers: int,
+        max_cache_size: str = "8GiB",
+        *,
+        role: str = "all",
+        extra: tuple[str, ...] = (),
+    ) -> None:
+        """`role` and `extra` (more `serve` options): a cluster node (bench/propagation.py)."""
+        self.role = role
+        self.extra = extra
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.data_dir = self.dir / "data"
@@ -291,6 +302,8 @@ class Pullzone(Service):
                 str(self.workers),
                 "--max-cache-size",
                 self.max_cache_size,
+                *(("--role", self.role) if self.role != "all" else ()),
+                *self.extra,
             ],
             log=self.dir / "serve.log",
             env=env,
@@ -304,10 +317,12 @@ class Pullzone(Service):
                     + self.log_tail()
                 )
             try:
-                if self.api.get("/zones/http/pull").status_code == 200:
-                    with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                        self.started_in = time.monotonic() - started
-                        return self
+                if self.role == "edge" or self.api.get("/zones/http/pull").status_code == 200:
+                    if self.role != "api":
+                        with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                            pass
+                    self.started_in = time.monotonic() - started
+                    return self
             except (httpx.TransportError, OSError):
                 pass
             time.sleep(0.05)

@@ -1,7 +1,8 @@
 """The cluster event log: NATS JetStream, the multi-node twin of `bus.local` (CONTRACT §6).
 
 One stream, PULLZONE_EVENTS, holds every event; its sequence is the log's sequence and a
-PubAck is what "durably stored" means. Zones and keys live in KV buckets, heartbeats in a
+PubAck is what "durably stored" means. Zones and keys are events too, ordered with the
+purges that depend on them (a node rebuilds both by reading the stream); heartbeats go in a
 bucket whose entries expire. Every node reads the stream through a durable pull consumer
 and says what it has applied on a core subject, so a purge can wait for every live edge.
 """
@@ -32,7 +33,7 @@ log = logging.getLogger("pullzone.bus")
 STREAM = "PULLZONE_EVENTS"
 EVENTS = "pullzone.events."
 APPLIED = "pullzone.applied."
-ZONES, KEYS, NODES = "pullzone_zones", "pullzone_keys", "pullzone_nodes"
+NODES = "pullzone_nodes"
 NODE_TTL = 15.0  # a node whose registry entry is this old is gone (cluster status)
 LIVE_WITHIN = 5.0  # a node not heard from (applied or heartbeat) for this long is not waited for
 DUPLICATE_WINDOW = 120.0  # publishes with the same msg_id within this window are stored once
@@ -85,12 +86,14 @@ class JetStreamBus:
         *,
         role: str = "all",
         replicas: int = 1,
+        observe: bool = False,
         connect_timeout: float = 2.0,
         timeout: float = 2.0,
         ping_interval: float = 5.0,
         node_ttl: float = NODE_TTL,
     ) -> JetStreamBus:
-        """Connect (each server tried twice, else BusUnavailable), then reconnect forever."""
+        """Connect (each server tried twice, else BusUnavailable), then reconnect forever;
+        create the stream and the node registry unless they exist (or `observe`)."""
         if not _TOKEN.match(node_id):
             raise ValueError(f"node id {node_id!r}: letters, digits, '-' and '_' only")
         nc = Client()
@@ -131,10 +134,13 @@ class JetStreamBus:
         bus = cls(nc, node_id, role, replicas, timeout)
         bus.reconnect_listeners = listeners
         try:
-            await nc.subscribe(APPLIED + "*", cb=bus._on_applied)
-            await bus._ensure_stream()
-            for bucket, ttl in ((ZONES, None), (KEYS, None), (NODES, node_ttl)):
-                await bus._ensure_bucket(bucket, ttl)
+            if observe:  # tools: read what nodes made, create nothing
+                with bus._unavailable("the node registry"):
+                    bus._kv[NODES] = await bus._jsm.key_value(NODES)
+            else:
+                await nc.subscribe(APPLIED + "*", cb=bus._on_applied)
+                await bus._ensure_stream()
+                await bus._ensure_bucket(NODES, node_ttl)
         except BaseException:
             await nc.close()
             raise
@@ -472,17 +478,6 @@ class JetStreamBus:
         with self._unavailable(f"put {bucket}/{key}"):
             return await kv.put(key, json.dumps(value, separators=(",", ":")).encode())
 
-    async def kv_get(self, bucket: str, key: str) -> dict[str, Any] | None:
-        kv = self._bucket(bucket)
-        try:
-            with self._unavailable(f"get {bucket}/{key}"):
-                entry = await kv.get(key)
-        except BusUnavailable as exc:
-            if isinstance(exc.__cause__, nats.js.errors.NotFoundError):
-                return None
-            raise
-        return json.loads(entry.value) if entry.value else None
-
     async def kv_items(self, bucket: str) -> dict[str, dict[str, Any]]:
         kv = self._bucket(bucket)
         items: dict[str, dict[str, Any]] = {}
@@ -499,8 +494,3 @@ class JetStreamBus:
                 with contextlib.suppress(*_NATS_ERRORS):
                     await stop()
         return items
-
-    async def kv_delete(self, bucket: str, key: str) -> None:
-        kv = self._bucket(bucket)
-        with self._unavailable(f"delete {bucket}/{key}"):
-            await kv.delete(key)

@@ -55,6 +55,7 @@ REASONS = {
     502: "Bad Gateway",
     503: "Service Unavailable",
     504: "Gateway Timeout",
+    505: "HTTP Version Not Supported",
 }
 
 
@@ -110,7 +111,10 @@ def _path_of(target: str) -> str:
 
 
 def target_problem(target: str) -> bool:
-    """True when the request target's path is one the edge refuses (see _BAD_PATH)."""
+    """True when the request target is one the edge refuses: a fragment (RFC 9112 §3.2
+    has none; it would only alias cache keys) or a path matching _BAD_PATH."""
+    if "#" in target:
+        return True
     path = _path_of(target)
     if "%" in path:
         path = unquote(path, encoding="latin-1")
@@ -238,6 +242,9 @@ class Connection(asyncio.Protocol):
         # RFC 9112 §3.2: no Host in an HTTP/1.1 request, or more than one Host line: 400.
         if hosts > 1 or (hosts == 0 and version == "1.1"):
             raise _Reject(400)
+        if version not in ("1.1", "1.0"):
+            # RFC 9112 §2.3: HTTP/0.9 simple requests and "HTTP/2.0" in text are refused.
+            raise _Reject(505)
         if method == b"CONNECT":
             # RFC 9110 §9.3.6: CONNECT asks for a tunnel; an edge is no proxy (501, as
             # for any method the server does not implement, RFC 9110 §9.1).

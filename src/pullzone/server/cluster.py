@@ -33,7 +33,7 @@ log = logging.getLogger("pullzone.cluster")
 
 EDGE_ROLES = frozenset({"edge", "all"})
 HEARTBEAT = 1.0  # seconds between signs of life (applied position) on the bus
-REGISTRY_EVERY = 5  # heartbeats between registry entries (what `cluster status` reads)
+REGISTRY_EVERY = 2  # heartbeats between registry entries (what `cluster status` reads)
 APPLY_WAIT = 10.0  # how long the API waits for its own node to apply a stored event
 OUTCOMES_KEPT = 4096
 

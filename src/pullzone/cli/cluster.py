@@ -1,0 +1,88 @@
+"""`pullzone cluster status`: every node of a cluster, read from NATS itself (the node
+registry and the stream), so it works whichever nodes are down."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from pullzone.bus.jetstream import BusUnavailable, JetStreamBus
+from pullzone.cli.connection import print_json
+from pullzone.cli.output import fail, out
+
+cluster_app = typer.Typer(
+    help="Look at a cluster of nodes sharing one NATS JetStream.", no_args_is_help=True
+)
+
+LATE = 5.0  # seconds without a heartbeat before a node shows as late
+
+
+async def _status(servers: list[str]) -> tuple[int, list[dict[str, Any]]]:
+    bus = await JetStreamBus.connect(servers, "pullzone-status", role="tool", observe=True)
+    try:
+        last = await bus.last_stream_seq()
+        nodes = await bus.nodes()
+    finally:
+        await bus.close()
+    now = time.time()
+    rows = [
+        {
+            "node": node["node"],
+            "role": node.get("role", "?"),
+            "applied": int(node.get("applied", 0)),
+            "lag": max(0, last - int(node.get("applied", 0))),
+            "age": round(max(0.0, now - float(node["at"])), 1),
+            "edge": node.get("edge"),
+            "api": node.get("api"),
+            "version": node.get("version"),
+        }
+        for node in nodes
+    ]
+    return last, rows
+
+
+@cluster_app.command()
+def status(
+    cluster: Annotated[
+        str,
+        typer.Option(
+            "--cluster",
+            envvar="PULLZONE_NATS_URL",
+            metavar="nats://HOST:PORT[,…]",
+            help="The cluster's NATS servers.",
+        ),
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Every node heard from in the last 15 s: its role, the last event it applied, how
+    far behind the stream it is (lag) and when it last said so (age)."""
+    servers = [url.strip() for url in cluster.split(",") if url.strip()]
+    try:
+        last, rows = asyncio.run(_status(servers))
+    except BusUnavailable as exc:
+        fail(f"cannot read the cluster: {exc}")
+    if as_json:
+        print_json({"stream_last_seq": last, "nodes": rows})
+        return
+    if not rows:
+        fail(f"no node has reported in the last 15 s (the stream is at event {last})")
+    table = Table(header_style="bold", title=f"stream at event {last}")
+    for column in ("node", "role", "applied", "lag", "last contact", "edge", "api"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        late = row["age"] > LATE
+        table.add_row(
+            row["node"],
+            row["role"],
+            str(row["applied"]),
+            Text(str(row["lag"]), style="yellow" if row["lag"] else "green"),
+            Text(f"{row['age']:.1f} s ago", style="red" if late else ""),
+            row["edge"] or "",
+            row["api"] or "",
+        )
+    out.print(table)
