@@ -1,0 +1,126 @@
+"""control.db as the event log applied (control.replica): what each event makes, and that a
+change no longer valid when its turn comes is refused the same way, leaving only the
+position behind."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pullzone.bus import local
+from pullzone.bus.events import (
+    KEY_CREATE,
+    KEY_REVOKE,
+    PURGE,
+    ZONE_CREATE,
+    ZONE_DELETE,
+    ZONE_PUT,
+    Event,
+)
+from pullzone.control import history, keys
+from pullzone.control.errors import ApiError, BadRequest, NotFound
+from pullzone.control.replica import Replica
+from pullzone.sqlite import connect
+from pullzone.zones.model import Zone
+
+
+@pytest.fixture()
+def replica(tmp_path: Path) -> Replica:
+    return Replica(connect(tmp_path / "control.db"), "cdn.test")
+
+
+def event(seq: int, kind: str, zone_id: int = 0, **payload: Any) -> Event:
+    return Event(seq, kind, zone_id, payload, at=1000.0 + seq)
+
+
+def create(seq: int, alias: str, *, derive: bool = False, cnames: tuple[str, ...] = ()) -> Event:
+    draft = Zone(id=0, name=alias, alias=alias, origin="http://o.test", cnames=cnames)
+    return event(
+        seq,
+        ZONE_CREATE,
+        zone={**draft.to_record()},
+        derive_alias=derive,
+        stamp="2026-01-01 00:00:00",
+    )
+
+
+def test_a_zone_is_the_sequence_of_its_create_event(replica: Replica) -> None:
+    stored = replica.apply(create(7, "site"))
+    assert stored is not None and stored.kind == ZONE_PUT and stored.seq == 7
+    zone = replica.zones.get(7)
+    assert zone is not None and zone.alias == "site" and zone.created_at == "2026-01-01 00:00:00"
+    assert stored.payload == {"zone": zone.to_record()}
+    assert local.read_since(replica.conn, 0) == [stored]
+    assert replica.position == 7
+
+
+def test_a_derived_alias_is_made_unique_the_same_way_everywhere(replica: Replica) -> None:
+    replica.apply(create(1, "site"))
+    replica.apply(create(2, "site", derive=True))
+    zone = replica.zones.get(2)
+    assert zone is not None and zone.alias == "site-2"
+
+
+@pytest.mark.parametrize(
+    ("second", "error"),
+    [
+        (create(2, "site"), BadRequest),  # the alias taken meanwhile
+        (create(2, "other", cnames=("www.site.test",)), BadRequest),  # the hostname
+        (event(2, PURGE, 99, all=True, delete=False, files=[], tags=[], key_id="admin"), NotFound),
+        (event(2, ZONE_DELETE, 99), NotFound),
+        (event(2, KEY_REVOKE, id="key_nope", at="2026-01-01 00:00:00"), NotFound),
+    ],
+)
+def test_a_change_invalid_at_its_turn_is_refused_and_changes_nothing(
+    replica: Replica, second: Event, error: type[ApiError]
+) -> None:
+    replica.apply(create(1, "site", cnames=("www.site.test",)))
+    before = local.read_since(replica.conn, 0), replica.zones.list()
+    with pytest.raises(error):
+        replica.apply(second)
+    assert (local.read_since(replica.conn, 0), replica.zones.list()) == before
+    assert replica.position == 1
+    replica.skip(2)  # what a cluster node does with a refusal
+    assert replica.position == 2
+
+
+def test_an_update_of_a_zone_deleted_meanwhile_is_refused(replica: Replica) -> None:
+    replica.apply(create(1, "site"))
+    zone = replica.zones.get(1)
+    assert zone is not None
+    replica.apply(event(2, ZONE_DELETE, 1))
+    with pytest.raises(NotFound):
+        replica.apply(event(3, ZONE_PUT, 1, zone=zone.with_changes(name="new").to_record()))
+    assert replica.zones.get(1) is None
+
+
+def test_an_update_keeps_when_the_zone_was_created(replica: Replica) -> None:
+    replica.apply(create(1, "site"))
+    changed = Zone(id=1, name="renamed", alias="site", origin="http://o.test", created_at="x")
+    stored = replica.apply(event(2, ZONE_PUT, 1, zone=changed.to_record()))
+    zone = replica.zones.get(1)
+    assert zone is not None and zone.name == "renamed"
+    assert zone.created_at == "2026-01-01 00:00:00"
+    assert stored is not None and stored.payload["zone"]["created_at"] == zone.created_at
+
+
+def test_a_purge_is_stored_for_the_edge_and_in_the_history(replica: Replica) -> None:
+    replica.apply(create(1, "site"))
+    plan = {"all": False, "delete": True, "files": [{"path": "/a", "query": None}], "tags": []}
+    stored = replica.apply(event(2, PURGE, 1, **plan, key_id="key_1"))
+    assert stored == Event(2, PURGE, 1, plan, 1002.0)  # the key id stays in the history
+    [record] = history.listing(replica.conn, 1)
+    assert record["id"] == 2 and record["key"] == "key_1" and record["delete"] is True
+
+
+def test_keys_are_events_too(replica: Replica) -> None:
+    secret, record = keys.new_key("ci", zones=[3, 1, 3], purge_only=True)
+    assert record["zones"] == [1, 3] and secret not in str(record)
+    assert replica.apply(event(1, KEY_CREATE, key=record)) is None  # nothing for the edge
+    principal = keys.authenticate(replica.conn, secret)
+    assert principal is not None and principal.may("purge", 3) and not principal.may("write", 3)
+    replica.apply(event(2, KEY_REVOKE, id=record["id"], at="2026-01-02 00:00:00"))
+    assert keys.authenticate(replica.conn, secret) is None
+    assert local.read_since(replica.conn, 0) == [] and replica.position == 2
