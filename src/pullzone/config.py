@@ -36,6 +36,8 @@ class Settings:
     admin_key: str | None = None
     api_rate: float = 20.0  # requests per second per API key; 0: no limit
     api_burst: int = 100  # requests one key may make at once before api_rate applies
+    access_log: str | None = None  # a file, or "-" for standard output
+    access_log_format: str = "combined"  # or "json"
     # Cluster mode (CONTRACT §6): NATS servers to share the event log through; none: one node.
     cluster: tuple[str, ...] = ()
     node_id: str = "node"
@@ -63,6 +65,10 @@ class Settings:
     @property
     def cache_dir(self) -> Path:
         return self.data_dir / "cache"
+
+    @property
+    def stats_dir(self) -> Path:
+        return self.data_dir / "run" / "stats"
 
     @property
     def seq_path(self) -> Path:

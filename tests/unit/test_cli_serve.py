@@ -19,15 +19,17 @@ from pullzone.config import Settings
 def serve_options(*args: str) -> dict[str, Any]:
     """The values typer gives `serve` for `pullzone serve ARGS` and the environment.
 
-    Only parsed: the command does not run. The cluster options are left out.
+    Only parsed: the command does not run. The cluster and access log options are left out.
     """
     root = typer.main.get_command(app)
     assert isinstance(root, TyperGroup)
     serve = root.get_command(typer.Context(root), "serve")
     assert serve is not None
     values = serve.make_context("serve", list(args)).params
-    cluster = ("cluster", "node_id", "role", "replicas", "purge_wait", "max_bus_silence")
-    return {k: v for k, v in values.items() if k not in cluster}
+    # Options serve() applies after serve_settings (cluster_settings, the access log).
+    later = {"cluster", "node_id", "role", "replicas", "purge_wait", "max_bus_silence"}
+    later |= {"access_log", "access_log_format"}
+    return {k: v for k, v in values.items() if k not in later}
 
 
 def given(**values: Any) -> Settings:

@@ -432,6 +432,11 @@ class JetStreamBus:
             return False
         return True
 
+    def applied(self) -> dict[str, int]:
+        """What each node heard from in the last LIVE_WITHIN seconds confirmed last."""
+        live = self.live_nodes(frozenset(role for role, _ in self._heard.values()))
+        return {node: self._applied.get(node, 0) for node in live}
+
     def heard_of(self, node: str, role: str, age: float) -> None:
         """Count `node` as heard from `age` seconds ago (from the registry, at start)."""
         if node not in self._heard:

@@ -136,6 +136,13 @@ def purge_paths(values: list[str] | None) -> list[str] | None:
     return values
 
 
+class LogFormat(StrEnum):
+    """How access log lines are written."""
+
+    combined = "combined"
+    json = "json"
+
+
 class Role(StrEnum):
     """What a cluster node runs."""
 

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from pullzone.cli import options
-from pullzone.cli.options import Address, Role
+from pullzone.cli.options import Address, LogFormat, Role
 from pullzone.config import Settings, default_data_dir
 
 DEFAULT_EDGE = Address("127.0.0.1", 8080)
@@ -196,6 +196,25 @@ def serve(
             help="API calls one key may make at once before --api-rate-limit applies.",
         ),
     ] = 100,
+    access_log: Annotated[
+        str | None,
+        typer.Option(
+            "--access-log",
+            envvar="PULLZONE_ACCESS_LOG",
+            metavar="FILE",
+            show_default="none",
+            help="Log every edge response to FILE ('-': standard output).",
+        ),
+    ] = None,
+    access_log_format: Annotated[
+        LogFormat,
+        typer.Option(
+            "--access-log-format",
+            envvar="PULLZONE_ACCESS_LOG_FORMAT",
+            case_sensitive=False,
+            help="combined (Apache/nginx) or json (one object a line).",
+        ),
+    ] = LogFormat.combined,
     cluster: Annotated[
         str | None,
         typer.Option(
@@ -287,6 +306,10 @@ def serve(
         api_burst=api_burst,
         admin_key=os.environ.get("PULLZONE_API_KEY"),
     )
+    if access_log:
+        settings = dataclasses.replace(
+            settings, access_log=access_log, access_log_format=access_log_format.value
+        )
     if cluster:
         settings = cluster_settings(
             settings,

@@ -21,8 +21,11 @@ from pullzone.config import Settings
 from pullzone.control import errors, openapi, replica
 from pullzone.control.deps import Control
 from pullzone.control.log import EventLog
+from pullzone.control.metrics import ApiMetrics
 from pullzone.control.routes import keys as key_routes
 from pullzone.control.routes import purge, zones
+from pullzone.control.routes import stats as stats_routes
+from pullzone.control.stats import NodeStats
 from pullzone.sqlite import connect
 
 DESCRIPTION = """\
@@ -48,11 +51,14 @@ def create_app(settings: Settings, log: EventLog) -> FastAPI:
         redoc_url=None,
         swagger_ui_oauth2_redirect_url=None,
     )
-    app.state.control = Control(settings, conn, store, log)
+    stats = NodeStats(settings)
+    metrics = ApiMetrics(stats, getattr(log, "lags", None))  # a cluster node's log has lags
+    app.state.control = Control(settings, conn, store, log, stats, metrics)
     errors.install(app)
     app.include_router(zones.router, prefix="/v2")
     app.include_router(purge.router, prefix="/v2")
     app.include_router(key_routes.router, prefix="/v2")
+    app.include_router(stats_routes.router)
 
     def build_openapi() -> dict[str, Any]:
         return openapi.build(app)

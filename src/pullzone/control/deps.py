@@ -33,8 +33,10 @@ from pullzone.control.errors import (
 from pullzone.control.errors import validation_message as _validation_message
 from pullzone.control.keys import Action, Principal
 from pullzone.control.log import EventLog
+from pullzone.control.metrics import ApiMetrics
 from pullzone.control.ratelimit import RateLimiter
 from pullzone.control.schemas import MAX_ZONE_ID, UNSUPPORTED_BLOCKS, short
+from pullzone.control.stats import NodeStats
 from pullzone.control.store import ZoneStore
 from pullzone.zones.model import Zone
 
@@ -48,13 +50,15 @@ log = logging.getLogger("pullzone.api")
 @dataclass
 class Control:
     """The API's state: settings, its control.db connection (reads), the zone store on it,
-    the event log every change is committed to before the answer, and the per-key rate
-    limiter (from `settings.api_rate` and `settings.api_burst`)."""
+    the event log every change is committed to before the answer, the node's figures and
+    metrics, and the per-key rate limiter (from `settings.api_rate` and `api_burst`)."""
 
     settings: Settings
     conn: sqlite3.Connection
     zones: ZoneStore
     log: EventLog
+    stats: NodeStats
+    metrics: ApiMetrics
     limiter: RateLimiter = field(init=False)
 
     def __post_init__(self) -> None:
@@ -86,7 +90,12 @@ async def authenticate(ctl: Ctl, key: Annotated[str | None, Security(api_key_hea
     this call through (429 with Retry-After when not; every key counts, the admin's too)."""
     if not key or not key.strip():
         raise Unauthorized("missing X-API-Key header: send your API key in it")
-    principal = keys.authenticate(ctl.conn, key.strip())
+    return check_key(ctl, key.strip())
+
+
+def check_key(ctl: Control, key: str) -> Principal:
+    """The principal of `key` (401 when unknown or revoked), within its rate limit (429)."""
+    principal = keys.authenticate(ctl.conn, key)
     if principal is None:
         raise Unauthorized("unknown or revoked API key: check the X-API-Key header")
     wait = ctl.limiter.take(principal.key_id)

@@ -673,6 +673,37 @@ class PurgeHistory(BaseModel):
     purges: list[PurgeRecord]
 
 
+# --- stats (our extension: /v2/stats) ---------------------------------------------------
+
+
+class ZoneStats(BaseModel):
+    id: int
+    name: str
+    fqdn: str
+    requests: int = Field(description="Edge responses for the zone.")
+    hits: int = Field(description="Of those, answered from the cache (HIT or STALE).")
+    hit_ratio: float | None = Field(description="hits / requests; null before any request.")
+    bytes: int = Field(description="Bytes the edge wrote for the zone (headers included).")
+    origin_requests: int
+    cache_bytes: int = Field(description="Bytes the zone holds in this node's cache.")
+    cache_objects: int
+
+
+class StatsSeries(BaseModel):
+    start: int = Field(description="Unix time of the first minute.")
+    step: int = Field(description="Seconds per value (60).")
+    statuses: dict[str, list[int]] = Field(
+        description="Requests per minute by X-Cache status, oldest first (60 values)."
+    )
+
+
+class Stats(BaseModel):
+    result: Literal["success"]
+    since: str = Field(description="When this node started counting (UTC).")
+    zones: list[ZoneStats]
+    series: StatsSeries
+
+
 # --- API keys (our extension: /v2/keys) ------------------------------------------------
 
 

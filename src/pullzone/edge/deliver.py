@@ -39,7 +39,8 @@ def _framing(conn: Connection, request: Request) -> bytes:
     return b""
 
 
-def _cache_fields(xcache: str, age: float | None) -> bytes:
+def _cache_fields(conn: Connection, xcache: str, age: float | None) -> bytes:
+    conn.xcache = xcache
     if age is None:
         return b"X-Cache: %s\r\n" % xcache.encode()
     return b"Age: %d\r\nX-Cache: %s\r\n" % (max(0, int(age)), xcache.encode())
@@ -58,7 +59,7 @@ class Deliverer:
             + b"Content-Type: text/plain; charset=utf-8\r\nCache-Control: no-store\r\n"
             + b"Content-Length: %d\r\n" % len(body)
             + _framing(conn, request)
-            + _cache_fields("BYPASS" if status < 500 else "MISS", None)
+            + _cache_fields(conn, "BYPASS" if status < 500 else "MISS", None)
             + b"\r\n"
             + (b"" if request.method == "HEAD" else body)
         )
@@ -73,7 +74,7 @@ class Deliverer:
     def entry(
         self, conn: Connection, request: Request, entry: Entry, xcache: str, now: float
     ) -> Awaitable[None] | None:
-        tail = _cache_fields(xcache, entry.age(now)) + _framing(conn, request)
+        tail = _cache_fields(conn, xcache, entry.age(now)) + _framing(conn, request)
         hmap = request.hmap
         if (
             "if-none-match" in hmap
@@ -225,7 +226,7 @@ class Deliverer:
                 status_line(head["status"], head["reason"])
                 + encode_headers(fields)
                 + framing
-                + _cache_fields(xcache, _fill_age(head))
+                + _cache_fields(conn, xcache, _fill_age(head))
                 + _framing(conn, request)
                 + b"\r\n"
             )
@@ -285,7 +286,7 @@ class Deliverer:
                 status_line(response.status, response.reason)
                 + encode_headers(fields)
                 + framing
-                + _cache_fields(xcache, None)
+                + _cache_fields(conn, xcache, None)
                 + _framing(conn, request)
                 + b"\r\n"
             )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -82,6 +83,7 @@ class Request:
 
 
 Handler = Callable[[Request, "Connection"], Awaitable[None] | None]
+Done = Callable[[Request, "Connection"], None]
 
 
 class _Reject(Exception):
@@ -126,10 +128,21 @@ def status_line(status: int, reason: str | None = None) -> bytes:
 
 
 class Connection(asyncio.Protocol):
-    """One client connection; also the handle a handler writes its response through."""
+    """One client connection; also the handle a handler writes its response through.
 
-    def __init__(self, handler: Handler) -> None:
+    Per response it notes what `on_done` reports on (stats, access log): the status and
+    the bytes written (from `write`), and the zone and X-Cache the handler set.
+    """
+
+    def __init__(self, handler: Handler, on_done: Done | None = None) -> None:
         self._handler = handler
+        self._on_done = on_done
+        self._request: Request | None = None
+        self.started = 0.0
+        self.status = 0
+        self.sent = 0
+        self.zone_id = 0
+        self.xcache = ""
         self._loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self._parser = httptools.HttpRequestParser(self)
@@ -298,6 +311,10 @@ class Connection(asyncio.Protocol):
 
     def _dispatch(self, request: Request) -> None:
         self.close_after = not request.keep_alive
+        self._request = request
+        self.started = time.monotonic()  # not loop.time(): uvloop's counts milliseconds
+        self.status = self.sent = self.zone_id = 0
+        self.xcache = ""
         try:
             pending = self._handler(request, self)
         except Exception:
@@ -323,7 +340,13 @@ class Connection(asyncio.Protocol):
             self._task = None
         self._after_response()
 
+    def _done(self) -> None:
+        request, self._request = self._request, None
+        if request is not None and self._on_done is not None:
+            self._on_done(request, self)
+
     def _after_response(self) -> None:
+        self._done()
         if self._closed:
             return
         if self.close_after:
@@ -384,8 +407,15 @@ class Connection(asyncio.Protocol):
     def closed(self) -> bool:
         return self._closed
 
+    def elapsed(self) -> float:
+        """Seconds since the current request was dispatched."""
+        return time.monotonic() - self.started
+
     def write(self, data: bytes) -> None:
         if not self._closed and self.transport is not None:
+            if not self.status and data[:5] == b"HTTP/":
+                self.status = int(data[9:12])
+            self.sent += len(data)
             self.transport.write(data)
 
     async def drain(self) -> None:
@@ -403,17 +433,24 @@ class Connection(asyncio.Protocol):
             self.transport.close()
 
     def _abort(self) -> None:
+        self._done()  # a response cut short is still one (the log shows what was sent)
         if self.transport is not None:
             self._closed = True
             self.transport.abort()
 
 
 async def serve(
-    handler: Handler, *, host: str, port: int, reuse_port: bool = True, **kwargs: Any
+    handler: Handler,
+    *,
+    host: str,
+    port: int,
+    on_done: Done | None = None,
+    reuse_port: bool = True,
+    **kwargs: Any,
 ) -> asyncio.Server:
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
-        lambda: Connection(handler),
+        lambda: Connection(handler, on_done),
         host=host,
         port=port,
         reuse_port=reuse_port,

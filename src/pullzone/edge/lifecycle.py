@@ -16,12 +16,14 @@ from collections.abc import Awaitable
 from pullzone.cache.bodies import BodyStore
 from pullzone.cache.index import CacheIndex
 from pullzone.cache.key import cache_key, key_hash, split_target
+from pullzone.edge.access_log import AccessLog
 from pullzone.edge.deliver import Deliverer
 from pullzone.edge.entry import Entry, MemoryCache
 from pullzone.edge.fills import Cached, Failed, Fetched, Filler, FillRequest, Passed, Revalidated
 from pullzone.edge.http import Connection, Request
 from pullzone.edge.origin import Origin, OriginError, forward_headers
 from pullzone.edge.state import EdgeState, ZoneView
+from pullzone.edge.stats import WorkerStats
 from pullzone.spec.cache_control import parse_cache_control
 from pullzone.spec.freshness import stale_allowed_on_error
 from pullzone.spec.headers import header_map
@@ -71,8 +73,12 @@ class Edge:
         index: CacheIndex,
         bodies: BodyStore,
         origin: Origin,
+        stats: WorkerStats,
+        access_log: AccessLog | None = None,
     ) -> None:
         self.state = state
+        self.stats = stats
+        self.access_log = access_log
         self.index = index
         self.bodies = bodies
         self.origin = origin
@@ -92,6 +98,7 @@ class Edge:
         if view is None:
             self.deliver.error(conn, request, 404, "no zone serves this host")
             return None
+        conn.zone_id = view.zone.id
         if view.zone.disabled:
             self.deliver.error(conn, request, 403, "this zone is disabled")
             return None
@@ -105,6 +112,13 @@ class Edge:
             self.accessed[entry.obj.id] = now
             return self.deliver.entry(conn, request, entry, "HIT", now)
         return self.fill(view, key, path, query, target, request, conn, entry)
+
+    def finished(self, request: Request, conn: Connection) -> None:
+        """A response is written (or cut short): count it, and log it."""
+        now = time.time()
+        self.stats.count(conn.zone_id, conn.xcache or "ABORTED", conn.sent, now)
+        if self.access_log is not None:
+            self.access_log.add(request, conn, now, conn.elapsed())
 
     def lookup(self, view: ZoneView, key: str, request: Request) -> Entry | None:
         entries = self.memory.get(key)

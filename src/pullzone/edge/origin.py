@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from urllib.parse import urlsplit
 
 import aiohttp
 from yarl import URL
 
+from pullzone.edge.stats import WorkerStats
 from pullzone.spec.headers import HOP_BY_HOP, connection_tokens
 from pullzone.zones.model import Zone
 
@@ -88,7 +90,10 @@ def forward_headers(
 
 
 class Origin:
-    def __init__(self, connect_timeout: float, read_timeout: float) -> None:
+    def __init__(
+        self, connect_timeout: float, read_timeout: float, stats: WorkerStats | None = None
+    ) -> None:
+        self.stats = stats
         self._timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=connect_timeout, sock_read=read_timeout
         )
@@ -113,20 +118,27 @@ class Origin:
         body: bytes | None = None,
     ) -> aiohttp.ClientResponse:
         """Send the request and return once the response head has arrived."""
+        started = time.monotonic()
+        failed = True
         try:
-            return await self._client().request(
+            response = await self._client().request(
                 method,
                 origin_url(zone, target),
                 headers=headers,
                 data=body if body else None,
                 allow_redirects=False,
             )
+            failed = response.status >= 500
+            return response
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise OriginError(504, f"origin timed out: {exc}") from exc
         except aiohttp.ClientError as exc:
             raise OriginError(502, f"origin unreachable: {exc}") from exc
         except OSError as exc:
             raise OriginError(502, f"origin unreachable: {exc}") from exc
+        finally:
+            if self.stats is not None:
+                self.stats.origin_answer(zone.id, failed, time.monotonic() - started)
 
     async def close(self) -> None:
         if self._session is not None:

@@ -16,9 +16,11 @@ from pullzone.cache.bodies import BodyStore
 from pullzone.cache.index import CacheIndex
 from pullzone.config import Settings
 from pullzone.edge import http
+from pullzone.edge.access_log import AccessLog
 from pullzone.edge.lifecycle import Edge
 from pullzone.edge.origin import Origin
 from pullzone.edge.state import EdgeState
+from pullzone.edge.stats import WorkerStats
 from pullzone.sqlite import connect
 
 log = logging.getLogger(__name__)
@@ -34,11 +36,18 @@ async def serve(settings: Settings, ready: ProcessEvent | None = None) -> None:
         SeqSignal(settings.seq_path),
         settings.edge_domain,
     )
-    origin = Origin(settings.origin_connect_timeout, settings.origin_read_timeout)
-    edge = Edge(state, index, BodyStore(settings.cache_dir), origin)
-    # LRU times are written from a thread, on a connection of its own, off the event loop.
+    stats = WorkerStats(settings.stats_dir)
+    origin = Origin(settings.origin_connect_timeout, settings.origin_read_timeout, stats)
+    access_log = (
+        AccessLog(settings.access_log, settings.access_log_format) if settings.access_log else None
+    )
+    edge = Edge(state, index, BodyStore(settings.cache_dir), origin, stats, access_log)
+    # LRU times and log lines are written from a thread, off the event loop (the LRU
+    # times on a connection of their own).
     access_index = CacheIndex(connect(settings.cache_db))
-    server = await http.serve(edge.handle, host=settings.edge_host, port=settings.edge_port)
+    server = await http.serve(
+        edge.handle, host=settings.edge_host, port=settings.edge_port, on_done=edge.finished
+    )
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -50,9 +59,15 @@ async def serve(settings: Settings, ready: ProcessEvent | None = None) -> None:
         while not stop.is_set():
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), ACCESS_FLUSH_INTERVAL)
+            lines = access_log.take() if access_log is not None else b""
             await asyncio.to_thread(access_index.touch, edge.take_accesses())
+            if lines and access_log is not None:
+                await asyncio.to_thread(access_log.write, lines)
+            stats.write(state.applied)
     finally:
         server.close()
+        if access_log is not None:
+            access_log.close()
         await edge.filler.close()
         await origin.close()
 

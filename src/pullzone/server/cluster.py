@@ -143,6 +143,11 @@ class ClusterNode:
         stored = local.get(self.replica.conn, event.seq)
         return Committed(event.seq, stored, pending=tuple(sorted(pending)))
 
+    def lags(self) -> dict[str, int]:
+        """Events each node heard from lately had not confirmed, as this node sees it."""
+        applied = self.bus.applied()
+        return {node: max(0, self.position - applied.get(node, 0)) for node in applied}
+
     # -- liveness and trust --
 
     async def _heartbeat(self) -> None:

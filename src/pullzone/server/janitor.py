@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from pathlib import Path
 
 from pullzone.cache.applier import Applier
 from pullzone.cache.bodies import BodyStore
 from pullzone.cache.index import CacheIndex
+from pullzone.control.stats import write_evictions
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +28,9 @@ class Janitor:
         bodies: BodyStore,
         max_size: int,
         on_reclaimed: Callable[[int], None],
+        stats_dir: Path,
     ) -> None:
+        self.stats_dir = stats_dir
         self.index = index
         self.on_reclaimed = on_reclaimed
         self.applier = applier
@@ -74,6 +78,7 @@ class Janitor:
                 while self.applier.reclaim() > 0:
                     await asyncio.sleep(0)  # reclaiming a big zone must not stall the API
                 self.on_reclaimed(applied)  # every hard purge up to `applied` is done
-                self.evict()
+                if self.evict():
+                    write_evictions(self.stats_dir, self.evicted)
             except Exception:
                 log.exception("janitor step failed")

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import shutil
 import signal
 import socket
 import sys
@@ -125,6 +126,7 @@ class Supervisor:
 
         background: list[asyncio.Task[None]] = []
         if cache is not None:
+            shutil.rmtree(settings.stats_dir, ignore_errors=True)  # counters start at zero
             cache.bodies.clear_tmp()
             cache.catch_up()
             janitor = Janitor(
@@ -133,6 +135,7 @@ class Supervisor:
                 cache.bodies,
                 settings.max_cache_size,
                 lambda seq: history.mark_reclaimed(cache.control, seq),
+                settings.stats_dir,
             )
             janitor.remove_orphans()
             self.workers = [self.start_worker() for _ in range(settings.workers)]
@@ -213,6 +216,7 @@ class Supervisor:
 
 def run(settings: Settings) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("pullzone.audit").setLevel(logging.INFO)  # a line per purge
     with contextlib.suppress(KeyboardInterrupt):
         return asyncio.run(Supervisor(settings).run())
     return 0

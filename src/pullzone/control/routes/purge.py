@@ -3,6 +3,9 @@ our `GET /v2/zones/http/pull/{zoneid}/purges` history."""
 
 from __future__ import annotations
 
+import json
+import logging
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -17,6 +20,7 @@ from pullzone.zones.model import Zone
 from pullzone.zones.purge import PurgeError, parse_body, parse_delete, plan_purge
 
 router = APIRouter(prefix="/zones/http/pull", tags=["purge"])
+audit = logging.getLogger("pullzone.audit")  # one JSON line per answered purge
 
 Purgeable = Annotated[Zone, Depends(zone_for("purge"))]
 Readable = Annotated[Zone, Depends(zone_for("read"))]
@@ -89,7 +93,9 @@ async def purge(
         plan = plan_purge(body, zone, ctl.settings.edge_domain, hard)
     except PurgeError as exc:
         raise ApiError(exc.message, status=exc.status) from None
+    started = time.perf_counter()
     committed = await ctl.log.commit(PURGE, zone.id, {**plan, "key_id": principal.key_id})
+    ctl.metrics.purged(zone.id, plan, started)
     answer: dict[str, Any] = {"result": "success", "message": "Zone Purged", "id": committed.seq}
     matched = committed.matched
     if matched is not None and matched >= 0:
@@ -97,6 +103,21 @@ async def purge(
         answer["purged"] = matched
     if committed.pending:
         answer["pending"] = list(committed.pending)
+    audit.info(
+        "%s",
+        json.dumps(
+            {
+                "event": "purge",
+                "id": committed.seq,
+                "zone": zone.id,
+                "key": principal.key_id,
+                **plan,
+                "matched": matched if matched is not None and matched >= 0 else None,
+                "pending": list(committed.pending),
+            },
+            separators=(",", ":"),
+        ),
+    )
     return answer
 
 

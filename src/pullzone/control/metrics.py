@@ -1,0 +1,135 @@
+"""`/metrics` in the Prometheus text format (prometheus_client renders it).
+
+The edge's figures are added up from its workers' snapshots at each scrape (a collector);
+the API's own (purges) are prometheus_client metrics updated as purges are answered.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from pullzone.control.stats import NodeStats
+from pullzone.edge.stats import ORIGIN_BUCKETS
+
+
+def _zone(zone_id: int) -> str:
+    return str(zone_id) if zone_id else "none"  # 0: the Host matched no zone
+
+
+class EdgeCollector(Collector):
+    def __init__(self, stats: NodeStats, cluster_lags: Callable[[], dict[str, int]] | None) -> None:
+        self.stats = stats
+        self.cluster_lags = cluster_lags
+
+    def collect(self) -> Iterator[Metric]:
+        totals = self.stats.totals()
+        requests = CounterMetricFamily(
+            "pullzone_requests",
+            "Edge responses by zone (none: no zone serves the Host) and X-Cache status.",
+            labels=["zone", "cache_status"],
+        )
+        for (zone, status), n in sorted(totals.requests.items()):
+            requests.add_metric([_zone(zone), status], n)
+        yield requests
+        sent = CounterMetricFamily(
+            "pullzone_response_bytes", "Bytes the edge wrote, by zone.", labels=["zone"]
+        )
+        for zone, n in sorted(totals.bytes.items()):
+            sent.add_metric([_zone(zone)], n)
+        yield sent
+
+        origin_requests = CounterMetricFamily(
+            "pullzone_origin_requests", "Requests to origins, by zone.", labels=["zone"]
+        )
+        origin_failures = CounterMetricFamily(
+            "pullzone_origin_failures",
+            "Origin requests that failed (unreachable, timed out, 5xx), by zone.",
+            labels=["zone"],
+        )
+        latency = HistogramMetricFamily(
+            "pullzone_origin_latency_seconds",
+            "Time to the origin's response head, by zone.",
+            labels=["zone"],
+        )
+        for zone, origin in sorted(totals.origin.items()):
+            origin_requests.add_metric([str(zone)], origin.requests)
+            origin_failures.add_metric([str(zone)], origin.failures)
+            cumulative, buckets = 0, []
+            for bound, n in zip((*map(str, ORIGIN_BUCKETS), "+Inf"), origin.buckets, strict=True):
+                cumulative += n
+                buckets.append((bound, cumulative))
+            latency.add_metric([str(zone)], buckets, origin.seconds)
+        yield from (origin_requests, origin_failures, latency)
+
+        cache = self.stats.cache_totals()
+        if cache is not None:
+            yield GaugeMetricFamily(
+                "pullzone_cache_bytes", "Bytes of cached objects on disk.", value=cache.bytes
+            )
+            yield GaugeMetricFamily(
+                "pullzone_cache_objects", "Cached objects.", value=cache.objects
+            )
+            yield CounterMetricFamily(
+                "pullzone_cache_evictions",
+                "Objects evicted to keep the cache under --max-cache-size.",
+                value=self.stats.evictions(),
+            )
+        node_seq = self.stats.node_seq()
+        if node_seq is not None:
+            lag = GaugeMetricFamily(
+                "pullzone_worker_event_lag",
+                "Events the node applied that an edge worker has not yet (it applies them "
+                "before answering its next request).",
+                labels=["worker"],
+            )
+            for pid, applied in sorted(totals.worker_applied.items()):
+                lag.add_metric([str(pid)], max(0, node_seq - applied))
+            yield lag
+        if self.cluster_lags is not None:
+            edges = GaugeMetricFamily(
+                "pullzone_cluster_node_lag",
+                "Events of the cluster's stream a node had not confirmed when last heard from.",
+                labels=["node"],
+            )
+            for node, node_lag in sorted(self.cluster_lags().items()):
+                edges.add_metric([node], node_lag)
+            yield edges
+
+
+class ApiMetrics:
+    """The registry behind /metrics, and the API's own metrics in it."""
+
+    def __init__(
+        self, stats: NodeStats, cluster_lags: Callable[[], dict[str, int]] | None = None
+    ) -> None:
+        self.registry = CollectorRegistry()
+        self.registry.register(EdgeCollector(stats, cluster_lags))
+        self.purges = Counter(
+            "pullzone_purges",
+            "Purges answered, by zone and kind (soft or hard; whole zone or selective).",
+            labelnames=["zone", "kind"],
+            registry=self.registry,
+        )
+        self.purge_seconds = Histogram(
+            "pullzone_purge_seconds",
+            "Time to answer a purge (stored and applied; in a cluster, confirmed by edges).",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=self.registry,
+        )
+
+    def purged(self, zone_id: int, plan: dict[str, object], started: float) -> None:
+        kind = ("hard" if plan.get("delete") else "soft") + (
+            "_all" if plan.get("all") else "_selective"
+        )
+        self.purges.labels(str(zone_id), kind).inc()
+        self.purge_seconds.observe(time.perf_counter() - started)

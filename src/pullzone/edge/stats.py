@@ -1,0 +1,79 @@
+"""What one edge worker counts: requests and bytes by zone and cache status, requests per
+minute for the last hour, and origin requests with their latency.
+
+Counting is a dict update per request (a HIT must stay cheap). Once a second the worker
+writes a snapshot to `DATA_DIR/run/stats/worker-PID.json` (a new file renamed over the
+old: readers never see half of one); `node_stats` adds every worker's up. A worker that
+died leaves its last snapshot, so the node's totals never go back while it runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from bisect import bisect_left
+from pathlib import Path
+from typing import Any
+
+MINUTES = 60  # the per-minute series covers the last hour
+# Upper bounds (seconds) of the origin latency histogram's buckets; +Inf is implied.
+ORIGIN_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class WorkerStats:
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.path = directory / f"worker-{os.getpid()}.json"
+        self.requests: dict[tuple[int, str], list[int]] = {}  # (zone, status): [n, bytes]
+        self.minutes: dict[tuple[int, int, str], int] = {}  # (minute, zone, status): n
+        # zone: [requests, failures, seconds, bucket counts...]
+        self.origin: dict[int, list[float]] = {}
+
+    def count(self, zone_id: int, status: str, sent: int, now: float) -> None:
+        counts = self.requests.get((zone_id, status))
+        if counts is None:
+            counts = self.requests[(zone_id, status)] = [0, 0]
+        counts[0] += 1
+        counts[1] += sent
+        minute = (int(now) // 60, zone_id, status)
+        self.minutes[minute] = self.minutes.get(minute, 0) + 1
+
+    def origin_answer(self, zone_id: int, failed: bool, seconds: float) -> None:
+        """One origin request: its response head came after `seconds`, or it failed."""
+        row = self.origin.get(zone_id)
+        if row is None:
+            row = self.origin[zone_id] = [0.0] * (3 + len(ORIGIN_BUCKETS) + 1)
+        row[0] += 1
+        row[1] += failed
+        row[2] += seconds
+        row[3 + bisect_left(ORIGIN_BUCKETS, seconds)] += 1
+
+    def snapshot(self, applied: int, now: float) -> dict[str, Any]:
+        oldest = int(now) // 60 - MINUTES + 1
+        for key in [key for key in self.minutes if key[0] < oldest]:
+            del self.minutes[key]
+        return {
+            "pid": os.getpid(),
+            "at": now,
+            "applied": applied,
+            "requests": [[z, s, n, b] for (z, s), (n, b) in self.requests.items()],
+            "minutes": [[m, z, s, n] for (m, z, s), n in self.minutes.items()],
+            "origin": [[z, *row] for z, row in self.origin.items()],
+        }
+
+    def write(self, applied: int) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.snapshot(applied, time.time()), separators=(",", ":")))
+        os.replace(tmp, self.path)
+
+
+def read_snapshots(directory: Path) -> list[dict[str, Any]]:
+    """Every worker's last snapshot (a file being replaced is read whole or not at all)."""
+    snapshots = []
+    for path in sorted(directory.glob("worker-*.json")):
+        try:
+            snapshots.append(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            continue
+    return snapshots
