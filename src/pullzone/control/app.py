@@ -22,8 +22,8 @@ from pullzone.control import errors, openapi, replica
 from pullzone.control.deps import Control
 from pullzone.control.log import EventLog
 from pullzone.control.metrics import ApiMetrics
+from pullzone.control.routes import dashboard, purge, zones
 from pullzone.control.routes import keys as key_routes
-from pullzone.control.routes import purge, zones
 from pullzone.control.routes import stats as stats_routes
 from pullzone.control.stats import NodeStats
 from pullzone.sqlite import connect
@@ -59,6 +59,7 @@ def create_app(settings: Settings, log: EventLog) -> FastAPI:
     app.include_router(purge.router, prefix="/v2")
     app.include_router(key_routes.router, prefix="/v2")
     app.include_router(stats_routes.router)
+    app.include_router(dashboard.router)
 
     def build_openapi() -> dict[str, Any]:
         return openapi.build(app)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -164,10 +165,27 @@ async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status, exc.message, exc.headers)
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
 def _allowed_methods(request: Request) -> str:
-    """Every method some route has for this path (Starlette names only the first route's)."""
+    """The methods the target resource supports (RFC 9110 §10.2.1), as the OpenAPI document
+    lists them: only the most specific path templates count, so `/zones/http/pull/new`
+    (POST) is not also a `{zoneid}` that happens to match. Paths outside the document
+    (the docs page) fall back to every method some route has (Starlette names only the
+    first route's)."""
+    path = request.url.path
+    candidates: list[tuple[int, list[str]]] = []
+    for template, item in request.app.openapi().get("paths", {}).items():
+        pattern = re.sub(r"\\\{[^}]*\\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, path):
+            candidates.append((template.count("{"), [m.upper() for m in item]))
+    if candidates:
+        fewest = min(params for params, _ in candidates)
+        listed = {m for params, methods in candidates if params == fewest for m in methods}
+        return ", ".join(m for m in _METHODS if m in listed)
     allowed = []
-    for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"):
+    for method in _METHODS:
         scope = {**request.scope, "method": method}
         if any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes):
             allowed.append(method)

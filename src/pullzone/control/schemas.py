@@ -367,7 +367,12 @@ Duration = Annotated[
     AfterValidator(_check_duration),
     Field(examples=["4h"], json_schema_extra={"pattern": r"^([0-9]{1,9}[smhdwMy]?)?$"}),
 ]
-DerivedSeconds = Annotated[int, Field(ge=0), BeforeValidator(_no_bool)]
+# readOnly (OpenAPI 3.1 / JSON Schema): answers carry them; a request may send them back
+# (5centscdn's "Update Cache" example does) only with the values they already have, which
+# the schema cannot express, so clients and generators are told to leave them out.
+DerivedSeconds = Annotated[
+    int, Field(ge=0, json_schema_extra={"readOnly": True}), BeforeValidator(_no_bool)
+]
 
 
 class RequestSchema(GenerateJsonSchema):

@@ -115,10 +115,9 @@ class Edge:
 
     def finished(self, request: Request, conn: Connection) -> None:
         """A response is written (or cut short): count it, and log it."""
-        now = time.time()
-        self.stats.count(conn.zone_id, conn.xcache or "ABORTED", conn.sent, now)
+        self.stats.count(conn.zone_id, conn.xcache or "ABORTED", conn.sent)
         if self.access_log is not None:
-            self.access_log.add(request, conn, now, conn.elapsed())
+            self.access_log.add(request, conn, time.time(), conn.elapsed())
 
     def lookup(self, view: ZoneView, key: str, request: Request) -> Entry | None:
         entries = self.memory.get(key)

@@ -98,10 +98,14 @@ def plan_purge(body: dict[str, Any], zone: Zone, edge_domain: str, delete: bool)
     for name, value in (("files", files), ("tags", tags)):
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise PurgeError(400, f"{name} must be a list of strings")
-    if not files and not tags:
-        raise PurgeError(
-            400, "files is empty: list what to purge, or send no body to purge the whole zone"
-        )
+    # An empty list is refused wherever it appears (also beside a non-empty one): it is
+    # never read as "everything", and the OpenAPI schema (minItems 1) says so exactly.
+    for name, value in (("files", files), ("tags", tags)):
+        if name in body and not value:
+            raise PurgeError(
+                400,
+                f"{name} is empty: list what to purge, or send no body to purge the whole zone",
+            )
     if len(files) > MAX_FILES or len(tags) > MAX_TAGS:
         raise PurgeError(413, f"at most {MAX_FILES} files and {MAX_TAGS} tags per request")
     for tag in tags:

@@ -33,7 +33,14 @@ router = APIRouter(prefix="/keys", tags=["keys"])
 
 KeyAdmin = Annotated[Principal, Depends(admin_for("manage API keys"))]
 NewKey = Annotated[KeyCreate, Depends(json_body(KeyCreate))]
-KeyId = Annotated[str, Path(description="The key's id (from `GET /v2/keys`), not the key itself.")]
+KeyId = Annotated[
+    str,
+    Path(
+        description="The key's id (from `GET /v2/keys`), not the key itself. Never `admin`: "
+        "the admin key is replaced, not revoked (400).",
+        json_schema_extra={"not": {"const": ADMIN_KEY_ID}},
+    ),
+]
 
 MAX_MISSING_SHOWN = 10
 

@@ -1,0 +1,419 @@
+// The pullzone dashboard: plain JavaScript over the public API (/v2), no build step.
+// The API key lives in sessionStorage (this tab only) and goes out only as X-API-Key.
+"use strict";
+
+(() => {
+  const KEY = "pullzone.apiKey";
+  const REFRESH_MS = 5000;
+  // Stacking order of the chart, bottom up; colours are in dashboard.css (.s-HIT, ...).
+  const STATUSES = ["HIT", "STALE", "REVALIDATED", "EXPIRED", "MISS", "BYPASS"];
+  const SVG = "http://www.w3.org/2000/svg";
+
+  const $ = (id) => document.getElementById(id);
+  const number = new Intl.NumberFormat("en");
+
+  let zones = []; // the zones of /v2/zones/http/pull, each with its row of /v2/stats
+  let selected = null; // the selected zone's id, or null for all zones
+  let session = 0; // bumped on sign-out: answers of an older session are dropped
+  let refreshes = 0; // only the latest refresh renders and schedules the next one
+  let timer = null;
+
+  class ApiError extends Error {
+    constructor(status, message) {
+      super(message);
+      this.status = status;
+    }
+  }
+
+  // One API call: the answer's JSON on success; else an ApiError with the API's message.
+  async function api(path, { method = "GET", body } = {}) {
+    const own = session;
+    const headers = { "X-API-Key": sessionStorage.getItem(KEY) || "" };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    let response;
+    try {
+      response = await fetch(`/v2${path}`, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        cache: "no-store",
+        credentials: "omit",
+      });
+    } catch (err) {
+      throw new ApiError(0, `the API did not answer: ${err.message}`);
+    }
+    let data = null;
+    try {
+      data = await response.json();
+    } catch {
+      // not JSON: reported below by status
+    }
+    if (own !== session) throw new ApiError(-1, "signed out");
+    if (!response.ok || !data || data.result !== "success") {
+      const message = data && typeof data.message === "string"
+        ? data.message
+        : `HTTP ${response.status} ${response.statusText}`.trim();
+      throw new ApiError(response.status, message);
+    }
+    return data;
+  }
+
+  // --- formatting ----------------------------------------------------------------------
+
+  function bytes(n) {
+    if (n === undefined || n === null) return "—";
+    const units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let i = 0;
+    while (n >= 1024 && i < units.length - 1) {
+      n /= 1024;
+      i += 1;
+    }
+    return i === 0 ? `${n} B` : `${n.toFixed(n < 10 ? 1 : 0)} ${units[i]}`;
+  }
+
+  const count = (n) => (n === undefined || n === null ? "—" : number.format(n));
+  const ratio = (r) => (r === undefined || r === null ? "—" : `${(r * 100).toFixed(1)}%`);
+  const plural = (n, word) => `${number.format(n)} ${word}${n === 1 ? "" : "s"}`;
+  const clock = (seconds) => new Date(seconds * 1000).toTimeString().slice(0, 5);
+
+  function el(tag, attrs = {}, text = "") {
+    const node = document.createElement(tag);
+    for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, value);
+    if (text) node.textContent = text;
+    return node;
+  }
+
+  function svg(tag, attrs = {}, text = "") {
+    const node = document.createElementNS(SVG, tag);
+    for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, String(value));
+    if (text) node.textContent = text;
+    return node;
+  }
+
+  // --- signing in and out ----------------------------------------------------------------
+
+  async function signIn(key) {
+    sessionStorage.setItem(KEY, key);
+    $("login-error").textContent = "";
+    try {
+      await api("/zones/http/pull");
+    } catch (err) {
+      signOut(err.message);
+      return;
+    }
+    $("login").hidden = true;
+    $("app").hidden = false;
+    $("sign-out").hidden = false;
+    await refresh();
+  }
+
+  function signOut(message = "") {
+    session += 1;
+    refreshes += 1;
+    clearTimeout(timer);
+    sessionStorage.removeItem(KEY);
+    zones = [];
+    selected = null;
+    $("zones").tBodies[0].replaceChildren();
+    $("history").tBodies[0].replaceChildren();
+    $("chart").replaceChildren();
+    $("zone-select").replaceChildren(el("option", { value: "" }, "All zones"));
+    for (const id of ["error", "since", "chart-summary", "purge-status", "purge-error"]) {
+      $(id).textContent = "";
+    }
+    $("app").hidden = true;
+    $("zone-panel").hidden = true;
+    $("sign-out").hidden = true;
+    $("login").hidden = false;
+    $("api-key").value = "";
+    $("login-error").textContent = message;
+    $("api-key").focus();
+  }
+
+  // --- refreshing ----------------------------------------------------------------------
+
+  async function refresh() {
+    clearTimeout(timer);
+    const mine = ++refreshes;
+    try {
+      const [list, stats] = await Promise.all([
+        api("/zones/http/pull"),
+        api("/stats"),
+      ]);
+      if (mine !== refreshes) return;
+      const rows = new Map(stats.zones.map((row) => [row.id, row]));
+      zones = list.zones.map((zone) => ({ ...zone, stats: rows.get(zone.id) }));
+      if (selected !== null && !zones.some((zone) => zone.id === selected)) select(null);
+      let series = stats.series;
+      let purges = null;
+      if (selected !== null) {
+        const [zoneStats, history] = await Promise.all([
+          api(`/stats?zone=${selected}`),
+          api(`/zones/http/pull/${selected}/purges`),
+        ]);
+        if (mine !== refreshes) return;
+        series = zoneStats.series;
+        purges = history.purges;
+      }
+      renderZones();
+      renderChart(series);
+      if (purges !== null) renderHistory(purges);
+      $("since").textContent = `Counting since ${stats.since.replace("T", " ").replace("Z", " UTC")}`;
+      $("error").textContent = "";
+    } catch (err) {
+      if (mine !== refreshes) return;
+      if (err.status === 401) {
+        signOut(err.message);
+        return;
+      }
+      $("error").textContent = err.message;
+    }
+    timer = setTimeout(refresh, REFRESH_MS);
+  }
+
+  function renderZones() {
+    const body = $("zones").tBodies[0];
+    const ids = zones.map((zone) => String(zone.id)).join(",");
+    if (body.dataset.ids !== ids) {
+      body.replaceChildren(...zones.map(zoneRow));
+      body.dataset.ids = ids;
+      const choice = $("zone-select");
+      choice.replaceChildren(
+        el("option", { value: "" }, "All zones"),
+        ...zones.map((zone) => el("option", { value: zone.id }, `${zone.name} (${zone.fqdn})`)),
+      );
+      choice.value = selected === null ? "" : String(selected);
+    }
+    for (const zone of zones) {
+      const row = body.querySelector(`tr[data-zone-id="${zone.id}"]`);
+      const s = zone.stats || {};
+      const cells = {
+        requests: count(s.requests),
+        hit_ratio: ratio(s.hit_ratio),
+        bytes: bytes(s.bytes),
+        cache: s.cache_bytes === undefined
+          ? "—"
+          : `${bytes(s.cache_bytes)} (${plural(s.cache_objects, "object")})`,
+      };
+      for (const [field, text] of Object.entries(cells)) {
+        row.querySelector(`[data-field="${field}"]`).textContent = text;
+      }
+      row.classList.toggle("selected", zone.id === selected);
+      row.querySelector("button").setAttribute("aria-pressed", String(zone.id === selected));
+    }
+    $("no-zones").hidden = zones.length > 0;
+  }
+
+  function zoneRow(zone) {
+    const row = el("tr", { "data-zone-id": zone.id });
+    const button = el("button", { type: "button", class: "link", title: "Show this zone" });
+    button.textContent = zone.name;
+    button.addEventListener("click", () => select(zone.id === selected ? null : zone.id));
+    const name = el("th", { scope: "row" });
+    name.append(button);
+    if (zone.status && zone.status !== "Enabled") name.append(" ", el("span", { class: "muted" }, `(${zone.status})`));
+    row.append(name, el("td", { "data-field": "fqdn" }, zone.fqdn));
+    for (const field of ["requests", "hit_ratio", "bytes", "cache"]) {
+      row.append(el("td", { "data-field": field, class: "num" }));
+    }
+    return row;
+  }
+
+  // Requests per minute by cache status: one stacked bar per minute of the last hour.
+  function renderChart(series) {
+    const chart = $("chart");
+    const [width, height, left, bottom, top] = [960, 200, 44, 22, 8];
+    const present = Object.keys(series.statuses);
+    const order = [
+      ...STATUSES.filter((s) => present.includes(s)),
+      ...present.filter((s) => !STATUSES.includes(s)).sort(),
+    ];
+    const minutes = Math.max(0, ...order.map((s) => series.statuses[s].length));
+    const totals = Array.from({ length: minutes }, (_, i) =>
+      order.reduce((sum, s) => sum + (series.statuses[s][i] || 0), 0));
+    const peak = Math.max(0, ...totals);
+    const ceiling = niceCeiling(peak);
+    const plotH = height - bottom - top;
+    const slot = (width - left) / Math.max(minutes, 1);
+    const y = (n) => top + plotH - (n / ceiling) * plotH;
+
+    const parts = [];
+    for (const tick of [0, ceiling / 2, ceiling]) {
+      parts.push(svg("line", { x1: left, x2: width, y1: y(tick), y2: y(tick), class: "grid" }));
+      parts.push(svg("text", { x: left - 6, y: y(tick) + 4, class: "axis", "text-anchor": "end" },
+        number.format(tick)));
+    }
+    for (let i = 0; i < minutes; i += 1) {
+      if (!totals[i]) continue;
+      const bar = svg("g");
+      const at = series.start + i * series.step;
+      const detail = order.filter((s) => series.statuses[s][i]).map((s) => `${s} ${series.statuses[s][i]}`);
+      bar.append(svg("title", {}, `${clock(at)}: ${detail.join(", ")}`));
+      let base = 0;
+      for (const s of order) {
+        const n = series.statuses[s][i] || 0;
+        if (!n) continue;
+        bar.append(svg("rect", {
+          x: left + i * slot + 1, width: Math.max(slot - 2, 1),
+          y: y(base + n), height: y(base) - y(base + n),
+          class: STATUSES.includes(s) ? `s-${s}` : "s-other",
+        }));
+        base += n;
+      }
+      parts.push(bar);
+    }
+    if (minutes) {
+      for (const i of [0, Math.floor(minutes / 2), minutes - 1]) {
+        const anchor = i === 0 ? "start" : i === minutes - 1 ? "end" : "middle";
+        const x = i === minutes - 1 ? width : left + i * slot;
+        parts.push(svg("text", { x, y: height - 6, class: "axis", "text-anchor": anchor },
+          clock(series.start + i * series.step)));
+      }
+    }
+    if (!peak) {
+      parts.push(svg("text", { x: (width + left) / 2, y: top + plotH / 2, class: "empty",
+        "text-anchor": "middle" }, "No requests in the last hour"));
+    }
+    chart.replaceChildren(...parts);
+
+    const summary = $("chart-summary");
+    const scope = selected === null ? "all zones" : zoneById(selected)?.name || `zone ${selected}`;
+    const items = order.map((s) => {
+      const item = el("span", { class: "item" });
+      item.append(el("span", { class: `swatch s-${STATUSES.includes(s) ? s : "other"}`, "aria-hidden": "true" }));
+      item.append(`${s} ${number.format(series.statuses[s].reduce((a, b) => a + b, 0))}`);
+      return item;
+    });
+    const listed = items.flatMap((item, i) => (i ? [" ", item] : [item]));
+    summary.replaceChildren(`Last hour, ${scope}: `, ...(items.length ? listed : ["no requests"]));
+  }
+
+  // The top of the y axis: a round number, even so that its half is a whole number too.
+  function niceCeiling(n) {
+    if (n <= 4) return 4;
+    if (n <= 10) return 10;
+    const magnitude = 10 ** Math.floor(Math.log10(n));
+    return [1, 2, 5, 10].find((step) => step * magnitude >= n) * magnitude;
+  }
+
+  function renderHistory(purges) {
+    const body = $("history").tBodies[0];
+    body.replaceChildren(...purges.map((p) => {
+      const row = el("tr", { "data-purge-id": p.id });
+      let what;
+      if (p.all) {
+        what = "whole zone";
+      } else {
+        const items = [...p.files, ...p.tags.map((t) => `tag:${t}`)];
+        what = items.slice(0, 5).join(" ") + (items.length > 5 ? ` and ${items.length - 5} more` : "");
+      }
+      let kind = p.delete ? "delete" : "soft";
+      if (p.all && p.delete) kind += p.reclaimed_at ? ", reclaimed" : ", reclaiming";
+      row.append(
+        el("td", { class: "num" }, String(p.id)),
+        el("td", {}, p.created_at),
+        el("td", { class: "what" }, what),
+        el("td", {}, kind),
+        el("td", { class: "num" }, count(p.matched)),
+      );
+      return row;
+    }));
+    $("no-history").hidden = purges.length > 0;
+  }
+
+  // --- the selected zone and purging -----------------------------------------------------
+
+  const zoneById = (id) => zones.find((zone) => zone.id === id);
+
+  function select(id) {
+    selected = id;
+    $("zone-select").value = id === null ? "" : String(id);
+    $("purge-confirm").value = "";
+    $("purge-all").disabled = true;
+    $("purge-status").textContent = "";
+    $("purge-error").textContent = "";
+    $("history").tBodies[0].replaceChildren();
+    const zone = id === null ? null : zoneById(id);
+    $("zone-panel").hidden = !zone;
+    if (zone) {
+      $("zone-title").textContent = `Zone ${zone.name} (${zone.fqdn})`;
+      $("confirm-word").textContent = zone.alias;
+    }
+  }
+
+  async function purge(body) {
+    const zone = zoneById(selected);
+    if (!zone) return;
+    const query = $("purge-delete").checked ? "?delete=true" : "";
+    const buttons = [$("purge-submit"), $("purge-all")];
+    const wasDisabled = buttons.map((b) => b.disabled);
+    buttons.forEach((b) => { b.disabled = true; });
+    $("purge-status").textContent = "Purging…";
+    $("purge-error").textContent = "";
+    let ok = false;
+    try {
+      const answer = await api(`/zones/http/pull/${zone.id}/purge${query}`, { method: "POST", body });
+      let text = `${answer.message}: purge ${answer.id}`;
+      if (answer.purged !== undefined) text += `, ${plural(answer.purged, "object")} matched`;
+      if (answer.pending && answer.pending.length) text += `; not yet confirmed by ${answer.pending.join(", ")}`;
+      $("purge-status").textContent = text;
+      ok = true;
+    } catch (err) {
+      $("purge-status").textContent = "";
+      if (err.status === 401) {
+        signOut(err.message);
+        return;
+      }
+      $("purge-error").textContent = err.message;
+    }
+    buttons.forEach((b, i) => { b.disabled = wasDisabled[i]; });
+    if (ok) {
+      $("purge-confirm").value = "";
+      $("purge-all").disabled = true;
+      if (body !== undefined) {
+        $("purge-paths").value = "";
+        $("purge-tags").value = "";
+      }
+    }
+    await refresh();
+  }
+
+  function purgeListed(event) {
+    event.preventDefault();
+    const files = $("purge-paths").value.split("\n").map((s) => s.trim()).filter(Boolean);
+    const tags = $("purge-tags").value.split(/[\s,]+/).filter(Boolean);
+    if (!files.length && !tags.length) {
+      // An empty body would purge the whole zone: that takes the confirmation below.
+      $("purge-status").textContent = "";
+      $("purge-error").textContent = "Enter paths or tags to purge (the whole zone is purged below).";
+      return;
+    }
+    const body = {};
+    if (files.length) body.files = files;
+    if (tags.length) body.tags = tags;
+    purge(body);
+  }
+
+  // --- wiring ------------------------------------------------------------------------------
+
+  document.addEventListener("DOMContentLoaded", () => {
+    $("login-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const key = $("api-key").value.trim();
+      if (key) signIn(key);
+    });
+    $("sign-out").addEventListener("click", () => signOut());
+    $("zone-select").addEventListener("change", (event) => {
+      select(event.target.value === "" ? null : Number(event.target.value));
+      renderZones();
+      refresh();
+    });
+    $("purge-form").addEventListener("submit", purgeListed);
+    $("purge-confirm").addEventListener("input", () => {
+      const zone = zoneById(selected);
+      $("purge-all").disabled = !zone || $("purge-confirm").value.trim() !== zone.alias;
+    });
+    $("purge-all").addEventListener("click", () => purge(undefined));
+    if (sessionStorage.getItem(KEY)) signIn(sessionStorage.getItem(KEY));
+  });
+})();
