@@ -59,8 +59,8 @@ class WorkerStats:
                 bucket = (minute, *key)
                 self.minutes[bucket] = self.minutes.get(bucket, 0) + grown
         oldest = minute - MINUTES + 1
-        for key in [key for key in self.minutes if key[0] < oldest]:
-            del self.minutes[key]
+        for old in [old for old in self.minutes if old[0] < oldest]:
+            del self.minutes[old]
         return {
             "pid": os.getpid(),
             "at": now,
