@@ -36,6 +36,8 @@ class Settings:
     admin_key: str | None = None
     api_rate: float = 20.0  # requests per second per API key; 0: no limit
     api_burst: int = 100  # requests one key may make at once before api_rate applies
+    api_cert: str | None = None  # PEM certificate (chain): the API listens with TLS
+    api_cert_key: str | None = None  # its private key (PEM)
     access_log: str | None = None  # a file, or "-" for standard output
     access_log_format: str = "combined"  # or "json"
     # Cluster mode (CONTRACT §6): NATS servers to share the event log through; none: one node.

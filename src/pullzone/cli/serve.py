@@ -6,6 +6,7 @@ import dataclasses
 import os
 import re
 import socket
+import ssl
 from pathlib import Path
 from typing import Annotated
 
@@ -83,6 +84,18 @@ def serve_settings(
         api_burst=api_burst,
         admin_key=admin_key or None,
     )
+
+
+def check_tls(cert: Path, key: Path) -> None:
+    """Refuse a certificate and key that do not load together (before anything starts)."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(cert, key)
+    except (ssl.SSLError, OSError) as exc:
+        raise typer.BadParameter(
+            f"{cert} and {key}: not a PEM certificate and its key ({exc})",
+            param_hint="'--api-cert'",
+        ) from None
 
 
 def cluster_settings(
@@ -196,6 +209,31 @@ def serve(
             help="API calls one key may make at once before --api-rate-limit applies.",
         ),
     ] = 100,
+    api_cert: Annotated[
+        Path | None,
+        typer.Option(
+            "--api-cert",
+            envvar="PULLZONE_API_CERT",
+            metavar="FILE",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            show_default="none: plain HTTP",
+            help="PEM certificate (chain) for the API: it then listens with TLS.",
+        ),
+    ] = None,
+    api_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--api-key-file",
+            envvar="PULLZONE_API_KEY_FILE",
+            metavar="FILE",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="The PEM private key of --api-cert.",
+        ),
+    ] = None,
     access_log: Annotated[
         str | None,
         typer.Option(
@@ -306,6 +344,15 @@ def serve(
         api_burst=api_burst,
         admin_key=os.environ.get("PULLZONE_API_KEY"),
     )
+    if (api_cert is None) != (api_key_file is None):
+        raise typer.BadParameter(
+            "give both --api-cert and --api-key-file, or neither", param_hint="'--api-cert'"
+        )
+    if api_cert is not None and api_key_file is not None:
+        check_tls(api_cert, api_key_file)
+        settings = dataclasses.replace(
+            settings, api_cert=str(api_cert), api_cert_key=str(api_key_file)
+        )
     if access_log:
         settings = dataclasses.replace(
             settings, access_log=access_log, access_log_format=access_log_format.value

@@ -189,6 +189,8 @@ class Supervisor:
             log_level="warning",
             lifespan="off",
             server_header=False,
+            ssl_certfile=s.api_cert,
+            ssl_keyfile=s.api_cert_key,
         )
         return _ApiServer(config)
 
@@ -201,7 +203,8 @@ class Supervisor:
             workers = f"{s.workers} worker{'s' if s.workers != 1 else ''}"
             print(f"  edge  http://{s.edge_host}:{s.edge_port}  ({workers})")
         if s.runs_api:
-            print(f"  api   http://{s.api_host}:{s.api_port}/v2")
+            scheme = "https" if s.api_cert else "http"
+            print(f"  api   {scheme}://{s.api_host}:{s.api_port}/v2")
         print(f"  data  {s.data_dir}")
         if admin_key is not None:
             key, key_path = admin_key
