@@ -16,6 +16,8 @@ A part file whose leader died holds no lock, and the next request clears it.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import errno
 import fcntl
 import json
@@ -74,6 +76,19 @@ def _encode_head(head: dict[str, Any]) -> bytes:
     return json.dumps(head, separators=(",", ":")).encode()
 
 
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong]
+_FALLOC_FL_KEEP_SIZE = 1  # allocate blocks, leave the size: readers see only what is written
+
+
+def _reserve(fd: int, size: int) -> None:
+    """fallocate(2) `size` bytes from 0; a file system without it reserves nothing."""
+    if size > 0 and _libc.fallocate(fd, _FALLOC_FL_KEEP_SIZE, 0, size) != 0:
+        err = ctypes.get_errno()
+        if err not in (errno.EOPNOTSUPP, errno.ENOSYS):
+            raise OSError(err, os.strerror(err))
+
+
 class FillWriter:
     """The leader's side of a fill."""
 
@@ -99,8 +114,13 @@ class FillWriter:
             return cls(fd, path)
         return None
 
-    def write_head(self, head: dict[str, Any]) -> None:
+    def write_head(self, head: dict[str, Any], body_length: int | None = None) -> None:
+        """Write the head; with the body's length known, first reserve the disk space of
+        the whole file, so a disk too full for the object fails here (OSError ENOSPC),
+        before anything is promised to a client, never in the middle of its body."""
         data = _encode_head(head)
+        if body_length is not None:
+            _reserve(self.fd, PREAMBLE.size + len(data) + body_length)
         os.write(self.fd, PREAMBLE.pack(MAGIC, FILLING, 0, len(data)) + data)
         self.body_offset = PREAMBLE.size + len(data)
 
@@ -123,7 +143,10 @@ class FillWriter:
             return
         self._closed = True
         try:
-            self._set_state(state, error_status)
+            # On a full disk the state may not be writable: followers then find the
+            # leader gone (FillReader.state) and answer 502 rather than wait.
+            with contextlib.suppress(OSError):
+                self._set_state(state, error_status)
             os.unlink(self.path)
         finally:
             os.close(self.fd)  # releases the flock

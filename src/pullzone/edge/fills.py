@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -205,7 +206,13 @@ class Filler:
             "vary_names": list(names),
             "vary_values": list(vary_values(names, fill.request.hmap)),
         }
-        writer.write_head(head)
+        try:
+            writer.write_head(head, length)
+        except OSError as exc:  # the disk is full: this one is served without caching
+            log.warning("not caching %s: %s", fill.target, exc)
+            writer.end(PASS)
+            self._wake(fill.key_hash)
+            return Passed(response)
         reader = FillReader.open(self.bodies, fill.key_hash)
         assert reader is not None  # we hold the part file
         task = asyncio.get_running_loop().create_task(
@@ -256,9 +263,11 @@ class Filler:
             replaced = self.index.insert(obj, fill_seq)
             self.bodies.remove(r.id for r in replaced)
             state = COMPLETE
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError, sqlite3.Error) as exc:
             # A body the origin cut off is never cached (CONTRACT §5); followers that
-            # already sent headers see their connection cut, as the origin's was.
+            # already sent headers see their connection cut, as the origin's was. So
+            # does a full disk under a body of unknown length (one of known length has
+            # its space reserved before its head is sent).
             log.warning("fill of %s failed: %s", fill.target, exc)
         finally:
             response.release()
