@@ -3,6 +3,7 @@ files, no server)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -13,7 +14,9 @@ from pullzone.cache.applier import Applier
 from pullzone.cache.bodies import COMPLETE, FAILED, FILLING, BodyStore, FillReader, FillWriter
 from pullzone.cache.index import CacheIndex, StoredObject, create_schema
 from pullzone.cache.key import cache_key, key_hash
+from pullzone.edge.entry import Entry
 from pullzone.sqlite import connect
+from pullzone.zones.model import CachePolicy
 
 
 @pytest.fixture()
@@ -205,3 +208,22 @@ def test_zone_deletion_is_a_hard_whole_zone_purge(
     assert index.zone_state(1).hard_all_seq == 1
     applier.reclaim()
     assert index.count() == 0
+
+
+def test_an_entry_stored_before_the_clock_went_back_is_not_fresh(
+    store: tuple[CacheIndex, BodyStore, Applier],
+) -> None:
+    index, bodies, _ = store
+    now = 1_700_000_000.0
+    obj = dataclasses.replace(
+        put(index, bodies, "/clock"),
+        headers=[("Cache-Control", "max-age=600")],
+        request_time=now,
+        response_time=now,
+    )
+    entry = Entry(obj, CachePolicy(), bodies.object_path(obj.id), 0, False)
+    assert entry.is_fresh({}, now + 10)
+    assert not entry.is_fresh({}, now + 601)
+    # The clock stepped back a day: the age is unknown, never a day younger.
+    assert entry.age(now - 86400) == float("inf")
+    assert not entry.is_fresh({}, now - 86400)

@@ -291,6 +291,18 @@ def test_current_age_adds_resident_time_to_the_corrected_initial_age() -> None:
     assert age == 132
 
 
+def test_a_clock_set_back_makes_stored_ages_unknown_not_young() -> None:
+    # Stored at NOW; the clock then went back a year: the response is not fresh for a
+    # year more (immortal, for a clock set back far enough) but of unknown age: stale.
+    resp = {"cache-control": "max-age=60"}
+    year = 365 * 86400
+    age = current_age(resp, request_time=NOW, response_time=NOW, now=NOW - year)
+    assert age == float("inf")
+    assert reuse(resp, {}, lifetime=60, age=age, honour_origin=True) == STALE
+    # A step back within the skew allowed is an age of about zero, not unknown.
+    assert current_age(resp, request_time=NOW, response_time=NOW, now=NOW - 0.5) == -0.5
+
+
 def test_apparent_age_wins_when_date_is_older_than_age_suggests() -> None:
     resp = {"date": format_http_date(NOW - 50), "age": "5"}
     assert current_age(resp, request_time=NOW, response_time=NOW, now=NOW) == 50

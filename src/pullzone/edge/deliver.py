@@ -43,7 +43,8 @@ def _cache_fields(conn: Connection, xcache: str, age: float | None) -> bytes:
     conn.xcache = xcache
     if age is None:
         return b"X-Cache: %s\r\n" % xcache.encode()
-    return b"Age: %d\r\nX-Cache: %s\r\n" % (max(0, int(age)), xcache.encode())
+    # RFC 9111 §1.2.2: an age too large to represent is sent as 2147483648 (2^31).
+    return b"Age: %d\r\nX-Cache: %s\r\n" % (max(0, int(min(age, 2**31))), xcache.encode())
 
 
 class Deliverer:

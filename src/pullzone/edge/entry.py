@@ -7,6 +7,7 @@ write.
 
 from __future__ import annotations
 
+import math
 import os
 from collections import OrderedDict
 from pathlib import Path
@@ -17,6 +18,7 @@ from pullzone.spec.cache_control import parse_cache_control
 from pullzone.spec.conditional import evaluate_preconditions
 from pullzone.spec.dates import parse_http_date
 from pullzone.spec.freshness import (
+    CLOCK_SKEW,
     FRESH,
     client_cache_control,
     current_age,
@@ -116,8 +118,12 @@ class Entry:
         self.body: bytes | None = None
 
     def age(self, now: float) -> float:
-        """RFC 9111 §4.2.3: corrected initial age plus resident time."""
-        return self.initial_age + (now - self.obj.response_time)
+        """RFC 9111 §4.2.3: corrected initial age plus resident time (infinite when the
+        clock went back since it was stored: `spec.freshness.current_age`)."""
+        resident = now - self.obj.response_time
+        if resident < -CLOCK_SKEW:
+            return math.inf
+        return self.initial_age + resident
 
     def is_fresh(self, request: HeaderMap, now: float) -> bool:
         if self.stale:

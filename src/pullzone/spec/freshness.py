@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Final
 
 from pullzone.spec.cache_control import delta_seconds, parse_cache_control
@@ -133,8 +134,15 @@ def freshness_lifetime(
     return _heuristic(status, resp, response_time)
 
 
+CLOCK_SKEW = 1.0  # seconds the clock may step back before stored ages are unknown
+
+
 def current_age(resp: HeaderMap, *, request_time: float, response_time: float, now: float) -> float:
-    """RFC 9111 §4.2.3, term by term."""
+    """RFC 9111 §4.2.3, term by term. A response received "in the future" (the clock went
+    back since) has an unknown age: infinite, so it is revalidated rather than kept fresh
+    for as long as the clock was off (a clock set back years must not make it immortal)."""
+    if now < response_time - CLOCK_SKEW:
+        return math.inf
     age_value = delta_seconds(resp.get("age")) or 0  # §5.1: invalid or a list → ignored
     date_value = parse_http_date(resp.get("date"))
     if date_value is None:  # RFC 9110 §6.6.1: a missing Date is the time of receipt

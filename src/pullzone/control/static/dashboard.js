@@ -158,7 +158,8 @@
       renderZones();
       renderChart(series);
       if (purges !== null) renderHistory(purges);
-      $("since").textContent = `Counting since ${stats.since.replace("T", " ").replace("Z", " UTC")}`;
+      const since = stats.since.replace("T", " ").replace("Z", " UTC");
+      $("since").textContent = `Counting since ${since}`;
       $("error").textContent = "";
     } catch (err) {
       if (mine !== refreshes) return;
@@ -173,10 +174,10 @@
 
   function renderZones() {
     const body = $("zones").tBodies[0];
-    const ids = zones.map((zone) => String(zone.id)).join(",");
-    if (body.dataset.ids !== ids) {
+    const shape = zones.map((z) => [z.id, z.name, z.fqdn, z.status].join(" ")).join("\n");
+    if (body.dataset.shape !== shape) {
       body.replaceChildren(...zones.map(zoneRow));
-      body.dataset.ids = ids;
+      body.dataset.shape = shape;
       const choice = $("zone-select");
       choice.replaceChildren(
         el("option", { value: "" }, "All zones"),
@@ -208,10 +209,12 @@
     const row = el("tr", { "data-zone-id": zone.id });
     const button = el("button", { type: "button", class: "link", title: "Show this zone" });
     button.textContent = zone.name;
-    button.addEventListener("click", () => select(zone.id === selected ? null : zone.id));
+    button.addEventListener("click", () => choose(zone.id === selected ? null : zone.id));
     const name = el("th", { scope: "row" });
     name.append(button);
-    if (zone.status && zone.status !== "Enabled") name.append(" ", el("span", { class: "muted" }, `(${zone.status})`));
+    if (zone.status && zone.status !== "Enabled") {
+      name.append(" ", el("span", { class: "muted" }, `(${zone.status})`));
+    }
     row.append(name, el("td", { "data-field": "fqdn" }, zone.fqdn));
     for (const field of ["requests", "hit_ratio", "bytes", "cache"]) {
       row.append(el("td", { "data-field": field, class: "num" }));
@@ -247,7 +250,9 @@
       if (!totals[i]) continue;
       const bar = svg("g");
       const at = series.start + i * series.step;
-      const detail = order.filter((s) => series.statuses[s][i]).map((s) => `${s} ${series.statuses[s][i]}`);
+      const detail = order
+        .filter((s) => series.statuses[s][i])
+        .map((s) => `${s} ${series.statuses[s][i]}`);
       bar.append(svg("title", {}, `${clock(at)}: ${detail.join(", ")}`));
       let base = 0;
       for (const s of order) {
@@ -263,11 +268,11 @@
       parts.push(bar);
     }
     if (minutes) {
-      for (const i of [0, Math.floor(minutes / 2), minutes - 1]) {
-        const anchor = i === 0 ? "start" : i === minutes - 1 ? "end" : "middle";
-        const x = i === minutes - 1 ? width : left + i * slot;
-        parts.push(svg("text", { x, y: height - 6, class: "axis", "text-anchor": anchor },
-          clock(series.start + i * series.step)));
+      // Local times of the window's start, middle and end.
+      for (const i of [0, Math.floor(minutes / 2), minutes]) {
+        const anchor = i === 0 ? "start" : i === minutes ? "end" : "middle";
+        parts.push(svg("text", { x: left + i * slot, y: height - 6, class: "axis",
+          "text-anchor": anchor }, clock(series.start + i * series.step)));
       }
     }
     if (!peak) {
@@ -280,7 +285,8 @@
     const scope = selected === null ? "all zones" : zoneById(selected)?.name || `zone ${selected}`;
     const items = order.map((s) => {
       const item = el("span", { class: "item" });
-      item.append(el("span", { class: `swatch s-${STATUSES.includes(s) ? s : "other"}`, "aria-hidden": "true" }));
+      const colour = STATUSES.includes(s) ? s : "other";
+      item.append(el("span", { class: `swatch s-${colour}`, "aria-hidden": "true" }));
       item.append(`${s} ${number.format(series.statuses[s].reduce((a, b) => a + b, 0))}`);
       return item;
     });
@@ -305,7 +311,8 @@
         what = "whole zone";
       } else {
         const items = [...p.files, ...p.tags.map((t) => `tag:${t}`)];
-        what = items.slice(0, 5).join(" ") + (items.length > 5 ? ` and ${items.length - 5} more` : "");
+        what = items.slice(0, 5).join(" ");
+        if (items.length > 5) what += ` and ${items.length - 5} more`;
       }
       let kind = p.delete ? "delete" : "soft";
       if (p.all && p.delete) kind += p.reclaimed_at ? ", reclaimed" : ", reclaiming";
@@ -341,6 +348,13 @@
     }
   }
 
+  // The user picks a zone (or all zones): show it at once, then fetch its figures.
+  function choose(id) {
+    select(id);
+    renderZones();
+    refresh();
+  }
+
   async function purge(body) {
     const zone = zoneById(selected);
     if (!zone) return;
@@ -352,10 +366,13 @@
     $("purge-error").textContent = "";
     let ok = false;
     try {
-      const answer = await api(`/zones/http/pull/${zone.id}/purge${query}`, { method: "POST", body });
+      const url = `/zones/http/pull/${zone.id}/purge${query}`;
+      const answer = await api(url, { method: "POST", body });
       let text = `${answer.message}: purge ${answer.id}`;
       if (answer.purged !== undefined) text += `, ${plural(answer.purged, "object")} matched`;
-      if (answer.pending && answer.pending.length) text += `; not yet confirmed by ${answer.pending.join(", ")}`;
+      if (answer.pending && answer.pending.length) {
+        text += `; not yet confirmed by ${answer.pending.join(", ")}`;
+      }
       $("purge-status").textContent = text;
       ok = true;
     } catch (err) {
@@ -385,7 +402,8 @@
     if (!files.length && !tags.length) {
       // An empty body would purge the whole zone: that takes the confirmation below.
       $("purge-status").textContent = "";
-      $("purge-error").textContent = "Enter paths or tags to purge (the whole zone is purged below).";
+      $("purge-error").textContent =
+        "Enter paths or tags to purge (the whole zone is purged below).";
       return;
     }
     const body = {};
@@ -404,9 +422,7 @@
     });
     $("sign-out").addEventListener("click", () => signOut());
     $("zone-select").addEventListener("change", (event) => {
-      select(event.target.value === "" ? null : Number(event.target.value));
-      renderZones();
-      refresh();
+      choose(event.target.value === "" ? null : Number(event.target.value));
     });
     $("purge-form").addEventListener("submit", purgeListed);
     $("purge-confirm").addEventListener("input", () => {
