@@ -284,6 +284,29 @@ def test_expired_object_is_revalidated_and_a_304_keeps_the_body(
     assert second.headers["x-revalidated"] == "yes"
 
 
+def test_a_revalidation_after_a_refetch_sends_the_new_validator(
+    server: Server, origin: Origin, zone: Zone, path: str
+) -> None:
+    version = {"etag": '"v1"'}
+
+    def script(seen: Any) -> Reply:
+        headers = [("ETag", version["etag"]), ("Cache-Control", "max-age=0")]
+        if seen.headers.get("if-none-match") == version["etag"]:
+            return Reply(304, headers=headers)
+        return Reply(headers=headers, body=version["etag"].encode())
+
+    origin.route(path, script)
+    host = str(zone["fqdn"])
+    assert server.get(host, path).headers["x-cache"] == "MISS"
+    version["etag"] = '"v2"'  # the origin changes: the next check refetches
+    assert server.get(host, path).headers["x-cache"] == "EXPIRED"
+    # One worker serves both (one keep-alive connection): what it holds in memory is the
+    # replaced v1, but the check sends v2, the validator of what is stored now.
+    answer = server.get(host, path)
+    assert (answer.headers["x-cache"], answer.content) == ("REVALIDATED", b'"v2"')
+    assert [s.headers.get("if-none-match") for s in origin.seen[path]] == [None, '"v1"', '"v2"']
+
+
 @pytest.mark.zone(cache={"revalidate": "N"})
 def test_revalidate_n_refetches_expired_objects(
     server: Server, origin: Origin, zone: Zone, path: str

@@ -105,10 +105,10 @@ class Filler:
         bodies: BodyStore,
         origin: Origin,
         applied_seq: Callable[[], int],
-        find_fresh: Callable[[FillRequest], Entry | None],
+        recheck: Callable[[FillRequest], tuple[Entry | None, bool]],
     ) -> None:
         self.index = index
-        self._find_fresh = find_fresh
+        self._recheck = recheck
         self.bodies = bodies
         self.origin = origin
         self._applied_seq = applied_seq
@@ -121,11 +121,13 @@ class Filler:
             writer = FillWriter.claim(self.bodies, fill.key_hash)
             if writer is not None:
                 # Checked again under the claim: a fill may have completed between this
-                # request's lookup and its claim, and must not be fetched twice.
-                entry = self._find_fresh(fill)
-                if entry is not None:
+                # request's lookup and its claim, and must not be fetched twice; and a
+                # revalidation must send the validators of what is stored now.
+                stored, servable = self._recheck(fill)
+                if stored is not None and servable:
                     writer.end(REVALIDATED)
-                    return Cached(entry)
+                    return Cached(stored)
+                fill.stale = stored
                 return await self._lead(writer, fill)
             reader = FillReader.open(self.bodies, fill.key_hash)
             if reader is None:

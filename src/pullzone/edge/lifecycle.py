@@ -83,7 +83,7 @@ class Edge:
         self.bodies = bodies
         self.origin = origin
         self.memory = MemoryCache()
-        self.filler = Filler(index, bodies, origin, lambda: state.applied, self._find_fresh)
+        self.filler = Filler(index, bodies, origin, lambda: state.applied, self._recheck)
         self.deliver = Deliverer(self.filler)
         self.accessed: dict[str, float] = {}
 
@@ -150,11 +150,11 @@ class Edge:
         self.memory.put(key, entries)
         return entries
 
-    def _find_fresh(self, fill: FillRequest) -> Entry | None:
+    def _recheck(self, fill: FillRequest) -> tuple[Entry | None, bool]:
+        """The stored variant for `fill` as the index has it now, and whether it may be
+        served as it is."""
         entry = _matching_variant(self._load(fill.view, fill.key), fill.request)
-        if entry is not None and self._may_serve(entry, fill.request, time.time()):
-            return entry
-        return None
+        return entry, entry is not None and self._may_serve(entry, fill.request, time.time())
 
     def _may_serve(self, entry: Entry, request: Request, now: float) -> bool:
         """Fresh for this request, and the node knows of every purge (CONTRACT §6)."""
