@@ -13,6 +13,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 
 def nats_server_binary() -> str:
@@ -103,6 +104,12 @@ class NatsServer:
                 raise RuntimeError(f"nats-server {self.name} not healthy: {status}")
             time.sleep(0.05)
 
+    def jsz(self) -> dict[str, Any]:
+        """The monitoring endpoint's JetStream report, with every account's streams."""
+        url = f"http://127.0.0.1:{self.http_port}/jsz?accounts=true&streams=true"
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return dict(json.loads(response.read()))
+
     def log_tail(self, lines: int = 30) -> str:
         path = self.dir / "server.log"
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -153,6 +160,23 @@ class NatsCluster:
 
     def server(self, name: str) -> NatsServer:
         return next(s for s in self.servers if s.name == name)
+
+    def stream_leader(self, stream: str) -> NatsServer | None:
+        """The server leading `stream`'s replicas, as a running server reports it (None when
+        no running server knows of one)."""
+        for s in self.servers:
+            if s.process is None or s.process.poll() is not None:
+                continue
+            try:
+                report = s.jsz()
+            except (OSError, ValueError):
+                continue
+            for account in report.get("account_details") or []:
+                for detail in account.get("stream_detail") or []:
+                    leader = (detail.get("cluster") or {}).get("leader")
+                    if detail.get("name") == stream and leader:
+                        return self.server(str(leader))
+        return None
 
     def start(self, timeout: float = 20.0) -> NatsCluster:
         for s in self.servers:

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 
@@ -23,8 +23,26 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, data_dir: Path, *extra: str, workers: int = 2) -> None:
+    """`pullzone serve` on free loopback ports.
+
+    `role` is the node's cluster role: "all" (edge and API, the default and the only one
+    without --cluster), "edge" (ready once the edge port accepts connections) or "api"
+    (ready once the API answers). `own_group` runs the node in a process group of its own,
+    so `kill()` takes its workers down with it, as kill -9 of a whole node would.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *extra: str,
+        workers: int = 2,
+        role: str = "all",
+        own_group: bool = False,
+    ) -> None:
+        assert role in ("all", "edge", "api"), role
         self.data_dir = data_dir
+        self.role = role
+        self.own_group = own_group
         self.edge_port = free_port()
         self.api_port = free_port()
         self.edge_url = f"http://127.0.0.1:{self.edge_port}"
@@ -46,34 +64,65 @@ class Server:
             # (a later --api-rate-limit in `extra` wins).
             "--api-rate-limit",
             "0",
+            *(["--role", role] if role != "all" else []),
             *extra,
         ]
         self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = self.data_dir.parent / f"serve-{self.api_port}.log"
+        self.log: IO[bytes] | None = None
         self.api = httpx.Client(base_url=self.api_url, headers={"X-API-Key": API_KEY}, timeout=30)
         self.edge = httpx.Client(base_url=self.edge_url, timeout=30)
 
-    def start(self) -> Server:
+    def start(self, timeout: float = 60.0) -> Server:
+        return self.launch().wait_ready(timeout)
+
+    def launch(self) -> Server:
+        """Start the process without waiting for it (see `wait_ready`); the log is appended
+        to, so a restarted node keeps the output of its earlier runs."""
         env = {**os.environ, "PULLZONE_API_KEY": API_KEY}
-        self.log = open(self.data_dir.parent / f"serve-{self.api_port}.log", "wb")  # noqa: SIM115
+        if self.log is not None:
+            self.log.close()
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log = open(self.log_path, "ab")  # noqa: SIM115
         self.process = subprocess.Popen(
-            self.args, env=env, stdout=self.log, stderr=subprocess.STDOUT
+            self.args,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=self.own_group,
         )
-        deadline = time.monotonic() + 60
+        return self
+
+    def _ready(self) -> bool:
+        if self.role in ("all", "api") and self.api.get("/zones/http/pull").status_code != 200:
+            return False
+        if self.role in ("all", "edge"):
+            with socket.create_connection(("127.0.0.1", self.edge_port), timeout=1):
+                pass
+        return True
+
+    def wait_ready(self, timeout: float = 60.0) -> Server:
+        assert self.process is not None
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"pullzone serve exited: {self.output()}")
             try:
-                if self.api.get("/zones/http/pull").status_code == 200:
-                    with socket.create_connection(("127.0.0.1", self.edge_port), timeout=1):
-                        return self
+                if self._ready():
+                    return self
             except (httpx.TransportError, OSError):
                 pass
             time.sleep(0.05)
         raise RuntimeError(f"pullzone serve did not become ready: {self.output()}")
 
     def output(self) -> str:
-        self.log.flush()
-        return (self.data_dir.parent / f"serve-{self.api_port}.log").read_text(errors="replace")
+        if self.log is not None:
+            self.log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -83,6 +132,28 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+    def kill(self, timeout: float = 10.0) -> None:
+        """SIGKILL, no goodbye: the whole process group with `own_group` (the workers too),
+        else the main process (its workers die with it). Returns once every process of the
+        group is gone (bounded)."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        pid = self.process.pid
+        if self.own_group:
+            os.killpg(pid, signal.SIGKILL)
+        else:
+            self.process.kill()
+        self.process.wait(timeout)
+        if not self.own_group:
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.02)
 
     def create_zone(self, origin: str, **fields: Any) -> dict[str, Any]:
         response = self.api.post(

@@ -39,6 +39,7 @@ LIVE_WITHIN = 5.0  # a node not heard from (applied or heartbeat) for this long 
 DUPLICATE_WINDOW = 120.0  # publishes with the same msg_id within this window are stored once
 ACK_WAIT = 30.0  # an unacked delivery is redelivered after this long
 FETCH_WAIT = 1.0
+RECONNECT_GRACE = 1.5  # a publish retried no longer once disconnected this long
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
 _KIND = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
 _NATS_ERRORS = (nats.errors.Error, asyncio.TimeoutError, OSError)
@@ -228,21 +229,43 @@ class JetStreamBus:
     # -- the event stream --
 
     async def publish(
-        self, kind: str, zone_id: int, payload: dict[str, Any], *, msg_id: str | None = None
+        self,
+        kind: str,
+        zone_id: int,
+        payload: dict[str, Any],
+        *,
+        msg_id: str | None = None,
+        retry_for: float = 0.0,
     ) -> Event:
         """Store one event; its `seq` is the stream's sequence from the PubAck. A repeated
-        `msg_id` (within DUPLICATE_WINDOW) is stored once and answers the first sequence."""
+        `msg_id` (within DUPLICATE_WINDOW) is stored once and answers the first sequence,
+        which makes retrying safe: with a `msg_id`, a publish that failed is tried again
+        for up to `retry_for` seconds (a stream leader being elected after a server died
+        takes a few), unless the connection stays down for RECONNECT_GRACE."""
         if not _KIND.match(kind):
             raise ValueError(f"event kind {kind!r}")
         at = time.time()
         body = {"kind": kind, "zone_id": zone_id, "payload": payload, "at": at}
         data = json.dumps(body, separators=(",", ":")).encode()
         headers = {"Nats-Msg-Id": msg_id} if msg_id else None
-        with self._unavailable("publish"):
-            ack = await self._js.publish(
-                EVENTS + kind, data, timeout=self.timeout, stream=STREAM, headers=headers
-            )
-        return Event(seq=ack.seq, kind=kind, zone_id=zone_id, payload=payload, at=at)
+        deadline = time.monotonic() + (retry_for if msg_id else 0.0)
+        delay, down_since = 0.05, None
+        while True:
+            try:
+                with self._unavailable("publish"):
+                    ack = await self._js.publish(
+                        EVENTS + kind, data, timeout=self.timeout, stream=STREAM, headers=headers
+                    )
+                return Event(seq=ack.seq, kind=kind, zone_id=zone_id, payload=payload, at=at)
+            except BusUnavailable:
+                now = time.monotonic()
+                down_since = None if self.connected else (down_since or now)
+                if now + delay > deadline or (
+                    down_since is not None and now - down_since > RECONNECT_GRACE
+                ):
+                    raise
+            await asyncio.sleep(delay)
+            delay = min(0.5, delay * 2)
 
     async def last_stream_seq(self) -> int:
         with self._unavailable("stream info"):

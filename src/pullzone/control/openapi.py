@@ -28,7 +28,7 @@ _ERROR_DESCRIPTIONS = {
     415: "The body is not JSON.",
     429: "The key made more calls than its rate limit allows; retry after `Retry-After` seconds.",
     500: "A server fault; the message is generic, details are in the server log.",
-    503: "Cluster mode: the bus (NATS JetStream) is unreachable; nothing was changed.",
+    503: "Cluster mode: the bus (NATS JetStream) is unreachable; the change is not confirmed.",
 }
 
 

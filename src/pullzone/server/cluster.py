@@ -34,6 +34,7 @@ log = logging.getLogger("pullzone.cluster")
 EDGE_ROLES = frozenset({"edge", "all"})
 HEARTBEAT = 1.0  # seconds between signs of life (applied position) on the bus
 REGISTRY_EVERY = 2  # heartbeats between registry entries (what `cluster status` reads)
+PUBLISH_RETRY = 8.0  # longer than a JetStream leader election after a server dies
 APPLY_WAIT = 10.0  # how long the API waits for its own node to apply a stored event
 OUTCOMES_KEPT = 4096
 
@@ -121,11 +122,14 @@ class ClusterNode:
     async def commit(self, kind: str, zone_id: int, payload: dict[str, Any]) -> Committed:
         edges = self.bus.live_nodes(EDGE_ROLES)
         try:
-            event = await self.bus.publish(kind, zone_id, payload, msg_id=uuid.uuid4().hex)
+            event = await self.bus.publish(
+                kind, zone_id, payload, msg_id=uuid.uuid4().hex, retry_for=PUBLISH_RETRY
+            )
         except BusUnavailable as exc:
             log.warning("commit %s: %s", kind, exc)
             raise ApiError(
-                "the cluster's bus (NATS JetStream) is unreachable: nothing was changed; try again",
+                "the cluster's bus (NATS JetStream) is unreachable: the change is not "
+                "confirmed and not applied here; try again",
                 status=503,
             ) from None
         if not await self._applied(event.seq, APPLY_WAIT):
