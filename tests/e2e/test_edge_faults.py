@@ -28,6 +28,63 @@ def test_origin_refusing_connections_is_502(server: Server, path: str) -> None:
     assert r.status_code == 502
 
 
+@contextlib.contextmanager
+def raw_origin(answer: bytes) -> Iterator[str]:
+    """A loopback origin that reads a request head and answers `answer`, whatever it is."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    done = threading.Event()
+
+    def serve() -> None:
+        while not done.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(5)
+                with contextlib.suppress(OSError):
+                    conn.recv(65536)
+                    conn.sendall(answer)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        done.set()
+        thread.join(5)
+        listener.close()
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"garbage\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: nope\r\n\r\nbody",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nxx",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"HTTP/1.1 9999 Odd\r\n\r\n",
+        b"",
+    ],
+    ids=["not-http", "bad-length", "two-lengths", "bad-chunk", "bad-status", "nothing"],
+)
+def test_an_origin_answering_garbage_is_a_502_and_nothing_is_cached(
+    server: Server, path: str, answer: bytes
+) -> None:
+    with raw_origin(answer) as url:
+        zone = server.create_zone(url, alias=f"garbage-{abs(hash(answer)) % 10**8}")
+        for _ in range(2):  # never cached: the second answer is no HIT either
+            try:
+                r = server.get(zone["fqdn"], path)
+            except httpx.RemoteProtocolError:
+                continue  # the head was relayed, then the body broke: the connection is cut
+            assert r.status_code == 502, (r.status_code, r.content)
+            assert r.headers["x-cache"] != "HIT"
+    healthy = server.api.get("/zones/http/pull")
+    assert healthy.status_code == 200  # and the server is fine
+
+
 def test_origin_too_slow_is_504(server: Server, origin: Origin, zone: Zone, path: str) -> None:
     origin.route(path, Reply(body=b"late", delay=3.0))  # the server's origin timeout is 2 s
     r = server.get(zone["fqdn"], path)
