@@ -410,6 +410,12 @@ def test_cluster_status_lists_every_node_with_its_role_and_progress(
     for name, role in roles.items():
         assert name in out.stdout and role in out.stdout, out.stdout
 
+    # The API node's /metrics: each live edge's lag behind what the API node applied.
+    metrics = cluster.api.api.get(cluster.api.api_url.removesuffix("/v2") + "/metrics")
+    assert metrics.status_code == 200, metrics.text
+    for name in cluster.edges:
+        assert f'pullzone_cluster_node_lag{{node="{name}"}} 0.0' in metrics.text, metrics.text
+
 
 @pytest.mark.timeout(120)
 def test_an_edge_killed_and_restarted_applies_the_purges_it_missed_before_serving(
