@@ -277,7 +277,10 @@ class Connection(asyncio.Protocol):
             # Not switching protocols (see data_received): answer this request, then
             # close. The Upgrade field itself is hop-by-hop and never forwarded.
             self._draining = True
-        if expect_continue and self.transport is not None:
+        if expect_continue and self.transport is not None and not self._busy():
+            # Only when no earlier response is in progress: a 100 written now would land
+            # inside it (RFC 9112 §9.3.2). A waiting client sends the body anyway after a
+            # while (RFC 9110 §10.1.1).
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def on_body(self, body: bytes) -> None:
@@ -393,8 +396,11 @@ class Connection(asyncio.Protocol):
         )
         self.close()
 
+    def _busy(self) -> bool:
+        return self._task is not None or bool(self._queue)
+
     def _on_tick(self) -> None:
-        busy = self._task is not None or bool(self._queue)
+        busy = self._busy()
         if not busy and self._received == self._received_at_tick:
             self.close()
             return
