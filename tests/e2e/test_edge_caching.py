@@ -307,6 +307,24 @@ def test_a_revalidation_after_a_refetch_sends_the_new_validator(
     assert [s.headers.get("if-none-match") for s in origin.seen[path]] == [None, '"v1"', '"v2"']
 
 
+def test_an_object_purged_while_it_is_revalidated_is_fetched_whole(
+    server: Server, origin: Origin, zone: Zone, path: str
+) -> None:
+    def script(seen: Any) -> Reply:
+        headers = [("ETag", '"v1"'), ("Cache-Control", "max-age=0")]
+        if seen.headers.get("if-none-match") == '"v1"':
+            # The object is hard-purged while its revalidation is in flight.
+            assert server.purge(zone["id"], [path], delete=True).status_code == 200
+            return Reply(304, headers=headers)
+        return Reply(headers=headers, body=b"v1")
+
+    origin.route(path, script)
+    assert server.get(zone["fqdn"], path).headers["x-cache"] == "MISS"
+    answer = server.get(zone["fqdn"], path)
+    assert (answer.status_code, answer.content) == (200, b"v1")
+    assert [s.headers.get("if-none-match") for s in origin.seen[path]] == [None, '"v1"', None]
+
+
 @pytest.mark.zone(cache={"revalidate": "N"})
 def test_revalidate_n_refetches_expired_objects(
     server: Server, origin: Origin, zone: Zone, path: str

@@ -188,8 +188,8 @@ class Edge:
         elif isinstance(outcome, Revalidated):
             self.memory.drop(key)
             entry = self.lookup(view, key, request)
-            if entry is None:
-                await self.deliver.error_async(conn, request, 502, "revalidated object vanished")
+            if entry is None:  # hard-purged or evicted meanwhile: fetch it whole
+                await self.fill(view, key, path, query, target, request, conn, None)
             else:
                 await self.deliver.entry_async(conn, request, entry, "REVALIDATED", time.time())
         elif isinstance(outcome, Passed):
