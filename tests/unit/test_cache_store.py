@@ -4,7 +4,9 @@ files, no server)."""
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
 import os
+from multiprocessing.queues import Queue
 from pathlib import Path
 
 import pytest
@@ -227,3 +229,42 @@ def test_an_entry_stored_before_the_clock_went_back_is_not_fresh(
     # The clock stepped back a day: the age is unknown, never a day younger.
     assert entry.age(now - 86400) == float("inf")
     assert not entry.is_fresh({}, now - 86400)
+
+
+def _claim_repeatedly(root: str, rounds: int, out: Queue[tuple[int, int, str]]) -> None:
+    """In a process of its own: claim, check the shared name is this leader's file, end."""
+    store = BodyStore(Path(root))
+    led = foreign = 0
+    error = ""
+    try:
+        for _ in range(rounds):
+            writer = FillWriter.claim(store, "contended")
+            if writer is None:
+                continue
+            led += 1
+            foreign += os.stat(store.part_path("contended")).st_ino != os.fstat(writer.fd).st_ino
+            writer.end(FAILED)
+    except OSError as exc:  # e.g. the shared name removed under its leader
+        error = repr(exc)
+    out.put((led, foreign, error))
+
+
+def test_processes_racing_for_one_fill_never_share_or_lose_its_name(tmp_path: Path) -> None:
+    # Found by the purge consistency test: a claim created the part file, then locked it;
+    # in between, a rival took it for abandoned and removed it, and a follower read the
+    # rival's file as the leader's. Four processes contend for one object 2,000 times each.
+    context = multiprocessing.get_context("fork")
+    out: Queue[tuple[int, int, str]] = context.Queue()
+    racers = [
+        context.Process(target=_claim_repeatedly, args=(str(tmp_path), 2000, out))
+        for _ in range(4)
+    ]
+    for racer in racers:
+        racer.start()
+    results = [out.get(timeout=120) for _ in racers]
+    for racer in racers:
+        racer.join(30)
+    assert [error for _, _, error in results] == [""] * 4
+    assert sum(foreign for _, foreign, _ in results) == 0
+    assert sum(led for led, _, _ in results) > 0
+    assert not list((tmp_path / "tmp").iterdir())  # no private or part name left behind

@@ -1,6 +1,6 @@
 """Body files on local disk, and the in-progress fill file that makes misses collapse.
 
-A fill is written to `tmp/<key_hash>.part`, created with O_EXCL and held under an
+A fill is written to `tmp/<key_hash>.part`, which appears (a link) already held under an
 exclusive flock by the one process fetching it (the leader). Every other request for the
 same object, in any worker process, reads that file as it grows. Its layout:
 
@@ -101,18 +101,32 @@ class FillWriter:
 
     @classmethod
     def claim(cls, store: BodyStore, key_hash: str) -> FillWriter | None:
-        """Become the leader for this object, or None when a live leader exists."""
+        """Become the leader for this object, or None when a live leader exists.
+
+        The part file is created and locked under a private name, then linked to its
+        shared name (which fails if that exists): the shared name never shows an
+        unlocked file, which another process would take for an abandoned one and
+        remove, leaving two leaders (and a follower reading the wrong file)."""
         path = store.part_path(key_hash)
-        for _ in range(3):
-            try:
-                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                if not _clear_if_abandoned(path):
-                    return None
-                continue
+        private = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(private, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            return cls(fd, path)
-        return None
+            for _ in range(3):
+                try:
+                    os.link(private, path)
+                except FileExistsError:
+                    if not _clear_if_abandoned(path):
+                        break
+                    continue
+                writer = cls(fd, path)
+                fd = -1
+                return writer
+            return None
+        finally:
+            private.unlink()
+            if fd >= 0:
+                os.close(fd)
 
     def write_head(self, head: dict[str, Any], body_length: int | None = None) -> None:
         """Write the head; with the body's length known, first reserve the disk space of

@@ -223,7 +223,8 @@ class Filler:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         self._wake(fill.key_hash)
-        reader.read_head()
+        if reader.read_head() is None:  # the claim makes this impossible: the file is ours
+            raise RuntimeError(f"fill of {fill.target}: the part file is not the leader's")
         return Fetched(reader, head)
 
     async def _pump(
