@@ -1,0 +1,227 @@
+#!/usr/bin/env python3
+"""A bounded soak (issue #7): pullzone under mixed traffic for a fixed time, with memory,
+open files and errors read at the start and at the end.
+
+    .venv/bin/python bench/soak.py                 # 10 minutes
+    .venv/bin/python bench/soak.py --minutes 1
+
+wrk asks for random paths among 20,000 objects of an origin on loopback (max-age 30 s,
+ETag and 304 answers: HITs, MISSes, EXPIRED/REVALIDATED), with 32 connections; a thread
+purges once a second (files, tags, soft and hard, a whole zone every 30 s). Everything
+stops by itself after --minutes. Writes bench/results/soak.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import datetime
+import hashlib
+import http.server
+import json
+import os
+import random
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from pzbench import procs
+from pzbench.load import WrkResult, wrk
+from pzbench.procs import Pullzone
+
+BENCH = Path(__file__).resolve().parent
+OBJECTS = 20_000
+HOST = "soak.localhost"
+
+
+class _Origin(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        body = (self.path * 40).encode()[:4096]
+        etag = '"' + hashlib.md5(body).hexdigest() + '"'
+        if self.headers.get("If-None-Match") == etag:
+            self.send_response(304)
+            self.send_header("ETag", etag)
+            self.send_header("Cache-Control", "max-age=30")
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "max-age=30")
+        self.send_header("ETag", etag)
+        self.send_header("Surrogate-Key", f"t{hash(self.path) % 50}")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def processes(root: int) -> list[int]:
+    pids, todo = [root], [root]
+    while todo:
+        pid = todo.pop()
+        try:
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:
+            continue
+        todo += [int(c) for c in children]
+        pids += [int(c) for c in children]
+    return pids
+
+
+def reading(pz: Pullzone) -> dict[str, Any]:
+    assert pz.process is not None
+    pids = processes(pz.process.pid)
+    rss, fds = {}, {}
+    for pid in pids:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+            rss[pid] = int(next(x for x in status.splitlines() if x.startswith("VmRSS")).split()[1])
+            fds[pid] = len(os.listdir(f"/proc/{pid}/fd"))
+        except (OSError, StopIteration):
+            continue
+    cache = pz.data_dir / "cache"
+    return {
+        "at": time.time(),
+        "processes": len(rss),
+        "rss_mb_total": round(sum(rss.values()) / 1024, 1),
+        "rss_mb_max_process": round(max(rss.values()) / 1024, 1),
+        "open_files_total": sum(fds.values()),
+        "cache_files": sum(1 for _ in cache.rglob("*") if _.is_file()),
+        "part_files": sum(1 for _ in cache.rglob("*.part")),
+        "db_mb": round(sum(f.stat().st_size for f in pz.data_dir.glob("*.db*")) / 2**20, 1),
+    }
+
+
+def sample(pz: Pullzone, stop: threading.Event, timeline: list[dict[str, Any]]) -> None:
+    """Memory and open files every 30 s: growth that levels off, or not."""
+    started = time.monotonic()
+    while not stop.wait(30.0):
+        now = reading(pz)
+        timeline.append(
+            {
+                "s": round(time.monotonic() - started),
+                "rss_mb_total": now["rss_mb_total"],
+                "rss_mb_max_process": now["rss_mb_max_process"],
+                "open_files_total": now["open_files_total"],
+            }
+        )
+
+
+def purger(pz: Pullzone, zone_id: int, stop: threading.Event, counts: dict[str, int]) -> None:
+    n = 0
+    while not stop.wait(1.0):
+        n += 1
+        files = [f"/o/{random.randint(1, OBJECTS)}.txt" for _ in range(10)]
+        try:
+            if n % 30 == 0:
+                pz.purge(zone_id)
+            elif n % 3 == 0:
+                assert pz.api is not None
+                r = pz.api.post(f"/zones/http/pull/{zone_id}/purge", json={"tags": [f"t{n % 50}"]})
+                if r.status_code != 200:
+                    raise RuntimeError(r.text)
+            else:
+                pz.purge(zone_id, files, delete=n % 2 == 0)
+            counts["purges"] += 1
+        except Exception:  # counted and reported; the soak goes on
+            counts["purge_errors"] += 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=BENCH / "results" / "soak.json")
+    args = parser.parse_args()
+    atexit.register(procs.stop_all)
+    workdir = Path(tempfile.mkdtemp(prefix="pullzone-soak-"))
+    origin = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Origin)
+    origin.daemon_threads = True
+    threading.Thread(target=origin.serve_forever, daemon=True).start()
+    pz = Pullzone(workdir / "pz", args.workers, max_cache_size="64MiB").start()
+    paths = [f"/o/{i}.txt" for i in range(1, OBJECTS + 1)]
+    random.shuffle(paths)
+    pathfile = workdir / "paths.txt"
+    pathfile.write_text("\n".join(paths) + "\n")
+    url = f"http://127.0.0.1:{pz.port}/"
+
+    def load(seconds: int) -> WrkResult:
+        return wrk(
+            url, HOST, threads=2, connections=32, duration=seconds, mode="cycle",
+            pathfile=pathfile,
+        )  # fmt: skip
+
+    stop = threading.Event()
+    counts = {"purges": 0, "purge_errors": 0}
+    try:
+        zone = pz.create_zone("soak", f"http://127.0.0.1:{origin.server_port}")
+        load(5)  # warm up
+        start = reading(pz)
+        thread = threading.Thread(target=purger, args=(pz, int(zone["id"]), stop, counts))
+        thread.start()
+        timeline: list[dict[str, Any]] = []
+        sampler = threading.Thread(target=sample, args=(pz, stop, timeline), daemon=True)
+        sampler.start()
+        result_load = load(int(args.minutes * 60))
+        stop.set()
+        thread.join(10)
+        end = reading(pz)
+        settle = time.monotonic() + 10  # fills still streaming when the load stopped
+        while end["part_files"] and time.monotonic() < settle:
+            time.sleep(0.2)
+            end = reading(pz)
+        alive = pz.process is not None and pz.process.poll() is None
+    finally:
+        stop.set()
+        pz.stop()
+        origin.shutdown()
+        shutil.rmtree(workdir, ignore_errors=True)
+    result = {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "minutes": args.minutes,
+        "workers": args.workers,
+        "requests": result_load.requests,
+        "req_per_s": round(result_load.rps),
+        "errors": {**result_load.errors, **counts},
+        "start": start,
+        "end": end,
+        "timeline": timeline,
+        "server_alive_at_end": alive,
+        "machine": procs.machine(),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(
+        f"{args.minutes:g} min, {result_load.requests:,} requests ({result_load.rps:,.0f}/s), "
+        f"{counts['purges']} purges"
+    )
+    print(f"errors: {result['errors']}")
+    for name in (
+        "rss_mb_total",
+        "rss_mb_max_process",
+        "open_files_total",
+        "cache_files",
+        "part_files",
+        "db_mb",
+    ):
+        print(f"  {name:<20} start {start[name]:>10}   end {end[name]:>10}")
+    print("  every 30 s (s, RSS total MB, RSS max process MB, open files):")
+    print("  " + "  ".join(
+        f"{t['s']}:{t['rss_mb_total']}/{t['rss_mb_max_process']}/{t['open_files_total']}"
+        for t in timeline
+    ))  # fmt: skip
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
