@@ -28,10 +28,10 @@ class SeqSignal:
         finally:
             os.close(fd)
 
-    def read(self) -> tuple[int, bool]:
-        """(the applied sequence, whether every object must be revalidated)."""
+    def read(self) -> tuple[int, int]:
+        """(the applied sequence, 1 when every object must be revalidated, else 0)."""
         seq, revalidate = _FORMAT.unpack_from(self._map, 0)
-        return int(seq), bool(revalidate)
+        return seq, revalidate
 
     @property
     def value(self) -> int:

@@ -103,6 +103,9 @@ _HOST = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-
 _BAD_PATH = re.compile(r"[\x00-\x1f\x7f]|(?:^|[/\\])\.\.?(?:[/\\]|$)")
 
 
+_CHECKED_FIELDS = frozenset({"host", "transfer-encoding", "content-length", "expect"})
+
+
 def _path_of(target: str) -> str:
     """The path of an origin-form or absolute-form request target (RFC 9112 §3.2)."""
     if not target.startswith("/"):
@@ -117,6 +120,10 @@ def target_problem(target: str) -> bool:
     has none; it would only alias cache keys) or a path matching _BAD_PATH."""
     if "#" in target:
         return True
+    if "%" not in target and "/." not in target and "\\" not in target and target[:1] == "/":
+        # The common case, without the regex: no encoding, no dot segment, and control
+        # characters are the parser's to refuse (llhttp accepts none in a target).
+        return False
     path = _path_of(target)
     if "%" in path:
         path = unquote(path, encoding="latin-1")
@@ -138,8 +145,11 @@ class Connection(asyncio.Protocol):
         self._handler = handler
         self._on_done = on_done
         self._request: Request | None = None
+        self._head = b""
+        self._valid_host = ""
+        self._hmap: dict[str, str] = {}
+        self._target = ""
         self.started = 0.0
-        self.status = 0
         self.sent = 0
         self.zone_id = 0
         self.xcache = ""
@@ -238,13 +248,20 @@ class Connection(asyncio.Protocol):
         hosts = 0
         codings: list[str] = []
         expect_continue = False
+        hmap: dict[str, str] = {}  # the request's fields by lowercase name, lists joined
         for name, value in self._headers:
             lname = name.lower()
+            hmap[lname] = f"{hmap[lname]}, {value}" if lname in hmap else value
+            if lname not in _CHECKED_FIELDS:
+                continue
             if lname == "host":
                 hosts += 1
-                # RFC 9112 §3.2: an invalid Host field value is a 400.
-                if _HOST.fullmatch(value.strip(" \t")) is None:
-                    raise _Reject(400)
+                # RFC 9112 §3.2: an invalid Host field value is a 400. (A keep-alive
+                # connection usually repeats its Host: checked once.)
+                if value != self._valid_host:
+                    if _HOST.fullmatch(value.strip(" \t")) is None:
+                        raise _Reject(400)
+                    self._valid_host = value
             elif lname == "transfer-encoding":
                 codings += [c.strip(" \t").lower() for c in value.split(",")]
             elif lname == "content-length" and value.isdigit() and int(value) > MAX_BODY:
@@ -271,7 +288,9 @@ class Connection(asyncio.Protocol):
             # RFC 9112 §6.1: a transfer coding the server does not understand: 501.
             if len(codings) > 1:
                 raise _Reject(501)
-        if target_problem(self._url.decode("latin-1")):
+        self._hmap = hmap
+        self._target = self._url.decode("latin-1")
+        if target_problem(self._target):
             raise _Reject(400)
         if self._parser.should_upgrade():
             # Not switching protocols (see data_received): answer this request, then
@@ -290,18 +309,14 @@ class Connection(asyncio.Protocol):
         self._body.append(body)
 
     def on_message_complete(self) -> None:
-        hmap: dict[str, str] = {}
-        for name, value in self._headers:
-            lname = name.lower()
-            hmap[lname] = f"{hmap[lname]}, {value}" if lname in hmap else value
         request = Request(
-            method=self._parser.get_method().decode("ascii", "replace"),
-            target=self._url.decode("latin-1"),
-            headers=self._headers,
-            hmap=hmap,
-            version=self._parser.get_http_version(),
-            keep_alive=self._parser.should_keep_alive() and not self._draining,
-            body=b"".join(self._body),
+            self._parser.get_method().decode("ascii", "replace"),
+            self._target,
+            self._headers,
+            self._hmap,
+            self._parser.get_http_version(),
+            self._parser.should_keep_alive() and not self._draining,
+            b"".join(self._body) if self._body else b"",
         )
         if self._task is not None or self._queue:
             self._queue.append(request)
@@ -316,7 +331,7 @@ class Connection(asyncio.Protocol):
         self.close_after = not request.keep_alive
         self._request = request
         self.started = time.monotonic()  # not loop.time(): uvloop's counts milliseconds
-        self.status = self.sent = self.zone_id = 0
+        self.sent = self.zone_id = 0
         self.xcache = ""
         try:
             pending = self._handler(request, self)
@@ -413,14 +428,20 @@ class Connection(asyncio.Protocol):
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def status(self) -> int:
+        """The status of the response being written (0 before its head)."""
+        head = self._head
+        return int(head[9:12]) if self.sent and head[:5] == b"HTTP/" else 0
+
     def elapsed(self) -> float:
         """Seconds since the current request was dispatched."""
         return time.monotonic() - self.started
 
     def write(self, data: bytes) -> None:
         if not self._closed and self.transport is not None:
-            if not self.status and data[:5] == b"HTTP/":
-                self.status = int(data[9:12])
+            if not self.sent:
+                self._head = data  # the status is read from it when asked for
             self.sent += len(data)
             self.transport.write(data)
 
