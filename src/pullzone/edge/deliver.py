@@ -39,12 +39,20 @@ def _framing(conn: Connection, request: Request) -> bytes:
     return b""
 
 
+_X_CACHE = {
+    status: b"X-Cache: %s\r\n" % status.encode()
+    for status in ("HIT", "MISS", "STALE", "REVALIDATED", "EXPIRED", "BYPASS")
+}
+
+
 def _cache_fields(conn: Connection, xcache: str, age: float | None) -> bytes:
     conn.xcache = xcache
+    field = _X_CACHE[xcache]
     if age is None:
-        return b"X-Cache: %s\r\n" % xcache.encode()
-    # RFC 9111 §1.2.2: an age too large to represent is sent as 2147483648 (2^31).
-    return b"Age: %d\r\nX-Cache: %s\r\n" % (max(0, int(min(age, 2**31))), xcache.encode())
+        return field
+    if not 0 <= age < 2**31:  # RFC 9111 §1.2.2: too large to represent is 2^31
+        age = 0 if age < 0 else 2**31
+    return b"Age: %d\r\n%s" % (age, field)
 
 
 class Deliverer:

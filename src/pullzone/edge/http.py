@@ -364,7 +364,9 @@ class Connection(asyncio.Protocol):
             self._on_done(request, self)
 
     def _after_response(self) -> None:
-        self._done()
+        request, self._request = self._request, None
+        if request is not None and self._on_done is not None:  # _done(), on the hot path
+            self._on_done(request, self)
         if self._closed:
             return
         if self.close_after:
