@@ -149,6 +149,8 @@ class Connection(asyncio.Protocol):
         self._valid_host = ""
         self._hmap: dict[str, str] = {}
         self._target = ""
+        self._method = b""
+        self._version = ""
         self.started = 0.0
         self.sent = 0
         self.zone_id = 0
@@ -243,8 +245,8 @@ class Connection(asyncio.Protocol):
         # Checks that must happen before any body is read or anything is dispatched. A
         # rejection here closes the connection: the rest of what the client sent is
         # never parsed as another request (no request smuggling).
-        method = self._parser.get_method()
-        version = self._parser.get_http_version()
+        self._method = method = self._parser.get_method()
+        self._version = version = self._parser.get_http_version()
         hosts = 0
         codings: list[str] = []
         expect_continue = False
@@ -310,11 +312,11 @@ class Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         request = Request(
-            self._parser.get_method().decode("ascii", "replace"),
+            self._method.decode("ascii", "replace"),
             self._target,
             self._headers,
             self._hmap,
-            self._parser.get_http_version(),
+            self._version,
             self._parser.should_keep_alive() and not self._draining,
             b"".join(self._body) if self._body else b"",
         )

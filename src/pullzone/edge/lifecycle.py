@@ -121,7 +121,11 @@ class Edge:
 
     def lookup(self, view: ZoneView, key: str, request: Request) -> Entry | None:
         entries = self.memory.get(key)
-        if entries and all(e.checked_seq >= view.changed_seq for e in entries):
+        if entries and (
+            entries[0].checked_seq >= view.changed_seq
+            if len(entries) == 1  # the usual case, without a generator
+            else all(e.checked_seq >= view.changed_seq for e in entries)
+        ):
             entry = _matching_variant(entries, request)
             if entry is not None:
                 return entry
