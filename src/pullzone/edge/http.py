@@ -294,7 +294,7 @@ class Connection(asyncio.Protocol):
         self._target = self._url.decode("latin-1")
         if target_problem(self._target):
             raise _Reject(400)
-        if self._parser.should_upgrade():
+        if "upgrade" in hmap and self._parser.should_upgrade():
             # Not switching protocols (see data_received): answer this request, then
             # close. The Upgrade field itself is hop-by-hop and never forwarded.
             self._draining = True
