@@ -440,7 +440,7 @@ def test_an_edge_killed_and_restarted_applies_the_purges_it_missed_before_servin
             assert cache(edge, zone, hard) == "MISS", edge.edge_url
             assert cache(edge, zone, soft) in NOT_HIT_SOFT, edge.edge_url
 
-        victim.start()
+        victim.start()  # it applies what it missed before its workers start
         assert cache(victim, zone, hard) == "MISS"
         assert cache(victim, zone, soft) in NOT_HIT_SOFT
         assert cache(victim, zone, kept) in ("HIT", "REVALIDATED")

@@ -183,7 +183,9 @@ class Edge:
             return await self.pass_through(view, request, target, conn)
         job = FillRequest(view, key, key_hash(key), path, query, target, request, conn.peer, stale)
         outcome = await self.filler.obtain(job)
-        status = "MISS" if stale is None else "EXPIRED"
+        # What was stored when the fill began (a purge may have removed it since the
+        # lookup): a fetch that replaces it is EXPIRED, one with nothing stored a MISS.
+        status = "MISS" if job.stale is None else "EXPIRED"
         if isinstance(outcome, Cached):
             self.accessed[outcome.entry.obj.id] = time.time()
             await self.deliver.entry_async(conn, request, outcome.entry, "HIT", time.time())

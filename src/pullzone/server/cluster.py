@@ -35,7 +35,8 @@ EDGE_ROLES = frozenset({"edge", "all"})
 HEARTBEAT = 1.0  # seconds between signs of life (applied position) on the bus
 REGISTRY_EVERY = 2  # heartbeats between registry entries (what `cluster status` reads)
 PUBLISH_RETRY = 8.0  # longer than a JetStream leader election after a server dies
-APPLY_WAIT = 10.0  # how long the API waits for its own node to apply a stored event
+APPLY_WAIT = 10.0
+CATCH_UP_AT_START = 10.0  # how long the API waits for its own node to apply a stored event
 OUTCOMES_KEPT = 4096
 
 
@@ -76,6 +77,10 @@ class ClusterNode:
             self.bus.heard_of(node["node"], node.get("role", ""), time.time() - node["at"])
         self.bus.reconnect_listeners.append(self._on_reconnect)
         await self.bus.consume(self.settings.node_id, self._on_event, start_seq=self.position + 1)
+        # Apply what was missed before the workers start (bounded: a long backlog goes on
+        # in the background, with every object revalidated until it is done).
+        if not await self._applied(last, CATCH_UP_AT_START):
+            log.warning("still catching up with the stream (%d of %d)", self.position, last)
         self._tasks.append(asyncio.create_task(self._heartbeat(), name="cluster-heartbeat"))
         if self.cache is not None:
             self._tasks.append(asyncio.create_task(self._keep_trust(), name="cluster-trust"))
