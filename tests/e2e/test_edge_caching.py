@@ -86,6 +86,28 @@ def test_cnames_and_ports_route_to_the_zone(
     assert server.get("10.9.8.7", path).headers["x-cache"] == "HIT"
 
 
+def test_zone_changes_reach_routes_a_worker_has_memoized(
+    server: Server, origin: Origin, zone: Zone, path: str
+) -> None:
+    """Each worker keeps (Host, target) → zone and cache key for hot objects: every zone
+    change must still be seen by the very next request on the same connection."""
+    origin.route(path, Reply(headers=[("Cache-Control", "max-age=60")], body=b"m"))
+    with httpx.Client(base_url=server.edge_url, headers={"Host": zone["fqdn"]}) as client:
+        assert client.get(path + "?a=1").headers["x-cache"] == "MISS"
+        assert client.get(path + "?a=1").headers["x-cache"] == "HIT"
+        assert client.get(path + "?b=2").headers["x-cache"] == "MISS"
+        # querystring N: the key no longer holds the query, so ?a=1 is a new object
+        changed = server.api.post(f"/zones/http/pull/{zone['id']}/cache", json={"querystring": "N"})
+        assert changed.status_code == 200, changed.text
+        assert client.get(path + "?a=1").headers["x-cache"] == "MISS"
+        assert client.get(path + "?b=2").headers["x-cache"] == "HIT"
+        disabled = server.api.post(f"/zones/http/pull/{zone['id']}", json={"disabled": "1"})
+        assert disabled.status_code == 200, disabled.text
+        assert client.get(path + "?a=1").status_code == 403
+        assert server.api.delete(f"/zones/http/pull/{zone['id']}").status_code == 200
+        assert client.get(path + "?a=1").status_code == 404
+
+
 @pytest.mark.parametrize(
     "headers",
     [

@@ -69,6 +69,8 @@ class Entry:
         "checked_seq",
         "etag",
         "fields",
+        "fresh_from",
+        "fresh_until",
         "full_head",
         "head",
         "hmap",
@@ -110,6 +112,13 @@ class Entry:
         )
         cc = parse_cache_control(hmap.get("cache-control"))
         self.always_validate = policy.cachecontrol and "no-cache" in cc
+        # RFC 9111 §4.2 for a request without Cache-Control or Pragma, as a time window:
+        # age(now) < lifetime, with the clock not stepped back since (see `age`).
+        if stale or self.always_validate:
+            self.fresh_from = self.fresh_until = 0.0
+        else:
+            self.fresh_from = obj.response_time - CLOCK_SKEW
+            self.fresh_until = obj.response_time + self.lifetime - self.initial_age
         self.etag = hmap.get("etag")
         self.last_modified = parse_http_date(hmap.get("last-modified"))
         self.fields = client_headers(obj.headers, hmap, policy)
@@ -126,17 +135,16 @@ class Entry:
         return self.initial_age + resident
 
     def is_fresh(self, request: HeaderMap, now: float) -> bool:
+        if "cache-control" not in request and "pragma" not in request:
+            return self.fresh_from <= now < self.fresh_until
         if self.stale:
             return False
-        age = self.age(now)
-        if "cache-control" not in request and "pragma" not in request:
-            return not self.always_validate and age < self.lifetime
         return (
             reuse(
                 self.hmap,
                 request,
                 lifetime=self.lifetime,
-                age=age,
+                age=self.age(now),
                 honour_origin=self.honour_origin,
             )
             == FRESH

@@ -33,6 +33,13 @@ from pullzone.spec.vary import vary_values
 log = logging.getLogger(__name__)
 
 CACHEABLE_METHODS = frozenset({"GET", "HEAD"})
+# The route memo's bounds: at most this many routes (then it starts again), of targets
+# no longer than this (a client sending endless distinct long URLs costs little memory).
+MEMO_ROUTES = 16_384
+MEMO_TARGET_LIMIT = 512
+
+# zone, origin-form target, path, query, cache key
+Route = tuple[ZoneView, str, str, str, str]
 
 
 def request_host(request: Request) -> tuple[str, str] | None:
@@ -86,9 +93,40 @@ class Edge:
         self.filler = Filler(index, bodies, origin, lambda: state.applied, self._recheck)
         self.deliver = Deliverer(self.filler)
         self.accessed: dict[str, float] = {}
+        # Routes by (Host field, request target), for the hosts map they were worked out
+        # from: a hot object's next request skips parsing its target and host again.
+        self._routes: dict[tuple[str | None, str], Route] = {}
+        self._routes_for: dict[str, ZoneView] | None = None
 
     def handle(self, request: Request, conn: Connection) -> Awaitable[None] | None:
-        self.state.catch_up()
+        state = self.state
+        state.catch_up()
+        if self._routes_for is not state.hosts:  # zones changed: routes are worked out anew
+            self._routes = {}
+            self._routes_for = state.hosts
+        route = self._routes.get((request.hmap.get("host"), request.target))
+        if route is None:
+            route = self._route(request, conn)
+            if route is None:
+                return None
+        view, target, path, query, key = route
+        conn.zone_id = view.zone.id
+        if view.zone.disabled:
+            self.deliver.error(conn, request, 403, "this zone is disabled")
+            return None
+        if request.method not in CACHEABLE_METHODS:
+            return self.pass_through(view, request, target, conn)
+        now = time.time()
+        entry = self.lookup(view, key, request)
+        if entry is not None and self._may_serve(entry, request, now):
+            self.accessed[entry.obj.id] = now
+            return self.deliver.entry(conn, request, entry, "HIT", now)
+        return self.fill(view, key, path, query, target, request, conn, entry)
+
+    def _route(self, request: Request, conn: Connection) -> Route | None:
+        """The zone, origin-form target, path, query and cache key of a request, kept
+        for the next request with the same Host and target; None when an error answered
+        it (unusable target, no zone for the host)."""
         routed = request_host(request)
         if routed is None:
             self.deliver.error(conn, request, 400, "request target not understood")
@@ -98,20 +136,19 @@ class Edge:
         if view is None:
             self.deliver.error(conn, request, 404, "no zone serves this host")
             return None
-        conn.zone_id = view.zone.id
-        if view.zone.disabled:
-            self.deliver.error(conn, request, 403, "this zone is disabled")
-            return None
-        if request.method not in CACHEABLE_METHODS:
-            return self.pass_through(view, request, target, conn)
         path, query = split_target(target)
-        key = cache_key(view.zone.id, path, query, view.zone.cache.querystring)
-        now = time.time()
-        entry = self.lookup(view, key, request)
-        if entry is not None and self._may_serve(entry, request, now):
-            self.accessed[entry.obj.id] = now
-            return self.deliver.entry(conn, request, entry, "HIT", now)
-        return self.fill(view, key, path, query, target, request, conn, entry)
+        route = (
+            view,
+            target,
+            path,
+            query,
+            cache_key(view.zone.id, path, query, view.zone.cache.querystring),
+        )
+        if len(request.target) <= MEMO_TARGET_LIMIT:
+            if len(self._routes) >= MEMO_ROUTES:
+                self._routes.clear()
+            self._routes[(request.hmap.get("host"), request.target)] = route
+        return route
 
     def finished(self, request: Request, conn: Connection) -> None:
         """A response is written (or cut short): count it, and log it."""
