@@ -158,14 +158,17 @@ class Edge:
 
     def lookup(self, view: ZoneView, key: str, request: Request) -> Entry | None:
         entries = self.memory.get(key)
-        if entries and (
-            entries[0].checked_seq >= view.changed_seq
-            if len(entries) == 1  # the usual case, without a generator
-            else all(e.checked_seq >= view.changed_seq for e in entries)
-        ):
-            entry = _matching_variant(entries, request)
-            if entry is not None:
-                return entry
+        if entries:
+            if len(entries) == 1:  # the usual case: one variant, often without Vary
+                entry = entries[0]
+                if entry.checked_seq >= view.changed_seq and (
+                    not entry.obj.vary_names or _matching_variant(entries, request)
+                ):
+                    return entry
+            elif all(e.checked_seq >= view.changed_seq for e in entries):
+                variant = _matching_variant(entries, request)
+                if variant is not None:
+                    return variant
         # Not in memory, checked before the zone's last purge, or another variant that
         # another worker may have stored: the index decides.
         return _matching_variant(self._load(view, key), request)
