@@ -148,8 +148,11 @@ class FillWriter:
     def complete(self, final: Path) -> None:
         """Give the whole file its final name; the caller then indexes it and calls
         `end(COMPLETE)`, so followers finish only once the object is findable."""
-        final.parent.mkdir(parents=True, exist_ok=True)
-        os.link(self.path, final)
+        try:
+            os.link(self.path, final)
+        except FileNotFoundError:  # the first object of its shard directory
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.link(self.path, final)
 
     def end(self, state: int = FAILED, error_status: int = 0) -> None:
         """Release the fill: set its final state, unlink the part name, wake followers."""
