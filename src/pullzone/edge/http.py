@@ -29,6 +29,8 @@ MAX_BODY = 16 * 1024 * 1024
 # in progress is closed: idle keep-alive and slow headers (slowloris) alike. One timer per
 # connection, checked against a counter, keeps timer churn off the per-request path.
 IDLE_TICK = 30.0
+# Longest a rejected connection is read (and dropped) after its answer (see _linger).
+LINGER = 5.0
 
 REASONS = {
     200: "OK",
@@ -136,6 +138,10 @@ def status_line(status: int, reason: str | None = None) -> bytes:
     return f"HTTP/1.1 {status} {reason or REASONS.get(status, 'Status')}\r\n".encode("latin-1")
 
 
+def _drop(data: bytes) -> None:
+    """What a closing connection does with what it still receives."""
+
+
 class Connection(asyncio.Protocol):
     """One client connection; also the handle a handler writes its response through.
 
@@ -160,6 +166,7 @@ class Connection(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self._parser = httptools.HttpRequestParser(self)
+        self._feed: Callable[[bytes], None] = self._parser.feed_data
         self._url = b""
         self._headers: list[tuple[str, str]] = []
         self._header_bytes = 0
@@ -198,7 +205,7 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self._received += 1
         try:
-            self._parser.feed_data(data)
+            self._feed(data)
         except httptools.HttpParserUpgrade:
             # The request that asked for an upgrade (Connection: upgrade) has been
             # dispatched as a plain request, marked to close (on_headers_complete): the
@@ -430,7 +437,22 @@ class Connection(asyncio.Protocol):
             + b"Content-Length: %d\r\n\r\n" % len(body)
             + body
         )
-        self.close()
+        self._linger()
+
+    def _linger(self) -> None:
+        """Close after a rejection without destroying its answer.
+
+        Closing a socket with unread bytes makes the kernel send a reset, which can
+        reach the client before it has read the answer (a 414 for a 1 MiB URL, say).
+        As nginx's lingering close: send FIN after the answer, then read and drop what
+        the client still sends until it closes too, for at most LINGER seconds."""
+        if self._closed or self.transport is None:
+            return
+        self._feed = _drop  # nothing more is parsed, let alone dispatched
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.transport.resume_reading()
+        self._loop.call_later(LINGER, self.close)
 
     def _busy(self) -> bool:
         return self._task is not None or bool(self._queue)
