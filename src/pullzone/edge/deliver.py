@@ -142,10 +142,11 @@ class Deliverer:
         self, conn: Connection, entry: Entry, ranges: list[tuple[int, int]], tail: bytes
     ) -> Awaitable[None] | None:
         size = entry.obj.size
+        fields = entry.client_fields()
         head = status_line(206) + encode_headers(
-            [(n, v) for n, v in entry.fields if n.lower() != "content-type"]
+            [(n, v) for n, v in fields if n.lower() != "content-type"]
             if len(ranges) > 1
-            else entry.fields
+            else fields
         )
         if len(ranges) == 1:
             first, last = ranges[0]

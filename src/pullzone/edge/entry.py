@@ -68,11 +68,9 @@ class Entry:
         "body",
         "checked_seq",
         "etag",
-        "fields",
         "fresh_from",
         "fresh_until",
         "full_head",
-        "head",
         "hmap",
         "honour_origin",
         "initial_age",
@@ -80,6 +78,7 @@ class Entry:
         "lifetime",
         "obj",
         "path",
+        "policy",
         "stale",
     )
 
@@ -92,7 +91,7 @@ class Entry:
         stale: bool,
     ) -> None:
         self.obj = obj
-        self.path = path
+        self.path = str(path)  # a str is a fraction of a Path's memory
         self.checked_seq = checked_seq
         self.stale = stale
         self.hmap = hmap = header_map(obj.headers)
@@ -121,10 +120,18 @@ class Entry:
             self.fresh_until = obj.response_time + self.lifetime - self.initial_age
         self.etag = hmap.get("etag")
         self.last_modified = parse_http_date(hmap.get("last-modified"))
-        self.fields = client_headers(obj.headers, hmap, policy)
-        self.head = status_line(obj.status, obj.reason) + encode_headers(self.fields)
-        self.full_head = self.head + b"Content-Length: %d\r\n" % obj.size
+        self.policy = policy
+        self.full_head = (
+            status_line(obj.status, obj.reason)
+            + encode_headers(self.client_fields())
+            + b"Content-Length: %d\r\n" % obj.size
+        )
         self.body: bytes | None = None
+
+    def client_fields(self) -> list[tuple[str, str]]:
+        """The stored header fields as clients see them (built again when asked: only
+        the prebuilt head is kept, an entry's memory being most of a worker's)."""
+        return client_headers(self.obj.headers, self.hmap, self.policy)
 
     def age(self, now: float) -> float:
         """RFC 9111 §4.2.3: corrected initial age plus resident time (infinite when the
@@ -155,7 +162,7 @@ class Entry:
         return evaluate_preconditions(request, etag=self.etag, last_modified=self.last_modified)
 
     def not_modified_head(self) -> bytes:
-        fields = [(n, v) for n, v in self.fields if n.lower() in _NOT_MODIFIED_FIELDS]
+        fields = [(n, v) for n, v in self.client_fields() if n.lower() in _NOT_MODIFIED_FIELDS]
         return status_line(304) + encode_headers(fields)
 
     def load_body(self) -> bool:

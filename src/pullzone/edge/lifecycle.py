@@ -35,11 +35,11 @@ log = logging.getLogger(__name__)
 CACHEABLE_METHODS = frozenset({"GET", "HEAD"})
 # The route memo's bounds: at most this many routes (then it starts again), of targets
 # no longer than this (a client sending endless distinct long URLs costs little memory).
-MEMO_ROUTES = 16_384
+MEMO_ROUTES = 4096
 MEMO_TARGET_LIMIT = 512
 
-# zone, origin-form target, path, query, cache key
-Route = tuple[ZoneView, str, str, str, str]
+# zone, origin-form target, cache key
+Route = tuple[ZoneView, str, str]
 
 
 def request_host(request: Request) -> tuple[str, str] | None:
@@ -109,7 +109,7 @@ class Edge:
             route = self._route(request, conn)
             if route is None:
                 return None
-        view, target, path, query, key = route
+        view, target, key = route
         conn.zone_id = view.zone.id
         if view.zone.disabled:
             self.deliver.error(conn, request, 403, "this zone is disabled")
@@ -121,10 +121,10 @@ class Edge:
         if entry is not None and self._may_serve(entry, request, now):
             self.accessed[entry.obj.id] = now
             return self.deliver.entry(conn, request, entry, "HIT", now)
-        return self.fill(view, key, path, query, target, request, conn, entry)
+        return self.fill(view, key, target, request, conn, entry)
 
     def _route(self, request: Request, conn: Connection) -> Route | None:
-        """The zone, origin-form target, path, query and cache key of a request, kept
+        """The zone, origin-form target and cache key of a request, kept
         for the next request with the same Host and target; None when an error answered
         it (unusable target, no zone for the host)."""
         routed = request_host(request)
@@ -137,13 +137,7 @@ class Edge:
             self.deliver.error(conn, request, 404, "no zone serves this host")
             return None
         path, query = split_target(target)
-        route = (
-            view,
-            target,
-            path,
-            query,
-            cache_key(view.zone.id, path, query, view.zone.cache.querystring),
-        )
+        route = (view, target, cache_key(view.zone.id, path, query, view.zone.cache.querystring))
         if len(request.target) <= MEMO_TARGET_LIMIT:
             if len(self._routes) >= MEMO_ROUTES:
                 self._routes.clear()
@@ -208,8 +202,6 @@ class Edge:
         self,
         view: ZoneView,
         key: str,
-        path: str,
-        query: str,
         target: str,
         request: Request,
         conn: Connection,
@@ -221,6 +213,7 @@ class Edge:
             return await self.deliver.error_async(conn, request, 504, "not in cache")
         if "no-store" in cc:
             return await self.pass_through(view, request, target, conn)
+        path, query = split_target(target)
         job = FillRequest(view, key, key_hash(key), path, query, target, request, conn.peer, stale)
         outcome = await self.filler.obtain(job)
         # What was stored when the fill began (a purge may have removed it since the
@@ -235,7 +228,7 @@ class Edge:
             self.memory.drop(key)
             entry = self.lookup(view, key, request)
             if entry is None:  # hard-purged or evicted meanwhile: fetch it whole
-                await self.fill(view, key, path, query, target, request, conn, None)
+                await self.fill(view, key, target, request, conn, None)
             else:
                 await self.deliver.entry_async(conn, request, entry, "REVALIDATED", time.time())
         elif isinstance(outcome, Passed):
