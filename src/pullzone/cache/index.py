@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -120,7 +121,7 @@ def _from_row(row: sqlite3.Row) -> StoredObject:
         query=row["query"],
         status=meta["status"],
         reason=meta["reason"],
-        headers=[(n, v) for n, v in meta["headers"]],
+        headers=[(sys.intern(n), v) for n, v in meta["headers"]],  # names recur: one copy
         request_time=meta["request_time"],
         response_time=meta["response_time"],
         vary_names=tuple(meta["vary_names"]),

@@ -7,6 +7,7 @@ value with ", " (RFC 9110 §5.3). Set-Cookie is combined too even though it is n
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from typing import TypeAlias
 
@@ -35,7 +36,8 @@ def header_map(pairs: Iterable[tuple[str, str]]) -> HeaderMap:
     """Lower-cased names; repeated fields joined with ", " in order (RFC 9110 §5.3)."""
     out: HeaderMap = {}
     for name, value in pairs:
-        key = name.lower()
+        # Interned: the same few names recur in every stored response a worker holds.
+        key = sys.intern(name.lower())
         prev = out.get(key)
         out[key] = value if prev is None else f"{prev}, {value}"
     return out
