@@ -167,16 +167,21 @@ class Entry:
 
     def load_body(self) -> bool:
         """Read a small body into memory; False when the file is missing or damaged."""
-        expected = self.obj.body_offset + self.obj.size
+        obj = self.obj
         try:
-            with open(self.path, "rb") as f:
-                if os.fstat(f.fileno()).st_size != expected:
-                    return False
-                if self.obj.size <= MEMORY_BODY_LIMIT:
-                    f.seek(self.obj.body_offset)
-                    self.body = f.read(self.obj.size)
+            fd = os.open(self.path, os.O_RDONLY)
         except FileNotFoundError:
             return False
+        try:
+            if os.fstat(fd).st_size != obj.body_offset + obj.size:
+                return False
+            if obj.size <= MEMORY_BODY_LIMIT:
+                body = os.pread(fd, obj.size, obj.body_offset)
+                if len(body) != obj.size:
+                    return False
+                self.body = body
+        finally:
+            os.close(fd)
         return True
 
     def read_body(self) -> bytes | None:
