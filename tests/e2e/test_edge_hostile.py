@@ -629,6 +629,25 @@ def test_unkeyed_override_headers_never_change_what_others_are_served(
     assert value not in " ".join(seen.headers.values())
 
 
+def test_one_clients_origin_cookies_never_reach_another_clients_request(
+    server: Server, origin: Origin, path: str
+) -> None:
+    """The edge's origin client is shared by every client of a worker: it must keep no
+    cookie jar, or a session cookie the origin set for one user would be sent along with
+    everyone's later requests. (A jar refuses cookies from an IP address, hence an origin
+    named by hostname here.)"""
+    zone = server.create_zone(f"http://localhost:{origin.port}", alias="cookiejar")
+    login, later = f"{path}/login", f"{path}/later"
+    origin.route(login, Reply(headers=[("Set-Cookie", "session=alice; Path=/")], body=b"welcome"))
+    origin.route(later, Reply(headers=[("Cache-Control", "no-store")], body=b"page"))
+    for worker_turn in range(6):  # new connections: every worker's origin client in turn
+        answer = httpx.post(server.edge_url + login, headers={"Host": zone["fqdn"]})
+        assert answer.headers.get("set-cookie") == "session=alice; Path=/", worker_turn
+    for _ in range(6):
+        assert httpx.get(server.edge_url + later, headers={"Host": zone["fqdn"]}).content == b"page"
+    assert [seen.headers.get("cookie") for seen in origin.seen[later]] == [None] * 6
+
+
 def test_override_headers_are_dropped_on_pass_through_too(
     server: Server, origin: Origin, zone: Zone, path: str
 ) -> None:

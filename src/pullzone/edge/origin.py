@@ -103,6 +103,9 @@ class Origin:
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=60),
+                # One session serves every client of the worker: a cookie jar would send
+                # a cookie the origin set for one user with everyone's later requests.
+                cookie_jar=aiohttp.DummyCookieJar(),
                 auto_decompress=False,
                 skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept", "Content-Type"),
                 timeout=self._timeout,
