@@ -124,9 +124,9 @@ class Edge:
         return self.fill(view, key, target, request, conn, entry)
 
     def _route(self, request: Request, conn: Connection) -> Route | None:
-        """The zone, origin-form target and cache key of a request, kept
-        for the next request with the same Host and target; None when an error answered
-        it (unusable target, no zone for the host)."""
+        """The zone, origin-form target and cache key of a request, kept for the next
+        request with the same Host and target; None when an error answered it (unusable
+        target, no zone for the host)."""
         routed = request_host(request)
         if routed is None:
             self.deliver.error(conn, request, 400, "request target not understood")
