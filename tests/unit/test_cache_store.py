@@ -256,8 +256,7 @@ def test_processes_racing_for_one_fill_never_share_or_lose_its_name(tmp_path: Pa
     context = multiprocessing.get_context("fork")
     out: Queue[tuple[int, int, str]] = context.Queue()
     racers = [
-        context.Process(target=_claim_repeatedly, args=(str(tmp_path), 2000, out))
-        for _ in range(4)
+        context.Process(target=_claim_repeatedly, args=(str(tmp_path), 2000, out)) for _ in range(4)
     ]
     for racer in racers:
         racer.start()
