@@ -636,7 +636,11 @@ def test_one_clients_origin_cookies_never_reach_another_clients_request(
     cookie jar, or a session cookie the origin set for one user would be sent along with
     everyone's later requests. (A jar refuses cookies from an IP address, hence an origin
     named by hostname here.)"""
-    zone = server.create_zone(f"http://localhost:{origin.port}", alias="cookiejar")
+    zone = server.create_zone(
+        f"http://localhost:{origin.port}",
+        alias="cookiejar",
+        hostHeader=f"127.0.0.1:{origin.port}",  # what the module's last test expects
+    )
     login, later = f"{path}/login", f"{path}/later"
     origin.route(login, Reply(headers=[("Set-Cookie", "session=alice; Path=/")], body=b"welcome"))
     origin.route(later, Reply(headers=[("Cache-Control", "no-store")], body=b"page"))
