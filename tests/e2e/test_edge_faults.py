@@ -6,6 +6,7 @@ import contextlib
 import os
 import signal
 import socket
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -190,6 +191,11 @@ def test_zone_update_is_seen_by_every_worker_at_once(
         other.close()
 
 
+def stored_bytes(tmp_path: Path) -> int:
+    """Bytes of the body files a server with data dir `tmp_path / "data"` keeps."""
+    return sum(f.stat().st_size for f in (tmp_path / "data" / "cache" / "objects").rglob("*"))
+
+
 def test_cache_size_limit_evicts_least_recently_used(
     tmp_path: Path, origin: Origin, path: str
 ) -> None:
@@ -201,16 +207,50 @@ def test_cache_size_limit_evicts_least_recently_used(
             origin.route(f"{path}{i}", Reply(headers=[("Cache-Control", "max-age=600")], body=body))
             s.get(zone["fqdn"], f"{path}{i}")
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            stored = sum(
-                f.stat().st_size for f in (tmp_path / "data" / "cache" / "objects").rglob("*")
-            )
-            if stored <= 1024 * 1024:
-                break
+        while stored_bytes(tmp_path) > 1024 * 1024 and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert stored <= 1024 * 1024
+        assert stored_bytes(tmp_path) <= 1024 * 1024
         assert s.get(zone["fqdn"], f"{path}11").headers["x-cache"] == "HIT"  # newest kept
         assert s.get(zone["fqdn"], f"{path}0").headers["x-cache"] == "MISS"  # oldest evicted
+    finally:
+        s.stop()
+
+
+def test_an_object_served_again_outlives_older_ones_under_eviction(
+    tmp_path: Path, origin: Origin, path: str
+) -> None:
+    """LRU, not FIFO: object 0, stored first but served again, survives the fills that
+    evict the objects stored after it."""
+    s = Server(tmp_path / "data", "--max-cache-size", "1MiB", "--workers", "1").start()
+    try:
+        zone = s.create_zone(origin.url, alias="lru")
+        body = b"y" * 200_000
+        for i in range(12):
+            origin.route(f"{path}{i}", Reply(headers=[("Cache-Control", "max-age=600")], body=body))
+        for i in range(4):
+            s.get(zone["fqdn"], f"{path}{i}")
+        cache_db = sqlite3.connect(tmp_path / "data" / "cache.db")
+
+        def last_access(i: int) -> float:
+            row = cache_db.execute(
+                "SELECT last_access FROM objects WHERE path = ?", (f"{path}{i}",)
+            ).fetchone()
+            return float(row[0])
+
+        stored_at = last_access(0)
+        assert s.get(zone["fqdn"], f"{path}0").headers["x-cache"] == "HIT"
+        deadline = time.monotonic() + 10  # the worker records accesses once a second
+        while last_access(0) == stored_at and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert last_access(0) > last_access(3)
+        for i in range(4, 12):
+            s.get(zone["fqdn"], f"{path}{i}")
+        deadline = time.monotonic() + 10
+        while stored_bytes(tmp_path) > 1024 * 1024 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert s.get(zone["fqdn"], f"{path}0").headers["x-cache"] == "HIT"
+        assert s.get(zone["fqdn"], f"{path}1").headers["x-cache"] == "MISS"
+        cache_db.close()
     finally:
         s.stop()
 

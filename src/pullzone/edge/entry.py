@@ -80,6 +80,7 @@ class Entry:
         "path",
         "policy",
         "stale",
+        "touched",
     )
 
     def __init__(
@@ -127,6 +128,7 @@ class Entry:
             + b"Content-Length: %d\r\n" % obj.size
         )
         self.body: bytes | None = None
+        self.touched = 0.0  # when this worker last recorded an access (see LRU_INTERVAL)
 
     def client_fields(self) -> list[tuple[str, str]]:
         """The stored header fields as clients see them (built again when asked: only

@@ -38,6 +38,11 @@ CACHEABLE_METHODS = frozenset({"GET", "HEAD"})
 MEMO_ROUTES = 4096
 MEMO_TARGET_LIMIT = 512
 
+# A worker records an object's last access for LRU eviction at most this often (as
+# Varnish's lru_interval): eviction order needs no finer grain, and a busy working set
+# would otherwise cost one SQLite update per object served per flush.
+LRU_INTERVAL = 10.0
+
 # zone, origin-form target, cache key
 Route = tuple[ZoneView, str, str]
 
@@ -119,7 +124,9 @@ class Edge:
         now = time.time()
         entry = self.lookup(view, key, request)
         if entry is not None and self._may_serve(entry, request, now):
-            self.accessed[entry.obj.id] = now
+            if now - entry.touched >= LRU_INTERVAL:
+                entry.touched = now
+                self.accessed[entry.obj.id] = now
             return self.deliver.entry(conn, request, entry, "HIT", now)
         return self.fill(view, key, target, request, conn, entry)
 
