@@ -485,3 +485,44 @@ def test_bus_unreachable_purges_answer_503_edges_keep_serving_and_recover(
     for edge in edges:
         assert cache(edge, zone, target) == "MISS", edge.edge_url
         assert cache(edge, zone, kept) == "HIT", edge.edge_url
+
+
+@pytest.mark.timeout(90)
+def test_an_event_no_edge_can_apply_is_quarantined_and_later_purges_reach_every_edge(
+    cluster: Cluster, origin: Origin, path: str
+) -> None:
+    """A stored event that cannot be applied (here published straight to the stream, as
+    an older release or a bug might) is set aside on every node; it never stops the
+    events behind it."""
+    import asyncio
+
+    import nats
+
+    zone = cluster.zone(origin)
+    versioned(origin, path)
+    edges = cluster.edges.values()
+    warm(edges, zone, [path])
+    bad = {"files": [{"path": "/a\ud800"}], "delete": False, "key_id": "admin"}
+    body = {"kind": "purge", "zone_id": zone["id"], "payload": bad, "at": time.time()}
+
+    async def publish() -> int:
+        nc = await nats.connect(cluster.nats.url)
+        try:
+            ack = await nc.jetstream().publish("pullzone.events.purge", json.dumps(body).encode())
+            return int(ack.seq)
+        finally:
+            await nc.close()
+
+    bad_seq = asyncio.run(publish())
+    answer = purged(cluster.api, zone, [path])
+    assert not answer.get("pending"), answer
+    for edge in edges:
+        assert cache(edge, zone, path) in NOT_HIT_SOFT, edge.edge_url
+    assert answer["id"] > bad_seq
+
+    def every_edge_says_so() -> bool:
+        status = json.loads(cluster_status(cluster.urls, "--json").stdout)
+        counts = {n["node"]: n["quarantined"] for n in status["nodes"]}
+        return all(counts.get(name, 0) >= 1 for name in cluster.edges)
+
+    until(every_edge_says_so, 10, "every edge reporting the quarantined event")

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 
 from pullzone.bus.events import Event
+from pullzone.text import shown
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -24,7 +26,28 @@ CREATE TABLE IF NOT EXISTS log_meta (
     name  TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS quarantined (
+    seq     INTEGER PRIMARY KEY,
+    kind    TEXT    NOT NULL,
+    zone_id INTEGER NOT NULL,
+    at      REAL    NOT NULL,
+    reason  TEXT    NOT NULL
+);
 """
+
+# What applying an event raises when the event itself is at fault (a field missing or of
+# the wrong type, text SQLite cannot store): applying it again would fail again, so the
+# event is quarantined and the log goes on. Anything else (sqlite3.OperationalError: a
+# full disk, a locked database) may pass, and the event is retried.
+UNAPPLICABLE: tuple[type[Exception], ...] = (
+    KeyError,
+    TypeError,
+    ValueError,  # UnicodeEncodeError among them
+    sqlite3.DataError,
+    sqlite3.IntegrityError,
+    sqlite3.InterfaceError,
+    sqlite3.ProgrammingError,
+)
 
 LOCAL = "local"  # the log's source on a single node; a cluster's is "jetstream"
 
@@ -61,6 +84,26 @@ def read_since(conn: sqlite3.Connection, seq: int, upto: int | None = None) -> l
             "SELECT * FROM events WHERE seq > ? AND seq <= ? ORDER BY seq", (seq, upto)
         )
     return [_row_event(row) for row in rows]
+
+
+def quarantine(conn: sqlite3.Connection, event: Event, error: Exception) -> None:
+    """Record that `event` cannot be applied (and why); the caller moves past it."""
+    reason = shown(f"{type(error).__name__}: {error}")
+    conn.execute(
+        "INSERT OR REPLACE INTO quarantined (seq, kind, zone_id, at, reason) VALUES (?,?,?,?,?)",
+        (event.seq, event.kind, event.zone_id, time.time(), reason[:500]),
+    )
+
+
+def quarantined(conn: sqlite3.Connection, seqs: list[int]) -> dict[int, str]:
+    """The reasons the events among `seqs` were quarantined, by sequence."""
+    marks = ",".join("?" * len(seqs))
+    rows = conn.execute(f"SELECT seq, reason FROM quarantined WHERE seq IN ({marks})", seqs)
+    return {row[0]: row[1] for row in rows}
+
+
+def quarantined_count(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT COUNT(*) FROM quarantined").fetchone()[0])
 
 
 def get(conn: sqlite3.Connection, seq: int) -> Event | None:

@@ -101,6 +101,14 @@ class Applier:
         self.bodies.remove(deleted)
         return Applied(event.seq, matched)
 
+    def skip(self, seq: int) -> None:
+        """Move the applied sequence past an event that cannot be applied (quarantined)."""
+        self.conn.execute(
+            "UPDATE cache_meta SET value = MAX(CAST(value AS INTEGER), ?)"
+            " WHERE name = 'applied_seq'",
+            (seq,),
+        )
+
     def _zone_purged(self, zone_id: int, seq: int, column: str | None = None) -> None:
         """Record a purge of the zone; `column` names the whole-zone kind, if it was one."""
         self.conn.execute("INSERT OR IGNORE INTO zone_state (zone_id) VALUES (?)", (zone_id,))

@@ -36,6 +36,7 @@ async def _status(servers: list[str]) -> tuple[int, list[dict[str, Any]]]:
             "role": node.get("role", "?"),
             "applied": int(node.get("applied", 0)),
             "lag": max(0, last - int(node.get("applied", 0))),
+            "quarantined": int(node.get("quarantined", 0)),
             "age": round(max(0.0, now - float(node["at"])), 1),
             "edge": node.get("edge"),
             "api": node.get("api"),
@@ -60,7 +61,8 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Every node heard from in the last 15 s: its role, the last event it applied, how
-    far behind the stream it is (lag) and when it last said so (age)."""
+    far behind the stream it is (lag), how many events it could not apply and set aside
+    (quarantined) and when it last said so (age)."""
     servers = [url.strip() for url in cluster.split(",") if url.strip()]
     try:
         last, rows = asyncio.run(_status(servers))
@@ -72,7 +74,8 @@ def status(
     if not rows:
         fail(f"no node has reported in the last 15 s (the stream is at event {last})")
     table = Table(header_style="bold", title=f"stream at event {last}")
-    for column in ("node", "role", "applied", "lag", "last contact", "edge", "api"):
+    columns = ("node", "role", "applied", "lag", "quarantined", "last contact", "edge", "api")
+    for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:
         late = row["age"] > LATE
@@ -81,6 +84,7 @@ def status(
             row["role"],
             str(row["applied"]),
             Text(str(row["lag"]), style="yellow" if row["lag"] else "green"),
+            Text(str(row["quarantined"]), style="red" if row["quarantined"] else ""),
             Text(f"{row['age']:.1f} s ago", style="red" if late else ""),
             row["edge"] or "",
             row["api"] or "",

@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from pullzone import __version__
+from pullzone.bus import local
 from pullzone.config import Settings
 from pullzone.control import errors, openapi, replica
 from pullzone.control.deps import Control
@@ -52,7 +53,11 @@ def create_app(settings: Settings, log: EventLog) -> FastAPI:
         swagger_ui_oauth2_redirect_url=None,
     )
     stats = NodeStats(settings)
-    metrics = ApiMetrics(stats, getattr(log, "lags", None))  # a cluster node's log has lags
+    metrics = ApiMetrics(
+        stats,
+        lambda: local.quarantined_count(conn),
+        getattr(log, "lags", None),  # a cluster node's log has lags
+    )
     app.state.control = Control(settings, conn, store, log, stats, metrics)
     errors.install(app)
     app.include_router(zones.router, prefix="/v2")

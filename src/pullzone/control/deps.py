@@ -38,6 +38,7 @@ from pullzone.control.ratelimit import RateLimiter
 from pullzone.control.schemas import MAX_ZONE_ID, UNSUPPORTED_BLOCKS, short
 from pullzone.control.stats import NodeStats
 from pullzone.control.store import ZoneStore
+from pullzone.text import invalid_text
 from pullzone.zones.model import Zone
 
 MAX_BODY = 1024 * 1024
@@ -230,6 +231,9 @@ async def json_object(request: Request) -> dict[str, Any]:
         raise BadRequest(f"malformed JSON: {short(str(exc), 120)}") from None
     if not isinstance(data, dict):
         raise BadRequest(f"the body must be a JSON object, not a JSON {type(data).__name__}")
+    not_text = invalid_text(data)
+    if not_text is not None:
+        raise BadRequest(not_text)
     return data
 
 

@@ -8,6 +8,9 @@ import sqlite3
 import time
 from typing import Any
 
+from pullzone.bus import local
+from pullzone.text import shown
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS purges (
     seq         INTEGER PRIMARY KEY,
@@ -66,7 +69,8 @@ def listing(
     """The zone's purges, newest first."""
     rows = conn.execute(
         "SELECT * FROM purges WHERE zone_id = ? ORDER BY seq DESC LIMIT ?", (zone_id, limit)
-    )
+    ).fetchall()
+    quarantined = local.quarantined(conn, [row["seq"] for row in rows])
     out = []
     for row in rows:
         plan = json.loads(row["plan"])
@@ -78,14 +82,17 @@ def listing(
                 "all": bool(plan.get("all")),
                 "delete": bool(plan.get("delete")),
                 "files": [
-                    f["path"]
-                    + ("*" if f.get("prefix") else "")
-                    + (f"?{f['query']}" if f.get("query") is not None else "")
+                    shown(
+                        f["path"]
+                        + ("*" if f.get("prefix") else "")
+                        + (f"?{f['query']}" if f.get("query") is not None else "")
+                    )
                     for f in plan.get("files", [])
                 ],
-                "tags": plan.get("tags", []),
+                "tags": [shown(tag) for tag in plan.get("tags", [])],
                 "matched": row["matched"],
                 "reclaimed_at": _iso(row["reclaimed_at"]),
+                "quarantined": quarantined.get(row["seq"]),
             }
         )
     return out

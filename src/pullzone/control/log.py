@@ -20,6 +20,7 @@ from pullzone.config import Settings
 from pullzone.control.errors import ApiError
 from pullzone.control.replica import Replica
 from pullzone.sqlite import connect
+from pullzone.text import invalid_text
 
 log = logging.getLogger("pullzone.api")
 
@@ -39,6 +40,14 @@ class EventLog(Protocol):
         ...
 
 
+def check_storable(payload: dict[str, Any]) -> None:
+    """The last check before an event is committed: every node must be able to apply it,
+    so text that is not valid Unicode never reaches the log, whatever route let it by."""
+    not_text = invalid_text(payload, "the change")
+    if not_text is not None:
+        raise ApiError(not_text, status=400)
+
+
 class LocalLog:
     def __init__(
         self, settings: Settings, on_event: Callable[[Event], Awaitable[int | None]]
@@ -48,6 +57,7 @@ class LocalLog:
         self.on_event = on_event
 
     async def commit(self, kind: str, zone_id: int, payload: dict[str, Any]) -> Committed:
+        check_storable(payload)
         # One event loop writes this log, so nothing comes between reading the position
         # and storing the event after it.
         seq = self.replica.position + 1

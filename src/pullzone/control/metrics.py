@@ -27,9 +27,15 @@ def _zone(zone_id: int) -> str:
 
 
 class EdgeCollector(Collector):
-    def __init__(self, stats: NodeStats, cluster_lags: Callable[[], dict[str, int]] | None) -> None:
+    def __init__(
+        self,
+        stats: NodeStats,
+        cluster_lags: Callable[[], dict[str, int]] | None,
+        quarantined: Callable[[], int],
+    ) -> None:
         self.stats = stats
         self.cluster_lags = cluster_lags
+        self.quarantined = quarantined
 
     def collect(self) -> Iterator[Metric]:
         totals = self.stats.totals()
@@ -95,6 +101,12 @@ class EdgeCollector(Collector):
             for pid, applied in sorted(totals.worker_applied.items()):
                 lag.add_metric([str(pid)], max(0, node_seq - applied))
             yield lag
+        yield GaugeMetricFamily(
+            "pullzone_events_quarantined",
+            "Events of the log this node could not apply: set aside, with the events after "
+            "them applied (each is logged, and a purge's history entry says why).",
+            value=self.quarantined(),
+        )
         if self.cluster_lags is not None:
             edges = GaugeMetricFamily(
                 "pullzone_cluster_node_lag",
@@ -110,10 +122,13 @@ class ApiMetrics:
     """The registry behind /metrics, and the API's own metrics in it."""
 
     def __init__(
-        self, stats: NodeStats, cluster_lags: Callable[[], dict[str, int]] | None = None
+        self,
+        stats: NodeStats,
+        quarantined: Callable[[], int],
+        cluster_lags: Callable[[], dict[str, int]] | None = None,
     ) -> None:
         self.registry = CollectorRegistry()
-        self.registry.register(EdgeCollector(stats, cluster_lags))
+        self.registry.register(EdgeCollector(stats, cluster_lags, quarantined))
         self.purges = Counter(
             "pullzone_purges",
             "Purges answered, by zone and kind (soft or hard; whole zone or selective).",

@@ -671,6 +671,11 @@ class PurgeRecord(BaseModel):
     reclaimed_at: str | None = Field(
         description="For a whole-zone delete: when its bytes were reclaimed."
     )
+    quarantined: str | None = Field(
+        None,
+        description="Why this node could not apply the purge, when it could not: the event "
+        "was set aside and the events after it applied (docs/hardening.md).",
+    )
 
 
 class PurgeHistory(BaseModel):

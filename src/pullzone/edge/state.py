@@ -56,7 +56,10 @@ class EdgeState:
         target, self.revalidate_all = self._signal.read()
         if target != self.applied:
             for event in local.read_since(self._control, self.applied, target):
-                self._apply(event)
+                try:
+                    self._apply(event)
+                except local.UNAPPLICABLE:
+                    continue  # the node quarantined it (server.cache_node); so does the worker
             self.applied = target
 
     def route(self, host: str) -> ZoneView | None:

@@ -4,6 +4,7 @@ tells the edge workers (the shared sequence)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from pullzone.bus import local
 from pullzone.bus.events import Event
@@ -13,6 +14,8 @@ from pullzone.cache.bodies import BodyStore
 from pullzone.cache.index import CacheIndex, create_schema
 from pullzone.config import Settings
 from pullzone.sqlite import connect
+
+log = logging.getLogger("pullzone.cache")
 
 
 class CacheNode:
@@ -33,7 +36,17 @@ class CacheNode:
         seq = self.applier.applied_seq()
         matched = {}
         for event in local.read_since(self.control, seq):
-            applied = self.applier.apply(event)
+            try:
+                applied = self.applier.apply(event)
+            except local.UNAPPLICABLE as exc:
+                # One bad event must not stop the events behind it (docs/hardening.md).
+                log.error(
+                    "event %d (%s) cannot be applied, quarantined: %r", event.seq, event.kind, exc
+                )
+                local.quarantine(self.control, event, exc)
+                self.applier.skip(event.seq)
+                seq = event.seq
+                continue
             seq, matched[applied.seq] = applied.seq, applied.matched
         self.signal.publish(seq)
         return matched

@@ -24,7 +24,7 @@ from pullzone.bus.events import KEY_CREATE, KEY_REVOKE, Event
 from pullzone.bus.jetstream import LIVE_WITHIN, BusUnavailable, JetStreamBus
 from pullzone.config import Settings
 from pullzone.control.errors import ApiError
-from pullzone.control.log import Committed
+from pullzone.control.log import Committed, check_storable
 from pullzone.control.replica import Replica
 from pullzone.server.cache_node import CacheNode
 from pullzone.sqlite import connect
@@ -104,8 +104,11 @@ class ClusterNode:
             self._refusals[event.seq] = refusal
             while len(self._refusals) > OUTCOMES_KEPT:
                 self._refusals.popitem(last=False)
-        except (KeyError, TypeError, ValueError) as exc:
-            log.error("event %d (%s) is malformed, skipped: %r", event.seq, event.kind, exc)
+        except local.UNAPPLICABLE as exc:
+            log.error(
+                "event %d (%s) cannot be applied, quarantined: %r", event.seq, event.kind, exc
+            )
+            local.quarantine(self.replica.conn, event, exc)
             self.replica.skip(event.seq)
         if stored is not None and self.cache is not None:
             self.cache.catch_up()
@@ -125,6 +128,7 @@ class ClusterNode:
     # -- the API's log --
 
     async def commit(self, kind: str, zone_id: int, payload: dict[str, Any]) -> Committed:
+        check_storable(payload)
         edges = self.bus.live_nodes(EDGE_ROLES)
         try:
             event = await self.bus.publish(
@@ -172,7 +176,12 @@ class ClusterNode:
 
     def _registry_entry(self) -> dict[str, Any]:
         s = self.settings
-        entry: dict[str, Any] = {"role": s.role, "applied": self.position, "version": __version__}
+        entry: dict[str, Any] = {
+            "role": s.role,
+            "applied": self.position,
+            "quarantined": local.quarantined_count(self.replica.conn),
+            "version": __version__,
+        }
         if s.runs_edge:
             entry["edge"] = f"{s.edge_host}:{s.edge_port}"
         if s.runs_api:

@@ -11,6 +11,7 @@ import json
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from pullzone.text import invalid_text
 from pullzone.zones.model import Zone
 
 MAX_FILES = 10_000
@@ -53,6 +54,9 @@ def parse_body(raw: bytes, content_type: str | None) -> dict[str, Any]:
         raise PurgeError(400, "the body is not valid JSON") from None
     if not isinstance(body, dict):
         raise PurgeError(400, 'the body must be a JSON object such as {"files": ["/path"]}')
+    not_text = invalid_text(body)
+    if not_text is not None:
+        raise PurgeError(400, not_text)
     unknown = sorted(set(body) - {"files", "tags"})
     if unknown:
         raise PurgeError(400, f"unknown field {unknown[0]!r}: a purge takes files and tags")
