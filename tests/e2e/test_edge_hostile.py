@@ -592,6 +592,12 @@ UNKEYED = [
     ("Forwarded", "host=evil.example;proto=http"),
     ("X_Forwarded_Host", "evil.example"),
     ("X-Forwarded-Proto", "evil"),
+    ("X-Forwarded-SSL", "ON"),
+    ("Front-End-Https", "ON"),
+    ("X-Url-Scheme", "https"),
+    ("X-Forwarded-Uri", "/admin"),
+    ("X-Envoy-Original-Path", "/admin"),
+    ("X-Override-URL", "/admin"),
 ]
 
 

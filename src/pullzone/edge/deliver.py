@@ -29,6 +29,8 @@ from pullzone.spec.ranges import (
 from pullzone.zones.model import CachePolicy
 
 _NO_BODY_STATUSES = frozenset({204, 304})
+# The methods the edge takes (RFC 9110 §10.2.1); TRACE is answered 405 (edge/lifecycle.py).
+_ALLOW = b"Allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n"
 
 
 def _framing(conn: Connection, request: Request) -> bytes:
@@ -62,10 +64,20 @@ class Deliverer:
     # -- errors -----------------------------------------------------------------------
 
     def error(self, conn: Connection, request: Request, status: int, message: str) -> None:
+        self._plain(conn, request, status, message, _ALLOW if status == 405 else b"")
+
+    def options(self, conn: Connection, request: Request) -> None:
+        """The edge's own answer to `OPTIONS` with `Max-Forwards: 0` (RFC 9110 §9.3.7)."""
+        self._plain(conn, request, 200, "OK", _ALLOW)
+
+    def _plain(
+        self, conn: Connection, request: Request, status: int, message: str, fields: bytes
+    ) -> None:
         body = f"{status} {message}\n".encode()
         conn.write(
             status_line(status)
             + b"Content-Type: text/plain; charset=utf-8\r\nCache-Control: no-store\r\n"
+            + fields
             + b"Content-Length: %d\r\n" % len(body)
             + _framing(conn, request)
             + _cache_fields(conn, "BYPASS" if status < 500 else "MISS", None)

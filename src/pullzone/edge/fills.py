@@ -143,7 +143,12 @@ class Filler:
         zone = fill.view.zone
         fill_seq = self._applied_seq()
         headers = forward_headers(
-            fill.request.headers, fill.request.hmap, zone, fill.peer, for_fill=True
+            fill.request.headers,
+            fill.request.hmap,
+            zone,
+            fill.peer,
+            for_fill=True,
+            cdn_id=self.origin.cdn_id,
         )
         stale = fill.stale
         conditional = stale is not None and zone.cache.revalidate and stale.obj.status == 200

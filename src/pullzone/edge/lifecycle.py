@@ -25,6 +25,7 @@ from pullzone.edge.origin import Origin, OriginError, forward_headers
 from pullzone.edge.state import EdgeState, ZoneView
 from pullzone.edge.stats import WorkerStats
 from pullzone.spec.cache_control import parse_cache_control
+from pullzone.spec.cdn_loop import looped
 from pullzone.spec.freshness import stale_allowed_on_error
 from pullzone.spec.headers import header_map
 from pullzone.spec.invalidation import invalidated_paths
@@ -66,7 +67,8 @@ def request_host(request: Request) -> tuple[str, str] | None:
         host = host[: host.find("]") + 1]
     else:
         host = host.rpartition(":")[0] if host.count(":") == 1 else host
-    return host.lower(), target
+    # `name.` is the same fully qualified name as `name` (RFC 1034 §3.1).
+    return host.lower().removesuffix("."), target
 
 
 def _matching_variant(entries: list[Entry], request: Request) -> Entry | None:
@@ -120,7 +122,11 @@ class Edge:
             self.deliver.error(conn, request, 403, "this zone is disabled")
             return None
         if request.method not in CACHEABLE_METHODS:
-            return self.pass_through(view, request, target, conn)
+            if self._answered_here(request, conn):
+                return None
+            # Not cached, so not keyed: the origin gets the query whatever `querystring` says.
+            full_target = (request_host(request) or ("", target))[1]
+            return self.pass_through(view, request, full_target, conn)
         now = time.time()
         entry = self.lookup(view, key, request)
         if entry is not None and self._may_serve(entry, request, now):
@@ -128,7 +134,28 @@ class Edge:
                 entry.touched = now
                 self.accessed[entry.obj.id] = now
             return self.deliver.entry(conn, request, entry, "HIT", now)
+        if self._answered_here(request, conn):
+            return None
         return self.fill(view, key, target, request, conn, entry)
+
+    def _answered_here(self, request: Request, conn: Connection) -> bool:
+        """Requests that must not reach the origin, answered by the edge; False for the
+        rest (checked only on the way to the origin: a HIT never pays for it)."""
+        hmap = request.hmap
+        if looped(hmap.get("cdn-loop"), self.origin.cdn_id):
+            # RFC 8586: the zone's origin leads back to this CDN; asking again would loop.
+            self.deliver.error(conn, request, 508, "loop detected: the origin is this CDN")
+            return True
+        if request.method == "TRACE":
+            # A TRACE echo would show the request's cookies and headers to scripts (cross-
+            # site tracing); like most CDNs, the edge answers it itself, with a refusal.
+            self.deliver.error(conn, request, 405, "TRACE is not supported")
+            return True
+        if request.method == "OPTIONS" and hmap.get("max-forwards", "").strip() == "0":
+            # RFC 9110 §7.6.2: the last recipient answers for itself.
+            self.deliver.options(conn, request)
+            return True
+        return False
 
     def _route(self, request: Request, conn: Connection) -> Route | None:
         """The zone, origin-form target and cache key of a request, kept for the next
@@ -144,7 +171,10 @@ class Edge:
             self.deliver.error(conn, request, 404, "no zone serves this host")
             return None
         path, query = split_target(target)
-        route = (view, target, cache_key(view.zone.id, path, query, view.zone.cache.querystring))
+        keyed = view.zone.cache.querystring
+        # A query that is not in the key is not sent either: an origin that reflects it
+        # would otherwise have one client's query served to everyone in the shared object.
+        route = (view, target if keyed else path, cache_key(view.zone.id, path, query, keyed))
         if len(request.target) <= MEMO_TARGET_LIMIT:
             if len(self._routes) >= MEMO_ROUTES:
                 self._routes.clear()
@@ -265,7 +295,14 @@ class Edge:
     ) -> None:
         """Send the request to the origin uncached and relay the answer (X-Cache: BYPASS)."""
         zone = view.zone
-        headers = forward_headers(request.headers, request.hmap, zone, conn.peer, for_fill=False)
+        headers = forward_headers(
+            request.headers,
+            request.hmap,
+            zone,
+            conn.peer,
+            for_fill=False,
+            cdn_id=self.origin.cdn_id,
+        )
         method = "GET" if for_fill and request.method == "HEAD" else request.method
         try:
             response = await self.origin.request(zone, method, target, headers, request.body)

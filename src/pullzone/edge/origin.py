@@ -33,13 +33,28 @@ UNKEYED_OVERRIDES = frozenset(
         "x-host",
         # RFC 7239: the standard form of the above (host=, proto=); frameworks honour it.
         "forwarded",
+        # The scheme and the path, as some stacks take them from a proxy.
+        "x-forwarded-ssl",
+        "front-end-https",
+        "x-url-scheme",
+        "x-forwarded-uri",
+        "x-envoy-original-path",
+        "x-override-url",
     }
 )
+# Headers origins read as the client's address: the edge sets them from the address it
+# saw; a client's own values would let it choose the address the origin logs and trusts.
+CLIENT_ADDRESS = ("X-Real-IP", "True-Client-IP", "X-Client-IP")
+_CLIENT_ADDRESS = frozenset(name.lower() for name in CLIENT_ADDRESS)
 # Framing is the edge's own: the client's Content-Length describes the body it sent, not
 # the one forwarded (a fill sends none; aiohttp frames a pass-through body itself), and a
 # stale length would leave the origin waiting for bytes that never come (RFC 9112 §6.3).
 # Expect: 100-continue was answered by the edge (http.py).
 _FRAMING = frozenset({"content-length", "expect"})
+_CONDITIONS = frozenset({"if-none-match", "if-modified-since"})
+_SET_BY_EDGE = frozenset(
+    {"host", "x-forwarded-for", "x-forwarded-proto", "via", "cdn-loop", "max-forwards"}
+)
 # A fill fetches the whole representation unconditionally; the cache answers the
 # client's own conditions and ranges itself (RFC 9111 §4.3.1).
 _NOT_FOR_FILLS = frozenset(
@@ -71,9 +86,10 @@ def forward_headers(
     peer: str,
     *,
     for_fill: bool,
+    cdn_id: str,
 ) -> list[tuple[str, str]]:
     drop = HOP_BY_HOP | connection_tokens(hmap.get("connection")) | UNKEYED_OVERRIDES
-    drop = drop | _FRAMING | {"host", "x-forwarded-for", "x-forwarded-proto", "via"}
+    drop = drop | _FRAMING | _CLIENT_ADDRESS | _SET_BY_EDGE
     if for_fill:
         drop = drop | _NOT_FOR_FILLS
     out = [
@@ -85,15 +101,38 @@ def forward_headers(
     out.append(("X-Forwarded-For", f"{forwarded_for}, {peer}" if forwarded_for else peer))
     out.append(("X-Forwarded-Proto", "http"))
     out.append(("Via", f"{hmap['via']}, 1.1 pullzone" if "via" in hmap else "1.1 pullzone"))
+    # RFC 8586: this CDN is added to the request's CDN-Loop, so one that comes back is seen.
+    out.append(("CDN-Loop", f"{hmap['cdn-loop']}, {cdn_id}" if "cdn-loop" in hmap else cdn_id))
+    hops = hmap.get("max-forwards", "").strip()
+    if hops.isdigit() and hops.isascii():  # RFC 9110 §7.6.2: one hop fewer (0 is answered)
+        out.append(("Max-Forwards", str(max(0, int(hops) - 1))))
+    out.extend((name, peer) for name in CLIENT_ADDRESS)
     out.append(("Host", origin_host(zone)))
     return out
 
 
+def unusable_status(status: int, headers: list[tuple[str, str]]) -> str | None:
+    """Why a response status cannot be relayed or stored, if it cannot (then: 502)."""
+    if not 100 <= status <= 599:  # RFC 9110 §15: three digits, first 1 to 5
+        return f"status {status} is not an HTTP status"
+    if status == 101:  # the edge never forwards Upgrade (RFC 9110 §7.8): unsolicited
+        return "a 101 Switching Protocols nobody asked for"
+    if status == 304 and not any(name.lower() in _CONDITIONS for name, _ in headers):
+        # RFC 9110 §15.4.5: a 304 answers a conditional GET or HEAD only.
+        return "a 304 Not Modified to an unconditional request"
+    return None
+
+
 class Origin:
     def __init__(
-        self, connect_timeout: float, read_timeout: float, stats: WorkerStats | None = None
+        self,
+        connect_timeout: float,
+        read_timeout: float,
+        stats: WorkerStats | None = None,
+        cdn_id: str = "pullzone",
     ) -> None:
         self.stats = stats
+        self.cdn_id = cdn_id  # this CDN in CDN-Loop (RFC 8586): the edge domain
         self._timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=connect_timeout, sock_read=read_timeout
         )
@@ -131,6 +170,10 @@ class Origin:
                 data=body if body else None,
                 allow_redirects=False,
             )
+            problem = unusable_status(response.status, headers)
+            if problem is not None:
+                response.close()
+                raise OriginError(502, f"origin answered {problem}")
             failed = response.status >= 500
             return response
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:

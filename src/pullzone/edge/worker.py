@@ -37,7 +37,12 @@ async def serve(settings: Settings, ready: ProcessEvent | None = None) -> None:
         settings.edge_domain,
     )
     stats = WorkerStats(settings.stats_dir)
-    origin = Origin(settings.origin_connect_timeout, settings.origin_read_timeout, stats)
+    origin = Origin(
+        settings.origin_connect_timeout,
+        settings.origin_read_timeout,
+        stats,
+        cdn_id=settings.edge_domain,
+    )
     access_log = (
         AccessLog(settings.access_log, settings.access_log_format) if settings.access_log else None
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pullzone.spec.headers import HeaderMap, split_list
+from pullzone.spec.headers import HOP_BY_HOP, HeaderMap, connection_tokens, split_list
 
 
 @lru_cache(maxsize=512)
@@ -34,9 +34,15 @@ def _normalise(value: str) -> str:
 
 def vary_values(names: tuple[str, ...], req: HeaderMap) -> tuple[str | None, ...]:
     """The request's values of `names`, normalised; None for an absent field (which
-    matches only another absent field, RFC 9111 §4.1)."""
+    matches only another absent field, RFC 9111 §4.1).
+
+    A field that is not forwarded is absent for this purpose: hop-by-hop fields, and those
+    the client nominated in Connection (RFC 9110 §7.6.1). The origin chose its answer
+    without them, so keying the answer on the client's value would give every client with
+    that value what the origin meant for requests without the field."""
+    hop = HOP_BY_HOP | connection_tokens(req["connection"]) if "connection" in req else HOP_BY_HOP
     out: list[str | None] = []
     for name in names:
-        value = req.get(name)
+        value = None if name in hop else req.get(name)
         out.append(None if value is None else _normalise(value))
     return tuple(out)
