@@ -561,17 +561,21 @@ def test_near_misses_of_bad_paths_are_forwarded_untouched(
     server: Server, origin: Origin, zone: Zone, path: str
 ) -> None:
     """Dots inside names, encoded slashes and encoded CR/LF in the query are not traversal
-    or injection: they reach the origin byte for byte (still percent-encoded)."""
-    for target in (
-        f"{path}/a..b/..c/d../file..txt",
-        f"{path}/a%2Fb/.well-known/x",
-        f"{path}/x?q=%0d%0aSet-Cookie:%20a=1&r=../..",
+    or injection: they reach the origin still percent-encoded (the encodings in upper
+    case, RFC 3986 §6.2.2)."""
+    for target, forwarded in (
+        (f"{path}/a..b/..c/d../file..txt", f"{path}/a..b/..c/d../file..txt"),
+        (f"{path}/a%2Fb/.well-known/x", f"{path}/a%2Fb/.well-known/x"),
+        (
+            f"{path}/x?q=%0d%0aSet-Cookie:%20a=1&r=../..",
+            f"{path}/x?q=%0D%0ASet-Cookie:%20a=1&r=../..",
+        ),
     ):
-        origin.route(target, Reply(body=b"ok"))
+        origin.route(forwarded, Reply(body=b"ok"))
         r = server.get(zone["fqdn"], target)
         assert (r.status_code, r.content) == (200, b"ok"), target
         assert "set-cookie" not in r.headers
-        assert [s.path for s in origin.seen[target]] == [target]
+        assert [s.path for s in origin.seen[forwarded]] == [forwarded]
 
 
 # -- cache poisoning through unkeyed headers ------------------------------------------

@@ -388,3 +388,40 @@ def test_hard_purged_content_is_gone_even_when_the_origin_fails(
     server.purge(zone["id"], [path], delete=True)
     origin.route(path, Reply(status=502, body=b"bad gateway"))
     assert server.get(zone["fqdn"], path).status_code == 502
+
+
+@pytest.mark.parametrize(
+    ("stored_as", "asked_as", "purged_as"),
+    [
+        ("/%62", "/b", "/%62"),
+        ("/b", "/%62", "/b"),
+        ("/caf%c3%a9", "/caf%C3%A9", "/café"),
+        ("/caf%C3%A9", "/caf%c3%a9", "/caf%c3%a9"),
+    ],
+    ids=["encoded-unreserved", "plain", "utf8-lower", "utf8-upper"],
+)
+def test_one_resource_however_spelled_is_one_object_and_one_purge(
+    server: Server,
+    origin: Origin,
+    zone: Zone,
+    path: str,
+    stored_as: str,
+    asked_as: str,
+    purged_as: str,
+) -> None:
+    """RFC 3986 §6.2.2: `/b` and `/%62`, `%c3%a9` and `%C3%A9` are the same resource."""
+    base = path.rsplit("/", 1)[0]
+    origin.route(
+        base + normalise_for_origin(stored_as),
+        Reply(headers=[("Cache-Control", "max-age=3600")], body=b"one"),
+    )
+    assert server.get(zone["fqdn"], base + stored_as).status_code == 200
+    assert server.get(zone["fqdn"], base + asked_as).headers["x-cache"] == "HIT"
+    answer = server.purge(zone["id"], [base + purged_as], delete=True).json()
+    assert answer["purged"] == 1, answer
+    assert server.get(zone["fqdn"], base + asked_as).headers["x-cache"] == "MISS"
+
+
+def normalise_for_origin(spelled: str) -> str:
+    """What the origin is asked for: the normal spelling."""
+    return {"/%62": "/b", "/caf%c3%a9": "/caf%C3%A9"}.get(spelled, spelled)

@@ -29,6 +29,7 @@ from pullzone.spec.cdn_loop import looped
 from pullzone.spec.freshness import stale_allowed_on_error
 from pullzone.spec.headers import header_map
 from pullzone.spec.invalidation import invalidated_paths
+from pullzone.spec.uri import normalise
 from pullzone.spec.vary import vary_values
 
 log = logging.getLogger(__name__)
@@ -166,6 +167,7 @@ class Edge:
             self.deliver.error(conn, request, 400, "request target not understood")
             return None
         host, target = routed
+        target = normalise(target, "latin-1")  # one key per resource (RFC 3986 §6.2.2)
         view = self.state.route(host)
         if view is None:
             self.deliver.error(conn, request, 404, "no zone serves this host")

@@ -11,6 +11,7 @@ import json
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from pullzone.spec.uri import normalise
 from pullzone.text import invalid_text
 from pullzone.zones.model import Zone
 
@@ -77,7 +78,8 @@ def _file_item(text: str, zone: Zone, hostnames: set[str]) -> dict[str, Any]:
         if parts.hostname.lower() not in hostnames:
             raise PurgeError(400, f"{parts.hostname!r} is not a hostname of zone {zone.id}")
         text = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    path, sep, query = text.partition("?")
+    # Spelled as the cache key spells it (RFC 3986 §6.2.2): `/%62` purges `/b`.
+    path, sep, query = normalise(text).partition("?")
     segments = unquote(path).split("/")
     if ".." in segments or "." in segments:
         raise PurgeError(400, f"{text[:100]!r} has a . or .. segment: give the path itself")
