@@ -3,7 +3,9 @@ a real `pullzone serve`, a real HTTP client."""
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Iterator
 from email.utils import formatdate
 from typing import Any
 
@@ -503,3 +505,54 @@ def test_unkeyed_override_headers_never_reach_the_origin(
     seen = origin.seen[path][0].headers
     assert "x-forwarded-host" not in seen and "x-original-url" not in seen
     assert seen["via"].endswith("1.1 pullzone")
+
+
+def test_a_range_on_a_cold_object_is_a_206_as_soon_as_its_bytes_arrive(
+    server: Server, origin: Origin, zone: Zone, path: str
+) -> None:
+    """Not the whole object from byte 0: the range is answered from the fill as it goes,
+    while the rest is still on its way from the origin (and is stored)."""
+    first_part = bytes(range(256)) * 4096  # 1 MiB, then the origin holds the rest
+    rest = b"r" * 1024
+    release = threading.Event()
+
+    def body() -> Iterator[bytes]:
+        yield first_part
+        release.wait(30)
+        yield rest
+
+    origin.route(
+        path,
+        lambda seen: Reply(
+            headers=[("Cache-Control", "max-age=60"), ("Content-Type", "video/mp4")],
+            body=body(),
+            length=len(first_part) + len(rest),
+        ),
+    )
+    try:
+        part = server.get(zone["fqdn"], path, headers={"Range": "bytes=1000-1099"})
+        assert release.is_set() is False  # answered while the origin still holds the rest
+        assert (part.status_code, part.content) == (206, first_part[1000:1100])
+        size = len(first_part) + len(rest)
+        assert part.headers["content-range"] == f"bytes 1000-1099/{size}"
+        assert part.headers["x-cache"] == "MISS"
+    finally:
+        release.set()
+    whole = server.get(zone["fqdn"], path)  # follows the same fill: one origin request
+    assert (whole.status_code, whole.content) == (200, first_part + rest)
+    assert origin.count(path) == 1
+
+
+def test_cold_multiple_and_unsatisfiable_ranges(
+    server: Server, origin: Origin, zone: Zone, path: str
+) -> None:
+    body = bytes(range(256)) * 4
+    origin.route(path, Reply(headers=[("Cache-Control", "max-age=60")], body=body))
+    bad = server.get(zone["fqdn"], path, headers={"Range": "bytes=5000-6000"})
+    assert (bad.status_code, bad.headers["content-range"]) == (416, f"bytes */{len(body)}")
+    other = path + "?multi"  # another object, cold too
+    multi = server.get(zone["fqdn"], other, headers={"Range": "bytes=0-1,100-101"})
+    assert (multi.status_code, multi.headers["x-cache"]) == (206, "MISS")
+    assert multi.headers["content-type"].startswith("multipart/byteranges; boundary=")
+    assert f"Content-Range: bytes 100-101/{len(body)}".encode() in multi.content
+    assert body[100:102] in multi.content

@@ -8,15 +8,16 @@ import os
 import secrets
 import time
 from collections.abc import Awaitable
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 
-from pullzone.cache.bodies import COMPLETE, FILLING
+from pullzone.cache.bodies import COMPLETE, FILLING, FillReader
 from pullzone.edge.entry import MEMORY_BODY_LIMIT, Entry, client_headers, encode_headers
 from pullzone.edge.fills import CHUNK, Fetched, Filler
 from pullzone.edge.http import Connection, Request, status_line
 from pullzone.spec.conditional import if_range_ok
+from pullzone.spec.dates import parse_http_date
 from pullzone.spec.freshness import current_age
 from pullzone.spec.headers import HOP_BY_HOP, connection_tokens, header_map
 from pullzone.spec.ranges import (
@@ -118,13 +119,7 @@ class Deliverer:
             ):
                 ranges = parse_range(hmap["range"], size)
             if ranges == "unsatisfiable":
-                conn.write(
-                    status_line(416)
-                    + b"Content-Range: %s\r\nContent-Length: 0\r\n"
-                    % unsatisfiable_content_range(size).encode()
-                    + tail
-                    + b"\r\n"
-                )
+                conn.write(_unsatisfiable(size) + tail + b"\r\n")
                 return None
             if ranges:
                 return self._ranges(conn, entry, ranges, tail)
@@ -153,41 +148,17 @@ class Deliverer:
     def _ranges(
         self, conn: Connection, entry: Entry, ranges: list[tuple[int, int]], tail: bytes
     ) -> Awaitable[None] | None:
-        size = entry.obj.size
-        fields = entry.client_fields()
-        head = status_line(206) + encode_headers(
-            [(n, v) for n, v in fields if n.lower() != "content-type"]
-            if len(ranges) > 1
-            else fields
-        )
-        if len(ranges) == 1:
-            first, last = ranges[0]
+        head, multipart = _partial_head(entry.client_fields(), ranges, entry.obj.size)
+        conn.write(head + tail + b"\r\n")
+        if entry.body is None:
+            return self._file(conn, entry, ranges, multipart)
+        for i, (first, last) in enumerate(ranges):
             conn.write(
-                head
-                + b"Content-Range: %s\r\n" % content_range(first, last, size).encode()
-                + b"Content-Length: %d\r\n" % (last - first + 1)
-                + tail
-                + b"\r\n"
+                (b"" if multipart is None else multipart[0][i]) + entry.body[first : last + 1]
             )
-            if entry.body is not None:
-                conn.write(entry.body[first : last + 1])
-                return None
-            return self._file(conn, entry, ranges, None)
-        boundary = secrets.token_hex(12)
-        parts, closing = multipart_parts(ranges, size, entry.hmap.get("content-type"), boundary)
-        conn.write(
-            head
-            + b"Content-Type: multipart/byteranges; boundary=%s\r\n" % boundary.encode()
-            + b"Content-Length: %d\r\n" % multipart_length(ranges, parts, closing)
-            + tail
-            + b"\r\n"
-        )
-        if entry.body is not None:
-            for (first, last), part in zip(ranges, parts, strict=True):
-                conn.write(part + entry.body[first : last + 1])
-            conn.write(closing)
-            return None
-        return self._file(conn, entry, ranges, (parts, closing))
+        if multipart is not None:
+            conn.write(multipart[1])
+        return None
 
     async def _file(
         self,
@@ -222,6 +193,49 @@ class Deliverer:
 
     # -- from a fill in progress ------------------------------------------------------
 
+    async def _fill_ranges(
+        self,
+        conn: Connection,
+        fetched: Fetched,
+        fields: list[tuple[str, str]],
+        ranges: list[tuple[int, int]],
+        tail: bytes,
+    ) -> None:
+        """A Range request on an object being filled: its 206 as soon as the ranges' bytes
+        arrive, instead of the whole object from byte 0 (a cold seek in a large file)."""
+        head, multipart = _partial_head(fields, ranges, fetched.head["length"])
+        conn.write(head + tail + b"\r\n")
+        for i, (first, last) in enumerate(ranges):
+            if multipart is not None:
+                conn.write(multipart[0][i])
+            await self._stream_fill(conn, fetched.reader, first, last + 1, chunked=False)
+        if multipart is not None:
+            conn.write(multipart[1])
+
+    async def _stream_fill(
+        self, conn: Connection, reader: FillReader, position: int, end: int | None, *, chunked: bool
+    ) -> None:
+        """Body bytes [position, end) of a fill (to its end when `end` is None), as the
+        leader writes them, with backpressure."""
+        while end is None or position < end:
+            data = reader.read(position, CHUNK if end is None else min(CHUNK, end - position))
+            if data:
+                position += len(data)
+                conn.write(b"%x\r\n%s\r\n" % (len(data), data) if chunked else data)
+                await conn.drain()
+                continue
+            state, _ = reader.state()
+            if state == COMPLETE:
+                if not reader.read(position, 1):
+                    if end is not None:
+                        raise ConnectionAbortedError("the stored body is shorter than announced")
+                    return
+                continue
+            if state != FILLING:
+                conn.close_after = True
+                raise ConnectionAbortedError("origin body cut off")
+            await self.filler.wait(reader.key_hash)
+
     async def fill(
         self,
         conn: Connection,
@@ -233,8 +247,19 @@ class Deliverer:
         reader, head = fetched.reader, fetched.head
         try:
             pairs = [(n, v) for n, v in head["headers"]]
-            fields = client_headers(pairs, header_map(pairs), policy)
+            hmap = header_map(pairs)
+            fields = client_headers(pairs, hmap, policy)
             length = head["length"]
+            cache_fields = _cache_fields(conn, xcache, _fill_age(head))
+            ranges = _fill_ranges(request, head, hmap)
+            if ranges == "unsatisfiable":
+                conn.write(
+                    _unsatisfiable(length) + cache_fields + _framing(conn, request) + b"\r\n"
+                )
+                return
+            if ranges:
+                tail = cache_fields + _framing(conn, request)
+                return await self._fill_ranges(conn, fetched, fields, ranges, tail)
             no_body = request.method == "HEAD" or head["status"] in _NO_BODY_STATUSES
             chunked = length is None and not no_body and request.version != "1.0"
             if length is not None:
@@ -248,29 +273,13 @@ class Deliverer:
                 status_line(head["status"], head["reason"])
                 + encode_headers(fields)
                 + framing
-                + _cache_fields(conn, xcache, _fill_age(head))
+                + cache_fields
                 + _framing(conn, request)
                 + b"\r\n"
             )
             if no_body:
                 return
-            position = 0
-            while True:
-                data = reader.read(position, CHUNK)
-                if data:
-                    position += len(data)
-                    conn.write(b"%x\r\n%s\r\n" % (len(data), data) if chunked else data)
-                    await conn.drain()
-                    continue
-                state, _ = reader.state()
-                if state == COMPLETE:
-                    if not reader.read(position, 1):
-                        break
-                    continue
-                if state != FILLING:
-                    conn.close_after = True
-                    raise ConnectionAbortedError("origin body cut off")
-                await self.filler.wait(reader.key_hash)
+            await self._stream_fill(conn, reader, 0, None, chunked=chunked)
             if chunked:
                 conn.write(b"0\r\n\r\n")
         finally:
@@ -324,6 +333,58 @@ class Deliverer:
             raise ConnectionAbortedError(f"origin body cut off: {exc}") from exc
         finally:
             response.release()
+
+
+def _unsatisfiable(size: int) -> bytes:
+    """The head of a 416 (RFC 9110 §15.5.17), without its last CRLF."""
+    return (
+        status_line(416)
+        + b"Content-Range: %s\r\nContent-Length: 0\r\n" % unsatisfiable_content_range(size).encode()
+    )
+
+
+def _partial_head(
+    fields: list[tuple[str, str]], ranges: list[tuple[int, int]], size: int
+) -> tuple[bytes, tuple[list[bytes], bytes] | None]:
+    """A 206's head for `ranges` of a representation of `size` bytes, without its last
+    CRLF (RFC 9110 §15.3.7), and for several ranges the multipart delimiters: what goes
+    before each range, and the closing one."""
+    if len(ranges) == 1:
+        first, last = ranges[0]
+        return (
+            status_line(206)
+            + encode_headers(fields)
+            + b"Content-Range: %s\r\n" % content_range(first, last, size).encode()
+            + b"Content-Length: %d\r\n" % (last - first + 1)
+        ), None
+    content_type = next((v for n, v in fields if n.lower() == "content-type"), None)
+    boundary = secrets.token_hex(12)
+    parts, closing = multipart_parts(ranges, size, content_type, boundary)
+    return (
+        status_line(206)
+        + encode_headers([(n, v) for n, v in fields if n.lower() != "content-type"])
+        + b"Content-Type: multipart/byteranges; boundary=%s\r\n" % boundary.encode()
+        + b"Content-Length: %d\r\n" % multipart_length(ranges, parts, closing)
+    ), (parts, closing)
+
+
+def _fill_ranges(
+    request: Request, head: dict[str, Any], hmap: dict[str, str]
+) -> list[tuple[int, int]] | Literal["unsatisfiable"] | None:
+    """The ranges a GET asks of a 200 being filled, when its length is known (RFC 9110
+    §14.2, §13.1.5 against the validators the origin sent); None: the whole body."""
+    length = head["length"]
+    if (
+        "range" not in request.hmap
+        or request.method != "GET"
+        or head["status"] != 200
+        or length is None
+    ):
+        return None
+    etag, last_modified = hmap.get("etag"), parse_http_date(hmap.get("last-modified"))
+    if not if_range_ok(request.hmap.get("if-range"), etag=etag, last_modified=last_modified):
+        return None
+    return parse_range(request.hmap["range"], length)
 
 
 def _fill_age(head: dict[str, Any]) -> float:
