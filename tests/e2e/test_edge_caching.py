@@ -213,6 +213,43 @@ def test_expiry_sets_the_max_age_clients_see(
         assert "expires" not in r.headers
 
 
+@pytest.mark.zone(cache={"expiry": "1d"})
+def test_an_answer_that_is_not_stored_gets_the_same_headers_as_a_hit(
+    server: Server, origin: Origin, zone: Zone, path: str
+) -> None:
+    """One header writer for every way out: tags never reach clients, and the zone's
+    `expiry` applies to a GET that is not stored (here `Vary: *`) as to a HIT."""
+    tags = [("Surrogate-Key", "a b"), ("Cache-Tag", "c"), ("Surrogate-Control", "max-age=9")]
+    origin.route(path, Reply(headers=[("Vary", "*"), ("Cache-Control", "max-age=60"), *tags]))
+    passed = server.get(zone["fqdn"], path)
+    assert passed.headers["x-cache"] == "MISS"
+    assert passed.headers["cache-control"] == "max-age=86400"
+    posted = server.edge.post(path, headers={"Host": zone["fqdn"]}, content=b"x")
+    assert posted.headers["x-cache"] == "BYPASS"
+    assert posted.headers["cache-control"] == "max-age=60"  # no other method's answer is reused
+    for r in (passed, posted):
+        assert not {"surrogate-key", "cache-tag", "surrogate-control"} & set(r.headers), r.headers
+
+
+@pytest.mark.zone(cache={"expiry": "1d"})
+@pytest.mark.parametrize(
+    "personal",
+    [
+        [("Cache-Control", "private, max-age=60")],
+        [("Cache-Control", "no-store")],
+        [("Cache-Control", "no-cache")],
+        [("Cache-Control", "max-age=60"), ("Set-Cookie", "s=1")],
+    ],
+    ids=["private", "no-store", "no-cache", "set-cookie"],
+)
+def test_expiry_never_makes_a_personal_answer_reusable(
+    server: Server, origin: Origin, zone: Zone, path: str, personal: list[tuple[str, str]]
+) -> None:
+    origin.route(path, Reply(headers=personal, body=b"mine"))
+    r = server.get(zone["fqdn"], path)
+    assert r.headers["cache-control"] == dict(personal)["Cache-Control"]
+
+
 def test_origin_cache_control_passes_through_without_expiry(
     server: Server, origin: Origin, zone: Zone, path: str
 ) -> None:

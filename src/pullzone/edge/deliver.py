@@ -19,7 +19,7 @@ from pullzone.edge.http import Connection, Request, status_line
 from pullzone.spec.conditional import if_range_ok
 from pullzone.spec.dates import parse_http_date
 from pullzone.spec.freshness import current_age
-from pullzone.spec.headers import HOP_BY_HOP, connection_tokens, header_map
+from pullzone.spec.headers import header_map
 from pullzone.spec.ranges import (
     content_range,
     multipart_length,
@@ -293,12 +293,15 @@ class Deliverer:
         request: Request,
         response: aiohttp.ClientResponse,
         xcache: str,
+        policy: CachePolicy,
     ) -> None:
+        """A response that is not stored, relayed as it arrives, with the same header
+        rules as a stored one (`entry.client_headers`; the zone's `expiry` for GET and
+        HEAD only: no other method's answer is reused)."""
         try:
             pairs = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in response.raw_headers]
-            drop = HOP_BY_HOP | connection_tokens(header_map(pairs).get("connection"))
-            drop = drop | {"content-length", "x-cache"}
-            fields = [(n, v) for n, v in pairs if n.lower() not in drop]
+            reusable = request.method in ("GET", "HEAD")
+            fields = client_headers(pairs, header_map(pairs), policy if reusable else None)
             length = response.content_length
             no_body = (
                 request.method == "HEAD"

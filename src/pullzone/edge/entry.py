@@ -47,15 +47,26 @@ _NOT_MODIFIED_FIELDS = frozenset(
 
 
 def client_headers(
-    headers: list[tuple[str, str]], hmap: HeaderMap, policy: CachePolicy
+    headers: list[tuple[str, str]], hmap: HeaderMap, policy: CachePolicy | None
 ) -> list[tuple[str, str]]:
-    """Stored headers as the client sees them, with the zone's `expiry` applied."""
+    """An origin's response headers as the client sees them, whether the response was
+    stored or not: framing, hop-by-hop fields and tags removed, and the zone's `expiry`
+    (given a `policy`) in place of the origin's Cache-Control and Expires, unless the
+    origin kept the response to one user or one use (private, no-store, no-cache, a
+    Set-Cookie): a browser TTL must not make a personal answer reusable."""
     drop = _NOT_DELIVERED | connection_tokens(hmap.get("connection"))
     out = [(n, v) for n, v in headers if n.lower() not in drop]
-    if policy.expiry_secs > 0:
+    if policy is not None and policy.expiry_secs > 0 and not _kept_personal(hmap):
         out = [(n, v) for n, v in out if n.lower() not in ("cache-control", "expires")]
         out.append(("Cache-Control", client_cache_control(None, policy.expiry_secs) or ""))
     return out
+
+
+def _kept_personal(hmap: HeaderMap) -> bool:
+    if "set-cookie" in hmap:
+        return True
+    cc = parse_cache_control(hmap.get("cache-control"))
+    return "private" in cc or "no-store" in cc or "no-cache" in cc
 
 
 def encode_headers(headers: list[tuple[str, str]]) -> bytes:

@@ -274,7 +274,9 @@ class Edge:
             if outcome.response is None:
                 await self.pass_through(view, request, target, conn, for_fill=True)
             else:
-                await self.deliver.origin_response(conn, request, outcome.response, "MISS")
+                await self.deliver.origin_response(
+                    conn, request, outcome.response, "MISS", view.zone.cache
+                )
         elif isinstance(outcome, Failed):
             if (
                 stale is not None
@@ -313,7 +315,7 @@ class Edge:
         if request.method not in CACHEABLE_METHODS:
             self._invalidate(view, request, target, response.status, response.raw_headers)
         await self.deliver.origin_response(
-            conn, request, response, "MISS" if for_fill else "BYPASS"
+            conn, request, response, "MISS" if for_fill else "BYPASS", zone.cache
         )
 
     def _invalidate(
