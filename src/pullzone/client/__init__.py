@@ -19,7 +19,6 @@ Results are frozen dataclasses: `Zone`, `CachePolicy`, `PurgeResult`, `PurgeReco
 from pullzone.client._batches import purge_batches
 from pullzone.client._requests import (
     MAX_BODY_BYTES,
-    MAX_PURGE_FILES,
     ApiError,
     CacheFields,
     ZoneChanges,
@@ -35,6 +34,7 @@ from pullzone.client._results import (
 )
 from pullzone.client._retry import RetryPolicy
 from pullzone.client.client import AsyncClient, Client, Keys, Zones
+from pullzone.limits import MAX_PURGE_FILES
 
 __all__ = [
     "MAX_BODY_BYTES",

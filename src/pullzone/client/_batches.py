@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from pullzone.client._requests import MAX_BODY_BYTES, MAX_PURGE_FILES, encode_json
+from pullzone.client._requests import MAX_BODY_BYTES, encode_json
+from pullzone.limits import MAX_PURGE_FILES
 
 _EMPTY_BODY = len(encode_json({"files": []}))  # {"files":[]}
 

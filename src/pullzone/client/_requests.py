@@ -21,14 +21,14 @@ import httpx
 from pullzone import __version__
 from pullzone.client import _results
 from pullzone.client._results import ApiKey, NewKey, PurgeRecord, PurgeResult, Unexpected, Zone
+from pullzone.limits import MAX_API_BODY
 
 T = TypeVar("T")
 
 DEFAULT_API_URL = "http://127.0.0.1:8081/v2"
 ZONES = "/zones/http/pull"
 KEYS = "/keys"
-MAX_PURGE_FILES = 10_000  # the API's default limits per purge request
-MAX_BODY_BYTES = 1024 * 1024
+MAX_BODY_BYTES = MAX_API_BODY  # the API's default limits per purge request
 
 
 class ApiError(Exception):

@@ -38,10 +38,9 @@ from pullzone.control.ratelimit import RateLimiter
 from pullzone.control.schemas import MAX_ZONE_ID, UNSUPPORTED_BLOCKS, short
 from pullzone.control.stats import NodeStats
 from pullzone.control.store import ZoneStore
+from pullzone.limits import MAX_API_BODY
 from pullzone.text import invalid_text
 from pullzone.zones.model import Zone
-
-MAX_BODY = 1024 * 1024
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -183,20 +182,20 @@ def _is_json(content_type: str | None) -> bool:
 
 
 async def read_body(request: Request) -> bytes:
-    """The body, up to MAX_BODY bytes (413 beyond, without reading the rest)."""
+    """The body, up to MAX_API_BODY bytes (413 beyond, without reading the rest)."""
     too_large = ApiError(
-        f"the body is larger than {MAX_BODY // 1024 // 1024} MiB: send less per request",
+        f"the body is larger than {MAX_API_BODY // 1024 // 1024} MiB: send less per request",
         status=413,
         headers={"Connection": "close"},
     )
     length = request.headers.get("content-length")
-    if length is not None and length.strip().isdigit() and int(length) > MAX_BODY:
+    if length is not None and length.strip().isdigit() and int(length) > MAX_API_BODY:
         raise too_large
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_BODY:
+        if size > MAX_API_BODY:
             raise too_large
         chunks.append(chunk)
     return b"".join(chunks)

@@ -11,14 +11,11 @@ import json
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from pullzone.limits import MAX_PURGE_FILES, MAX_PURGE_PATH, MAX_PURGE_TAGS, MAX_TAG
 from pullzone.spec.uri import normalise
 from pullzone.text import invalid_text
 from pullzone.zones.model import Zone
 
-MAX_FILES = 10_000
-MAX_TAGS = 10_000
-MAX_PATH = 4096
-MAX_TAG = 256
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
 
@@ -67,8 +64,8 @@ def parse_body(raw: bytes, content_type: str | None) -> dict[str, Any]:
 def _file_item(text: str, zone: Zone, hostnames: set[str]) -> dict[str, Any]:
     if "\x00" in text:
         raise PurgeError(400, "a file must not contain NUL bytes")
-    if len(text) > MAX_PATH:
-        raise PurgeError(400, f"a file is longer than {MAX_PATH} characters")
+    if len(text) > MAX_PURGE_PATH:
+        raise PurgeError(400, f"a file is longer than {MAX_PURGE_PATH} characters")
     if not text.startswith("/"):
         parts = urlsplit(text)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -112,8 +109,10 @@ def plan_purge(body: dict[str, Any], zone: Zone, edge_domain: str, delete: bool)
                 400,
                 f"{name} is empty: list what to purge, or send no body to purge the whole zone",
             )
-    if len(files) > MAX_FILES or len(tags) > MAX_TAGS:
-        raise PurgeError(413, f"at most {MAX_FILES} files and {MAX_TAGS} tags per request")
+    if len(files) > MAX_PURGE_FILES or len(tags) > MAX_PURGE_TAGS:
+        raise PurgeError(
+            413, f"at most {MAX_PURGE_FILES} files and {MAX_PURGE_TAGS} tags per request"
+        )
     for tag in tags:
         if not tag or len(tag) > MAX_TAG or any(c.isspace() or c == "\x00" for c in tag):
             raise PurgeError(400, f"invalid tag {tag[:100]!r}: no spaces, 1 to {MAX_TAG} chars")

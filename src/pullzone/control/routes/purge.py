@@ -16,6 +16,7 @@ from pullzone.control.deps import Caller, Ctl, read_body, zone_for
 from pullzone.control.errors import ApiError
 from pullzone.control.openapi import errors
 from pullzone.control.schemas import PurgeAnswer, PurgeHistory
+from pullzone.limits import MAX_PURGE_FILES, MAX_PURGE_PATH, MAX_PURGE_TAGS, MAX_TAG
 from pullzone.zones.model import Zone
 from pullzone.zones.purge import PurgeError, parse_body, parse_delete, plan_purge
 
@@ -38,8 +39,12 @@ _PURGE_BODY = {
                         "files": {
                             "type": "array",
                             "minItems": 1,
-                            "maxItems": 10000,
-                            "items": {"type": "string", "minLength": 1, "maxLength": 4096},
+                            "maxItems": MAX_PURGE_FILES,
+                            "items": {
+                                "type": "string",
+                                "minLength": 1,
+                                "maxLength": MAX_PURGE_PATH,
+                            },
                             "description": "Paths (`/videos/file.mp4`) or URLs on the zone's "
                             "hostnames. Without a query string every variant of the path; "
                             "with one, that variant; a trailing `*` is a prefix.",
@@ -48,8 +53,8 @@ _PURGE_BODY = {
                         "tags": {
                             "type": "array",
                             "minItems": 1,
-                            "maxItems": 10000,
-                            "items": {"type": "string", "minLength": 1, "maxLength": 256},
+                            "maxItems": MAX_PURGE_TAGS,
+                            "items": {"type": "string", "minLength": 1, "maxLength": MAX_TAG},
                             "description": "Purge objects whose origin response carried these "
                             "tags in Surrogate-Key or Cache-Tag.",
                         },
