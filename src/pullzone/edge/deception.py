@@ -8,6 +8,10 @@ so the guard is policy, the one Cloudflare calls Cache Deception Armor: a respon
 carries no explicit freshness is stored only when its Content-Type agrees with the
 extension of the URL's last segment. An origin that says the response may be cached
 (`public`, `max-age`, `s-maxage`, `Expires`) is believed whatever the URL looks like.
+
+The same attack needs no disguise when the page is asked for with the victim's Cookie
+and the zone's TTL would store it (`/account?cb=1`): `personal` keeps such a response
+out of the cache unless it is a static asset or the origin gave it a lifetime.
 """
 
 from __future__ import annotations
@@ -46,6 +50,21 @@ _ANY = ("application/octet-stream", "binary/octet-stream")
 def _has_explicit_freshness(resp: HeaderMap) -> bool:
     cc = parse_cache_control(resp.get("cache-control"))
     return "public" in cc or "max-age" in cc or "s-maxage" in cc or "expires" in resp
+
+
+_STATIC_TYPES = tuple(sorted({t for types in EXPECTED_TYPES.values() for t in types})) + _ANY
+
+
+def personal(req: HeaderMap, resp: HeaderMap) -> bool:
+    """True when a response must not be stored on the zone's TTL alone because it may be
+    one visitor's page: the request carried a Cookie, the origin gave no explicit
+    freshness, and the Content-Type is not a static asset's (images, styles, scripts,
+    fonts, media, archives, downloads). Varnish's built-in rules store nothing asked for
+    with a Cookie; this keeps assets cacheable for sites whose every request has one."""
+    if "cookie" not in req or _has_explicit_freshness(resp):
+        return False
+    media = (resp.get("content-type") or "").partition(";")[0].strip().lower()
+    return not (media and media.startswith(_STATIC_TYPES))
 
 
 def disguised(path: str, resp: HeaderMap) -> bool:
