@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -22,6 +23,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def children(pid: int) -> list[int]:
+    """Children of every thread of `pid` (a worker may be started from a thread)."""
+    return [
+        int(child)
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for child in (task / "children").read_text().split()
+    ]
+
+
 class Server:
     """`pullzone serve` on free loopback ports.
 
@@ -29,6 +39,7 @@ class Server:
     without --cluster), "edge" (ready once the edge port accepts connections) or "api"
     (ready once the API answers). `own_group` runs the node in a process group of its own,
     so `kill()` takes its workers down with it, as kill -9 of a whole node would.
+    `nofile` sets the node's RLIMIT_NOFILE (soft and hard: its workers cannot raise it).
     """
 
     def __init__(
@@ -38,11 +49,13 @@ class Server:
         workers: int = 2,
         role: str = "all",
         own_group: bool = False,
+        nofile: int | None = None,
     ) -> None:
         assert role in ("all", "edge", "api"), role
         self.data_dir = data_dir
         self.role = role
         self.own_group = own_group
+        self.nofile = nofile
         self.edge_port = free_port()
         self.api_port = free_port()
         self.edge_url = f"http://127.0.0.1:{self.edge_port}"
@@ -90,8 +103,23 @@ class Server:
             stdout=self.log,
             stderr=subprocess.STDOUT,
             start_new_session=self.own_group,
+            preexec_fn=self._limit_files if self.nofile is not None else None,
         )
         return self
+
+    def _limit_files(self) -> None:
+        assert self.nofile is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
+
+    def worker_pids(self) -> list[int]:
+        """The edge worker processes."""
+        assert self.process is not None
+        return [
+            c
+            for c in children(self.process.pid)
+            if b"spawn_main" in (cmdline := Path(f"/proc/{c}/cmdline").read_bytes())
+            and b"resource_tracker" not in cmdline
+        ]
 
     def _ready(self) -> bool:
         if self.role in ("all", "api") and self.api.get("/zones/http/pull").status_code != 200:

@@ -21,6 +21,20 @@ def split_host_port(text: str, default_port: int) -> tuple[str, int]:
     return host or "127.0.0.1", int(port) if port else default_port
 
 
+# Descriptors a worker keeps for itself whatever its traffic: SQLite databases and their
+# journals, the access log, the listening socket, the event loop's own, the stats file.
+FD_RESERVE = 64
+# A worker raises its soft RLIMIT_NOFILE to its hard limit, up to this many.
+NOFILE_WANTED = 65536
+
+
+def default_worker_connections(nofile: int) -> int:
+    """Client connections per worker for a limit of `nofile` descriptors: half of what the
+    reserve leaves, the other half for what connections open in turn (an origin socket,
+    a cache file) — as nginx's worker_connections, but derived from the limit."""
+    return max(1, (nofile - FD_RESERVE) // 2)
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -33,6 +47,8 @@ class Settings:
     edge_domain: str = "localhost"
     origin_connect_timeout: float = 10.0
     origin_read_timeout: float = 60.0
+    # Client connections per edge worker; None: default_worker_connections(RLIMIT_NOFILE).
+    worker_connections: int | None = None
     admin_key: str | None = None
     api_rate: float = 20.0  # requests per second per API key; 0: no limit
     api_burst: int = 100  # requests one key may make at once before api_rate applies

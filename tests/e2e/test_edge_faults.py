@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from origin import Origin, Reply
-from server import Server, free_port
+from server import Server, children, free_port
 
 Zone = dict[str, Any]
 
@@ -292,27 +292,9 @@ def test_kill_9_during_a_fill_leaves_no_partial_object(
         s2.stop()
 
 
-def _children(pid: int) -> list[int]:
-    """Children of every thread of `pid` (a worker may be started from a thread)."""
-    return [
-        int(child)
-        for task in Path(f"/proc/{pid}/task").iterdir()
-        for child in (task / "children").read_text().split()
-    ]
-
-
-def _edge_workers(pid: int) -> list[int]:
-    return [
-        c
-        for c in _children(pid)
-        if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()
-        and b"resource_tracker" not in Path(f"/proc/{c}/cmdline").read_bytes()
-    ]
-
-
 def _kill_tree(pid: int) -> None:
     """kill -9 the server and its worker processes."""
-    for child in [pid, *_children(pid)]:
+    for child in [pid, *children(pid)]:
         with contextlib.suppress(ProcessLookupError):
             os.kill(child, signal.SIGKILL)
 
@@ -325,12 +307,11 @@ def test_a_killed_worker_is_replaced_and_the_cache_survives(
         origin.route(path, Reply(headers=[("Cache-Control", "max-age=600")], body=b"kept"))
         zone = s.create_zone(origin.url, alias="replace")
         s.get(zone["fqdn"], path)
-        assert s.process is not None
-        workers = _edge_workers(s.process.pid)
+        workers = s.worker_pids()
         os.kill(workers[0], signal.SIGKILL)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
-            if len(set(_edge_workers(s.process.pid)) - set(workers)) == 1:
+            if len(set(s.worker_pids()) - set(workers)) == 1:
                 break
             time.sleep(0.1)
         else:

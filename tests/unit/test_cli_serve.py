@@ -13,7 +13,7 @@ from typer.core import TyperGroup
 from pullzone.cli.main import app
 from pullzone.cli.options import Address, address, edge_domain, rate, seconds, size
 from pullzone.cli.serve import serve_settings
-from pullzone.config import Settings
+from pullzone.config import Settings, default_worker_connections
 
 
 def serve_options(*args: str) -> dict[str, Any]:
@@ -157,10 +157,15 @@ def test_serve_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (settings.edge_host, settings.edge_port) == ("127.0.0.1", 8080)
     assert (settings.api_host, settings.api_port) == ("127.0.0.1", 8081)
     assert settings.workers >= 1
+    assert settings.worker_connections is None  # derived from RLIMIT_NOFILE, in the worker
     assert settings.max_cache_size == 10 * 1024**3
     assert settings.edge_domain == "localhost"
     assert (settings.origin_connect_timeout, settings.origin_read_timeout) == (10.0, 60.0)
     assert (settings.api_rate, settings.api_burst) == (20.0, 100)
+
+
+def test_default_worker_connections_leave_room_for_what_connections_open() -> None:
+    assert [default_worker_connections(n) for n in (65536, 1024, 128, 10)] == [32736, 480, 32, 1]
 
 
 def test_serve_flags(tmp_path: Path) -> None:
@@ -169,6 +174,7 @@ def test_serve_flags(tmp_path: Path) -> None:
         "--edge", "0.0.0.0:80",
         "--api", "[::1]:9001",
         "--workers", "3",
+        "--worker-connections", "900",
         "--max-cache-size", "500MiB",
         "--edge-domain", "CDN.Example.com.",
         "--origin-timeout", "4",
@@ -180,6 +186,7 @@ def test_serve_flags(tmp_path: Path) -> None:
         "edge": Address("0.0.0.0", 80),
         "api": Address("::1", 9001),
         "workers": 3,
+        "worker_connections": 900,
         "max_cache_size": 500 * 1024**2,
         "edge_domain": "cdn.example.com",
         "origin_timeout": 4.0,
@@ -194,6 +201,7 @@ def test_serve_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
         "PULLZONE_EDGE": "127.0.0.2:18080",
         "PULLZONE_API": ":18081",
         "PULLZONE_WORKERS": "2",
+        "PULLZONE_WORKER_CONNECTIONS": "50",
         "PULLZONE_MAX_CACHE_SIZE": "1GB",
         "PULLZONE_EDGE_DOMAIN": "edge.test",
         "PULLZONE_ORIGIN_TIMEOUT": "90",
@@ -207,6 +215,7 @@ def test_serve_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
         "edge": Address("127.0.0.2", 18080),
         "api": Address("127.0.0.1", 18081),
         "workers": 2,
+        "worker_connections": 50,
         "max_cache_size": 1000**3,
         "edge_domain": "edge.test",
         "origin_timeout": 90.0,

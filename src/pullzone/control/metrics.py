@@ -77,6 +77,22 @@ class EdgeCollector(Collector):
             latency.add_metric([str(zone)], buckets, origin.seconds)
         yield from (origin_requests, origin_failures, latency)
 
+        faults = CounterMetricFamily(
+            "pullzone_edge_faults",
+            "What edge workers shed or failed soft at, by kind: connection_shed and "
+            "connection_refused (at --worker-connections), header_timeout (408), "
+            "out_of_files (503: no descriptor left), stats_write, lru_write, access_log_write.",
+            labels=["kind"],
+        )
+        for kind, n in sorted(totals.faults.items()):
+            faults.add_metric([kind], n)
+        yield faults
+        yield GaugeMetricFamily(
+            "pullzone_edge_connections",
+            "Client connections open at the edge workers' last snapshots.",
+            value=totals.connections,
+        )
+
         cache = self.stats.cache_totals()
         if cache is not None:
             yield GaugeMetricFamily(

@@ -39,6 +39,8 @@ class Totals:
     minutes: dict[tuple[int, int, str], int] = field(default_factory=lambda: defaultdict(int))
     origin: dict[int, Origin] = field(default_factory=lambda: defaultdict(Origin))
     worker_applied: dict[int, int] = field(default_factory=dict)  # pid: sequence
+    faults: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # by kind
+    connections: int = 0  # open client connections
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,9 @@ class NodeStats:
         totals = Totals()
         for snap in read_snapshots(self.directory):
             totals.worker_applied[int(snap["pid"])] = int(snap["applied"])
+            for kind, n in snap.get("faults", ()):
+                totals.faults[kind] += int(n)
+            totals.connections += int(snap.get("connections", 0))
             for zone, status, n, sent in snap["requests"]:
                 totals.requests[(zone, status)] += n
                 totals.bytes[zone] += sent

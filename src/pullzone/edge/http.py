@@ -9,6 +9,7 @@ until it is done (RFC 9112 §9.3.2: responses in request order).
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import re
 import time
@@ -31,6 +32,13 @@ MAX_BODY = 16 * 1024 * 1024
 IDLE_TICK = 30.0
 # Longest a rejected connection is read (and dropped) after its answer (see _linger).
 LINGER = 5.0
+# A request head must arrive whole within this many seconds of its first byte, however
+# slowly it trickles in (nginx's client_header_timeout): else 408 (RFC 9110 §15.5.9) and
+# close. Checked once a second for all of a worker's connections (Connections.sweep).
+HEADER_TIMEOUT = 10.0
+SWEEP_EVERY = 1.0
+# Out of file descriptors (the process's or the system's limit).
+OUT_OF_FILES = frozenset({errno.EMFILE, errno.ENFILE})
 
 REASONS = {
     200: "OK",
@@ -47,6 +55,7 @@ REASONS = {
     403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
+    408: "Request Timeout",
     410: "Gone",
     412: "Precondition Failed",
     413: "Content Too Large",
@@ -86,6 +95,61 @@ class Request:
 
 Handler = Callable[[Request, "Connection"], Awaitable[None] | None]
 Done = Callable[[Request, "Connection"], None]
+Count = Callable[[str], None]  # counts a fault by kind (WorkerStats.fault)
+
+
+class Connections:
+    """A worker's open client connections, oldest first, at most `limit` of them (as
+    nginx's worker_connections): a worker must never run out of file descriptors, which
+    it also needs for origin sockets, cache files and its databases.
+
+    At the limit, a new connection sheds the oldest idle one (keep-alive, no request in
+    progress; RFC 9112 §9.5 lets a server close those at any time), else the oldest one
+    still sending its request head (slowloris); when every connection is answering a
+    request, the new one is refused instead. Each is counted (`count`)."""
+
+    def __init__(self, limit: int, count: Count) -> None:
+        self.limit = limit
+        self.count = count
+        self.open: dict[Connection, None] = {}
+        self._sweeper: asyncio.TimerHandle | None = None
+
+    def admit(self, conn: Connection) -> bool:
+        """Add `conn`, shedding another if at the limit; False: `conn` is refused."""
+        if len(self.open) >= self.limit:
+            victim = self._victim()
+            if victim is None:
+                self.count("connection_refused")
+                return False
+            self.count("connection_shed")
+            self.open.pop(victim, None)
+            victim.close()
+        self.open[conn] = None
+        if self._sweeper is None:
+            self._sweeper = asyncio.get_running_loop().call_later(SWEEP_EVERY, self.sweep)
+        return True
+
+    def _victim(self) -> Connection | None:
+        sending_head = None
+        for conn in self.open:
+            if not conn.busy():
+                if conn.head_started == 0.0:
+                    return conn  # idle: the oldest such
+                if sending_head is None:
+                    sending_head = conn
+        return sending_head
+
+    def sweep(self) -> None:
+        """Answer 408 to every connection whose head is late (HEADER_TIMEOUT)."""
+        late = time.monotonic() - HEADER_TIMEOUT
+        for conn in [c for c in self.open if 0.0 < c.head_started < late and not c.busy()]:
+            self.count("header_timeout")
+            conn.head_timed_out()
+        self._sweeper = asyncio.get_running_loop().call_later(SWEEP_EVERY, self.sweep)
+
+    def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
 
 
 class _Reject(Exception):
@@ -149,9 +213,15 @@ class Connection(asyncio.Protocol):
     the bytes written (from `write`), and the zone and X-Cache the handler set.
     """
 
-    def __init__(self, handler: Handler, on_done: Done | None = None) -> None:
+    def __init__(
+        self, handler: Handler, on_done: Done | None = None, connections: Connections | None = None
+    ) -> None:
         self._handler = handler
         self._on_done = on_done
+        self._connections = connections
+        # When the request head now arriving began (time.monotonic()); 0: none is, -1:
+        # its body is (see Connections.sweep).
+        self.head_started = 0.0
         self._request: Request | None = None
         self._head = b""
         self._valid_host = ""
@@ -189,12 +259,18 @@ class Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
+        if self._connections is not None and not self._connections.admit(self):
+            self._closed = True
+            transport.abort()  # type: ignore[attr-defined]  # a Transport, as above
+            return
         peer = transport.get_extra_info("peername")
         self.peer = peer[0] if isinstance(peer, tuple) else ""
         self._timer = self._loop.call_later(IDLE_TICK, self._on_tick)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
+        if self._connections is not None:
+            self._connections.open.pop(self, None)
         if self._timer is not None:
             self._timer.cancel()
         if self._task is not None and not self._task.done():
@@ -204,6 +280,8 @@ class Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._received += 1
+        if self.head_started == 0.0:
+            self.head_started = time.monotonic()
         try:
             self._feed(data)
         except httptools.HttpParserUpgrade:
@@ -250,6 +328,7 @@ class Connection(asyncio.Protocol):
         # Checks that must happen before any body is read or anything is dispatched. A
         # rejection here closes the connection: the rest of what the client sent is
         # never parsed as another request (no request smuggling).
+        self.head_started = -1.0
         parser = self._parser
         self._method = method = parser.get_method()
         self._version = version = parser.get_http_version()
@@ -314,7 +393,7 @@ class Connection(asyncio.Protocol):
             expect is not None
             and expect.lower() == "100-continue"
             and self.transport is not None
-            and not self._busy()
+            and not self.busy()
         ):
             # Only when no earlier response is in progress: a 100 written now would land
             # inside it (RFC 9112 §9.3.2). A waiting client sends the body anyway after a
@@ -341,6 +420,7 @@ class Connection(asyncio.Protocol):
         self._url = b""
         self._headers = []
         self._header_bytes = 0
+        self.head_started = 0.0
         if body:
             self._body = []
             self._body_size = 0
@@ -361,9 +441,8 @@ class Connection(asyncio.Protocol):
         self.xcache = ""
         try:
             pending = self._handler(request, self)
-        except Exception:
-            log.exception("edge handler failed")
-            self._fail()
+        except Exception as exc:
+            self._failed(exc)
             return
         if pending is None:
             self._after_response()
@@ -374,14 +453,14 @@ class Connection(asyncio.Protocol):
         try:
             await pending
         except (ConnectionError, asyncio.CancelledError):
+            self._task = None
             self._abort()
             return
-        except Exception:
-            log.exception("edge handler failed")
-            self._fail()
-            return
-        finally:
+        except Exception as exc:
             self._task = None
+            self._failed(exc)
+            return
+        self._task = None
         self._after_response()
 
     def _done(self) -> None:
@@ -407,6 +486,22 @@ class Connection(asyncio.Protocol):
             self._reject(self._rejected)
         elif self._draining:
             self.close()
+
+    def _failed(self, exc: Exception) -> None:
+        if isinstance(exc, OSError) and exc.errno in OUT_OF_FILES:
+            # No descriptor for a cache file or an origin socket: counted, and this
+            # connection is closed, which frees one. Before any of the response, the
+            # client is told to come back (503, RFC 9110 §15.6.4).
+            if self._connections is not None:
+                self._connections.count("out_of_files")
+            if not self.sent:
+                self._queue.clear()
+                self._reject(503)
+                self._done()
+                return
+        else:
+            log.error("edge handler failed", exc_info=exc)
+        self._fail()
 
     def _fail(self) -> None:
         # A handler error after headers were sent cannot be turned into a 500: the
@@ -454,11 +549,18 @@ class Connection(asyncio.Protocol):
         self.transport.resume_reading()
         self._loop.call_later(LINGER, self.close)
 
-    def _busy(self) -> bool:
+    def busy(self) -> bool:
+        """A response is in progress (or waiting, pipelined)."""
         return self._task is not None or bool(self._queue)
 
+    def head_timed_out(self) -> None:
+        if self._feed is _drop:  # already lingering after a rejection
+            self.close()
+        else:
+            self._reject(408)
+
     def _on_tick(self) -> None:
-        busy = self._busy()
+        busy = self.busy()
         if not busy and self._received == self._received_at_tick:
             self.close()
             return
@@ -515,12 +617,13 @@ async def serve(
     host: str,
     port: int,
     on_done: Done | None = None,
+    connections: Connections | None = None,
     reuse_port: bool = True,
     **kwargs: Any,
 ) -> asyncio.Server:
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
-        lambda: Connection(handler, on_done),
+        lambda: Connection(handler, on_done, connections),
         host=host,
         port=port,
         reuse_port=reuse_port,

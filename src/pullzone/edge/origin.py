@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from yarl import URL
 
+from pullzone.edge.http import OUT_OF_FILES
 from pullzone.edge.stats import WorkerStats
 from pullzone.spec.headers import HOP_BY_HOP, connection_tokens
 from pullzone.zones.model import Zone
@@ -178,9 +179,10 @@ class Origin:
             return response
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise OriginError(504, f"origin timed out: {exc}") from exc
-        except aiohttp.ClientError as exc:
-            raise OriginError(502, f"origin unreachable: {exc}") from exc
-        except OSError as exc:
+        except (aiohttp.ClientError, OSError) as exc:
+            cause = getattr(exc, "os_error", exc)  # aiohttp's ClientConnectorError wraps it
+            if isinstance(cause, OSError) and cause.errno in OUT_OF_FILES and self.stats:
+                self.stats.fault("out_of_files")  # no descriptor for the origin socket
             raise OriginError(502, f"origin unreachable: {exc}") from exc
         finally:
             if self.stats is not None:

@@ -9,12 +9,18 @@ died leaves its last snapshot, so the node's totals never go back while it runs.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
+import sqlite3
 import time
 from bisect import bisect_left
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 MINUTES = 60  # the per-minute series covers the last hour
 # Upper bounds (seconds) of the origin latency histogram's buckets; +Inf is implied.
@@ -32,6 +38,23 @@ class WorkerStats:
         self._counted: dict[tuple[int, str], int] = {}  # requests[...][0] at the last snapshot
         # zone: [requests, failures, seconds, bucket counts...]
         self.origin: dict[int, list[float]] = {}
+        # What the worker shed or failed soft at, by kind (connection_shed, header_timeout,
+        # out_of_files, stats_write, …): pullzone_edge_faults in /metrics.
+        self.faults: dict[str, int] = {}
+        self.connections = 0  # client connections open at the last snapshot
+
+    def fault(self, kind: str) -> None:
+        self.faults[kind] = self.faults.get(kind, 0) + 1
+
+    @contextlib.contextmanager
+    def soft(self, kind: str) -> Iterator[None]:
+        """Count and log a file or database error (EMFILE, ENOSPC, …) as a `kind` fault
+        instead of raising it: a worker never dies of a file it cannot open or write."""
+        try:
+            yield
+        except (OSError, sqlite3.Error) as exc:
+            self.fault(kind)
+            log.warning("%s failed: %s", kind, exc)
 
     def count(self, zone_id: int, status: str, sent: int) -> None:
         counts = self.requests.get((zone_id, status))
@@ -68,12 +91,17 @@ class WorkerStats:
             "requests": [[z, s, n, b] for (z, s), (n, b) in self.requests.items()],
             "minutes": [[m, z, s, n] for (m, z, s), n in self.minutes.items()],
             "origin": [[z, *row] for z, row in self.origin.items()],
+            "faults": sorted(self.faults.items()),
+            "connections": self.connections,
         }
 
     def write(self, applied: int) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.snapshot(applied, time.time()), separators=(",", ":")))
-        os.replace(tmp, self.path)
+        """Write a snapshot; a failure (no descriptor left, a full disk) is a fault, and
+        the next snapshot has it."""
+        with self.soft("stats_write"):
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.snapshot(applied, time.time()), separators=(",", ":")))
+            os.replace(tmp, self.path)
 
 
 def read_snapshots(directory: Path) -> list[dict[str, Any]]:

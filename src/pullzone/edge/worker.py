@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import ctypes
 import logging
+import resource
 import signal
 from multiprocessing.synchronize import Event as ProcessEvent
 
@@ -14,7 +15,7 @@ import uvloop
 from pullzone.bus.signal import SeqSignal
 from pullzone.cache.bodies import BodyStore
 from pullzone.cache.index import CacheIndex
-from pullzone.config import Settings
+from pullzone.config import NOFILE_WANTED, Settings, default_worker_connections
 from pullzone.edge import http
 from pullzone.edge.access_log import AccessLog
 from pullzone.edge.lifecycle import Edge
@@ -26,6 +27,35 @@ from pullzone.sqlite import connect
 log = logging.getLogger(__name__)
 
 ACCESS_FLUSH_INTERVAL = 1.0
+
+
+def _descriptor_limit() -> int:
+    """RLIMIT_NOFILE, its soft limit raised first to the hard one (up to NOFILE_WANTED):
+    a soft limit of 1024 is a shell's default, not a server's budget."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = NOFILE_WANTED if hard == resource.RLIM_INFINITY else min(hard, NOFILE_WANTED)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+    return soft
+
+
+def connection_limit(settings: Settings) -> int:
+    """--worker-connections, or what this worker's descriptor limit leaves room for."""
+    nofile = _descriptor_limit()
+    fits = default_worker_connections(nofile)
+    if settings.worker_connections is None:
+        return fits
+    if settings.worker_connections > fits:
+        log.warning(
+            "--worker-connections %d with RLIMIT_NOFILE %d: more than the %d it leaves room "
+            "for; files and origin sockets may fail (503) under load",
+            settings.worker_connections,
+            nofile,
+            fits,
+        )
+    return settings.worker_connections
 
 
 async def serve(settings: Settings, ready: ProcessEvent | None = None) -> None:
@@ -50,8 +80,13 @@ async def serve(settings: Settings, ready: ProcessEvent | None = None) -> None:
     # LRU times and log lines are written from a thread, off the event loop (the LRU
     # times on a connection of their own).
     access_index = CacheIndex(connect(settings.cache_db))
+    connections = http.Connections(connection_limit(settings), stats.fault)
     server = await http.serve(
-        edge.handle, host=settings.edge_host, port=settings.edge_port, on_done=edge.finished
+        edge.handle,
+        host=settings.edge_host,
+        port=settings.edge_port,
+        on_done=edge.finished,
+        connections=connections,
     )
 
     stop = asyncio.Event()
@@ -64,12 +99,18 @@ async def serve(settings: Settings, ready: ProcessEvent | None = None) -> None:
         while not stop.is_set():
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), ACCESS_FLUSH_INTERVAL)
+            # Every step fails soft (counted): out of descriptors, a full disk or a locked
+            # database costs this second's LRU times or log lines, never the worker.
             lines = access_log.take() if access_log is not None else b""
-            await asyncio.to_thread(access_index.touch, edge.take_accesses())
+            with stats.soft("lru_write"):
+                await asyncio.to_thread(access_index.touch, edge.take_accesses())
             if lines and access_log is not None:
-                await asyncio.to_thread(access_log.write, lines)
+                with stats.soft("access_log_write"):
+                    await asyncio.to_thread(access_log.write, lines)
+            stats.connections = len(connections.open)
             stats.write(state.applied)
     finally:
+        connections.close()
         server.close()
         if access_log is not None:
             access_log.close()
