@@ -1,32 +1,75 @@
-"""A full disk while filling (issue #7): the object is served whole but not cached, the
-server keeps serving, and caching resumes once space returns. The cache directory is a
-real 8 MiB tmpfs (the tests run as root, as CI does), filled with a ballast file."""
+"""A full disk (issue #7). While filling: the object is served whole but not cached, the
+server keeps serving, and caching resumes once space returns. With the whole data disk
+full under a running server: HITs go on, no worker dies, and every best-effort write
+(LRU times, stats snapshots, access log) is skipped and counted in /metrics. The disk is
+a real small tmpfs (the tests run as root, as CI does), filled with a ballast file."""
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 from origin import Origin, Reply
-from server import Server
+from server import Server, samples, until
 
 MIB = 1024 * 1024
+
+
+@contextmanager
+def tmpfs(path: Path, size: str) -> Iterator[None]:
+    path.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
 
 
 @pytest.fixture()
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """DATA_DIR whose cache/ is an 8 MiB tmpfs (the SQLite files stay on the real disk)."""
-    data = tmp_path / "data"
-    cache = data / "cache"
-    cache.mkdir(parents=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(cache)], check=True)
+    with tmpfs(tmp_path / "data" / "cache", "8m"):
+        yield tmp_path / "data"
+
+
+@pytest.fixture()
+def data_disk(tmp_path: Path) -> Iterator[Path]:
+    """DATA_DIR on a 24 MiB tmpfs of its own: the index, stats and logs fill up with it."""
+    with tmpfs(tmp_path / "data", "24m"):
+        yield tmp_path / "data"
+
+
+def fill_up(path: Path) -> None:
+    """Write `path` until the file system has not one byte left."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        yield data
+        for size in (MIB, 4096, 1):
+            chunk = b"\0" * size
+            try:
+                while os.write(fd, chunk):
+                    pass
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC, exc
     finally:
-        subprocess.run(["umount", "-l", str(cache)], check=False)
+        os.close(fd)
+
+
+def worker_pids(server: Server) -> set[int]:
+    assert server.process is not None
+    pid = server.process.pid
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return {
+        int(child)
+        for child in children
+        if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()
+    }
 
 
 def test_a_full_disk_serves_uncached_and_recovers(small_disk: Path, origin: Origin) -> None:
@@ -57,5 +100,71 @@ def test_a_full_disk_serves_uncached_and_recovers(small_disk: Path, origin: Orig
         assert again.headers["x-cache"] == "HIT" and again.content == body
         assert server.running
         assert "not caching /big.bin" in server.output()
+    finally:
+        server.stop()
+
+
+def test_a_full_data_disk_keeps_serving_hits(data_disk: Path, origin: Origin) -> None:
+    big = os.urandom(4 * MIB)
+    origin.route("/full/big.bin", Reply(200, [("Cache-Control", "max-age=600")], big))
+    small = {f"/full/s{i}.txt": f"small {i}".encode() for i in range(8)}
+    for path, body in small.items():
+        origin.route(path, Reply(200, [("Cache-Control", "max-age=600")], body))
+    origin.route(
+        "/full/new.bin",
+        Reply(200, [("Cache-Control", "max-age=600")], [b"x" * 65536] * 8, chunked=True),
+    )
+    server = Server(data_disk, "--access-log", str(data_disk / "access.log"), workers=2).start()
+    try:
+        host = str(server.create_zone(origin.url, alias="datadiskfull")["fqdn"])
+        for path in [*small, "/full/big.bin"]:
+            assert server.get(host, path).headers["x-cache"] == "MISS"
+        workers = worker_pids(server)
+        assert len(workers) == 2
+
+        fill_up(data_disk / "ballast")
+        # Each worker has met the full disk at its once-a-second snapshot, and lives on.
+        out = until(server.output, lambda out: out.count("worker stats write failed") >= 2)
+        assert out.count("worker stats write failed") >= 2, out
+
+        def hammer(n: int) -> int:
+            """HITs over one keep-alive connection: how many were HITs with their body."""
+            hits = 0
+            with httpx.Client(base_url=server.edge_url, timeout=10) as client:
+                for i in range(n):
+                    path = f"/full/s{i % len(small)}.txt"
+                    answer = client.get(path, headers={"Host": host})
+                    hits += answer.headers.get("x-cache") == "HIT" and answer.content == small[path]
+            return hits
+
+        with ThreadPoolExecutor(4) as pool:
+            counts = list(pool.map(hammer, [100] * 4))
+            download = server.get(host, "/full/big.bin")
+        assert counts == [100] * 4
+        assert download.headers["x-cache"] == "HIT" and download.content == big  # not cut
+
+        # A fill on the full disk is answered whole, from the origin, and not stored.
+        fresh = server.get(host, "/full/new.bin")
+        assert fresh.status_code == 200 and fresh.content == b"x" * 65536 * 8
+        assert fresh.headers["x-cache"] == "MISS"
+        assert not list(data_disk.rglob("*.part"))
+
+        out = until(server.output, lambda out: "worker access_log write failed" in out)
+        assert "worker access_log write failed" in out, out
+        assert worker_pids(server) == workers
+        assert "edge worker" not in server.output() and "Traceback" not in server.output()
+
+        (data_disk / "ballast").unlink()  # space returns: the counts reach /metrics
+        failures = until(
+            lambda: samples(server),
+            lambda m: (
+                m.get('pullzone_write_failures_total{what="stats"}', 0) >= 2
+                and m.get('pullzone_write_failures_total{what="access_log"}', 0) >= 1
+            ),
+        )
+        assert failures['pullzone_write_failures_total{what="stats"}'] >= 2
+        assert failures['pullzone_write_failures_total{what="access_log"}'] >= 1
+        assert server.get(host, "/full/s0.txt").headers["x-cache"] == "HIT"
+        assert worker_pids(server) == workers and server.running
     finally:
         server.stop()

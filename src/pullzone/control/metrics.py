@@ -70,6 +70,15 @@ class EdgeCollector(Collector):
                 buckets.append((bound, cumulative))
             latency.add_metric([str(zone)], buckets, origin.seconds)
         yield from (origin_requests, origin_failures, latency)
+        failures = CounterMetricFamily(
+            "pullzone_write_failures",
+            "Best-effort writes that failed and were skipped (a full disk), by kind: lru, "
+            "stats, access_log, janitor.",
+            labels=["what"],
+        )
+        for what, n in sorted(totals.write_failures.items()):
+            failures.add_metric([what], n)
+        yield failures
 
         cache = self.stats.cache_totals()
         if cache is not None:

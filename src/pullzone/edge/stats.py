@@ -5,20 +5,53 @@ Counting is a dict update per request (a HIT must stay cheap). Once a second the
 writes a snapshot to `DATA_DIR/run/stats/worker-PID.json` (a new file renamed over the
 old: readers never see half of one); `node_stats` adds every worker's up. A worker that
 died leaves its last snapshot, so the node's totals never go back while it runs.
+
+Every write a worker or the janitor makes besides a cache fill is best-effort (LRU
+times, snapshots, access log lines, the janitor's upkeep): on a full disk it fails soft
+and is counted by kind (`WriteFailures`), never taking the process down.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import sqlite3
 import time
 from bisect import bisect_left
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 MINUTES = 60  # the per-minute series covers the last hour
 # Upper bounds (seconds) of the origin latency histogram's buckets; +Inf is implied.
 ORIGIN_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class WriteFailures:
+    """Best-effort writes that failed, by kind (`pullzone_write_failures` in /metrics)."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self._failing: set[str] = set()  # kinds whose last write failed: logged once
+
+    @contextmanager
+    def soft(self, what: str) -> Iterator[None]:
+        """Run a best-effort write: an OSError (ENOSPC, EDQUOT, EIO...) or an SQLite error
+        ("database or disk is full") is counted and logged once per run of failures, and
+        the caller carries on without it."""
+        try:
+            yield
+        except (OSError, sqlite3.Error) as exc:
+            self.counts[what] = self.counts.get(what, 0) + 1
+            if what not in self._failing:
+                self._failing.add(what)
+                log.warning("%s write failed (counted until one succeeds): %s", what, exc)
+        else:
+            self._failing.discard(what)
 
 
 class WorkerStats:
@@ -32,6 +65,7 @@ class WorkerStats:
         self._counted: dict[tuple[int, str], int] = {}  # requests[...][0] at the last snapshot
         # zone: [requests, failures, seconds, bucket counts...]
         self.origin: dict[int, list[float]] = {}
+        self.writes = WriteFailures()
 
     def count(self, zone_id: int, status: str, sent: int) -> None:
         counts = self.requests.get((zone_id, status))
@@ -68,12 +102,18 @@ class WorkerStats:
             "requests": [[z, s, n, b] for (z, s), (n, b) in self.requests.items()],
             "minutes": [[m, z, s, n] for (m, z, s), n in self.minutes.items()],
             "origin": [[z, *row] for z, row in self.origin.items()],
+            "write_failures": self.writes.counts,
         }
 
     def write(self, applied: int) -> None:
+        """Replace the snapshot file (OSError on a full disk: the old one stays whole)."""
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.snapshot(applied, time.time()), separators=(",", ":")))
-        os.replace(tmp, self.path)
+        try:
+            tmp.write_text(json.dumps(self.snapshot(applied, time.time()), separators=(",", ":")))
+            os.replace(tmp, self.path)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            raise
 
 
 def read_snapshots(directory: Path) -> list[dict[str, Any]]:

@@ -39,7 +39,9 @@ async def serve(settings: Settings, ready: ProcessEvent | None = None) -> None:
     stats = WorkerStats(settings.stats_dir)
     origin = Origin(settings.origin_connect_timeout, settings.origin_read_timeout, stats)
     access_log = (
-        AccessLog(settings.access_log, settings.access_log_format) if settings.access_log else None
+        AccessLog(settings.access_log, settings.access_log_format, stats.writes)
+        if settings.access_log
+        else None
     )
     edge = Edge(state, index, BodyStore(settings.cache_dir), origin, stats, access_log)
     # LRU times and log lines are written from a thread, off the event loop (the LRU
@@ -59,11 +61,15 @@ async def serve(settings: Settings, ready: ProcessEvent | None = None) -> None:
         while not stop.is_set():
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), ACCESS_FLUSH_INTERVAL)
+            # Each write is best-effort: on a full disk it is counted and skipped, and
+            # HITs go on being served (stats.WriteFailures).
             lines = access_log.take() if access_log is not None else b""
-            await asyncio.to_thread(access_index.touch, edge.take_accesses())
+            with stats.writes.soft("lru"):
+                await asyncio.to_thread(access_index.touch, edge.take_accesses())
             if lines and access_log is not None:
                 await asyncio.to_thread(access_log.write, lines)
-            stats.write(state.applied)
+            with stats.writes.soft("stats"):
+                stats.write(state.applied)
     finally:
         server.close()
         if access_log is not None:
