@@ -6,30 +6,16 @@ a real small tmpfs (the tests run as root, as CI does), filled with a ballast fi
 
 from __future__ import annotations
 
-import errno
 import os
-import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
+from disk import MIB, fill_up, tmpfs
 from origin import Origin, Reply
 from server import Server, samples, until
-
-MIB = 1024 * 1024
-
-
-@contextmanager
-def tmpfs(path: Path, size: str) -> Iterator[None]:
-    path.mkdir(parents=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], check=True)
-    try:
-        yield
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
 
 
 @pytest.fixture()
@@ -44,21 +30,6 @@ def data_disk(tmp_path: Path) -> Iterator[Path]:
     """DATA_DIR on a 24 MiB tmpfs of its own: the index, stats and logs fill up with it."""
     with tmpfs(tmp_path / "data", "24m"):
         yield tmp_path / "data"
-
-
-def fill_up(path: Path) -> None:
-    """Write `path` until the file system has not one byte left."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        for size in (MIB, 4096, 1):
-            chunk = b"\0" * size
-            try:
-                while os.write(fd, chunk):
-                    pass
-            except OSError as exc:
-                assert exc.errno == errno.ENOSPC, exc
-    finally:
-        os.close(fd)
 
 
 def worker_pids(server: Server) -> set[int]:
