@@ -7,8 +7,10 @@ a real small tmpfs (the tests run as root, as CI does), filled with a ballast fi
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from pathlib import Path
 
 import httpx
@@ -30,6 +32,20 @@ def data_disk(tmp_path: Path) -> Iterator[Path]:
     """DATA_DIR on a 24 MiB tmpfs of its own: the index, stats and logs fill up with it."""
     with tmpfs(tmp_path / "data", "24m"):
         yield tmp_path / "data"
+
+
+@pytest.fixture()
+def split_disk(tmp_path: Path) -> Iterator[Path]:
+    """DATA_DIR on a 16 MiB tmpfs (the index, stats), its cache/ on another 16 MiB one."""
+    with tmpfs(tmp_path / "data", "16m") as data, tmpfs(data / "cache", "16m"):
+        yield data
+
+
+def empty_wal(data: Path) -> None:
+    """Checkpoint the index's WAL and truncate it to nothing, so that its next write needs
+    new pages of the disk (SQLite otherwise reuses the WAL file's own)."""
+    with closing(sqlite3.connect(data / "cache.db")) as db:
+        assert db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0  # not busy
 
 
 def worker_pids(server: Server) -> set[int]:
@@ -93,6 +109,7 @@ def test_a_full_data_disk_keeps_serving_hits(data_disk: Path, origin: Origin) ->
         workers = worker_pids(server)
         assert len(workers) == 2
 
+        empty_wal(data_disk)
         fill_up(data_disk / "ballast")
         # Each worker has met the full disk at its once-a-second snapshot, and lives on.
         out = until(server.output, lambda out: out.count("worker stats write failed") >= 2)
@@ -120,22 +137,61 @@ def test_a_full_data_disk_keeps_serving_hits(data_disk: Path, origin: Origin) ->
         assert fresh.headers["x-cache"] == "MISS"
         assert not list(data_disk.rglob("*.part"))
 
-        out = until(server.output, lambda out: "worker access_log write failed" in out)
-        assert "worker access_log write failed" in out, out
+        # The HITs' LRU times and log lines met the full disk at the next flush.
+        logged = ("worker lru write failed", "worker access_log write failed")
+        out = until(server.output, lambda out: all(line in out for line in logged))
+        assert all(line in out for line in logged), out
         assert worker_pids(server) == workers
         assert "edge worker" not in server.output() and "Traceback" not in server.output()
 
         (data_disk / "ballast").unlink()  # space returns: the counts reach /metrics
+        expected = {
+            'pullzone_write_failures_total{what="stats"}': 2,  # one per worker at least
+            'pullzone_write_failures_total{what="access_log"}': 1,
+            'pullzone_write_failures_total{what="lru"}': 1,
+        }
         failures = until(
             lambda: samples(server),
-            lambda m: (
-                m.get('pullzone_write_failures_total{what="stats"}', 0) >= 2
-                and m.get('pullzone_write_failures_total{what="access_log"}', 0) >= 1
-            ),
+            lambda m: all(m.get(name, 0) >= n for name, n in expected.items()),
         )
-        assert failures['pullzone_write_failures_total{what="stats"}'] >= 2
-        assert failures['pullzone_write_failures_total{what="access_log"}'] >= 1
+        assert {name: failures.get(name, 0) >= n for name, n in expected.items()} == dict.fromkeys(
+            expected, True
+        ), failures
         assert server.get(host, "/full/s0.txt").headers["x-cache"] == "HIT"
         assert worker_pids(server) == workers and server.running
+    finally:
+        server.stop()
+
+
+def test_a_full_index_disk_serves_the_fill_and_leaves_no_file(
+    split_disk: Path, origin: Origin
+) -> None:
+    """The body has room, the index has none: the fill's row cannot be written. The client
+    gets the object whole (MISS), and no body file is left that no row names."""
+    body = os.urandom(MIB)
+    origin.route("/split/a.bin", Reply(200, [("Cache-Control", "max-age=600")], body))
+    origin.route("/split/warm.txt", Reply(200, [("Cache-Control", "max-age=600")], b"warm"))
+    chunks = [os.urandom(65536) for _ in range(8)]
+    origin.route(
+        "/split/c.bin", Reply(200, [("Cache-Control", "max-age=600")], chunks, chunked=True)
+    )
+    server = Server(split_disk, workers=1).start()
+    try:
+        host = str(server.create_zone(origin.url, alias="splitdiskfull")["fqdn"])
+        assert server.get(host, "/split/warm.txt").headers["x-cache"] == "MISS"
+        empty_wal(split_disk)
+        fill_up(split_disk / "ballast")
+        for _ in range(2):  # on one keep-alive connection: each answer is whole
+            answer = server.get(host, "/split/a.bin")
+            assert answer.status_code == 200 and answer.content == body
+            assert answer.headers["x-cache"] == "MISS"
+            chunked = server.get(host, "/split/c.bin")
+            assert chunked.status_code == 200 and chunked.content == b"".join(chunks)
+            assert chunked.headers["x-cache"] == "MISS"
+        assert origin.count("/split/a.bin") == origin.count("/split/c.bin") == 2  # not stored
+        files = [p for p in (split_disk / "cache").rglob("*") if p.is_file()]
+        assert len(files) == 1, files  # warm.txt's body only: no orphan, no .part
+        assert server.get(host, "/split/warm.txt").headers["x-cache"] == "HIT"
+        assert server.running
     finally:
         server.stop()
