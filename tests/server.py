@@ -9,12 +9,14 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import httpx
 
 API_KEY = "test-admin-key-0123456789"
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -200,3 +202,29 @@ class Server:
         params = {"delete": "true"} if delete else {}
         body = {"files": files} if files is not None else None
         return self.api.post(f"/zones/http/pull/{zone_id}/purge", params=params, json=body)
+
+
+def until(produce: Callable[[], T], done: Callable[[T], bool], timeout: float = 10.0) -> T:
+    """Ask `produce` until `done` holds for its answer (the workers' next snapshot)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = produce()
+        if done(value) or time.monotonic() > deadline:
+            return value
+        time.sleep(0.1)
+
+
+def samples(server: Server, key: str = API_KEY) -> dict[str, float]:
+    """/metrics as {'name{labels}': value}, read the way Prometheus is configured to."""
+    response = server.api.get(
+        server.api_url.removesuffix("/v2") + "/metrics",
+        headers={"X-API-Key": "", "Authorization": f"Bearer {key}"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain; version=")
+    out = {}
+    for line in response.text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out

@@ -7,42 +7,14 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
 from origin import Origin, Reply
-from server import API_KEY, Server
-
-T = TypeVar("T")
-
-
-def until(produce: Callable[[], T], done: Callable[[T], bool], timeout: float = 10.0) -> T:
-    """Ask `produce` until `done` holds for its answer (the workers' next snapshot)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = produce()
-        if done(value) or time.monotonic() > deadline:
-            return value
-        time.sleep(0.1)
-
-
-def samples(server: Server, key: str = API_KEY) -> dict[str, float]:
-    """/metrics as {'name{labels}': value}, read the way Prometheus is configured to."""
-    response = server.api.get(
-        server.api_url.removesuffix("/v2") + "/metrics",
-        headers={"X-API-Key": "", "Authorization": f"Bearer {key}"},
-    )
-    assert response.status_code == 200, response.text
-    assert response.headers["content-type"].startswith("text/plain; version=")
-    out = {}
-    for line in response.text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            out[name] = float(value)
-    return out
+from server import API_KEY, Server, samples, until
 
 
 def serve(origin: Origin, path: str, headers: list[tuple[str, str]] | None = None) -> None:

@@ -76,12 +76,21 @@ class EdgeCollector(Collector):
                 buckets.append((bound, cumulative))
             latency.add_metric([str(zone)], buckets, origin.seconds)
         yield from (origin_requests, origin_failures, latency)
+        failures = CounterMetricFamily(
+            "pullzone_write_failures",
+            "Best-effort writes that failed and were skipped (a full disk), by kind: lru, "
+            "stats, access_log, janitor.",
+            labels=["what"],
+        )
+        for what, n in sorted(totals.write_failures.items()):
+            failures.add_metric([what], n)
+        yield failures
 
         faults = CounterMetricFamily(
             "pullzone_edge_faults",
-            "What edge workers shed or failed soft at, by kind: connection_shed and "
-            "connection_refused (at --worker-connections), header_timeout (408), "
-            "out_of_files (503: no descriptor left), stats_write, lru_write, access_log_write.",
+            "What edge workers shed, by kind: connection_shed and connection_refused (at "
+            "--worker-connections), header_timeout (408), out_of_files (503: no descriptor "
+            "left; writes that found none are pullzone_write_failures).",
             labels=["kind"],
         )
         for kind, n in sorted(totals.faults.items()):

@@ -13,6 +13,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pullzone.bus.signal import SeqSignal
 from pullzone.config import Settings
@@ -41,6 +42,8 @@ class Totals:
     worker_applied: dict[int, int] = field(default_factory=dict)  # pid: sequence
     faults: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # by kind
     connections: int = 0  # open client connections
+    # Best-effort writes that failed, by kind, in every worker and the janitor.
+    write_failures: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,10 @@ class NodeStats:
                 origin.failures += int(failures)
                 origin.seconds += seconds
                 origin.buckets = [a + int(b) for a, b in zip(origin.buckets, buckets, strict=True)]
+            for what, n in snap.get("write_failures", {}).items():
+                totals.write_failures[what] += int(n)
+        for what, n in self._janitor().get("write_failures", {}).items():
+            totals.write_failures[what] += int(n)
         return totals
 
     def series(
@@ -117,11 +124,15 @@ class NodeStats:
         objects = sum(zone.objects for zone in self.cache_by_zone().values())
         return ZoneCache(objects=objects, bytes=int(row[0] or 0) if row else 0)
 
-    def evictions(self) -> int:
+    def _janitor(self) -> dict[str, Any]:
         try:
-            return int(json.loads((self.directory / JANITOR_FILE).read_text())["evicted"])
-        except (OSError, ValueError, KeyError):
-            return 0
+            report = json.loads((self.directory / JANITOR_FILE).read_text())
+        except (OSError, ValueError):
+            return {}
+        return report if isinstance(report, dict) else {}
+
+    def evictions(self) -> int:
+        return int(self._janitor().get("evicted", 0))
 
     def node_seq(self) -> int | None:
         """The node's applied sequence, as its workers see it (None without an edge)."""
@@ -130,8 +141,13 @@ class NodeStats:
         return None if self._signal is None else self._signal.value
 
 
-def write_evictions(directory: Path, evicted: int) -> None:
+def write_janitor(directory: Path, evicted: int, write_failures: dict[str, int]) -> None:
+    """The janitor's counters, in a file of its own (replaced whole, as a worker's)."""
     directory.mkdir(parents=True, exist_ok=True)
     tmp = directory / (JANITOR_FILE + ".tmp")
-    tmp.write_text(json.dumps({"evicted": evicted}))
-    tmp.replace(directory / JANITOR_FILE)
+    try:
+        tmp.write_text(json.dumps({"evicted": evicted, "write_failures": write_failures}))
+        tmp.replace(directory / JANITOR_FILE)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise

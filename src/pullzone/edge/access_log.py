@@ -2,7 +2,8 @@
 
 Each worker buffers its lines and appends them to the file once a second (or at 64 KiB)
 with one write of whole lines: O_APPEND keeps the workers' writes from interleaving
-within a line. `-` writes to standard output.
+within a line. `-` writes to standard output. Lines that cannot be written (a full disk,
+a closed pipe) are dropped and counted (`pullzone_write_failures{what="access_log"}`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import time
 
 from pullzone.edge.http import Connection, Request
+from pullzone.edge.stats import WriteFailures
 
 FLUSH_AT = 64 * 1024
 FORMATS = ("combined", "json")
@@ -27,10 +29,11 @@ def _quoted(text: str) -> str:
 
 
 class AccessLog:
-    def __init__(self, destination: str, fmt: str) -> None:
+    def __init__(self, destination: str, fmt: str, writes: WriteFailures) -> None:
         if fmt not in FORMATS:
             raise ValueError(f"access log format {fmt!r}: one of {', '.join(FORMATS)}")
         self.json = fmt == "json"
+        self.writes = writes
         if destination == "-":
             self._fd = os.dup(1)
         else:
@@ -89,8 +92,9 @@ class AccessLog:
 
     def write(self, data: bytes) -> None:
         view = memoryview(data)
-        while view:
-            view = view[os.write(self._fd, view) :]
+        with self.writes.soft("access_log"):
+            while view:
+                view = view[os.write(self._fd, view) :]
 
     def flush(self) -> None:
         self.write(self.take())

@@ -267,9 +267,17 @@ class Filler:
                 stored_seq=fill_seq,
                 tags=_tags(header_map(head["headers"])),
             )
-            writer.complete(self.bodies.object_path(obj.id))
-            replaced = self.index.insert(obj, fill_seq)
-            self.bodies.remove(r.id for r in replaced)
+            final = self.bodies.object_path(obj.id)
+            writer.complete(final)
+            try:
+                replaced = self.index.insert(obj, fill_seq)
+            except sqlite3.Error as exc:
+                # The index's disk is full: the clients get the whole body, nothing is
+                # stored, and no body file is left that no row names.
+                log.warning("not caching %s: %s", fill.target, exc)
+                final.unlink()
+            else:
+                self.bodies.remove(r.id for r in replaced)
             state = COMPLETE
         except (TimeoutError, aiohttp.ClientError, OSError, sqlite3.Error) as exc:
             # A body the origin cut off is never cached (CONTRACT §5); followers that

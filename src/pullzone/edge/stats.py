@@ -5,11 +5,14 @@ Counting is a dict update per request (a HIT must stay cheap). Once a second the
 writes a snapshot to `DATA_DIR/run/stats/worker-PID.json` (a new file renamed over the
 old: readers never see half of one); `node_stats` adds every worker's up. A worker that
 died leaves its last snapshot, so the node's totals never go back while it runs.
+
+Every write a worker or the janitor makes besides a cache fill is best-effort (LRU
+times, snapshots, access log lines, the janitor's upkeep): on a full disk it fails soft
+and is counted by kind (`WriteFailures`), never taking the process down.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -17,6 +20,7 @@ import sqlite3
 import time
 from bisect import bisect_left
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +29,29 @@ log = logging.getLogger(__name__)
 MINUTES = 60  # the per-minute series covers the last hour
 # Upper bounds (seconds) of the origin latency histogram's buckets; +Inf is implied.
 ORIGIN_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class WriteFailures:
+    """Best-effort writes that failed, by kind (`pullzone_write_failures` in /metrics)."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self._failing: set[str] = set()  # kinds whose last write failed: logged once
+
+    @contextmanager
+    def soft(self, what: str) -> Iterator[None]:
+        """Run a best-effort write: an OSError (ENOSPC, EDQUOT, EIO...) or an SQLite error
+        ("database or disk is full") is counted and logged once per run of failures, and
+        the caller carries on without it."""
+        try:
+            yield
+        except (OSError, sqlite3.Error) as exc:
+            self.counts[what] = self.counts.get(what, 0) + 1
+            if what not in self._failing:
+                self._failing.add(what)
+                log.warning("%s write failed (counted until one succeeds): %s", what, exc)
+        else:
+            self._failing.discard(what)
 
 
 class WorkerStats:
@@ -38,23 +65,14 @@ class WorkerStats:
         self._counted: dict[tuple[int, str], int] = {}  # requests[...][0] at the last snapshot
         # zone: [requests, failures, seconds, bucket counts...]
         self.origin: dict[int, list[float]] = {}
-        # What the worker shed or failed soft at, by kind (connection_shed, header_timeout,
-        # out_of_files, stats_write, …): pullzone_edge_faults in /metrics.
+        # What the worker shed, by kind (connection_shed, connection_refused,
+        # header_timeout, out_of_files): pullzone_edge_faults in /metrics.
         self.faults: dict[str, int] = {}
         self.connections = 0  # client connections open at the last snapshot
+        self.writes = WriteFailures()  # best-effort writes that failed
 
     def fault(self, kind: str) -> None:
         self.faults[kind] = self.faults.get(kind, 0) + 1
-
-    @contextlib.contextmanager
-    def soft(self, kind: str) -> Iterator[None]:
-        """Count and log a file or database error (EMFILE, ENOSPC, …) as a `kind` fault
-        instead of raising it: a worker never dies of a file it cannot open or write."""
-        try:
-            yield
-        except (OSError, sqlite3.Error) as exc:
-            self.fault(kind)
-            log.warning("%s failed: %s", kind, exc)
 
     def count(self, zone_id: int, status: str, sent: int) -> None:
         counts = self.requests.get((zone_id, status))
@@ -93,15 +111,18 @@ class WorkerStats:
             "origin": [[z, *row] for z, row in self.origin.items()],
             "faults": sorted(self.faults.items()),
             "connections": self.connections,
+            "write_failures": self.writes.counts,
         }
 
     def write(self, applied: int) -> None:
-        """Write a snapshot; a failure (no descriptor left, a full disk) is a fault, and
-        the next snapshot has it."""
-        with self.soft("stats_write"):
-            tmp = self.path.with_suffix(".tmp")
+        """Replace the snapshot file (OSError on a full disk: the old one stays whole)."""
+        tmp = self.path.with_suffix(".tmp")
+        try:
             tmp.write_text(json.dumps(self.snapshot(applied, time.time()), separators=(",", ":")))
             os.replace(tmp, self.path)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            raise
 
 
 def read_snapshots(directory: Path) -> list[dict[str, Any]]:

@@ -74,7 +74,9 @@ async def serve(settings: Settings, ready: ProcessEvent | None = None) -> None:
         cdn_id=settings.edge_domain,
     )
     access_log = (
-        AccessLog(settings.access_log, settings.access_log_format) if settings.access_log else None
+        AccessLog(settings.access_log, settings.access_log_format, stats.writes)
+        if settings.access_log
+        else None
     )
     edge = Edge(state, index, BodyStore(settings.cache_dir), origin, stats, access_log)
     # LRU times and log lines are written from a thread, off the event loop (the LRU
@@ -99,16 +101,17 @@ async def serve(settings: Settings, ready: ProcessEvent | None = None) -> None:
         while not stop.is_set():
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), ACCESS_FLUSH_INTERVAL)
-            # Every step fails soft (counted): out of descriptors, a full disk or a locked
-            # database costs this second's LRU times or log lines, never the worker.
+            # Each write is best-effort: out of descriptors, a full disk or a locked
+            # database costs this second's LRU times, log lines or snapshot, never the
+            # worker; it is counted (stats.WriteFailures).
             lines = access_log.take() if access_log is not None else b""
-            with stats.soft("lru_write"):
+            with stats.writes.soft("lru"):
                 await asyncio.to_thread(access_index.touch, edge.take_accesses())
             if lines and access_log is not None:
-                with stats.soft("access_log_write"):
-                    await asyncio.to_thread(access_log.write, lines)
+                await asyncio.to_thread(access_log.write, lines)
             stats.connections = len(connections.open)
-            stats.write(state.applied)
+            with stats.writes.soft("stats"):
+                stats.write(state.applied)
     finally:
         connections.close()
         server.close()

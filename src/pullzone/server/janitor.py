@@ -1,5 +1,8 @@
 """Background upkeep of the cache on disk: LRU eviction to the size limit, reclaiming the
-bytes of hard whole-zone purges, and removing files no index row names."""
+bytes of hard whole-zone purges, and removing files no index row names.
+
+Its writes are best-effort: on a full disk a step fails soft and is counted
+(`pullzone_write_failures{what="janitor"}`), and is tried again at the next interval."""
 
 from __future__ import annotations
 
@@ -11,7 +14,8 @@ from pathlib import Path
 from pullzone.cache.applier import Applier
 from pullzone.cache.bodies import BodyStore
 from pullzone.cache.index import CacheIndex
-from pullzone.control.stats import write_evictions
+from pullzone.control.stats import write_janitor
+from pullzone.edge.stats import WriteFailures
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +41,8 @@ class Janitor:
         self.bodies = bodies
         self.max_size = max_size
         self.evicted = 0
+        self.writes = WriteFailures()
+        self._reported: tuple[int, dict[str, int]] = (0, {})  # what janitor.json holds
 
     def remove_orphans(self) -> int:
         """At startup: body files without an index row (a crash between link and insert)."""
@@ -70,15 +76,23 @@ class Janitor:
         self.evicted += evicted
         return evicted
 
+    async def step(self) -> None:
+        with self.writes.soft("janitor"):
+            applied = self.applier.applied_seq()
+            while self.applier.reclaim() > 0:
+                await asyncio.sleep(0)  # reclaiming a big zone must not stall the API
+            self.on_reclaimed(applied)  # every hard purge up to `applied` is done
+            self.evict()
+        report = (self.evicted, dict(self.writes.counts))
+        if report != self._reported:
+            with self.writes.soft("stats"):
+                write_janitor(self.stats_dir, *report)
+                self._reported = report
+
     async def run(self) -> None:
         while True:
             await asyncio.sleep(INTERVAL)
             try:
-                applied = self.applier.applied_seq()
-                while self.applier.reclaim() > 0:
-                    await asyncio.sleep(0)  # reclaiming a big zone must not stall the API
-                self.on_reclaimed(applied)  # every hard purge up to `applied` is done
-                if self.evict():
-                    write_evictions(self.stats_dir, self.evicted)
+                await self.step()
             except Exception:
                 log.exception("janitor step failed")
