@@ -39,6 +39,8 @@ class Totals:
     minutes: dict[tuple[int, int, str], int] = field(default_factory=lambda: defaultdict(int))
     origin: dict[int, Origin] = field(default_factory=lambda: defaultdict(Origin))
     worker_applied: dict[int, int] = field(default_factory=dict)  # pid: sequence
+    fills_not_stored: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    evicted: int = 0  # by fills in the workers (the janitor's: NodeStats.evictions)
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,9 @@ class NodeStats:
                 origin.failures += int(failures)
                 origin.seconds += seconds
                 origin.buckets = [a + int(b) for a, b in zip(origin.buckets, buckets, strict=True)]
+            for reason, n in snap.get("fills_not_stored", {}).items():
+                totals.fills_not_stored[reason] += int(n)
+            totals.evicted += int(snap.get("evicted", 0))
         return totals
 
     def series(

@@ -247,7 +247,7 @@ class Deliverer:
                 data = reader.read(position, CHUNK)
                 if data:
                     position += len(data)
-                    conn.write(b"%x\r\n%s\r\n" % (len(data), data) if chunked else data)
+                    conn.write(_chunk(data, chunked))
                     await conn.drain()
                     continue
                 state, _ = reader.state()
@@ -256,13 +256,22 @@ class Deliverer:
                         break
                     continue
                 if state != FILLING:
-                    conn.close_after = True
-                    raise ConnectionAbortedError("origin body cut off")
+                    given = fetched.handoff.take() if fetched.handoff is not None else None
+                    if given is None:
+                        conn.close_after = True
+                        raise ConnectionAbortedError("origin body cut off")
+                    # Not stored after all (too big, no room): the rest from the origin.
+                    first, response = given
+                    conn.write(_chunk(first, chunked))
+                    await _relay(conn, response, chunked)
+                    return
                 await self.filler.wait(reader.key_hash)
             if chunked:
                 conn.write(b"0\r\n\r\n")
         finally:
             reader.close()
+            if fetched.handoff is not None:
+                fetched.handoff.close()
 
     # -- straight from the origin -----------------------------------------------------
 
@@ -300,18 +309,30 @@ class Deliverer:
                 + _framing(conn, request)
                 + b"\r\n"
             )
-            if no_body:
-                return
-            async for chunk in response.content.iter_chunked(CHUNK):
-                conn.write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
-                await conn.drain()
-            if chunked:
-                conn.write(b"0\r\n\r\n")
-        except aiohttp.ClientError as exc:
-            conn.close_after = True
-            raise ConnectionAbortedError(f"origin body cut off: {exc}") from exc
+            if not no_body:
+                await _relay(conn, response, chunked)
         finally:
             response.release()
+
+
+def _chunk(data: bytes, chunked: bool) -> bytes:
+    """`data` as the client's framing carries it (RFC 9112 §7.1: one chunk)."""
+    return b"%x\r\n%s\r\n" % (len(data), data) if chunked and data else data
+
+
+async def _relay(conn: Connection, response: aiohttp.ClientResponse, chunked: bool) -> None:
+    """The rest of the origin's body to the client at the client's pace, then the end."""
+    try:
+        async for chunk in response.content.iter_chunked(CHUNK):
+            conn.write(_chunk(chunk, chunked))
+            await conn.drain()
+        if chunked:
+            conn.write(b"0\r\n\r\n")
+    except aiohttp.ClientError as exc:
+        conn.close_after = True
+        raise ConnectionAbortedError(f"origin body cut off: {exc}") from exc
+    finally:
+        response.release()
 
 
 def _fill_age(head: dict[str, Any]) -> float:

@@ -32,6 +32,12 @@ class WorkerStats:
         self._counted: dict[tuple[int, str], int] = {}  # requests[...][0] at the last snapshot
         # zone: [requests, failures, seconds, bucket counts...]
         self.origin: dict[int, list[float]] = {}
+        self.fills_not_stored: dict[str, int] = {}  # reason (edge/bounds.py): n
+        self.evicted = 0  # objects evicted by this worker's fills to make room
+
+    def not_stored(self, reason: str) -> None:
+        """A fill that stopped storing its body (too big, no room, abandoned)."""
+        self.fills_not_stored[reason] = self.fills_not_stored.get(reason, 0) + 1
 
     def count(self, zone_id: int, status: str, sent: int) -> None:
         counts = self.requests.get((zone_id, status))
@@ -68,6 +74,8 @@ class WorkerStats:
             "requests": [[z, s, n, b] for (z, s), (n, b) in self.requests.items()],
             "minutes": [[m, z, s, n] for (m, z, s), n in self.minutes.items()],
             "origin": [[z, *row] for z, row in self.origin.items()],
+            "fills_not_stored": self.fills_not_stored,
+            "evicted": self.evicted,
         }
 
     def write(self, applied: int) -> None:
