@@ -272,6 +272,7 @@ class Filler:
         }
         try:
             if length is not None and not self._hold(fill_id, progress, length):
+                self.stats.not_stored(Verdict.NO_ROOM.value)
                 raise OSError("no room in the cache")
             writer.write_head(head, length)
         except (OSError, sqlite3.Error) as exc:  # the disk or the cache is full
