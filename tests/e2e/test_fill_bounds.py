@@ -29,11 +29,13 @@ class EndlessOrigin:
     """A loopback origin answering every request with a 200 whose body never ends
     (`chunked`, or `close`-delimited): it sends until `limit` bytes (the test's bound;
     then it closes without ending the body) or until the edge closes the connection.
-    `sent` counts the body bytes it handed to the kernel; `done` is set when it stops."""
+    `sent` counts the body bytes it handed to the kernel; `done` is set when it stops.
+    `pace`: seconds between chunks (a rate, so that a second client can join the fill)."""
 
-    def __init__(self, framing: str, limit: int = 256 * MIB) -> None:
+    def __init__(self, framing: str, limit: int = 256 * MIB, pace: float = 0.0) -> None:
         self.framing = framing
         self.limit = limit
+        self.pace = pace
         self.sent = 0
         self.done = threading.Event()
         self._stop = threading.Event()
@@ -75,6 +77,8 @@ class EndlessOrigin:
             while self.sent < self.limit:
                 conn.sendall(payload)
                 self.sent += CHUNK
+                if self.pace:
+                    time.sleep(self.pace)
         except OSError:
             pass  # the edge closed the connection
         finally:
@@ -87,8 +91,8 @@ class EndlessOrigin:
 
 
 @contextlib.contextmanager
-def endless_origin(framing: str) -> Iterator[EndlessOrigin]:
-    o = EndlessOrigin(framing)
+def endless_origin(framing: str, pace: float = 0.0) -> Iterator[EndlessOrigin]:
+    o = EndlessOrigin(framing, pace=pace)
     try:
         yield o
     finally:
@@ -206,6 +210,53 @@ def test_an_endless_body_past_the_object_size_is_not_stored_and_keeps_streaming(
         assert_a_normal_object_still_caches(server, origin, path + ".small")
         assert server.running
         assert "Traceback" not in server.output()
+    finally:
+        server.stop()
+
+
+def test_a_client_that_joined_a_fill_crossing_the_cap_is_cut_and_the_first_is_not(
+    tmp_path: Path, path: str
+) -> None:
+    """The joined client read the fill file; the origin's next bytes go to the client that
+    started the fill alone: the joined one's message ends short, which it can tell."""
+    server = Server(tmp_path / "data", "--max-object-size", "4MiB", workers=1).start()
+    joined: dict[str, object] = {}
+
+    def join(host: str) -> None:
+        read = 0
+        try:
+            with (
+                httpx.Client(base_url=server.edge_url, timeout=30) as client,
+                client.stream("GET", path, headers={"Host": host}) as response,
+            ):
+                joined["xcache"] = response.headers["x-cache"]
+                for data in response.iter_raw(CHUNK):
+                    read += len(data)
+        except httpx.HTTPError as exc:
+            joined["error"] = exc
+        joined["read"] = read
+
+    try:
+        with endless_origin("chunked", pace=0.005) as endless:
+            host = str(server.create_zone(endless.url, alias="joined")["fqdn"])
+            thread = threading.Thread(target=join, args=(host,))
+            read = 0
+            with (
+                httpx.Client(base_url=server.edge_url, timeout=30) as client,
+                client.stream("GET", path, headers={"Host": host}) as response,
+            ):
+                for data in response.iter_raw(CHUNK):
+                    read += len(data)
+                    if read >= 256 * 1024 and thread.ident is None:
+                        thread.start()  # the fill is under way: this one joins it
+                    if read >= 8 * MIB:
+                        break
+            thread.join(30)
+        assert read >= 8 * MIB  # the first client, past the cap, from the origin
+        assert joined["xcache"] == "MISS"
+        assert isinstance(joined.get("error"), httpx.RemoteProtocolError)  # cut, not ended
+        assert int(str(joined["read"])) <= 4 * MIB
+        assert server.running
     finally:
         server.stop()
 
