@@ -8,7 +8,13 @@ open files and errors read at the start and at the end.
 wrk asks for random paths among 20,000 objects of an origin on loopback (max-age 30 s,
 ETag and 304 answers: HITs, MISSes, EXPIRED/REVALIDATED), with 32 connections; a thread
 purges once a second (files, tags, soft and hard, a whole zone every 30 s). Everything
-stops by itself after --minutes. Writes bench/results/soak.json.
+stops by itself after --minutes.
+
+Then an endless-body phase: --endless requests (4 at a time) for paths whose origin body
+never ends (chunked; the origin stops at 64 MiB or when the edge closes), each client
+reading a random 0-24 MiB and leaving, with --max-object-size 16MiB: the cache directory
+must stay under --max-cache-size, the origin must stop soon after each client, and no
+worker may exit. Writes bench/results/soak.json.
 """
 
 from __future__ import annotations
@@ -26,8 +32,11 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -38,12 +47,28 @@ from pzbench.procs import Pullzone
 BENCH = Path(__file__).resolve().parent
 OBJECTS = 20_000
 HOST = "soak.localhost"
+MIB = 1024 * 1024
+MAX_CACHE = 64 * MIB
+MAX_OBJECT = 16 * MIB
+ENDLESS_BOUND = 64 * MIB  # what the endless origin sends at most, per request
+ENDLESS_CHUNK = 64 * 1024
+
+
+class _Endless:
+    """What the endless origin sent (all requests), and how many answers are still open."""
+
+    lock = threading.Lock()
+    sent = 0
+    open = 0
 
 
 class _Origin(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
+        if self.path.startswith("/endless/"):
+            self._endless()
+            return
         body = (self.path * 40).encode()[:4096]
         etag = '"' + hashlib.md5(body).hexdigest() + '"'
         if self.headers.get("If-None-Match") == etag:
@@ -59,6 +84,27 @@ class _Origin(http.server.BaseHTTPRequestHandler):
         self.send_header("Surrogate-Key", f"t{hash(self.path) % 50}")
         self.end_headers()
         self.wfile.write(body)
+
+    def _endless(self) -> None:
+        """A chunked body that never ends (bounded at ENDLESS_BOUND, then cut)."""
+        self.close_connection = True
+        self.send_response(200)
+        self.send_header("Cache-Control", "max-age=600")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        chunk = b"%x\r\n%s\r\n" % (ENDLESS_CHUNK, os.urandom(ENDLESS_CHUNK))
+        with _Endless.lock:
+            _Endless.open += 1
+        try:
+            for _ in range(ENDLESS_BOUND // ENDLESS_CHUNK):
+                self.wfile.write(chunk)
+                with _Endless.lock:
+                    _Endless.sent += ENDLESS_CHUNK
+        except OSError:
+            pass  # the edge closed the connection
+        finally:
+            with _Endless.lock:
+                _Endless.open -= 1
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -116,6 +162,74 @@ def sample(pz: Pullzone, stop: threading.Event, timeline: list[dict[str, Any]]) 
         )
 
 
+def cache_bytes(pz: Pullzone) -> int:
+    """Bytes of the cache directory's files (a file with two names counted once)."""
+    sizes = {}
+    for path in (pz.data_dir / "cache").rglob("*"):
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        if path.is_file():
+            sizes[stat.st_ino] = stat.st_size
+    return sum(sizes.values())
+
+
+def endless_phase(pz: Pullzone, requests: int) -> dict[str, Any]:
+    """Clients of endless bodies, each reading a random amount and leaving (bounded)."""
+    peak = 0
+    stop = threading.Event()
+
+    def watch() -> None:
+        nonlocal peak
+        while not stop.wait(0.01):
+            peak = max(peak, cache_bytes(pz))
+
+    def client(i: int) -> int:
+        wanted = random.randint(0, 24 * MIB)
+        read = 0
+        try:
+            with (
+                httpx.Client(timeout=30) as http,
+                http.stream(
+                    "GET", f"http://127.0.0.1:{pz.port}/endless/{i}", headers={"Host": HOST}
+                ) as response,
+            ):
+                for data in response.iter_raw(ENDLESS_CHUNK):
+                    read += len(data)
+                    if read >= wanted:
+                        break
+        except httpx.HTTPError:
+            pass  # counted below as bytes read
+        return read
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    started = time.monotonic()
+    with ThreadPoolExecutor(4) as pool:
+        read = sum(pool.map(client, range(requests)))
+    settle = time.monotonic() + 30  # the edge closes its origin connections soon after
+    while _Endless.open and time.monotonic() < settle:
+        time.sleep(0.1)
+    stop.set()
+    watcher.join(5)
+    return {
+        "requests": requests,
+        "seconds": round(time.monotonic() - started, 1),
+        "client_mb_read": round(read / MIB, 1),
+        "origin_mb_sent": round(_Endless.sent / MIB, 1),
+        "origin_answers_still_open": _Endless.open,
+        "cache_mb_peak": round(peak / MIB, 2),
+        "cache_mb_limit": MAX_CACHE // MIB,
+        "part_files_at_end": sum(1 for _ in (pz.data_dir / "cache").rglob("*.part")),
+    }
+
+
+def workers(pz: Pullzone) -> set[int]:
+    assert pz.process is not None
+    return set(processes(pz.process.pid)) - {pz.process.pid}
+
+
 def purger(pz: Pullzone, zone_id: int, stop: threading.Event, counts: dict[str, int]) -> None:
     n = 0
     while not stop.wait(1.0):
@@ -140,6 +254,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--endless", type=int, default=40, help="endless-body requests")
     parser.add_argument("--out", type=Path, default=BENCH / "results" / "soak.json")
     args = parser.parse_args()
     atexit.register(procs.stop_all)
@@ -147,7 +262,12 @@ def main() -> int:
     origin = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Origin)
     origin.daemon_threads = True
     threading.Thread(target=origin.serve_forever, daemon=True).start()
-    pz = Pullzone(workdir / "pz", args.workers, max_cache_size="64MiB").start()
+    pz = Pullzone(
+        workdir / "pz",
+        args.workers,
+        max_cache_size=f"{MAX_CACHE // MIB}MiB",
+        extra=("--max-object-size", f"{MAX_OBJECT // MIB}MiB"),
+    ).start()
     paths = [f"/o/{i}.txt" for i in range(1, OBJECTS + 1)]
     random.shuffle(paths)
     pathfile = workdir / "paths.txt"
@@ -166,6 +286,7 @@ def main() -> int:
         zone = pz.create_zone("soak", f"http://127.0.0.1:{origin.server_port}")
         load(5)  # warm up
         start = reading(pz)
+        workers_at_start = workers(pz)
         thread = threading.Thread(target=purger, args=(pz, int(zone["id"]), stop, counts))
         thread.start()
         timeline: list[dict[str, Any]] = []
@@ -179,6 +300,8 @@ def main() -> int:
         while end["part_files"] and time.monotonic() < settle:
             time.sleep(0.2)
             end = reading(pz)
+        endless = endless_phase(pz, args.endless)
+        worker_exits = len(workers_at_start - workers(pz))
         alive = pz.process is not None and pz.process.poll() is None
     finally:
         stop.set()
@@ -195,6 +318,8 @@ def main() -> int:
         "start": start,
         "end": end,
         "timeline": timeline,
+        "endless": endless,
+        "worker_exits": worker_exits,
         "server_alive_at_end": alive,
         "machine": procs.machine(),
     }
@@ -219,6 +344,8 @@ def main() -> int:
         f"{t['s']}:{t['rss_mb_total']}/{t['rss_mb_max_process']}/{t['open_files_total']}"
         for t in timeline
     ))  # fmt: skip
+    print(f"endless bodies: {endless}")
+    print(f"worker exits: {worker_exits}")
     print(f"wrote {args.out}")
     return 0
 

@@ -6,6 +6,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+# The largest object a fill stores (--max-object-size): nginx's proxy_max_temp_file_size
+# default, the most it spools of one response to disk; a tenth of the default
+# --max-cache-size, so one object never takes more than a slice of the cache.
+DEFAULT_MAX_OBJECT_SIZE = 1024**3
+
 
 def split_host_port(text: str, default_port: int) -> tuple[str, int]:
     """`HOST:PORT`, `[::1]:PORT`, `:PORT` or `HOST` into (host, port)."""
@@ -44,6 +49,7 @@ class Settings:
     api_port: int = 8081
     workers: int = max(1, os.cpu_count() or 1)
     max_cache_size: int = 10 * 1024**3
+    max_object_size: int = DEFAULT_MAX_OBJECT_SIZE
     edge_domain: str = "localhost"
     origin_connect_timeout: float = 10.0
     origin_read_timeout: float = 60.0

@@ -267,3 +267,39 @@ def test_processes_racing_for_one_fill_never_share_or_lose_its_name(tmp_path: Pa
     assert sum(foreign for _, foreign, _ in results) == 0
     assert sum(led for led, _, _ in results) > 0
     assert not list((tmp_path / "tmp").iterdir())  # no private or part name left behind
+
+
+def test_fills_hold_budget_within_the_limit_and_hand_it_to_their_row(
+    store: tuple[CacheIndex, BodyStore, Applier],
+) -> None:
+    index, bodies, _ = store
+    put(index, bodies, "/old", body=b"x" * 100)
+    assert index.reserve("a", os.getpid(), 50, limit=200)
+    assert not index.reserve("b", os.getpid(), 51, limit=200)  # 100 + 50 + 51 > 200
+    assert index.reserve("a", os.getpid(), 100, limit=200)  # a grows: its own 50 count once
+    assert index.used() == 200
+    index.release("a")
+    assert index.used() == 100
+
+
+def test_the_budget_of_a_dead_process_is_released(
+    store: tuple[CacheIndex, BodyStore, Applier],
+) -> None:
+    index, _, _ = store
+    assert index.reserve("mine", 1, 10, limit=100)
+    assert index.reserve("dead", 2, 20, limit=100)
+    assert index.release_dead(lambda pid: pid == 1) == 1
+    assert index.used() == 10
+
+
+def test_fill_readers_are_seen_by_the_leader_until_they_close(tmp_path: Path) -> None:
+    bodies = BodyStore(tmp_path)
+    writer = FillWriter.claim(bodies, "k")
+    assert writer is not None and not writer.has_readers()
+    readers = [FillReader.open(bodies, "k") for _ in range(2)]
+    assert writer.has_readers()
+    for reader in readers:
+        assert reader is not None
+        reader.close()
+    assert not writer.has_readers()
+    writer.end()

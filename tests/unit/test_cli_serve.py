@@ -40,6 +40,7 @@ def given(**values: Any) -> Settings:
         "api": Address("127.0.0.1", 8081),
         "workers": 2,
         "max_cache_size": 1000,
+        "max_object_size": 100,
         "edge_domain": "localhost",
         "origin_timeout": 60.0,
         "api_rate_limit": 20.0,
@@ -59,6 +60,7 @@ def test_settings_of_the_given_values() -> None:
         api=Address("::1", 9001),
         workers=3,
         max_cache_size=500 * 1024**2,
+        max_object_size=64 * 1024**2,
         edge_domain="cdn.example.com",
         origin_timeout=4.0,
         api_rate_limit=5.5,
@@ -73,6 +75,7 @@ def test_settings_of_the_given_values() -> None:
         api_port=9001,
         workers=3,
         max_cache_size=500 * 1024**2,
+        max_object_size=64 * 1024**2,
         edge_domain="cdn.example.com",
         origin_connect_timeout=4.0,
         origin_read_timeout=4.0,
@@ -159,6 +162,7 @@ def test_serve_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.workers >= 1
     assert settings.worker_connections is None  # derived from RLIMIT_NOFILE, in the worker
     assert settings.max_cache_size == 10 * 1024**3
+    assert settings.max_object_size == 1024**3
     assert settings.edge_domain == "localhost"
     assert (settings.origin_connect_timeout, settings.origin_read_timeout) == (10.0, 60.0)
     assert (settings.api_rate, settings.api_burst) == (20.0, 100)
@@ -176,6 +180,7 @@ def test_serve_flags(tmp_path: Path) -> None:
         "--workers", "3",
         "--worker-connections", "900",
         "--max-cache-size", "500MiB",
+        "--max-object-size", "64MiB",
         "--edge-domain", "CDN.Example.com.",
         "--origin-timeout", "4",
         "--api-rate-limit", "0.5",
@@ -188,6 +193,7 @@ def test_serve_flags(tmp_path: Path) -> None:
         "workers": 3,
         "worker_connections": 900,
         "max_cache_size": 500 * 1024**2,
+        "max_object_size": 64 * 1024**2,
         "edge_domain": "cdn.example.com",
         "origin_timeout": 4.0,
         "api_rate_limit": 0.5,
@@ -203,6 +209,7 @@ def test_serve_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
         "PULLZONE_WORKERS": "2",
         "PULLZONE_WORKER_CONNECTIONS": "50",
         "PULLZONE_MAX_CACHE_SIZE": "1GB",
+        "PULLZONE_MAX_OBJECT_SIZE": "100MB",
         "PULLZONE_EDGE_DOMAIN": "edge.test",
         "PULLZONE_ORIGIN_TIMEOUT": "90",
         "PULLZONE_API_RATE_LIMIT": "0",
@@ -217,6 +224,7 @@ def test_serve_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
         "workers": 2,
         "worker_connections": 50,
         "max_cache_size": 1000**3,
+        "max_object_size": 100 * 1000**2,
         "edge_domain": "edge.test",
         "origin_timeout": 90.0,
         "api_rate_limit": 0.0,

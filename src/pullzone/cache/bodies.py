@@ -33,6 +33,11 @@ from typing import Any
 
 MAGIC = b"PZ01"
 PREAMBLE = struct.Struct("<4sBxHI")
+# Every reader of a fill holds an open-file-description read lock on this byte (far past
+# any body), released when it closes, in whatever process: the leader asks whether any is
+# left (F_OFD_GETLK) to tell a fill someone reads from one nobody does.
+_FLOCK = struct.Struct("hhqqi4x")  # struct flock: type, whence, start, len, pid
+_READER_BYTE = 2**62
 
 FILLING = 0
 COMPLETE = 1
@@ -147,6 +152,12 @@ class FillWriter:
             view = view[n:]
         self.written += len(chunk)
 
+    def has_readers(self) -> bool:
+        """Whether any FillReader of this fill is still open."""
+        probe = _FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, _READER_BYTE, 1, 0)
+        lock_type = _FLOCK.unpack(fcntl.fcntl(self.fd, fcntl.F_OFD_GETLK, probe))[0]
+        return bool(lock_type != fcntl.F_UNLCK)
+
     def complete(self, final: Path) -> None:
         """Give the whole file its final name; the caller then indexes it and calls
         `end(COMPLETE)`, so followers finish only once the object is findable."""
@@ -214,9 +225,12 @@ class FillReader:
     @classmethod
     def open(cls, store: BodyStore, key_hash: str) -> FillReader | None:
         try:
-            return cls(os.open(store.part_path(key_hash), os.O_RDONLY), key_hash)
+            fd = os.open(store.part_path(key_hash), os.O_RDONLY)
         except FileNotFoundError:
             return None
+        lock = _FLOCK.pack(fcntl.F_RDLCK, os.SEEK_SET, _READER_BYTE, 1, 0)
+        fcntl.fcntl(fd, fcntl.F_OFD_SETLK, lock)  # never refused: the leader takes none
+        return cls(fd, key_hash)
 
     def state(self) -> tuple[int, int]:
         """(state, error status); FAILED when the leader died without saying so."""

@@ -12,7 +12,7 @@ import json
 import sqlite3
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from pullzone.sqlite import transaction
@@ -46,6 +46,12 @@ CREATE TABLE IF NOT EXISTS zone_state (
     last_purge_seq INTEGER NOT NULL DEFAULT 0,
     soft_all_seq   INTEGER NOT NULL DEFAULT 0,
     hard_all_seq   INTEGER NOT NULL DEFAULT 0
+);
+-- Cache budget held by fills in progress (their bodies are on disk, not yet indexed).
+CREATE TABLE IF NOT EXISTS fills (
+    id    TEXT    PRIMARY KEY,
+    pid   INTEGER NOT NULL,
+    bytes INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS cache_meta (
     name  TEXT PRIMARY KEY,
@@ -155,13 +161,18 @@ class CacheIndex:
         )
         return {row[0]: ZoneState(row[1], row[2], row[3]) for row in rows}
 
-    def insert(self, obj: StoredObject, fill_seq: int) -> list[StoredObject]:
+    def insert(
+        self, obj: StoredObject, fill_seq: int, fill_id: str | None = None
+    ) -> list[StoredObject]:
         """Store `obj`, replacing the variant it supersedes; returns the replaced rows.
+        The budget its fill `fill_id` held becomes the row's size in the same transaction.
 
         A purge of the zone applied after the fetch began (`fill_seq`) may have matched
         this object before it existed; it is then stored stale, never served as fresh.
         """
         with transaction(self.conn):
+            if fill_id is not None:
+                self.conn.execute("DELETE FROM fills WHERE id = ?", (fill_id,))
             state = self.zone_state(obj.zone_id)
             obj.stale = obj.stale or state.last_purge_seq > fill_seq
             replaced = [
@@ -235,6 +246,34 @@ class CacheIndex:
     def total_size(self) -> int:
         row = self.conn.execute("SELECT value FROM cache_meta WHERE name = 'total_size'")
         return int(row.fetchone()[0])
+
+    def used(self) -> int:
+        """Bytes of stored objects and bytes held by fills in progress."""
+        row = self.conn.execute("SELECT COALESCE(SUM(bytes), 0) FROM fills").fetchone()
+        return self.total_size() + int(row[0])
+
+    def reserve(self, fill_id: str, pid: int, size: int, limit: int) -> bool:
+        """Hold `size` bytes (in all) for fill `fill_id`, if the cache stays within `limit`."""
+        with transaction(self.conn):
+            row = self.conn.execute("SELECT bytes FROM fills WHERE id = ?", (fill_id,))
+            held = row.fetchone()
+            if self.used() - (held[0] if held else 0) + size > limit:
+                return False
+            self.conn.execute(
+                "INSERT OR REPLACE INTO fills (id, pid, bytes) VALUES (?,?,?)",
+                (fill_id, pid, size),
+            )
+        return True
+
+    def release(self, fill_id: str) -> None:
+        self.conn.execute("DELETE FROM fills WHERE id = ?", (fill_id,))
+
+    def release_dead(self, alive: Callable[[int], bool]) -> int:
+        """Drop what fills of processes no longer `alive` held (a worker killed mid-fill)."""
+        pids = {row[0] for row in self.conn.execute("SELECT DISTINCT pid FROM fills")}
+        dead = [(pid,) for pid in pids if not alive(pid)]
+        self.conn.executemany("DELETE FROM fills WHERE pid = ?", dead)
+        return len(dead)
 
     def count(self) -> int:
         return int(self.conn.execute("SELECT COUNT(*) FROM objects").fetchone()[0])

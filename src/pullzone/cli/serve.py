@@ -14,7 +14,7 @@ import typer
 
 from pullzone.cli import options
 from pullzone.cli.options import Address, LogFormat, Role
-from pullzone.config import Settings, default_data_dir
+from pullzone.config import DEFAULT_MAX_OBJECT_SIZE, Settings, default_data_dir
 
 DEFAULT_EDGE = Address("127.0.0.1", 8080)
 DEFAULT_API = Address("127.0.0.1", 8081)
@@ -59,6 +59,7 @@ def serve_settings(
     workers: int | None,
     worker_connections: int | None = None,
     max_cache_size: int,
+    max_object_size: int,
     edge_domain: str,
     origin_timeout: float,
     api_rate_limit: float,
@@ -79,6 +80,7 @@ def serve_settings(
         workers=workers or max(1, os.cpu_count() or 1),
         worker_connections=worker_connections,
         max_cache_size=max_cache_size,
+        max_object_size=max_object_size,
         edge_domain=edge_domain,
         origin_connect_timeout=min(10.0, origin_timeout),
         origin_read_timeout=origin_timeout,
@@ -182,6 +184,17 @@ def serve(
             help="Disk space for cached objects (500MiB, 10GiB, 1TB, …); LRU eviction above it.",
         ),
     ] = 10 * 1024**3,
+    max_object_size: Annotated[
+        int,
+        typer.Option(
+            "--max-object-size",
+            envvar="PULLZONE_MAX_OBJECT_SIZE",
+            metavar="SIZE",
+            parser=options.size,
+            show_default="1GiB",
+            help="The largest object cached; a larger response is relayed, not stored.",
+        ),
+    ] = DEFAULT_MAX_OBJECT_SIZE,
     edge_domain: Annotated[
         str,
         typer.Option(
@@ -352,6 +365,7 @@ def serve(
         workers=workers,
         worker_connections=worker_connections,
         max_cache_size=max_cache_size,
+        max_object_size=max_object_size,
         edge_domain=edge_domain,
         origin_timeout=origin_timeout,
         api_rate_limit=api_rate_limit,

@@ -113,8 +113,17 @@ class EdgeCollector(Collector):
             yield CounterMetricFamily(
                 "pullzone_cache_evictions",
                 "Objects evicted to keep the cache under --max-cache-size.",
-                value=self.stats.evictions(),
+                value=self.stats.evictions() + totals.evicted,
             )
+        not_stored = CounterMetricFamily(
+            "pullzone_fills_not_stored",
+            "Fills that stopped storing their body: too_big (over --max-object-size), "
+            "no_room (the cache could not make room), abandoned (nobody read it any more).",
+            labels=["reason"],
+        )
+        for reason, n in sorted(totals.fills_not_stored.items()):
+            not_stored.add_metric([reason], n)
+        yield not_stored
         node_seq = self.stats.node_seq()
         if node_seq is not None:
             lag = GaugeMetricFamily(

@@ -44,6 +44,8 @@ class Totals:
     connections: int = 0  # open client connections
     # Best-effort writes that failed, by kind, in every worker and the janitor.
     write_failures: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    fills_not_stored: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    evicted: int = 0  # by fills in the workers (the janitor's: NodeStats.evictions)
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,9 @@ class NodeStats:
                 origin.buckets = [a + int(b) for a, b in zip(origin.buckets, buckets, strict=True)]
             for what, n in snap.get("write_failures", {}).items():
                 totals.write_failures[what] += int(n)
+            for reason, n in snap.get("fills_not_stored", {}).items():
+                totals.fills_not_stored[reason] += int(n)
+            totals.evicted += int(snap.get("evicted", 0))
         for what, n in self._janitor().get("write_failures", {}).items():
             totals.write_failures[what] += int(n)
         return totals

@@ -14,7 +14,7 @@ import aiohttp
 
 from pullzone.cache.bodies import COMPLETE, FILLING, FillReader
 from pullzone.edge.entry import MEMORY_BODY_LIMIT, Entry, client_headers, encode_headers
-from pullzone.edge.fills import CHUNK, Fetched, Filler
+from pullzone.edge.fills import CHUNK, Fetched, Filler, Handoff
 from pullzone.edge.http import Connection, Request, status_line
 from pullzone.spec.conditional import if_range_ok
 from pullzone.spec.dates import parse_http_date
@@ -208,20 +208,27 @@ class Deliverer:
         for i, (first, last) in enumerate(ranges):
             if multipart is not None:
                 conn.write(multipart[0][i])
-            await self._stream_fill(conn, fetched.reader, first, last + 1, chunked=False)
+            await self._stream_fill(conn, fetched.reader, first, last + 1)
         if multipart is not None:
             conn.write(multipart[1])
 
     async def _stream_fill(
-        self, conn: Connection, reader: FillReader, position: int, end: int | None, *, chunked: bool
-    ) -> None:
+        self,
+        conn: Connection,
+        reader: FillReader,
+        position: int,
+        end: int | None,
+        chunked: bool = False,
+        handoff: Handoff | None = None,
+    ) -> bool:
         """Body bytes [position, end) of a fill (to its end when `end` is None), as the
-        leader writes them, with backpressure."""
+        leader writes them, with backpressure. True when the fill stopped being stored
+        and handed this client the origin's response, whose rest was relayed."""
         while end is None or position < end:
             data = reader.read(position, CHUNK if end is None else min(CHUNK, end - position))
             if data:
                 position += len(data)
-                conn.write(b"%x\r\n%s\r\n" % (len(data), data) if chunked else data)
+                conn.write(_chunk(data, chunked))
                 await conn.drain()
                 continue
             state, _ = reader.state()
@@ -229,12 +236,20 @@ class Deliverer:
                 if not reader.read(position, 1):
                     if end is not None:
                         raise ConnectionAbortedError("the stored body is shorter than announced")
-                    return
+                    return False
                 continue
             if state != FILLING:
-                conn.close_after = True
-                raise ConnectionAbortedError("origin body cut off")
+                given = handoff.take() if handoff is not None else None
+                if given is None:
+                    conn.close_after = True
+                    raise ConnectionAbortedError("origin body cut off")
+                # Not stored after all (too big, no room): the rest from the origin.
+                first, response = given
+                conn.write(_chunk(first, chunked))
+                await _relay(conn, response, chunked)
+                return True
             await self.filler.wait(reader.key_hash)
+        return False
 
     async def fill(
         self,
@@ -279,11 +294,14 @@ class Deliverer:
             )
             if no_body:
                 return
-            await self._stream_fill(conn, reader, 0, None, chunked=chunked)
+            if await self._stream_fill(conn, reader, 0, None, chunked, fetched.handoff):
+                return  # the rest came from the origin, with its end (_relay)
             if chunked:
                 conn.write(b"0\r\n\r\n")
         finally:
             reader.close()
+            if fetched.handoff is not None:
+                fetched.handoff.close()
 
     # -- straight from the origin -----------------------------------------------------
 
@@ -324,16 +342,8 @@ class Deliverer:
                 + _framing(conn, request)
                 + b"\r\n"
             )
-            if no_body:
-                return
-            async for chunk in response.content.iter_chunked(CHUNK):
-                conn.write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
-                await conn.drain()
-            if chunked:
-                conn.write(b"0\r\n\r\n")
-        except aiohttp.ClientError as exc:
-            conn.close_after = True
-            raise ConnectionAbortedError(f"origin body cut off: {exc}") from exc
+            if not no_body:
+                await _relay(conn, response, chunked)
         finally:
             response.release()
 
@@ -388,6 +398,26 @@ def _fill_ranges(
     if not if_range_ok(request.hmap.get("if-range"), etag=etag, last_modified=last_modified):
         return None
     return parse_range(request.hmap["range"], length)
+
+
+def _chunk(data: bytes, chunked: bool) -> bytes:
+    """`data` as the client's framing carries it (RFC 9112 §7.1: one chunk)."""
+    return b"%x\r\n%s\r\n" % (len(data), data) if chunked and data else data
+
+
+async def _relay(conn: Connection, response: aiohttp.ClientResponse, chunked: bool) -> None:
+    """The rest of the origin's body to the client at the client's pace, then the end."""
+    try:
+        async for chunk in response.content.iter_chunked(CHUNK):
+            conn.write(_chunk(chunk, chunked))
+            await conn.drain()
+        if chunked:
+            conn.write(b"0\r\n\r\n")
+    except aiohttp.ClientError as exc:
+        conn.close_after = True
+        raise ConnectionAbortedError(f"origin body cut off: {exc}") from exc
+    finally:
+        response.release()
 
 
 def _fill_age(head: dict[str, Any]) -> float:

@@ -4,6 +4,12 @@ The first request for a missing or expired object claims the fill (bodies.FillWr
 fetches from the origin in a task of its own; the body goes to disk at origin speed, and
 every client, the first one included, reads the growing file. A slow or vanished client
 therefore never slows the fill, and memory does not grow with the object's size.
+
+A fill is bounded (edge/bounds.py): it holds cache budget for its bytes before writing them
+(evicting to make room), stops storing past --max-object-size, and stops altogether once
+nobody reads it and finishing is not worth it. A fill that stops storing hands the origin
+response to the client that started it, which streams the rest straight from the origin;
+other clients of that fill are cut.
 """
 
 from __future__ import annotations
@@ -11,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import secrets
 import sqlite3
 import time
 from collections.abc import Callable
@@ -28,12 +36,23 @@ from pullzone.cache.bodies import (
     FillReader,
     FillWriter,
 )
+from pullzone.cache.eviction import make_room
 from pullzone.cache.index import CacheIndex, StoredObject
+from pullzone.edge.bounds import (
+    Limits,
+    Progress,
+    Verdict,
+    note_readers,
+    reservation,
+    storable_length,
+    verdict,
+)
 from pullzone.edge.deception import disguised
 from pullzone.edge.entry import Entry
 from pullzone.edge.http import Request
 from pullzone.edge.origin import Origin, OriginError, forward_headers
 from pullzone.edge.state import ZoneView
+from pullzone.edge.stats import WorkerStats
 from pullzone.spec.freshness import storable
 from pullzone.spec.headers import header_map, split_list
 from pullzone.spec.vary import vary_names, vary_values
@@ -50,12 +69,41 @@ _KEEP_ON_UPDATE = frozenset(
 )
 
 
+class Handoff:
+    """The origin response of a fill that stopped being stored, for the client that led
+    the fill: it streams the rest from the origin once it has read the file's bytes."""
+
+    def __init__(self) -> None:
+        self._given: tuple[bytes, aiohttp.ClientResponse] | None = None
+        self._open = True
+
+    def give(self, chunk: bytes, response: aiohttp.ClientResponse) -> bool:
+        """Hand on the response and the chunk read from it but not stored; False when the
+        client has left (the caller then releases the response)."""
+        if not self._open:
+            return False
+        self._given = (chunk, response)
+        return True
+
+    def take(self) -> tuple[bytes, aiohttp.ClientResponse] | None:
+        given, self._given = self._given, None
+        return given
+
+    def close(self) -> None:
+        """The client is done: nothing more is handed on; what was and is unused is freed."""
+        self._open = False
+        given = self.take()
+        if given is not None:
+            given[1].release()
+
+
 @dataclass(slots=True)
 class Fetched:
     """Follow this fill: its head is known, its body arrives in `reader`."""
 
     reader: FillReader
     head: dict[str, Any]
+    handoff: Handoff | None = None  # the leader's own client only
 
 
 @dataclass(slots=True)
@@ -106,8 +154,12 @@ class Filler:
         origin: Origin,
         applied_seq: Callable[[], int],
         recheck: Callable[[FillRequest], tuple[Entry | None, bool]],
+        limits: Limits,
+        stats: WorkerStats,
     ) -> None:
         self.index = index
+        self.limits = limits
+        self.stats = stats
         self._recheck = recheck
         self.bodies = bodies
         self.origin = origin
@@ -203,6 +255,16 @@ class Filler:
             return Passed(response)
 
         length = response.content_length
+        if not storable_length(length, self.limits):
+            log.warning(
+                "not caching %s: Content-Length %s over the size limit", fill.target, length
+            )
+            self.stats.not_stored(Verdict.TOO_BIG.value)
+            writer.end(PASS)
+            self._wake(fill.key_hash)
+            return Passed(response)
+        fill_id = secrets.token_hex(8)
+        progress = Progress(length)
         head = {
             "status": response.status,
             "reason": response.reason or "",
@@ -214,23 +276,55 @@ class Filler:
             "vary_values": list(vary_values(names, fill.request.hmap)),
         }
         try:
+            if length is not None and not self._hold(fill_id, progress, length):
+                self.stats.not_stored(Verdict.NO_ROOM.value)
+                raise OSError("no room in the cache")
             writer.write_head(head, length)
-        except OSError as exc:  # the disk is full: this one is served without caching
+        except (OSError, sqlite3.Error) as exc:  # the disk or the cache is full
             log.warning("not caching %s: %s", fill.target, exc)
+            with contextlib.suppress(sqlite3.Error):
+                self.index.release(fill_id)
             writer.end(PASS)
             self._wake(fill.key_hash)
             return Passed(response)
         reader = FillReader.open(self.bodies, fill.key_hash)
         assert reader is not None  # we hold the part file
+        handoff = Handoff()
         task = asyncio.get_running_loop().create_task(
-            self._pump(writer, response, fill, head, fill_seq)
+            self._pump(writer, response, fill, head, fill_seq, fill_id, progress, handoff)
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         self._wake(fill.key_hash)
         if reader.read_head() is None:  # the claim makes this impossible: the file is ours
             raise RuntimeError(f"fill of {fill.target}: the part file is not the leader's")
-        return Fetched(reader, head)
+        return Fetched(reader, head, handoff)
+
+    def _hold(self, fill_id: str, progress: Progress, size: int) -> bool:
+        """Hold `size` bytes of the cache for this fill, evicting others to make room."""
+        if size <= progress.reserved:
+            return True
+        limit = self.limits.max_cache
+        if not self.index.reserve(fill_id, os.getpid(), size, limit):
+            more = size - progress.reserved
+            self.stats.evicted += make_room(self.index, self.bodies, limit, more)
+            if not self.index.reserve(fill_id, os.getpid(), size, limit):
+                return False
+        progress.reserved = size
+        return True
+
+    def _bound(
+        self, writer: FillWriter, fill_id: str, progress: Progress, incoming: int
+    ) -> Verdict:
+        """May the fill write `incoming` more bytes (budget held)? (edge/bounds.py)"""
+        now = time.monotonic()
+        note_readers(progress, writer.has_readers(), now)
+        decision = verdict(progress, incoming, self.limits, now)
+        if decision is Verdict.KEEP and not self._hold(
+            fill_id, progress, reservation(progress, incoming, self.limits)
+        ):
+            return Verdict.NO_ROOM
+        return decision
 
     async def _pump(
         self,
@@ -239,12 +333,23 @@ class Filler:
         fill: FillRequest,
         head: dict[str, Any],
         fill_seq: int,
+        fill_id: str,
+        progress: Progress,
+        handoff: Handoff,
     ) -> None:
         """Copy the origin body to the fill file; index it only if it arrived whole."""
         state = FAILED
+        handed = False
         try:
             async for chunk in response.content.iter_chunked(CHUNK):
+                decision = self._bound(writer, fill_id, progress, len(chunk))
+                if decision is not Verdict.KEEP:
+                    handed = decision is not Verdict.ABANDONED and handoff.give(chunk, response)
+                    log.warning("not caching %s: %s", fill.target, decision.value)
+                    self.stats.not_stored(decision.value)
+                    return
                 writer.write(chunk)
+                progress.written = writer.written
                 self._wake(fill.key_hash)
             length = head["length"]
             if length is not None and writer.written != length:
@@ -270,12 +375,14 @@ class Filler:
             final = self.bodies.object_path(obj.id)
             writer.complete(final)
             try:
-                replaced = self.index.insert(obj, fill_seq)
+                replaced = self.index.insert(obj, fill_seq, fill_id)
             except sqlite3.Error as exc:
                 # The index's disk is full: the clients get the whole body, nothing is
                 # stored, and no body file is left that no row names.
                 log.warning("not caching %s: %s", fill.target, exc)
                 final.unlink()
+                with contextlib.suppress(sqlite3.Error):
+                    self.index.release(fill_id)
             else:
                 self.bodies.remove(r.id for r in replaced)
             state = COMPLETE
@@ -286,7 +393,11 @@ class Filler:
             # its space reserved before its head is sent).
             log.warning("fill of %s failed: %s", fill.target, exc)
         finally:
-            response.release()
+            if state != COMPLETE:
+                with contextlib.suppress(sqlite3.Error):
+                    self.index.release(fill_id)
+            if not handed:
+                response.release()
             writer.end(state, 502)
             self._wake(fill.key_hash)
 

@@ -17,6 +17,7 @@ from pullzone.cache.bodies import BodyStore
 from pullzone.cache.index import CacheIndex
 from pullzone.cache.key import cache_key, key_hash, split_target
 from pullzone.edge.access_log import AccessLog
+from pullzone.edge.bounds import Limits
 from pullzone.edge.deliver import Deliverer
 from pullzone.edge.entry import Entry, MemoryCache
 from pullzone.edge.fills import Cached, Failed, Fetched, Filler, FillRequest, Passed, Revalidated
@@ -89,6 +90,7 @@ class Edge:
         bodies: BodyStore,
         origin: Origin,
         stats: WorkerStats,
+        limits: Limits,
         access_log: AccessLog | None = None,
     ) -> None:
         self.state = state
@@ -98,7 +100,9 @@ class Edge:
         self.bodies = bodies
         self.origin = origin
         self.memory = MemoryCache()
-        self.filler = Filler(index, bodies, origin, lambda: state.applied, self._recheck)
+        self.filler = Filler(
+            index, bodies, origin, lambda: state.applied, self._recheck, limits, stats
+        )
         self.deliver = Deliverer(self.filler)
         self.accessed: dict[str, float] = {}
         # Routes by (Host field, request target), for the hosts map they were worked out

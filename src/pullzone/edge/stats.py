@@ -70,9 +70,15 @@ class WorkerStats:
         self.faults: dict[str, int] = {}
         self.connections = 0  # client connections open at the last snapshot
         self.writes = WriteFailures()  # best-effort writes that failed
+        self.fills_not_stored: dict[str, int] = {}  # reason (edge/bounds.py): n
+        self.evicted = 0  # objects evicted by this worker's fills to make room
 
     def fault(self, kind: str) -> None:
         self.faults[kind] = self.faults.get(kind, 0) + 1
+
+    def not_stored(self, reason: str) -> None:
+        """A fill that stopped storing its body (too big, no room, abandoned)."""
+        self.fills_not_stored[reason] = self.fills_not_stored.get(reason, 0) + 1
 
     def count(self, zone_id: int, status: str, sent: int) -> None:
         counts = self.requests.get((zone_id, status))
@@ -112,6 +118,8 @@ class WorkerStats:
             "faults": sorted(self.faults.items()),
             "connections": self.connections,
             "write_failures": self.writes.counts,
+            "fills_not_stored": self.fills_not_stored,
+            "evicted": self.evicted,
         }
 
     def write(self, applied: int) -> None:

@@ -18,6 +18,7 @@ from pullzone.cache.index import CacheIndex
 from pullzone.config import NOFILE_WANTED, Settings, default_worker_connections
 from pullzone.edge import http
 from pullzone.edge.access_log import AccessLog
+from pullzone.edge.bounds import Limits
 from pullzone.edge.lifecycle import Edge
 from pullzone.edge.origin import Origin
 from pullzone.edge.state import EdgeState
@@ -78,7 +79,8 @@ async def serve(settings: Settings, ready: ProcessEvent | None = None) -> None:
         if settings.access_log
         else None
     )
-    edge = Edge(state, index, BodyStore(settings.cache_dir), origin, stats, access_log)
+    limits = Limits(settings.max_object_size, settings.max_cache_size)
+    edge = Edge(state, index, BodyStore(settings.cache_dir), origin, stats, limits, access_log)
     # LRU times and log lines are written from a thread, off the event loop (the LRU
     # times on a connection of their own).
     access_index = CacheIndex(connect(settings.cache_db))

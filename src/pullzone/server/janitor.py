@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 
 from pullzone.cache.applier import Applier
 from pullzone.cache.bodies import BodyStore
+from pullzone.cache.eviction import make_room
 from pullzone.cache.index import CacheIndex
 from pullzone.control.stats import write_janitor
 from pullzone.edge.stats import WriteFailures
@@ -20,8 +22,6 @@ from pullzone.edge.stats import WriteFailures
 log = logging.getLogger(__name__)
 
 INTERVAL = 0.5
-EVICT_BATCH = 500
-LOW_WATER = 0.95  # evict down to this fraction of the limit, so eviction runs in batches
 
 
 class Janitor:
@@ -45,7 +45,9 @@ class Janitor:
         self._reported: tuple[int, dict[str, int]] = (0, {})  # what janitor.json holds
 
     def remove_orphans(self) -> int:
-        """At startup: body files without an index row (a crash between link and insert)."""
+        """At startup: body files without an index row (a crash between link and insert),
+        and the budget fills of the last run held (no fill runs yet)."""
+        self.index.release_dead(lambda _pid: False)
         known = self.index.ids()
         removed = 0
         for object_id, path in self.bodies.stored_ids():
@@ -55,24 +57,12 @@ class Janitor:
         return removed
 
     def evict(self) -> int:
-        """Delete least-recently-used objects until the cache is under its limit."""
-        evicted = 0
-        total = self.index.total_size()
-        if total <= self.max_size:
+        """Delete least-recently-used objects while the cache, with the budget fills in
+        progress hold, is over its limit."""
+        self.index.release_dead(_alive)
+        if self.index.used() <= self.max_size:
             return 0
-        target = int(self.max_size * LOW_WATER)
-        while total > target:
-            victims = []
-            for object_id, size in self.index.least_recently_used(EVICT_BATCH):
-                victims.append(object_id)
-                total -= size
-                if total <= target:
-                    break
-            if not victims:
-                break
-            self.index.delete(victims)
-            self.bodies.remove(victims)
-            evicted += len(victims)
+        evicted = make_room(self.index, self.bodies, self.max_size)
         self.evicted += evicted
         return evicted
 
@@ -96,3 +86,13 @@ class Janitor:
                 await self.step()
             except Exception:
                 log.exception("janitor step failed")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
