@@ -320,10 +320,13 @@ class Filler:
         now = time.monotonic()
         note_readers(progress, writer.has_readers(), now)
         decision = verdict(progress, incoming, self.limits, now)
-        if decision is Verdict.KEEP and not self._hold(
-            fill_id, progress, reservation(progress, incoming, self.limits)
-        ):
-            return Verdict.NO_ROOM
+        if decision is Verdict.KEEP:
+            try:
+                held = self._hold(fill_id, progress, reservation(progress, incoming, self.limits))
+            except sqlite3.Error:  # the index's disk is full: no room, the client goes on
+                held = False
+            if not held:
+                return Verdict.NO_ROOM
         return decision
 
     async def _pump(
