@@ -4,6 +4,7 @@ a real `pullzone serve`, a real HTTP client."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from email.utils import formatdate
 from typing import Any
 
@@ -347,6 +348,11 @@ def test_an_object_purged_while_it_is_revalidated_is_fetched_whole(
     assert [s.headers.get("if-none-match") for s in origin.seen[path]] == [None, '"v1"', None]
 
 
+def fresh_connection_gets(server: Server, zone: Zone, path: str, n: int) -> list[httpx.Response]:
+    """`n` GETs, each on a new connection: they land on every worker (SO_REUSEPORT)."""
+    return [httpx.get(server.edge_url + path, headers={"Host": zone["fqdn"]}) for _ in range(n)]
+
+
 @pytest.mark.zone(cache={"revalidate": "N"})
 def test_revalidate_n_refetches_expired_objects(
     server: Server, origin: Origin, zone: Zone, path: str
@@ -475,22 +481,40 @@ def test_chunked_origin_body_is_cached(
     assert second.headers["x-cache"] == "HIT"
 
 
-def test_post_goes_to_origin_and_invalidates_the_cached_path(
-    server: Server, origin: Origin, zone: Zone, path: str
+@pytest.fixture(scope="module")
+def server4(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A node with four edge workers: what one worker does, the other three must know."""
+    s = Server(tmp_path_factory.mktemp("serve4") / "data", workers=4).start()
+    yield s
+    s.stop()
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
+def test_an_unsafe_method_invalidates_the_cached_path_in_every_worker(
+    server4: Server, origin: Origin, path: str, method: str
 ) -> None:
-    origin.route(
-        path,
-        lambda seen: Reply(
-            headers=[("Cache-Control", "max-age=60"), ("ETag", '"e"')],
-            body=seen.method.encode() + seen.body,
-        ),
+    # RFC 9111 §4.4: a non-error response to an unsafe method invalidates the target URI
+    # in the cache, which is every worker of the node.
+    zone = server4.create_zone(origin.url, alias=f"inval-{method.lower()}")
+    version = {"n": 1}
+
+    def script(seen: Any) -> Reply:
+        if seen.method != "GET":
+            version["n"] += 1
+            return Reply(body=seen.method.encode() + seen.body)
+        return Reply(headers=[("Cache-Control", "max-age=60")], body=b"v%d" % version["n"])
+
+    origin.route(path, script)
+    # Every worker holds v1 in memory, fresh for a minute.
+    assert {r.content for r in fresh_connection_gets(server4, zone, path, 40)} == {b"v1"}
+    sent = httpx.request(
+        method, server4.edge_url + path, headers={"Host": zone["fqdn"]}, content=b"+data"
     )
-    server.get(zone["fqdn"], path)
-    posted = server.edge.post(path, headers={"Host": zone["fqdn"]}, content=b"+data")
-    assert (posted.headers["x-cache"], posted.content) == ("BYPASS", b"POST+data")
-    after = server.get(zone["fqdn"], path)
-    assert after.headers["x-cache"] in ("EXPIRED", "REVALIDATED", "MISS")
-    assert [s.method for s in origin.seen[path]] == ["GET", "POST", "GET"]
+    assert (sent.headers["x-cache"], sent.content) == ("BYPASS", method.encode() + b"+data")
+    after = fresh_connection_gets(server4, zone, path, 40)
+    assert [r.content for r in after] == [b"v2"] * 40
+    assert after[0].headers["x-cache"] == "EXPIRED"
+    assert [s.method for s in origin.seen[path]] == ["GET", method, "GET"]
 
 
 def test_unkeyed_override_headers_never_reach_the_origin(

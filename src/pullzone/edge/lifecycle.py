@@ -105,7 +105,8 @@ class Edge:
 
     def handle(self, request: Request, conn: Connection) -> Awaitable[None] | None:
         state = self.state
-        state.catch_up()
+        if state.catch_up():  # another worker changed stored objects (bus/signal.py)
+            self.memory.clear()
         if self._routes_for is not state.hosts:  # zones changed: routes are worked out anew
             self._routes = {}
             self._routes_for = state.hosts
@@ -292,9 +293,22 @@ class Edge:
             split_target(uri)[0]
             for uri in invalidated_paths(request.method, status, target, rhmap, host)
         ]
-        if self.index.mark_stale(view.zone.id, paths):
-            # Rare (unsafe methods on cached paths): drop this worker's copies at once.
-            # Other workers see the stale rows when they next load the object.
+        self._invalidated(self.index.mark_stale(view.zone.id, paths))
+
+    def _invalidated(self, generation: int) -> None:
+        """Stored objects changed in the index (`generation` > 0): every worker of the
+        node, this one first, forgets what it holds in memory before its next request.
+
+        The change is in the shared index already; what the other workers lack is the
+        news. They get it through the node's shared signal (bus/signal.py), which they
+        read before each request: no message to the supervisor, no event in the log
+        (whose sequence numbers belong to the bus). Rare (an unsafe method on a cached
+        path), so a whole memory cache is dropped rather than tracking which keys
+        changed: each key is read from the index again when next asked for. Published
+        before the clear, so a change another worker published meanwhile is read too.
+        """
+        if generation:
+            self.state.publish_invalidation(generation)
             self.memory.clear()
 
     def take_accesses(self) -> dict[str, float]:
