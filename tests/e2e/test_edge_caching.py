@@ -353,6 +353,45 @@ def fresh_connection_gets(server: Server, zone: Zone, path: str, n: int) -> list
     return [httpx.get(server.edge_url + path, headers={"Host": zone["fqdn"]}) for _ in range(n)]
 
 
+@pytest.mark.parametrize(
+    "unstorable",
+    [
+        ("Set-Cookie", "session=for-the-revalidating-client"),
+        ("Cache-Control", "private, max-age=60"),
+        ("Cache-Control", "no-store, max-age=60"),
+    ],
+    ids=["set-cookie", "private", "no-store"],
+)
+def test_a_304_that_makes_the_object_unstorable_is_answered_then_dropped(
+    server: Server, origin: Origin, zone: Zone, path: str, unstorable: tuple[str, str]
+) -> None:
+    # RFC 9111 §4.3.4: the 304's headers update the stored response; §3 then decides
+    # whether what results may still be stored. Here it may not: the client that caused
+    # the revalidation gets its answer, nobody else ever gets it.
+    def script(seen: Any) -> Reply:
+        if seen.headers.get("if-none-match") == '"v1"':
+            fresh = [("Cache-Control", "max-age=60")] if unstorable[0] != "Cache-Control" else []
+            return Reply(304, headers=[("ETag", '"v1"'), unstorable, *fresh])
+        first = origin.count(path) == 1
+        headers = [("ETag", '"v1"'), ("Cache-Control", "max-age=0" if first else "max-age=60")]
+        return Reply(headers=headers, body=b"v1")
+
+    origin.route(path, script)
+    assert server.get(zone["fqdn"], path).headers["x-cache"] == "MISS"  # stored, expired
+    mine = server.get(zone["fqdn"], path, headers={"Cookie": "session=mine"})
+    assert (mine.status_code, mine.content, mine.headers["x-cache"]) == (200, b"v1", "REVALIDATED")
+    assert mine.headers[unstorable[0]] == unstorable[1]
+    others = fresh_connection_gets(server, zone, path, 12)
+    for other in others:
+        assert (other.status_code, other.content) == (200, b"v1")
+        assert "set-cookie" not in other.headers
+        assert other.headers["cache-control"] == "max-age=60"
+    # The object was dropped: the next visitor fetched it whole, and it was stored anew.
+    assert others[0].headers["x-cache"] == "MISS"
+    assert [o.headers["x-cache"] for o in others[1:]] == ["HIT"] * 11
+    assert [s.headers.get("if-none-match") for s in origin.seen[path]] == [None, '"v1"', None]
+
+
 @pytest.mark.zone(cache={"revalidate": "N"})
 def test_revalidate_n_refetches_expired_objects(
     server: Server, origin: Origin, zone: Zone, path: str

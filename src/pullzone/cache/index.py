@@ -226,6 +226,14 @@ class CacheIndex:
             )
             return self._next_generation() if changed else 0
 
+    def withdraw(self, object_id: str) -> int:
+        """Delete a stored object no process may serve again (its body file is the
+        caller's to remove); returns the invalidation generation to publish, 0 when the
+        row was already gone."""
+        with transaction(self.conn):
+            gone = self.conn.execute("DELETE FROM objects WHERE id = ?", (object_id,)).rowcount
+            return self._next_generation() if gone else 0
+
     def _next_generation(self) -> int:
         """A new invalidation generation, unique: counted in the caller's transaction."""
         row = self.conn.execute(

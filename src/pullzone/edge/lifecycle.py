@@ -19,7 +19,16 @@ from pullzone.cache.key import cache_key, key_hash, split_target
 from pullzone.edge.access_log import AccessLog
 from pullzone.edge.deliver import Deliverer
 from pullzone.edge.entry import Entry, MemoryCache
-from pullzone.edge.fills import Cached, Failed, Fetched, Filler, FillRequest, Passed, Revalidated
+from pullzone.edge.fills import (
+    Cached,
+    Failed,
+    Fetched,
+    Filler,
+    FillRequest,
+    Passed,
+    Revalidated,
+    Withdrawn,
+)
 from pullzone.edge.http import Connection, Request
 from pullzone.edge.origin import Origin, OriginError, forward_headers
 from pullzone.edge.state import EdgeState, ZoneView
@@ -239,6 +248,9 @@ class Edge:
                 await self.fill(view, key, target, request, conn, None)
             else:
                 await self.deliver.entry_async(conn, request, entry, "REVALIDATED", time.time())
+        elif isinstance(outcome, Withdrawn):
+            self._invalidated(outcome.generation)
+            await self._serve_withdrawn(view, request, conn, outcome)
         elif isinstance(outcome, Passed):
             if outcome.response is None:
                 await self.pass_through(view, request, target, conn, for_fill=True)
@@ -254,6 +266,19 @@ class Edge:
                 await self.deliver.entry_async(conn, request, stale, "STALE", time.time())
             else:
                 await self.deliver.error_async(conn, request, outcome.status, "origin failed")
+
+    async def _serve_withdrawn(
+        self, view: ZoneView, request: Request, conn: Connection, withdrawn: Withdrawn
+    ) -> None:
+        """The revalidated body with the 304's headers, to this client alone; the body
+        file goes once it is delivered (a worker already streaming it holds it open)."""
+        obj = withdrawn.obj
+        path = self.bodies.object_path(obj.id)
+        entry = Entry(obj, view.zone.cache, path, self.state.applied, stale=True)
+        try:
+            await self.deliver.entry_async(conn, request, entry, "REVALIDATED", time.time())
+        finally:
+            self.bodies.remove([obj.id])
 
     async def pass_through(
         self,
@@ -303,9 +328,10 @@ class Edge:
         news. They get it through the node's shared signal (bus/signal.py), which they
         read before each request: no message to the supervisor, no event in the log
         (whose sequence numbers belong to the bus). Rare (an unsafe method on a cached
-        path), so a whole memory cache is dropped rather than tracking which keys
-        changed: each key is read from the index again when next asked for. Published
-        before the clear, so a change another worker published meanwhile is read too.
+        path, a 304 that makes its object unstorable), so a whole memory cache is
+        dropped rather than tracking which keys changed: each key is read from the index
+        again when next asked for. Published before the clear, so a change another
+        worker published meanwhile is read too.
         """
         if generation:
             self.state.publish_invalidation(generation)
