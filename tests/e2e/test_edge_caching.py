@@ -528,6 +528,13 @@ def server4(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     s.stop()
 
 
+def invalidations(server: Server) -> float:
+    """The node's pullzone_cache_invalidations counter, from /metrics."""
+    text = server.api.get(server.api_url.removesuffix("/v2") + "/metrics").text
+    name = "pullzone_cache_invalidations_total "
+    return float(next(line for line in text.splitlines() if line.startswith(name)).split()[1])
+
+
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
 def test_an_unsafe_method_invalidates_the_cached_path_in_every_worker(
     server4: Server, origin: Origin, path: str, method: str
@@ -546,6 +553,7 @@ def test_an_unsafe_method_invalidates_the_cached_path_in_every_worker(
     origin.route(path, script)
     # Every worker holds v1 in memory, fresh for a minute.
     assert {r.content for r in fresh_connection_gets(server4, zone, path, 40)} == {b"v1"}
+    counted = invalidations(server4)
     sent = httpx.request(
         method, server4.edge_url + path, headers={"Host": zone["fqdn"]}, content=b"+data"
     )
@@ -554,6 +562,31 @@ def test_an_unsafe_method_invalidates_the_cached_path_in_every_worker(
     assert [r.content for r in after] == [b"v2"] * 40
     assert after[0].headers["x-cache"] == "EXPIRED"
     assert [s.method for s in origin.seen[path]] == ["GET", method, "GET"]
+    assert invalidations(server4) == counted + 1
+
+
+def test_a_304_to_a_forced_revalidation_drops_the_object_in_every_worker(
+    server4: Server, origin: Origin, path: str
+) -> None:
+    # The object is fresh in every worker's memory; one client forces a revalidation
+    # (RFC 9111 §5.2.1.4) and the 304 sets its cookie: no worker serves the object again.
+    zone = server4.create_zone(origin.url, alias="withdrawn-everywhere")
+
+    def script(seen: Any) -> Reply:
+        headers = [("ETag", '"v1"'), ("Cache-Control", "max-age=60")]
+        if seen.headers.get("if-none-match") == '"v1"':
+            return Reply(304, headers=[*headers, ("Set-Cookie", "session=theirs")])
+        return Reply(headers=headers, body=b"v%d" % origin.count(path))
+
+    origin.route(path, script)
+    assert {r.content for r in fresh_connection_gets(server4, zone, path, 40)} == {b"v1"}
+    counted = invalidations(server4)
+    forced = server4.get(zone["fqdn"], path, headers={"Cache-Control": "no-cache"})
+    assert (forced.content, forced.headers["set-cookie"]) == (b"v1", "session=theirs")
+    after = fresh_connection_gets(server4, zone, path, 40)
+    assert [(r.content, "set-cookie" in r.headers) for r in after] == [(b"v3", False)] * 40
+    assert [s.headers.get("if-none-match") for s in origin.seen[path]] == [None, '"v1"', None]
+    assert invalidations(server4) == counted + 1
 
 
 def test_unkeyed_override_headers_never_reach_the_origin(
