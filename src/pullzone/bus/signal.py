@@ -10,7 +10,7 @@ events (starting, reconnecting, cut off from the bus too long).
 The invalidation generation is how one edge worker tells the others that it changed
 stored objects behind their backs (RFC 9111 §4.4 invalidation by an unsafe method, an
 object a 304 made unstorable): it changes the index, then publishes the generation that
-change took from the index (`CacheIndex.invalidate`), before answering its client. A
+change took from the index (`CacheIndex.mark_stale`, `withdraw`), before answering. A
 worker that reads a generation other than the one it last saw drops what it holds in
 memory and reads the index again. Generations are unique (counted in the index, in the
 change's own transaction) and each is published once, so a plain store suffices: however
