@@ -386,6 +386,50 @@ def test_an_object_purged_while_it_is_revalidated_is_fetched_whole(
     assert [s.headers.get("if-none-match") for s in origin.seen[path]] == [None, '"v1"', None]
 
 
+def fresh_connection_gets(server: Server, zone: Zone, path: str, n: int) -> list[httpx.Response]:
+    """`n` GETs, each on a new connection: they land on every worker (SO_REUSEPORT)."""
+    return [httpx.get(server.edge_url + path, headers={"Host": zone["fqdn"]}) for _ in range(n)]
+
+
+@pytest.mark.parametrize(
+    "unstorable",
+    [
+        ("Set-Cookie", "session=for-the-revalidating-client"),
+        ("Cache-Control", "private, max-age=60"),
+        ("Cache-Control", "no-store, max-age=60"),
+    ],
+    ids=["set-cookie", "private", "no-store"],
+)
+def test_a_304_that_makes_the_object_unstorable_is_answered_then_dropped(
+    server: Server, origin: Origin, zone: Zone, path: str, unstorable: tuple[str, str]
+) -> None:
+    # RFC 9111 §4.3.4: the 304's headers update the stored response; §3 then decides
+    # whether what results may still be stored. Here it may not: the client that caused
+    # the revalidation gets its answer, nobody else ever gets it.
+    def script(seen: Any) -> Reply:
+        if seen.headers.get("if-none-match") == '"v1"':
+            fresh = [("Cache-Control", "max-age=60")] if unstorable[0] != "Cache-Control" else []
+            return Reply(304, headers=[("ETag", '"v1"'), unstorable, *fresh])
+        first = origin.count(path) == 1
+        headers = [("ETag", '"v1"'), ("Cache-Control", "max-age=0" if first else "max-age=60")]
+        return Reply(headers=headers, body=b"v1")
+
+    origin.route(path, script)
+    assert server.get(zone["fqdn"], path).headers["x-cache"] == "MISS"  # stored, expired
+    mine = server.get(zone["fqdn"], path, headers={"Cookie": "session=mine"})
+    assert (mine.status_code, mine.content, mine.headers["x-cache"]) == (200, b"v1", "REVALIDATED")
+    assert mine.headers[unstorable[0]] == unstorable[1]
+    others = fresh_connection_gets(server, zone, path, 12)
+    for other in others:
+        assert (other.status_code, other.content) == (200, b"v1")
+        assert "set-cookie" not in other.headers
+        assert other.headers["cache-control"] == "max-age=60"
+    # The object was dropped: the next visitor fetched it whole, and it was stored anew.
+    assert others[0].headers["x-cache"] == "MISS"
+    assert [o.headers["x-cache"] for o in others[1:]] == ["HIT"] * 11
+    assert [s.headers.get("if-none-match") for s in origin.seen[path]] == [None, '"v1"', None]
+
+
 @pytest.mark.zone(cache={"revalidate": "N"})
 def test_revalidate_n_refetches_expired_objects(
     server: Server, origin: Origin, zone: Zone, path: str
@@ -514,22 +558,73 @@ def test_chunked_origin_body_is_cached(
     assert second.headers["x-cache"] == "HIT"
 
 
-def test_post_goes_to_origin_and_invalidates_the_cached_path(
-    server: Server, origin: Origin, zone: Zone, path: str
+@pytest.fixture(scope="module")
+def server4(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A node with four edge workers: what one worker does, the other three must know."""
+    s = Server(tmp_path_factory.mktemp("serve4") / "data", workers=4).start()
+    yield s
+    s.stop()
+
+
+def invalidations(server: Server) -> float:
+    """The node's pullzone_cache_invalidations counter, from /metrics."""
+    text = server.api.get(server.api_url.removesuffix("/v2") + "/metrics").text
+    name = "pullzone_cache_invalidations_total "
+    return float(next(line for line in text.splitlines() if line.startswith(name)).split()[1])
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
+def test_an_unsafe_method_invalidates_the_cached_path_in_every_worker(
+    server4: Server, origin: Origin, path: str, method: str
 ) -> None:
-    origin.route(
-        path,
-        lambda seen: Reply(
-            headers=[("Cache-Control", "max-age=60"), ("ETag", '"e"')],
-            body=seen.method.encode() + seen.body,
-        ),
+    # RFC 9111 §4.4: a non-error response to an unsafe method invalidates the target URI
+    # in the cache, which is every worker of the node.
+    zone = server4.create_zone(origin.url, alias=f"inval-{method.lower()}")
+    version = {"n": 1}
+
+    def script(seen: Any) -> Reply:
+        if seen.method != "GET":
+            version["n"] += 1
+            return Reply(body=seen.method.encode() + seen.body)
+        return Reply(headers=[("Cache-Control", "max-age=60")], body=b"v%d" % version["n"])
+
+    origin.route(path, script)
+    # Every worker holds v1 in memory, fresh for a minute.
+    assert {r.content for r in fresh_connection_gets(server4, zone, path, 40)} == {b"v1"}
+    counted = invalidations(server4)
+    sent = httpx.request(
+        method, server4.edge_url + path, headers={"Host": zone["fqdn"]}, content=b"+data"
     )
-    server.get(zone["fqdn"], path)
-    posted = server.edge.post(path, headers={"Host": zone["fqdn"]}, content=b"+data")
-    assert (posted.headers["x-cache"], posted.content) == ("BYPASS", b"POST+data")
-    after = server.get(zone["fqdn"], path)
-    assert after.headers["x-cache"] in ("EXPIRED", "REVALIDATED", "MISS")
-    assert [s.method for s in origin.seen[path]] == ["GET", "POST", "GET"]
+    assert (sent.headers["x-cache"], sent.content) == ("BYPASS", method.encode() + b"+data")
+    after = fresh_connection_gets(server4, zone, path, 40)
+    assert [r.content for r in after] == [b"v2"] * 40
+    assert after[0].headers["x-cache"] == "EXPIRED"
+    assert [s.method for s in origin.seen[path]] == ["GET", method, "GET"]
+    assert invalidations(server4) == counted + 1
+
+
+def test_a_304_to_a_forced_revalidation_drops_the_object_in_every_worker(
+    server4: Server, origin: Origin, path: str
+) -> None:
+    # The object is fresh in every worker's memory; one client forces a revalidation
+    # (RFC 9111 §5.2.1.4) and the 304 sets its cookie: no worker serves the object again.
+    zone = server4.create_zone(origin.url, alias="withdrawn-everywhere")
+
+    def script(seen: Any) -> Reply:
+        headers = [("ETag", '"v1"'), ("Cache-Control", "max-age=60")]
+        if seen.headers.get("if-none-match") == '"v1"':
+            return Reply(304, headers=[*headers, ("Set-Cookie", "session=theirs")])
+        return Reply(headers=headers, body=b"v%d" % origin.count(path))
+
+    origin.route(path, script)
+    assert {r.content for r in fresh_connection_gets(server4, zone, path, 40)} == {b"v1"}
+    counted = invalidations(server4)
+    forced = server4.get(zone["fqdn"], path, headers={"Cache-Control": "no-cache"})
+    assert (forced.content, forced.headers["set-cookie"]) == (b"v1", "session=theirs")
+    after = fresh_connection_gets(server4, zone, path, 40)
+    assert [(r.content, "set-cookie" in r.headers) for r in after] == [(b"v3", False)] * 40
+    assert [s.headers.get("if-none-match") for s in origin.seen[path]] == [None, '"v1"', None]
+    assert invalidations(server4) == counted + 1
 
 
 def test_unkeyed_override_headers_never_reach_the_origin(

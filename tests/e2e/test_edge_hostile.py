@@ -749,6 +749,37 @@ def test_a_dynamic_page_under_a_static_looking_path_is_not_cached(
     assert origin.count(target) == 2
 
 
+PERSONAL_TARGETS = ["/account", "/account?cb=1", "/account.php/x.json", "/api/me"]
+
+
+@pytest.mark.parametrize("target", PERSONAL_TARGETS, ids=slugs(PERSONAL_TARGETS))
+def test_a_page_asked_for_with_a_cookie_is_not_stored_on_the_zone_ttl(
+    server: Server, origin: Origin, zone: Zone, path: str, target: str
+) -> None:
+    """No disguise needed: the victim's page, asked for with their Cookie and given no
+    lifetime by the origin, must not be served to the next visitor (edge/deception.py)."""
+    target = path.rpartition("/")[0] + target
+    origin.route(target.partition("?")[0], _account_page([]))
+    url, host = server.edge_url + target, {"Host": zone["fqdn"]}
+    victim = httpx.get(url, headers={**host, "Cookie": "session=alice"})
+    assert victim.content == b"<h1>account of session=alice</h1>"
+    attacker = httpx.get(url, headers=host)
+    assert (attacker.headers["x-cache"], attacker.content) == (
+        "MISS",
+        b"<h1>account of anonymous</h1>",
+    )
+
+
+def test_assets_asked_for_with_a_cookie_are_still_cached_on_the_zone_ttl(
+    server: Server, origin: Origin, zone: Zone, path: str
+) -> None:
+    path = path.replace(".txt", ".png")
+    origin.route(path, Reply(headers=[("Content-Type", "image/png")], body=b"png"))
+    cookie = {"Cookie": "_ga=GA1.1.1"}
+    server.get(zone["fqdn"], path, headers=cookie)
+    assert server.get(zone["fqdn"], path, headers=cookie).headers["x-cache"] == "HIT"
+
+
 @pytest.mark.parametrize(
     "cache_headers",
     [

@@ -1,10 +1,21 @@
 """What every process of one node must know at once, shared through mmap: the newest
-applied event sequence, and whether cached objects may be served without revalidation.
+applied event sequence, whether cached objects may be served without revalidation, and
+the cache index's invalidation generation.
 
 The applier writes the sequence after the cache index reflects an event; every edge
-worker reads both on each request (a few hundred nanoseconds) and catches up before
+worker reads all three on each request (a few hundred nanoseconds) and catches up before
 serving when behind. A cluster node sets `revalidate_all` while it may have missed
-events (starting, reconnecting, cut off from the bus too long, CONTRACT §6).
+events (starting, reconnecting, cut off from the bus too long).
+
+The invalidation generation is how one edge worker tells the others that it changed
+stored objects behind their backs (RFC 9111 §4.4 invalidation by an unsafe method, an
+object a 304 made unstorable): it changes the index, then publishes the generation that
+change took from the index (`CacheIndex.mark_stale`, `withdraw`), before answering. A
+worker that reads a generation other than the one it last saw drops what it holds in
+memory and reads the index again. Generations are unique (counted in the index, in the
+change's own transaction) and each is published once, so a plain store suffices: however
+two publications interleave, a worker reads a value it has not seen after every change
+published before it, and re-checks.
 """
 
 from __future__ import annotations
@@ -16,7 +27,7 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-_FORMAT = struct.Struct("<QQ")
+_FORMAT = struct.Struct("<QQQ")
 
 
 class SeqSignal:
@@ -29,9 +40,10 @@ class SeqSignal:
             self._map = mmap.mmap(fd, mmap.PAGESIZE)
         finally:
             os.close(fd)
-        # (the applied sequence, 1 when every object must be revalidated, else 0). Read
-        # on every request: bound here, it is one C call without a Python frame.
-        self.read: Callable[[], tuple[int, int]] = partial(_FORMAT.unpack_from, self._map, 0)
+        # (the applied sequence, 1 when every object must be revalidated, else 0, the
+        # invalidation generation). Read on every request: bound here, it is one C call
+        # without a Python frame.
+        self.read: Callable[[], tuple[int, int, int]] = partial(_FORMAT.unpack_from, self._map, 0)
 
     @property
     def value(self) -> int:
@@ -44,6 +56,9 @@ class SeqSignal:
 
     def set_revalidate_all(self, on: bool) -> None:
         struct.pack_into("<Q", self._map, 8, int(on))
+
+    def publish_invalidation(self, generation: int) -> None:
+        struct.pack_into("<Q", self._map, 16, generation)
 
     def close(self) -> None:
         self._map.close()

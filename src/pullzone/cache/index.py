@@ -57,7 +57,8 @@ CREATE TABLE IF NOT EXISTS cache_meta (
     name  TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 );
-INSERT OR IGNORE INTO cache_meta (name, value) VALUES ('applied_seq', 0), ('total_size', 0);
+INSERT OR IGNORE INTO cache_meta (name, value)
+    VALUES ('applied_seq', 0), ('total_size', 0), ('invalidations', 0);
 CREATE TRIGGER IF NOT EXISTS objects_size_add AFTER INSERT ON objects BEGIN
     UPDATE cache_meta SET value = value + NEW.size WHERE name = 'total_size';
 END;
@@ -224,15 +225,32 @@ class CacheIndex:
         self.conn.executemany("DELETE FROM objects WHERE id = ?", [(i,) for i in ids])
 
     def mark_stale(self, zone_id: int, paths: list[str]) -> int:
-        """Make every stored variant of these paths stale (RFC 9111 §4.4)."""
+        """Make every stored variant of these paths stale (RFC 9111 §4.4); returns the
+        invalidation generation to publish (bus/signal.py), 0 when nothing changed."""
         with transaction(self.conn):
-            return sum(
+            changed = sum(
                 self.conn.execute(
                     "UPDATE objects SET stale = 1 WHERE zone_id = ? AND path = ? AND stale = 0",
                     (zone_id, path),
                 ).rowcount
                 for path in paths
             )
+            return self._next_generation() if changed else 0
+
+    def withdraw(self, object_id: str) -> int:
+        """Delete a stored object no process may serve again (its body file is the
+        caller's to remove); returns the invalidation generation to publish, 0 when the
+        row was already gone."""
+        with transaction(self.conn):
+            gone = self.conn.execute("DELETE FROM objects WHERE id = ?", (object_id,)).rowcount
+            return self._next_generation() if gone else 0
+
+    def _next_generation(self) -> int:
+        """A new invalidation generation, unique: counted in the caller's transaction."""
+        row = self.conn.execute(
+            "UPDATE cache_meta SET value = value + 1 WHERE name = 'invalidations' RETURNING value"
+        ).fetchone()
+        return int(row[0])
 
     def touch(self, accesses: dict[str, float], batch: int = 500) -> None:
         """Record last-access times, in short transactions so no writer waits long."""

@@ -115,6 +115,13 @@ class EdgeCollector(Collector):
                 "Objects evicted to keep the cache under --max-cache-size.",
                 value=self.stats.evictions() + totals.evicted,
             )
+            yield CounterMetricFamily(
+                "pullzone_cache_invalidations",
+                "Times an edge worker made stored objects unservable for the whole node"
+                " (an unsafe method on a cached path, RFC 9111 §4.4; a 304 that made its"
+                " object unstorable); each one empties every worker's memory cache.",
+                value=self.stats.invalidations(),
+            )
         not_stored = CounterMetricFamily(
             "pullzone_fills_not_stored",
             "Fills that stopped storing their body: too_big (over --max-object-size), "

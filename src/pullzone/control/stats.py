@@ -129,6 +129,16 @@ class NodeStats:
         objects = sum(zone.objects for zone in self.cache_by_zone().values())
         return ZoneCache(objects=objects, bytes=int(row[0] or 0) if row else 0)
 
+    def invalidations(self) -> int:
+        """Changes an edge worker made to stored objects for the whole node (the
+        generation of bus/signal.py, counted in the index)."""
+        conn = self._connection()
+        if conn is None:
+            return 0
+        row = conn.execute("SELECT value FROM cache_meta WHERE name = 'invalidations'")
+        value = row.fetchone()
+        return int(value[0]) if value else 0
+
     def _janitor(self) -> dict[str, Any]:
         try:
             report = json.loads((self.directory / JANITOR_FILE).read_text())

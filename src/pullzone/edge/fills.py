@@ -47,14 +47,14 @@ from pullzone.edge.bounds import (
     storable_length,
     verdict,
 )
-from pullzone.edge.deception import disguised
+from pullzone.edge.deception import disguised, personal
 from pullzone.edge.entry import Entry
 from pullzone.edge.http import Request
 from pullzone.edge.origin import Origin, OriginError, forward_headers
 from pullzone.edge.state import ZoneView
 from pullzone.edge.stats import WorkerStats
 from pullzone.spec.freshness import storable
-from pullzone.spec.headers import header_map, split_list
+from pullzone.spec.headers import HeaderMap, header_map, split_list
 from pullzone.spec.vary import vary_names, vary_values
 
 log = logging.getLogger(__name__)
@@ -112,6 +112,16 @@ class Revalidated:
 
 
 @dataclass(slots=True)
+class Withdrawn:
+    """A 304 made the stored response unstorable (RFC 9111 §4.3.4, then §3): it is gone
+    from the index; its body with the updated headers is this client's alone, and the
+    body file is the caller's to remove once delivered."""
+
+    obj: StoredObject
+    generation: int  # the invalidation to publish (bus/signal.py), 0 when none
+
+
+@dataclass(slots=True)
 class Passed:
     """Not storable: the origin's response, for this client alone."""
 
@@ -130,7 +140,7 @@ class Cached:
     entry: Entry
 
 
-Outcome = Fetched | Revalidated | Passed | Failed | Cached
+Outcome = Fetched | Revalidated | Withdrawn | Passed | Failed | Cached
 
 
 @dataclass(slots=True)
@@ -231,24 +241,25 @@ class Filler:
         if response.status == 304 and conditional and stale is not None:
             response.release()
             updated = _updated_object(stale.obj, pairs, request_time, response_time, fill_seq)
+            if not may_store(fill, updated.status, header_map(updated.headers)):
+                # e.g. the 304 carried Set-Cookie or Cache-Control: private: no later
+                # request may be served what this one made of the stored response.
+                generation = self.index.withdraw(updated.id)
+                writer.end(PASS)
+                self._wake(fill.key_hash)
+                return Withdrawn(updated, generation)
             self.index.refresh(updated, fill_seq)
             writer.end(REVALIDATED)
             self._wake(fill.key_hash)
             return Revalidated([updated])
 
         names = vary_names(rhmap)
+        # A page fetched for a visitor with a Cookie and no lifetime of its own may be
+        # theirs (edge/deception.py); a 304 to one only confirms what was stored before.
         if (
             names is None
-            or not storable(
-                "GET",
-                response.status,
-                fill.request.hmap,
-                rhmap,
-                honour_origin=zone.cache.cachecontrol,
-                default_ttl=zone.cache.cache_secs,
-            )
-            # `/account.php/x.css` answered with a page: not stored (edge/deception.py).
-            or disguised(fill.path, rhmap)
+            or not may_store(fill, response.status, rhmap)
+            or personal(fill.request.hmap, rhmap)
         ):
             writer.end(PASS)
             self._wake(fill.key_hash)
@@ -446,6 +457,21 @@ class Filler:
     async def close(self) -> None:
         for task in list(self._tasks):
             task.cancel()
+
+
+def may_store(fill: FillRequest, status: int, resp: HeaderMap) -> bool:
+    """Whether a response to `fill` may be stored: decided for a response fetched whole,
+    and again for a stored one once a 304 updated its headers (RFC 9111 §4.3.4), since
+    those headers are then what it is stored with (§3)."""
+    policy = fill.view.zone.cache
+    return storable(
+        "GET",
+        status,
+        fill.request.hmap,
+        resp,
+        honour_origin=policy.cachecontrol,
+        default_ttl=policy.cache_secs,
+    ) and not disguised(fill.path, resp)  # `/account.php/x.css` answered with a page
 
 
 def _pairs(response: aiohttp.ClientResponse) -> list[tuple[str, str]]:

@@ -20,7 +20,16 @@ from pullzone.edge.access_log import AccessLog
 from pullzone.edge.bounds import Limits
 from pullzone.edge.deliver import Deliverer
 from pullzone.edge.entry import Entry, MemoryCache
-from pullzone.edge.fills import Cached, Failed, Fetched, Filler, FillRequest, Passed, Revalidated
+from pullzone.edge.fills import (
+    Cached,
+    Failed,
+    Fetched,
+    Filler,
+    FillRequest,
+    Passed,
+    Revalidated,
+    Withdrawn,
+)
 from pullzone.edge.http import Connection, Request
 from pullzone.edge.origin import Origin, OriginError, forward_headers
 from pullzone.edge.state import EdgeState, ZoneView
@@ -112,7 +121,8 @@ class Edge:
 
     def handle(self, request: Request, conn: Connection) -> Awaitable[None] | None:
         state = self.state
-        state.catch_up()
+        if state.catch_up():  # another worker changed stored objects (bus/signal.py)
+            self.memory.clear()
         if self._routes_for is not state.hosts:  # zones changed: routes are worked out anew
             self._routes = {}
             self._routes_for = state.hosts
@@ -274,6 +284,9 @@ class Edge:
                 await self.fill(view, key, target, request, conn, None)
             else:
                 await self.deliver.entry_async(conn, request, entry, "REVALIDATED", time.time())
+        elif isinstance(outcome, Withdrawn):
+            self._invalidated(outcome.generation)
+            await self._serve_withdrawn(view, request, conn, outcome)
         elif isinstance(outcome, Passed):
             if outcome.response is None:
                 await self.pass_through(view, request, target, conn, for_fill=True)
@@ -291,6 +304,19 @@ class Edge:
                 await self.deliver.entry_async(conn, request, stale, "STALE", time.time())
             else:
                 await self.deliver.error_async(conn, request, outcome.status, "origin failed")
+
+    async def _serve_withdrawn(
+        self, view: ZoneView, request: Request, conn: Connection, withdrawn: Withdrawn
+    ) -> None:
+        """The revalidated body with the 304's headers, to this client alone; the body
+        file goes once it is delivered (a worker already streaming it holds it open)."""
+        obj = withdrawn.obj
+        path = self.bodies.object_path(obj.id)
+        entry = Entry(obj, view.zone.cache, path, self.state.applied, stale=True)
+        try:
+            await self.deliver.entry_async(conn, request, entry, "REVALIDATED", time.time())
+        finally:
+            self.bodies.remove([obj.id])
 
     async def pass_through(
         self,
@@ -337,9 +363,23 @@ class Edge:
             split_target(uri)[0]
             for uri in invalidated_paths(request.method, status, target, rhmap, host)
         ]
-        if self.index.mark_stale(view.zone.id, paths):
-            # Rare (unsafe methods on cached paths): drop this worker's copies at once.
-            # Other workers see the stale rows when they next load the object.
+        self._invalidated(self.index.mark_stale(view.zone.id, paths))
+
+    def _invalidated(self, generation: int) -> None:
+        """Stored objects changed in the index (`generation` > 0): every worker of the
+        node, this one first, forgets what it holds in memory before its next request.
+
+        The change is in the shared index already; what the other workers lack is the
+        news. They get it through the node's shared signal (bus/signal.py), which they
+        read before each request: no message to the supervisor, no event in the log
+        (whose sequence numbers belong to the bus). Rare (an unsafe method on a cached
+        path, a 304 that makes its object unstorable), so a whole memory cache is
+        dropped rather than tracking which keys changed: each key is read from the index
+        again when next asked for. Published before the clear, so a change another
+        worker published meanwhile is read too.
+        """
+        if generation:
+            self.state.publish_invalidation(generation)
             self.memory.clear()
 
     def take_accesses(self) -> dict[str, float]:

@@ -2,9 +2,11 @@
 
 Every request first compares the node's published sequence (an mmap read) with the one
 this worker applied, and catches up when behind, so no request is answered from a view
-older than the newest applied purge or zone change (DESIGN.md). The same read says
-whether the node may have missed events (`revalidate_all`): then no cached object is
-served without asking the origin.
+older than the newest applied purge or zone change. The same read says whether the node
+may have missed events (`revalidate_all`): then no cached object is served without
+asking the origin; and whether another worker changed stored objects since (the
+invalidation generation, bus/signal.py): then what this worker holds in memory is read
+again from the index.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ class EdgeState:
         self.edge_domain = edge_domain
         self.zones: dict[int, ZoneView] = {}
         self.hosts: dict[str, ZoneView] = {}
-        self.applied, self.revalidate_all = self._signal.read()
+        self.applied, self.revalidate_all, self.invalidations = self._signal.read()
         states = index.zone_states()
         for row in control.execute("SELECT record FROM zones"):
             zone = Zone.from_record(json.loads(row[0]))
@@ -52,8 +54,10 @@ class EdgeState:
             self.zones[zone.id] = view
         self._rebuild_hosts()
 
-    def catch_up(self) -> None:
-        target, self.revalidate_all = self._signal.read()
+    def catch_up(self) -> bool:
+        """Apply the events this worker has not seen; True when stored objects were
+        invalidated since the last call (what is in memory must be read again)."""
+        target, self.revalidate_all, invalidations = self._signal.read()
         if target != self.applied:
             for event in local.read_since(self._control, self.applied, target):
                 try:
@@ -61,6 +65,17 @@ class EdgeState:
                 except local.UNAPPLICABLE:
                     continue  # the node quarantined it (server.cache_node); so does the worker
             self.applied = target
+        if invalidations == self.invalidations:
+            return False
+        self.invalidations = invalidations
+        return True
+
+    def publish_invalidation(self, generation: int) -> None:
+        """Tell every worker of the node (this one included: it has acted already) that
+        stored objects changed, before the change is answered to any client."""
+        if generation:
+            self._signal.publish_invalidation(generation)
+            self.invalidations = generation
 
     def route(self, host: str) -> ZoneView | None:
         return self.hosts.get(host)
