@@ -14,12 +14,19 @@ Then an endless-body phase: --endless requests (4 at a time) for paths whose ori
 never ends (chunked; the origin stops at 64 MiB or when the edge closes), each client
 reading a random 0-24 MiB and leaving, with --max-object-size 16MiB: the cache directory
 must stay under --max-cache-size, the origin must stop soon after each client, and no
-worker may exit. Writes bench/results/soak.json.
+worker may exit.
+
+Then a slowloris wave (--slowloris connections sending a header line every 2 s, never
+finishing their head) beside a HIT load of 200 warm objects: each must get its 408 at
+the head deadline; and, as root, a full-disk phase: the data directory is a 512 MiB tmpfs
+of its own, filled to the last byte while the HIT load runs. HITs must not fail in
+either, and no worker may exit. Writes bench/results/soak.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import atexit
 import datetime
 import hashlib
@@ -28,6 +35,8 @@ import json
 import os
 import random
 import shutil
+import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -225,6 +234,74 @@ def endless_phase(pz: Pullzone, requests: int) -> dict[str, Any]:
     }
 
 
+def hit_load(pz: Pullzone, pathfile: Path, seconds: int) -> dict[str, Any]:
+    """wrk over objects just warmed: every answer should be a 200 from the cache."""
+    result = wrk(
+        f"http://127.0.0.1:{pz.port}/", HOST, threads=1, connections=8, duration=seconds,
+        mode="cycle", pathfile=pathfile,
+    )  # fmt: skip
+    return {"requests": result.requests, "errors": result.errors}
+
+
+def slowloris_phase(pz: Pullzone, pathfile: Path, connections: int) -> dict[str, Any]:
+    """`connections` clients that send one header line every 2 s and never finish their
+    head, beside a HIT load: each must be cut at the head deadline, HITs must go on."""
+    socks: list[socket.socket] = []
+    for _ in range(connections):
+        s = socket.create_connection(("127.0.0.1", pz.port), timeout=5)
+        s.sendall(f"GET /o/1.txt HTTP/1.1\r\nHost: {HOST}\r\n".encode())
+        socks.append(s)
+    stop = threading.Event()
+
+    def trickle() -> None:
+        n = 0
+        while not stop.wait(2.0):
+            n += 1
+            for s in socks:
+                with contextlib.suppress(OSError):
+                    s.sendall(f"X-Slow-{n}: 1\r\n".encode())
+
+    feeder = threading.Thread(target=trickle, daemon=True)
+    feeder.start()
+    started = time.monotonic()
+    hits = hit_load(pz, pathfile, 20)
+    stop.set()
+    feeder.join(5)
+    answered = 0
+    for s in socks:
+        s.setblocking(False)
+        with contextlib.suppress(OSError):
+            if s.recv(64).startswith(b"HTTP/1.1 408"):
+                answered += 1
+        s.close()
+    return {
+        "connections": connections,
+        "seconds": round(time.monotonic() - started, 1),
+        "answered_408": answered,
+        "hit_load": hits,
+    }
+
+
+def full_disk_phase(pz: Pullzone, pathfile: Path) -> dict[str, Any]:
+    """The data disk (a tmpfs of its own) filled to the last byte beside a HIT load."""
+    ballast = pz.data_dir / "ballast"
+    fd = os.open(ballast, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        for size in (MIB, 4096, 1):
+            chunk = b"\0" * size
+            with contextlib.suppress(OSError):  # ENOSPC: full
+                while os.write(fd, chunk):
+                    pass
+    finally:
+        os.close(fd)
+    try:
+        free = shutil.disk_usage(pz.data_dir).free
+        hits = hit_load(pz, pathfile, 20)
+    finally:
+        ballast.unlink()
+    return {"free_bytes_while_full": free, "hit_load": hits}
+
+
 def workers(pz: Pullzone) -> set[int]:
     assert pz.process is not None
     return set(processes(pz.process.pid)) - {pz.process.pid}
@@ -255,10 +332,18 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--endless", type=int, default=40, help="endless-body requests")
+    parser.add_argument("--slowloris", type=int, default=1000, help="slowloris connections")
     parser.add_argument("--out", type=Path, default=BENCH / "results" / "soak.json")
     args = parser.parse_args()
     atexit.register(procs.stop_all)
     workdir = Path(tempfile.mkdtemp(prefix="pullzone-soak-"))
+    # The server's data directory on a file system of its own, for the full-disk phase.
+    on_tmpfs = os.geteuid() == 0
+    if on_tmpfs:
+        (workdir / "pz").mkdir()
+        mount = ["mount", "-t", "tmpfs", "-o", "size=512m", "tmpfs", str(workdir / "pz")]
+        subprocess.run(mount, check=True)
+        atexit.register(subprocess.run, ["umount", "-l", str(workdir / "pz")], check=False)
     origin = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Origin)
     origin.daemon_threads = True
     threading.Thread(target=origin.serve_forever, daemon=True).start()
@@ -301,6 +386,11 @@ def main() -> int:
             time.sleep(0.2)
             end = reading(pz)
         endless = endless_phase(pz, args.endless)
+        hot = workdir / "hot.txt"
+        hot.write_text("\n".join(f"/o/{i}.txt" for i in range(1, 201)) + "\n")
+        hit_load(pz, hot, 3)  # warm: these 200 are HITs from here on
+        slowloris = slowloris_phase(pz, hot, args.slowloris)
+        full_disk = full_disk_phase(pz, hot) if on_tmpfs else {"skipped": "not root"}
         worker_exits = len(workers_at_start - workers(pz))
         alive = pz.process is not None and pz.process.poll() is None
     finally:
@@ -319,6 +409,8 @@ def main() -> int:
         "end": end,
         "timeline": timeline,
         "endless": endless,
+        "slowloris": slowloris,
+        "full_disk": full_disk,
         "worker_exits": worker_exits,
         "server_alive_at_end": alive,
         "machine": procs.machine(),
@@ -345,6 +437,8 @@ def main() -> int:
         for t in timeline
     ))  # fmt: skip
     print(f"endless bodies: {endless}")
+    print(f"slowloris: {slowloris}")
+    print(f"full disk: {full_disk}")
     print(f"worker exits: {worker_exits}")
     print(f"wrote {args.out}")
     return 0

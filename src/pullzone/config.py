@@ -62,7 +62,7 @@ class Settings:
     api_cert_key: str | None = None  # its private key (PEM)
     access_log: str | None = None  # a file, or "-" for standard output
     access_log_format: str = "combined"  # or "json"
-    # Cluster mode (CONTRACT §6): NATS servers to share the event log through; none: one node.
+    # Cluster mode (README, Cluster): NATS servers to share the event log through; none: one node.
     cluster: tuple[str, ...] = ()
     node_id: str = "node"
     role: str = "all"  # all, edge or api

@@ -23,6 +23,10 @@ MIB = 1024 * 1024
 CHUNK = 64 * 1024
 SLACK = 64 * 1024  # the heads in body files: the limits count bodies
 ORPHAN_BYTES = 8 * MIB  # edge/bounds.py: what a fill nobody reads may still take
+# What the socket buffers of two loopback hops (origin to edge, edge to client) may hold
+# beyond what the client read: autotuned, several MiB under load (tcp_rmem's maximum is
+# far larger). The old code sent the origin's whole 256 MiB.
+BUFFERED = 16 * MIB
 
 
 class EndlessOrigin:
@@ -192,7 +196,7 @@ def test_an_endless_body_past_the_object_size_is_not_stored_and_keeps_streaming(
             assert read >= 12 * MIB and xcache == "MISS"  # past the cap, from the origin
             # The client left: the origin's connection, now the client's, closes with it.
             assert endless.done.wait(10)
-            assert endless.sent <= read + 4 * MIB  # what the kernel buffers held, at most
+            assert endless.sent <= read + BUFFERED
         assert disk.peak <= 4 * MIB + SLACK
         assert not list((tmp_path / "data" / "cache").rglob("*.part"))
         assert not [p for p in (tmp_path / "data" / "cache" / "objects").rglob("*") if p.is_file()]
@@ -272,7 +276,7 @@ def test_a_fill_whose_client_left_is_abandoned_and_its_origin_closed(
             read, _ = read_then_leave(server, str(zone["fqdn"]), path, 1 * MIB)
             assert endless.done.wait(10)  # not after the test's 256 MiB bound
             # What the fill took after its client left, plus what the kernel buffered.
-            assert endless.sent <= read + ORPHAN_BYTES + 4 * MIB
+            assert endless.sent <= read + ORPHAN_BYTES + BUFFERED
         assert disk.peak <= 64 * MIB + SLACK
         wait_for(lambda: not_stored(server).get("abandoned") == 1)
         assert not_stored(server) == {"abandoned": 1}

@@ -1,4 +1,4 @@
-"""Events: every change a node applies, in one ordered log (DESIGN.md, "The shape we want")."""
+"""Events: every change a node applies, in one ordered log (README, Cluster: How it works)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The cluster event log: NATS JetStream, the multi-node twin of `bus.local` (CONTRACT §6).
+"""The cluster event log: NATS JetStream, the multi-node twin of `bus.local` (README, Cluster).
 
 One stream, PULLZONE_EVENTS, holds every event; its sequence is the log's sequence and a
 PubAck is what "durably stored" means. Zones and keys are events too, ordered with the

@@ -10,7 +10,7 @@ same object, in any worker process, reads that file as it grows. Its layout:
 
 When the body is complete the leader hard-links the file to its final name
 `objects/<id[:2]>/<id>`, inserts the index row, and only then sets the state to COMPLETE:
-a row never names a partial file, whatever moment a process is killed (CONTRACT §5).
+a row never names a partial file, whatever moment a process is killed (README, How the edge caches).
 When the index cannot take the row (its disk is full), the leader unlinks the final name
 again and still sets COMPLETE: the body is whole for its readers, just not stored.
 A part file whose leader died holds no lock, and the next request clears it.

@@ -1,4 +1,4 @@
-"""The management API (CONTRACT §3) as an ASGI app: `create_app(settings, on_event)`.
+"""The management API (README, Zones) as an ASGI app: `create_app(settings, on_event)`.
 
 Layout: `routes/` (thin handlers, one module per resource), `deps` (key, scope, zone and
 body checks as FastAPI dependencies), `schemas` (what bodies may hold), `log` (where

@@ -1,5 +1,5 @@
 """Every error answer is `{"result": "error", "message": "<what is wrong and how to fix it>"}`
-(CONTRACT §3).
+(README, Zones).
 
 | status | when |
 |---|---|

@@ -7,7 +7,7 @@ NULL = every zone) and optionally to purging (`purge_only`). Zone ids are never 
 zone can never reach a new one. Keys other than the admin key are made by events
 (KEY_CREATE, KEY_REVOKE), so every API node of a cluster knows them.
 
-Keys are never logged. `ensure_admin_key` is the bootstrap of CONTRACT §2: the
+Keys are never logged. `ensure_admin_key` is the bootstrap of the README's Serve section: the
 `PULLZONE_API_KEY` given to `serve` becomes (or stays) the admin key; without it, a first
 start generates one and writes it to `DATA_DIR/admin.key` with mode 0600.
 """
@@ -219,7 +219,7 @@ def _set_admin_hash(conn: sqlite3.Connection, key_hash: str) -> None:
 def ensure_admin_key(
     conn: sqlite3.Connection, settings: Settings
 ) -> tuple[str | None, Path | None]:
-    """Make sure an admin key exists (CONTRACT §2).
+    """Make sure an admin key exists (README, Serve).
 
     - `settings.admin_key` given: it becomes (or stays) the admin key, replacing a previous
       one; an `admin.key` file holding the replaced key is removed, as it no longer works.

@@ -1,4 +1,4 @@
-"""The per-key rate limit of the management API (CONTRACT §3, §4): a token bucket per key id.
+"""The per-key rate limit of the management API (README, Purge): a token bucket per key id.
 
 Each key starts with `burst` tokens; every call takes one; tokens come back at `rate` per
 second, up to `burst`. A call that finds no token is refused (429) and told how long to

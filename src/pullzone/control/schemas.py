@@ -1,4 +1,4 @@
-"""What the management API accepts and answers (CONTRACT §3), as pydantic models.
+"""What the management API accepts and answers (README, Zones), as pydantic models.
 
 Request models forbid unknown fields; every rule lives in a validator whose message says
 what is wrong and how to fix it, and `errors.validation_message` turns pydantic's errors

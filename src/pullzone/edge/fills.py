@@ -401,8 +401,8 @@ class Filler:
                 self.bodies.remove(r.id for r in replaced)
             state = COMPLETE
         except (TimeoutError, aiohttp.ClientError, OSError, sqlite3.Error) as exc:
-            # A body the origin cut off is never cached (CONTRACT §5); followers that
-            # already sent headers see their connection cut, as the origin's was. So
+            # A body the origin cut off is never cached (README, How the edge caches); followers
+            # that already sent headers see their connection cut, as the origin's was. So
             # does a full disk under a body of unknown length (one of known length has
             # its space reserved before its head is sent).
             log.warning("fill of %s failed: %s", fill.target, exc)

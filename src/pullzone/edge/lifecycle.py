@@ -248,7 +248,7 @@ class Edge:
         return entry, entry is not None and self._may_serve(entry, fill.request, time.time())
 
     def _may_serve(self, entry: Entry, request: Request, now: float) -> bool:
-        """Fresh for this request, and the node knows of every purge (CONTRACT §6)."""
+        """Fresh for this request, and the node knows of every purge (README, Cluster)."""
         return not self.state.revalidate_all and entry.is_fresh(request.hmap, now)
 
     async def fill(

@@ -1,4 +1,4 @@
-"""A cluster node (CONTRACT §6): the event log is one JetStream stream that every node
+"""A cluster node (README, Cluster): the event log is one JetStream stream that every node
 reads through its own durable consumer and applies to its control.db replica and, on an
 edge, to its cache. The API commits a change by publishing it and answers once this node
 applied it and every live edge confirmed it (or the wait ran out: those are `pending`).

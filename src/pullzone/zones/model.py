@@ -23,7 +23,7 @@ def _yn(flag: bool) -> str:
 
 @dataclass(frozen=True, slots=True)
 class CachePolicy:
-    """The zone's `cache` block (CONTRACT §3), kept in its 5centscdn spelling plus seconds."""
+    """The zone's `cache` block (README, Zones), kept in its 5centscdn spelling plus seconds."""
 
     cache: str = "4h"
     expiry: str = ""

@@ -1,4 +1,4 @@
-"""What a purge request asks for (CONTRACT §4), parsed and validated without I/O.
+"""What a purge request asks for (README, Purge), parsed and validated without I/O.
 
 `plan_purge` turns the body of `POST …/purge` into the payload of a purge event, or raises
 PurgeError with the status and message the API answers. Nothing here touches the cache:
@@ -28,7 +28,7 @@ class PurgeError(ValueError):
 
 
 def parse_delete(value: str | None) -> bool:
-    """`delete` accepts true/false/1/0/yes/no in any case (CONTRACT §4)."""
+    """`delete` accepts true/false/1/0/yes/no in any case (README, Purge)."""
     if value is None:
         return False
     lowered = value.strip().lower()

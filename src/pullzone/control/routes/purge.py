@@ -1,4 +1,4 @@
-"""Purge routes (CONTRACT §4): the seed's `POST /v2/zones/http/pull/{zoneid}/purge` and
+"""Purge routes (README, Purge): the seed's `POST /v2/zones/http/pull/{zoneid}/purge` and
 our `GET /v2/zones/http/pull/{zoneid}/purges` history."""
 
 from __future__ import annotations

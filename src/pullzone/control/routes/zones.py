@@ -1,4 +1,4 @@
-"""HTTP pull zones (CONTRACT §3): list, create, show, update, update the cache block,
+"""HTTP pull zones (README, Zones): list, create, show, update, update the cache block,
 delete. Each write is an event committed to the node's log (`ctl.log`), applied before
 the answer is sent."""
 
