@@ -37,7 +37,7 @@ CONFIG = """
 # first: 413 is a rejection too.
 expected-statuses = [400, 401, 403, 404, 405, 406, 409, 413, 415, 422, 428, 429]
 
-# Schema-valid requests that are refused for the state they meet, with CONTRACT §3's 400:
+# Schema-valid requests refused for the state they meet, with the API's 400 for bad input:
 # an alias another zone has, `zones` naming zones that do not exist, the admin key id
 # reached through `GET /v2/keys` in a stateful sequence (the admin key is never revoked).
 [[operations]]

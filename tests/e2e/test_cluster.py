@@ -1,4 +1,4 @@
-"""Cluster mode (CONTRACT §6) end to end: real `nats-server` and `pullzone serve` processes on
+"""Cluster mode (README, Cluster) end to end: real `nats-server` and `pullzone serve` processes on
 loopback, nodes with their own data directories sharing zones and purges through JetStream.
 
 Every wait polls an observable condition with a deadline; no sleep stands in for one.

@@ -821,7 +821,7 @@ def test_static_files_without_cache_headers_are_cached_on_the_zone_ttl(
     server: Server, origin: Origin, zone: Zone, path: str, name: str, content_type: str
 ) -> None:
     """The deception guard leaves real static files (and unrelated types) alone: the
-    zone's `cache` TTL applies to them as CONTRACT §3 says."""
+    zone's `cache` TTL applies to them as the README (Zones) says."""
     target = path.rpartition("/")[0] + "/" + name
     origin.route(target, Reply(headers=[("Content-Type", content_type)], body=b"static"))
     server.get(zone["fqdn"], target)

@@ -1,4 +1,4 @@
-"""The JetStream bus (CONTRACT §6) against real nats-server processes: no mocks."""
+"""The JetStream bus (README, Cluster) against real nats-server processes: no mocks."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Purge exactly as the seed page describes it (CONTRACT §4), against a real server."""
+"""Purge exactly as the seed page describes it (README, Purge), against a real server."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Everything a client can get wrong (CONTRACT §3): the documented status, an error answer
+"""Everything a client can get wrong (README, Zones): the documented status, an error answer
 of the one shape naming what is wrong, and nothing changed — the zones are as before and
 no event was emitted."""
 

@@ -1,4 +1,4 @@
-"""API keys (CONTRACT §2): the admin key bootstrap, hashed storage, and what scoped keys
+"""API keys (README, Serve): the admin key bootstrap, hashed storage, and what scoped keys
 may do."""
 
 from __future__ import annotations

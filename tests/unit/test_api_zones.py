@@ -1,4 +1,4 @@
-"""Zone management over the real API app (CONTRACT §3): exact answers, what is stored,
+"""Zone management over the real API app (README, Zones): exact answers, what is stored,
 and the events each write emits."""
 
 from __future__ import annotations

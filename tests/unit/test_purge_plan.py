@@ -1,4 +1,4 @@
-"""Purge requests as CONTRACT §4 defines them, parsed without a server."""
+"""Purge requests as the README (Purge) defines them, parsed without a server."""
 
 from __future__ import annotations
 
