@@ -241,6 +241,10 @@ class FillReader:
                 return FAILED, 502
         return state, error
 
+    def leader_died(self) -> bool:
+        """Whether the leader's process ended before it said how the fill ended."""
+        return self._read_state()[0] == FILLING and self._leader_gone()
+
     def _read_state(self) -> tuple[int, int]:
         raw = os.pread(self.fd, PREAMBLE.size, 0)
         if len(raw) < PREAMBLE.size:

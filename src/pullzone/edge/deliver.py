@@ -7,7 +7,8 @@ from __future__ import annotations
 import os
 import secrets
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, Literal
 
 import aiohttp
@@ -30,6 +31,8 @@ from pullzone.spec.ranges import (
 from pullzone.zones.model import CachePolicy
 
 _NO_BODY_STATUSES = frozenset({204, 304})
+# The rest of a fill from `position`, straight from the origin (Filler.resume).
+Resume = Callable[[int], Awaitable[aiohttp.ClientResponse | None]]
 # The methods the edge takes (RFC 9110 §10.2.1); TRACE is answered 405 (edge/lifecycle.py).
 _ALLOW = b"Allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n"
 
@@ -220,10 +223,12 @@ class Deliverer:
         end: int | None,
         chunked: bool = False,
         handoff: Handoff | None = None,
+        resume: Resume | None = None,
     ) -> bool:
         """Body bytes [position, end) of a fill (to its end when `end` is None), as the
-        leader writes them, with backpressure. True when the fill stopped being stored
-        and handed this client the origin's response, whose rest was relayed."""
+        leader writes them, with backpressure. True when the rest came straight from the
+        origin and was relayed: the fill stopped being stored and handed this client the
+        origin's response, or its leader died and `resume` asked the origin for the rest."""
         while end is None or position < end:
             data = reader.read(position, CHUNK if end is None else min(CHUNK, end - position))
             if data:
@@ -240,6 +245,11 @@ class Deliverer:
                 continue
             if state != FILLING:
                 given = handoff.take() if handoff is not None else None
+                if given is None and resume is not None and reader.leader_died():
+                    rest = await resume(position)
+                    if rest is not None:  # another worker's fill: this client goes on
+                        await _relay(conn, rest, chunked)
+                        return True
                 if given is None:
                     conn.close_after = True
                     raise ConnectionAbortedError("origin body cut off")
@@ -294,7 +304,9 @@ class Deliverer:
             )
             if no_body:
                 return
-            if await self._stream_fill(conn, reader, 0, None, chunked, fetched.handoff):
+            fill = fetched.fill
+            resume = None if fill is None else partial(self.filler.resume, fill, head)
+            if await self._stream_fill(conn, reader, 0, None, chunked, fetched.handoff, resume):
                 return  # the rest came from the origin, with its end (_relay)
             if chunked:
                 conn.write(b"0\r\n\r\n")

@@ -104,6 +104,7 @@ class Fetched:
     reader: FillReader
     head: dict[str, Any]
     handoff: Handoff | None = None  # the leader's own client only
+    fill: FillRequest | None = None  # a follower's own request (to resume it: Filler.resume)
 
 
 @dataclass(slots=True)
@@ -417,6 +418,39 @@ class Filler:
 
     # -- followers --------------------------------------------------------------------
 
+    async def resume(
+        self, fill: FillRequest, head: dict[str, Any], position: int
+    ) -> aiohttp.ClientResponse | None:
+        """The rest of a fill whose leader died mid-body, for one of its readers, straight
+        from the origin: the bytes from `position` of the same representation (RFC 9110
+        §14.2 Range, §13.1.5 If-Range on its entity tag or Last-Modified), or None when the
+        origin cannot promise them (no validator, another representation, a failure)."""
+        hmap = header_map(head["headers"])
+        etag = hmap.get("etag")
+        validator = etag if etag and not etag.startswith("W/") else hmap.get("last-modified")
+        if validator is None:
+            return None
+        zone = fill.view.zone
+        headers = forward_headers(
+            fill.request.headers,
+            fill.request.hmap,
+            zone,
+            fill.peer,
+            for_fill=True,
+            cdn_id=self.origin.cdn_id,
+        )
+        headers += [("Range", f"bytes={position}-"), ("If-Range", validator)]
+        try:
+            response = await self.origin.request(zone, "GET", fill.target, headers)
+        except OriginError:
+            return None
+        if response.status == 206 and response.headers.get("content-range", "").startswith(
+            f"bytes {position}-"
+        ):
+            return response
+        response.release()
+        return None
+
     async def _follow(self, reader: FillReader, fill: FillRequest) -> Outcome | None:
         """Wait for the leader's head; None means: look again (claim or re-read)."""
         keep = False
@@ -428,7 +462,7 @@ class Filler:
                     if names and list(vary_values(names, fill.request.hmap)) != head["vary_values"]:
                         return Passed(None)  # another variant: fetch on our own
                     keep = True
-                    return Fetched(reader, head)
+                    return Fetched(reader, head, fill=fill)
                 state, error = reader.state()
                 if state == FAILED:
                     return Failed(error or 502)
