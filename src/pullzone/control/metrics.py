@@ -26,6 +26,13 @@ def _zone(zone_id: int) -> str:
     return str(zone_id) if zone_id else "none"  # 0: the Host matched no zone
 
 
+def _by_label(name: str, documentation: str, label: str, counts: dict[str, int]) -> Metric:
+    family = CounterMetricFamily(name, documentation, labels=[label])
+    for value, n in sorted(counts.items()):
+        family.add_metric([value], n)
+    return family
+
+
 class EdgeCollector(Collector):
     def __init__(
         self,
@@ -76,26 +83,22 @@ class EdgeCollector(Collector):
                 buckets.append((bound, cumulative))
             latency.add_metric([str(zone)], buckets, origin.seconds)
         yield from (origin_requests, origin_failures, latency)
-        failures = CounterMetricFamily(
+        yield _by_label(
             "pullzone_write_failures",
             "Best-effort writes that failed and were skipped (a full disk), by kind: lru, "
             "stats, access_log, janitor.",
-            labels=["what"],
+            "what",
+            totals.write_failures,
         )
-        for what, n in sorted(totals.write_failures.items()):
-            failures.add_metric([what], n)
-        yield failures
 
-        faults = CounterMetricFamily(
+        yield _by_label(
             "pullzone_edge_faults",
             "What edge workers shed, by kind: connection_shed and connection_refused (at "
             "--worker-connections), header_timeout (408), out_of_files (503: no descriptor "
             "left; writes that found none are pullzone_write_failures).",
-            labels=["kind"],
+            "kind",
+            totals.faults,
         )
-        for kind, n in sorted(totals.faults.items()):
-            faults.add_metric([kind], n)
-        yield faults
         yield GaugeMetricFamily(
             "pullzone_edge_connections",
             "Client connections open at the edge workers' last snapshots.",
@@ -122,15 +125,13 @@ class EdgeCollector(Collector):
                 " object unstorable); each one empties every worker's memory cache.",
                 value=self.stats.invalidations(),
             )
-        not_stored = CounterMetricFamily(
+        yield _by_label(
             "pullzone_fills_not_stored",
             "Fills that stopped storing their body: too_big (over --max-object-size), "
             "no_room (the cache could not make room), abandoned (nobody read it any more).",
-            labels=["reason"],
+            "reason",
+            totals.fills_not_stored,
         )
-        for reason, n in sorted(totals.fills_not_stored.items()):
-            not_stored.add_metric([reason], n)
-        yield not_stored
         node_seq = self.stats.node_seq()
         if node_seq is not None:
             lag = GaugeMetricFamily(

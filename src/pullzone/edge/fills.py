@@ -200,19 +200,20 @@ class Filler:
                 return outcome
         return Passed(None)
 
+    def _forwarded(self, fill: FillRequest) -> list[tuple[str, str]]:
+        """The client's request headers as a fill sends them to the origin."""
+        request = fill.request
+        zone = fill.view.zone
+        return forward_headers(
+            request.headers, request.hmap, zone, fill.peer, for_fill=True, cdn_id=self.origin.cdn_id
+        )
+
     # -- leader -----------------------------------------------------------------------
 
     async def _lead(self, writer: FillWriter, fill: FillRequest) -> Outcome:
         zone = fill.view.zone
         fill_seq = self._applied_seq()
-        headers = forward_headers(
-            fill.request.headers,
-            fill.request.hmap,
-            zone,
-            fill.peer,
-            for_fill=True,
-            cdn_id=self.origin.cdn_id,
-        )
+        headers = self._forwarded(fill)
         stale = fill.stale
         conditional = stale is not None and zone.cache.revalidate and stale.obj.status == 200
         if conditional and stale is not None:
@@ -431,14 +432,7 @@ class Filler:
         if validator is None:
             return None
         zone = fill.view.zone
-        headers = forward_headers(
-            fill.request.headers,
-            fill.request.hmap,
-            zone,
-            fill.peer,
-            for_fill=True,
-            cdn_id=self.origin.cdn_id,
-        )
+        headers = self._forwarded(fill)
         headers += [("Range", f"bytes={position}-"), ("If-Range", validator)]
         try:
             response = await self.origin.request(zone, "GET", fill.target, headers)
