@@ -688,3 +688,16 @@ def test_cold_multiple_and_unsatisfiable_ranges(
     assert multi.headers["content-type"].startswith("multipart/byteranges; boundary=")
     assert f"Content-Range: bytes 100-101/{len(body)}".encode() in multi.content
     assert body[100:102] in multi.content
+
+
+def test_an_unsafe_method_on_another_spelling_invalidates_the_stored_object(
+    server: Server, origin: Origin, zone: Zone, path: str
+) -> None:
+    """RFC 9111 §4.4 with RFC 3986 §6.2.2: `/%62` is `/b`."""
+    base = path.rsplit("/", 1)[0]
+    origin.route(base + "/b", Reply(headers=[("Cache-Control", "max-age=60")], body=b"b"))
+    origin.route(base + "/%62", Reply(body=b"posted"))
+    server.get(zone["fqdn"], base + "/b")
+    assert server.get(zone["fqdn"], base + "/b").headers["x-cache"] == "HIT"
+    server.edge.post(base + "/%62", headers={"Host": zone["fqdn"]}, content=b"x")
+    assert server.get(zone["fqdn"], base + "/b").headers["x-cache"] == "EXPIRED"

@@ -359,8 +359,8 @@ class Edge:
         """RFC 9111 §4.4: an unsafe request that succeeded makes its URI's objects stale."""
         host = (request_host(request) or ("", ""))[0]
         rhmap = header_map((n.decode("latin-1"), v.decode("latin-1")) for n, v in raw_headers)
-        paths = [
-            split_target(uri)[0]
+        paths = [  # spelled as the stored objects' keys are (RFC 3986 §6.2.2)
+            split_target(normalise(uri, "latin-1"))[0]
             for uri in invalidated_paths(request.method, status, target, rhmap, host)
         ]
         self._invalidated(self.index.mark_stale(view.zone.id, paths))
