@@ -3,7 +3,6 @@ files, no server)."""
 
 from __future__ import annotations
 
-import dataclasses
 import multiprocessing
 import os
 from multiprocessing.queues import Queue
@@ -16,6 +15,7 @@ from pullzone.cache.applier import Applier
 from pullzone.cache.bodies import COMPLETE, FAILED, FILLING, BodyStore, FillReader, FillWriter
 from pullzone.cache.index import CacheIndex, StoredObject, create_schema
 from pullzone.cache.key import cache_key, key_hash
+from pullzone.cache.stored import ResponseHead
 from pullzone.edge.entry import Entry
 from pullzone.sqlite import connect
 from pullzone.zones.model import CachePolicy
@@ -41,7 +41,8 @@ def put(
     khash = key_hash(cache_key(1, path, query, True))
     writer = FillWriter.claim(bodies, khash)
     assert writer is not None
-    writer.write_head({"status": 200})
+    head = ResponseHead(200, "OK", (), 0.0, 0.0, len(body), tags=tuple(tags or ()))
+    writer.write_head(head)
     writer.write(body)
     obj = StoredObject(
         id=bodies.new_id(),
@@ -49,17 +50,10 @@ def put(
         zone_id=1,
         path=path,
         query=query,
-        status=200,
-        reason="OK",
-        headers=[],
-        request_time=0.0,
-        response_time=0.0,
-        vary_names=(),
-        vary_values=(),
+        head=head,
         body_offset=writer.body_offset,
         size=len(body),
         stored_seq=seq,
-        tags=tags or [],
     )
     writer.complete(bodies.object_path(obj.id))
     index.insert(obj, seq)
@@ -81,9 +75,10 @@ def test_one_leader_per_object_and_followers_read_the_growing_file(
     reader = FillReader.open(bodies, "k")
     assert reader is not None
     assert reader.read_head() is None
-    writer.write_head({"status": 200, "headers": []})
+    head = ResponseHead(200, "OK", (("ETag", '"x"'),), 1.0, 2.0, 6)
+    writer.write_head(head)
     writer.write(b"abc")
-    assert reader.read_head() == {"status": 200, "headers": []}
+    assert reader.read_head() == head
     assert reader.read(0, 100) == b"abc"
     assert reader.state() == (FILLING, 0)
     writer.write(b"def")
@@ -100,7 +95,7 @@ def test_a_fill_whose_leader_died_is_failed_and_reclaimable(
     _, bodies, _ = store
     writer = FillWriter.claim(bodies, "k")
     assert writer is not None
-    writer.write_head({"status": 200})
+    writer.write_head(ResponseHead(200, "OK", (), 0.0, 0.0))
     reader = FillReader.open(bodies, "k")
     assert reader is not None
     os.close(writer.fd)  # the leader's process died: its lock is gone, the file stays
@@ -217,13 +212,9 @@ def test_an_entry_stored_before_the_clock_went_back_is_not_fresh(
 ) -> None:
     index, bodies, _ = store
     now = 1_700_000_000.0
-    obj = dataclasses.replace(
-        put(index, bodies, "/clock"),
-        headers=[("Cache-Control", "max-age=600")],
-        request_time=now,
-        response_time=now,
-    )
-    entry = Entry(obj, CachePolicy(), bodies.object_path(obj.id), 0, False)
+    obj = put(index, bodies, "/clock")
+    obj.head = ResponseHead(200, "OK", (("Cache-Control", "max-age=600"),), now, now)
+    entry = Entry(obj, CachePolicy(), str(bodies.object_path(obj.id)), 0, False)
     assert entry.is_fresh({}, now + 10)
     assert not entry.is_fresh({}, now + 601)
     # The clock stepped back a day: the age is unknown, never a day younger.

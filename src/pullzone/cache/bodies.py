@@ -5,7 +5,7 @@ exclusive flock by the one process fetching it (the leader). Every other request
 same object, in any worker process, reads that file as it grows. Its layout:
 
     preamble (12 bytes): magic "PZ01", state, pad, error status (u16), head length (u32)
-    head (JSON: status, reason, headers, times)
+    head (stored.ResponseHead as JSON)
     body
 
 When the body is complete the leader hard-links the file to its final name
@@ -22,14 +22,14 @@ import contextlib
 import ctypes
 import errno
 import fcntl
-import json
 import os
 import secrets
 import shutil
 import struct
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+
+from pullzone.cache.stored import ResponseHead
 
 MAGIC = b"PZ01"
 PREAMBLE = struct.Struct("<4sBxHI")
@@ -77,10 +77,6 @@ class BodyStore:
         for shard in self.objects.iterdir():
             for path in shard.iterdir():
                 yield path.name, path
-
-
-def _encode_head(head: dict[str, Any]) -> bytes:
-    return json.dumps(head, separators=(",", ":")).encode()
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -135,13 +131,13 @@ class FillWriter:
             if fd >= 0:
                 os.close(fd)
 
-    def write_head(self, head: dict[str, Any], body_length: int | None = None) -> None:
+    def write_head(self, head: ResponseHead) -> None:
         """Write the head; with the body's length known, first reserve the disk space of
         the whole file, so a disk too full for the object fails here (OSError ENOSPC),
         before anything is promised to a client, never in the middle of its body."""
-        data = _encode_head(head)
-        if body_length is not None:
-            _reserve(self.fd, PREAMBLE.size + len(data) + body_length)
+        data = head.to_json().encode()
+        if head.length is not None:
+            _reserve(self.fd, PREAMBLE.size + len(data) + head.length)
         os.write(self.fd, PREAMBLE.pack(MAGIC, FILLING, 0, len(data)) + data)
         self.body_offset = PREAMBLE.size + len(data)
 
@@ -219,7 +215,7 @@ class FillReader:
     def __init__(self, fd: int, key_hash: str) -> None:
         self.fd = fd
         self.key_hash = key_hash
-        self.head: dict[str, Any] | None = None
+        self.head: ResponseHead | None = None
         self.body_offset = 0
 
     @classmethod
@@ -252,7 +248,7 @@ class FillReader:
         _, state, error, _ = PREAMBLE.unpack(raw)
         return state, error
 
-    def read_head(self) -> dict[str, Any] | None:
+    def read_head(self) -> ResponseHead | None:
         """The head, once the leader has written it."""
         if self.head is None:
             raw = os.pread(self.fd, PREAMBLE.size, 0)
@@ -261,7 +257,7 @@ class FillReader:
                 if head_len:
                     data = os.pread(self.fd, head_len, PREAMBLE.size)
                     if len(data) == head_len:
-                        self.head = json.loads(data)
+                        self.head = ResponseHead.from_json(data)
                         self.body_offset = PREAMBLE.size + head_len
         return self.head
 

@@ -8,14 +8,15 @@ before a whole-zone purge is stale (soft) or gone (hard) without being touched.
 
 from __future__ import annotations
 
-import json
 import sqlite3
-import sys
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from pullzone.cache.stored import ResponseHead, StoredObject
 from pullzone.sqlite import transaction
+
+__all__ = ["CacheIndex", "StoredObject", "ZoneState", "create_schema"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (
@@ -73,44 +74,6 @@ def create_schema(conn: sqlite3.Connection) -> None:
     conn.executescript(SCHEMA)
 
 
-@dataclass(slots=True)
-class StoredObject:
-    """A stored response as the index describes it."""
-
-    id: str
-    key_hash: str
-    zone_id: int
-    path: str
-    query: str
-    status: int
-    reason: str
-    headers: list[tuple[str, str]]
-    request_time: float
-    response_time: float
-    vary_names: tuple[str, ...]
-    vary_values: tuple[str | None, ...]
-    body_offset: int
-    size: int
-    stored_seq: int
-    stale: bool = False
-    tags: list[str] = field(default_factory=list)
-
-    def meta_json(self) -> str:
-        return json.dumps(
-            {
-                "status": self.status,
-                "reason": self.reason,
-                "headers": self.headers,
-                "request_time": self.request_time,
-                "response_time": self.response_time,
-                "vary_names": self.vary_names,
-                "vary_values": self.vary_values,
-                "tags": self.tags,
-            },
-            separators=(",", ":"),
-        )
-
-
 @dataclass(frozen=True, slots=True)
 class ZoneState:
     last_purge_seq: int = 0
@@ -119,25 +82,17 @@ class ZoneState:
 
 
 def _from_row(row: sqlite3.Row) -> StoredObject:
-    meta = json.loads(row["meta"])
     return StoredObject(
         id=row["id"],
         key_hash=row["key_hash"],
         zone_id=row["zone_id"],
         path=row["path"],
         query=row["query"],
-        status=meta["status"],
-        reason=meta["reason"],
-        headers=[(sys.intern(n), v) for n, v in meta["headers"]],  # names recur: one copy
-        request_time=meta["request_time"],
-        response_time=meta["response_time"],
-        vary_names=tuple(meta["vary_names"]),
-        vary_values=tuple(meta["vary_values"]),
+        head=ResponseHead.from_json(row["meta"]),
         body_offset=row["body_offset"],
         size=row["size"],
         stored_seq=row["stored_seq"],
         stale=bool(row["stale"]),
-        tags=meta.get("tags", []),
     )
 
 
@@ -179,7 +134,8 @@ class CacheIndex:
             replaced = [
                 old
                 for old in self.variants(obj.key_hash)
-                if old.vary_values == obj.vary_values or old.vary_names != obj.vary_names
+                if old.head.vary_values == obj.head.vary_values
+                or old.head.vary_names != obj.head.vary_names
             ]
             self._delete_rows(old.id for old in replaced)
             self.conn.execute(
@@ -191,7 +147,7 @@ class CacheIndex:
                     obj.zone_id,
                     obj.path,
                     obj.query,
-                    obj.meta_json(),
+                    obj.head.to_json(),
                     obj.body_offset,
                     obj.size,
                     obj.stored_seq,
@@ -201,7 +157,7 @@ class CacheIndex:
             )
             self.conn.executemany(
                 "INSERT OR IGNORE INTO object_tags (zone_id, tag, object_id) VALUES (?,?,?)",
-                [(obj.zone_id, tag, obj.id) for tag in obj.tags],
+                [(obj.zone_id, tag, obj.id) for tag in obj.head.tags],
             )
         return replaced
 
@@ -213,7 +169,7 @@ class CacheIndex:
             cur = self.conn.execute(
                 "UPDATE objects SET meta = ?, stale = ?, stored_seq = ?, last_access = ?"
                 " WHERE id = ?",
-                (obj.meta_json(), int(obj.stale), obj.stored_seq, time.time(), obj.id),
+                (obj.head.to_json(), int(obj.stale), obj.stored_seq, time.time(), obj.id),
             )
             return cur.rowcount == 1
 

@@ -10,87 +10,42 @@ from __future__ import annotations
 import math
 import os
 from collections import OrderedDict
-from pathlib import Path
 
-from pullzone.cache.index import StoredObject
-from pullzone.edge.http import status_line
-from pullzone.spec.cache_control import parse_cache_control
+from pullzone.cache.stored import StoredObject
+from pullzone.edge.writer import (
+    NOT_MODIFIED_FIELDS,
+    body_framing,
+    client_headers,
+    encode_headers,
+    status_line,
+)
 from pullzone.spec.conditional import evaluate_preconditions
 from pullzone.spec.dates import parse_http_date
-from pullzone.spec.freshness import (
-    CLOCK_SKEW,
-    FRESH,
-    client_cache_control,
-    current_age,
-    freshness_lifetime,
-    reuse,
-)
-from pullzone.spec.headers import HOP_BY_HOP, HeaderMap, connection_tokens, header_map
+from pullzone.spec.freshness import CLOCK_SKEW, FRESH, freshness, reuse
+from pullzone.spec.headers import HeaderMap, header_map
 from pullzone.zones.model import CachePolicy
 
 MEMORY_BODY_LIMIT = 256 * 1024
 
-# Never shown to clients: framing is ours, and tags are for purging (as Fastly and
-# Cloudflare strip Surrogate-Key and Cache-Tag).
-_NOT_DELIVERED = HOP_BY_HOP | {
-    "content-length",
-    "surrogate-key",
-    "surrogate-control",
-    "cache-tag",
-    "age",
-    "x-cache",
-}
-# RFC 9110 §15.4.5: what a 304 carries.
-_NOT_MODIFIED_FIELDS = frozenset(
-    {"cache-control", "content-location", "date", "etag", "expires", "vary", "last-modified"}
-)
-
-
-def client_headers(
-    headers: list[tuple[str, str]], hmap: HeaderMap, policy: CachePolicy | None
-) -> list[tuple[str, str]]:
-    """An origin's response headers as the client sees them, whether the response was
-    stored or not: framing, hop-by-hop fields and tags removed, and the zone's `expiry`
-    (given a `policy`) in place of the origin's Cache-Control and Expires, unless the
-    origin kept the response to one user or one use (private, no-store, no-cache, a
-    Set-Cookie): a browser TTL must not make a personal answer reusable."""
-    drop = _NOT_DELIVERED | connection_tokens(hmap.get("connection"))
-    out = [(n, v) for n, v in headers if n.lower() not in drop]
-    if policy is not None and policy.expiry_secs > 0 and not _kept_personal(hmap):
-        out = [(n, v) for n, v in out if n.lower() not in ("cache-control", "expires")]
-        out.append(("Cache-Control", client_cache_control(None, policy.expiry_secs) or ""))
-    return out
-
-
-def _kept_personal(hmap: HeaderMap) -> bool:
-    if "set-cookie" in hmap:
-        return True
-    cc = parse_cache_control(hmap.get("cache-control"))
-    return "private" in cc or "no-store" in cc or "no-cache" in cc
-
-
-def encode_headers(headers: list[tuple[str, str]]) -> bytes:
-    return "".join(f"{n}: {v}\r\n" for n, v in headers).encode("latin-1", "replace")
-
 
 class Entry:
     __slots__ = (
-        "always_validate",
         "body",
         "checked_seq",
         "etag",
         "fresh_from",
         "fresh_until",
+        "freshness",
         "full_head",
         "hmap",
         "honour_origin",
-        "initial_age",
         "last_modified",
-        "lifetime",
         "obj",
         "path",
         "policy",
+        "size",
         "stale",
+        "status",
         "touched",
     )
 
@@ -98,45 +53,37 @@ class Entry:
         self,
         obj: StoredObject,
         policy: CachePolicy,
-        path: Path,
+        path: str,
         checked_seq: int,
         stale: bool,
     ) -> None:
         self.obj = obj
-        self.path = str(path)  # a str is a fraction of a Path's memory
+        head = obj.head
+        self.path = path
         self.checked_seq = checked_seq
-        self.stale = stale
-        self.hmap = hmap = header_map(obj.headers)
+        self.stale = stale  # purged softly or invalidated: revalidate before any use
+        self.hmap = hmap = header_map(head.headers)
         self.honour_origin = policy.cachecontrol
-        self.lifetime = freshness_lifetime(
-            obj.status,
+        self.freshness = window = freshness(
+            head.status,
             hmap,
+            request_time=head.request_time,
+            response_time=head.response_time,
             honour_origin=policy.cachecontrol,
             default_ttl=policy.cache_secs,
-            response_time=obj.response_time,
         )
-        self.initial_age = current_age(
-            hmap,
-            request_time=obj.request_time,
-            response_time=obj.response_time,
-            now=obj.response_time,
-        )
-        cc = parse_cache_control(hmap.get("cache-control"))
-        self.always_validate = policy.cachecontrol and "no-cache" in cc
-        # RFC 9111 §4.2 for a request without Cache-Control or Pragma, as a time window:
-        # age(now) < lifetime, with the clock not stepped back since (see `age`).
-        if stale or self.always_validate:
-            self.fresh_from = self.fresh_until = 0.0
-        else:
-            self.fresh_from = obj.response_time - CLOCK_SKEW
-            self.fresh_until = obj.response_time + self.lifetime - self.initial_age
+        # Read on every HIT: kept here, one attribute away.
+        self.fresh_from = 0.0 if stale else window.fresh_from
+        self.fresh_until = 0.0 if stale else window.fresh_until
+        self.status = head.status
+        self.size = obj.size
         self.etag = hmap.get("etag")
         self.last_modified = parse_http_date(hmap.get("last-modified"))
         self.policy = policy
         self.full_head = (
-            status_line(obj.status, obj.reason)
+            status_line(head.status, head.reason)
             + encode_headers(self.client_fields())
-            + b"Content-Length: %d\r\n" % obj.size
+            + body_framing("GET", head.status, obj.size, "1.1").field
         )
         self.body: bytes | None = None
         self.touched = 0.0  # when this worker last recorded an access (see LRU_INTERVAL)
@@ -144,15 +91,15 @@ class Entry:
     def client_fields(self) -> list[tuple[str, str]]:
         """The stored header fields as clients see them (built again when asked: only
         the prebuilt head is kept, an entry's memory being most of a worker's)."""
-        return client_headers(self.obj.headers, self.hmap, self.policy)
+        return client_headers(self.obj.head.headers, self.hmap, self.policy)
 
     def age(self, now: float) -> float:
         """RFC 9111 §4.2.3: corrected initial age plus resident time (infinite when the
         clock went back since it was stored: `spec.freshness.current_age`)."""
-        resident = now - self.obj.response_time
+        resident = now - self.obj.head.response_time
         if resident < -CLOCK_SKEW:
             return math.inf
-        return self.initial_age + resident
+        return self.freshness.initial_age + resident
 
     def is_fresh(self, request: HeaderMap, now: float) -> bool:
         if "cache-control" not in request and "pragma" not in request:
@@ -163,7 +110,7 @@ class Entry:
             reuse(
                 self.hmap,
                 request,
-                lifetime=self.lifetime,
+                lifetime=self.freshness.lifetime,
                 age=self.age(now),
                 honour_origin=self.honour_origin,
             )
@@ -175,7 +122,7 @@ class Entry:
         return evaluate_preconditions(request, etag=self.etag, last_modified=self.last_modified)
 
     def not_modified_head(self) -> bytes:
-        fields = [(n, v) for n, v in self.client_fields() if n.lower() in _NOT_MODIFIED_FIELDS]
+        fields = [(n, v) for n, v in self.client_fields() if n.lower() in NOT_MODIFIED_FIELDS]
         return status_line(304) + encode_headers(fields)
 
     def load_body(self) -> bool:

@@ -20,6 +20,8 @@ from urllib.parse import unquote
 
 import httptools
 
+from pullzone.edge.writer import REASONS, connection_field, plain
+
 log = logging.getLogger(__name__)
 
 MAX_URL = 8 * 1024
@@ -39,36 +41,6 @@ HEADER_TIMEOUT = 10.0
 SWEEP_EVERY = 1.0
 # Out of file descriptors (the process's or the system's limit).
 OUT_OF_FILES = frozenset({errno.EMFILE, errno.ENFILE})
-
-REASONS = {
-    200: "OK",
-    203: "Non-Authoritative Information",
-    204: "No Content",
-    206: "Partial Content",
-    300: "Multiple Choices",
-    301: "Moved Permanently",
-    302: "Found",
-    304: "Not Modified",
-    307: "Temporary Redirect",
-    308: "Permanent Redirect",
-    400: "Bad Request",
-    403: "Forbidden",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    408: "Request Timeout",
-    410: "Gone",
-    412: "Precondition Failed",
-    413: "Content Too Large",
-    414: "URI Too Long",
-    416: "Range Not Satisfiable",
-    431: "Request Header Fields Too Large",
-    500: "Internal Server Error",
-    501: "Not Implemented",
-    502: "Bad Gateway",
-    503: "Service Unavailable",
-    504: "Gateway Timeout",
-    505: "HTTP Version Not Supported",
-}
 
 
 class Request:
@@ -196,10 +168,6 @@ def target_problem(target: str) -> bool:
     if "%" in path:
         path = unquote(path, encoding="latin-1")
     return _BAD_PATH.search(path) is not None
-
-
-def status_line(status: int, reason: str | None = None) -> bytes:
-    return f"HTTP/1.1 {status} {reason or REASONS.get(status, 'Status')}\r\n".encode("latin-1")
 
 
 def _drop(data: bytes) -> None:
@@ -525,12 +493,14 @@ class Connection(asyncio.Protocol):
             if self.transport is not None:
                 self.transport.pause_reading()
             return
-        body = f"{status} {REASONS.get(status, '')}\n".encode()
         self.write(
-            status_line(status)
-            + b"Content-Type: text/plain\r\nConnection: close\r\n"
-            + b"Content-Length: %d\r\n\r\n" % len(body)
-            + body
+            plain(
+                status,
+                REASONS.get(status, ""),
+                head_only=False,
+                fields=b"",
+                tail=connection_field(True, "1.1"),
+            )
         )
         self._linger()
 

@@ -18,33 +18,35 @@ from pullzone.cache.index import CacheIndex
 from pullzone.cache.key import cache_key, key_hash, split_target
 from pullzone.edge.access_log import AccessLog
 from pullzone.edge.bounds import Limits
-from pullzone.edge.deliver import Deliverer
-from pullzone.edge.entry import Entry, MemoryCache
-from pullzone.edge.fills import (
-    Cached,
-    Failed,
-    Fetched,
-    Filler,
-    FillRequest,
-    Passed,
-    Revalidated,
-    Withdrawn,
+from pullzone.edge.decisions import (
+    CACHEABLE_METHODS,
+    FETCH_MISS,
+    Answer,
+    Deliver,
+    Fail,
+    Fetch,
+    Pass,
+    Revalidate,
+    ServeStale,
+    on_request,
 )
+from pullzone.edge.deliver import Deliverer
+from pullzone.edge.entry import Entry
+from pullzone.edge.fills import Filler, FillRequest
 from pullzone.edge.http import Connection, Request
+from pullzone.edge.labels import NotStored, XCache
+from pullzone.edge.lookup import Lookup
 from pullzone.edge.origin import Origin, OriginError, forward_headers
+from pullzone.edge.outcomes import Cached, Fetched, Passed, Revalidated, Withdrawn
+from pullzone.edge.progress import FillSignals
 from pullzone.edge.state import EdgeState, ZoneView
 from pullzone.edge.stats import WorkerStats
-from pullzone.spec.cache_control import parse_cache_control
-from pullzone.spec.cdn_loop import looped
-from pullzone.spec.freshness import stale_allowed_on_error
 from pullzone.spec.headers import header_map
 from pullzone.spec.invalidation import invalidated_paths
 from pullzone.spec.uri import normalise
-from pullzone.spec.vary import vary_values
 
 log = logging.getLogger(__name__)
 
-CACHEABLE_METHODS = frozenset({"GET", "HEAD"})
 # The route memo's bounds: at most this many routes (then it starts again), of targets
 # no longer than this (a client sending endless distinct long URLs costs little memory).
 MEMO_ROUTES = 4096
@@ -82,16 +84,10 @@ def request_host(request: Request) -> tuple[str, str] | None:
     return host.lower().removesuffix("."), target
 
 
-def _matching_variant(entries: list[Entry], request: Request) -> Entry | None:
-    """RFC 9111 §4.1: the stored response whose Vary'd request headers match."""
-    for entry in entries:
-        names = entry.obj.vary_names
-        if not names or vary_values(names, request.hmap) == entry.obj.vary_values:
-            return entry
-    return None
-
-
 class Edge:
+    """The request lifecycle: route, look up, decide (decisions.on_request), then execute
+    the decision: deliver, fill, pass, or answer."""
+
     def __init__(
         self,
         state: EdgeState,
@@ -108,11 +104,10 @@ class Edge:
         self.index = index
         self.bodies = bodies
         self.origin = origin
-        self.memory = MemoryCache()
-        self.filler = Filler(
-            index, bodies, origin, lambda: state.applied, self._recheck, limits, stats
-        )
-        self.deliver = Deliverer(self.filler)
+        self.lookup = Lookup(state, index, bodies)
+        signals = FillSignals()
+        self.filler = Filler(self.lookup, origin, limits, stats, signals)
+        self.deliver = Deliverer(signals)
         self.accessed: dict[str, float] = {}
         # Routes by (Host field, request target), for the hosts map they were worked out
         # from: a hot object's next request skips parsing its target and host again.
@@ -122,7 +117,7 @@ class Edge:
     def handle(self, request: Request, conn: Connection) -> Awaitable[None] | None:
         state = self.state
         if state.catch_up():  # another worker changed stored objects (bus/signal.py)
-            self.memory.clear()
+            self.lookup.memory.clear()
         if self._routes_for is not state.hosts:  # zones changed: routes are worked out anew
             self._routes = {}
             self._routes_for = state.hosts
@@ -133,44 +128,35 @@ class Edge:
                 return None
         view, target, key = route
         conn.zone_id = view.zone.id
-        if view.zone.disabled:
-            self.deliver.error(conn, request, 403, "this zone is disabled")
-            return None
-        if request.method not in CACHEABLE_METHODS:
-            if self._answered_here(request, conn):
-                return None
-            # Not cached, so not keyed: the origin gets the query whatever `querystring` says.
-            full_target = (request_host(request) or ("", target))[1]
-            return self.pass_through(view, request, full_target, conn)
         now = time.time()
-        entry = self.lookup(view, key, request)
-        if entry is not None and self._may_serve(entry, request, now):
-            if now - entry.touched >= LRU_INTERVAL:
-                entry.touched = now
-                self.accessed[entry.obj.id] = now
-            return self.deliver.entry(conn, request, entry, "HIT", now)
-        if self._answered_here(request, conn):
+        stored = None
+        if request.method in CACHEABLE_METHODS:
+            stored = self.lookup.find(view, key, request.hmap)
+        decision = on_request(
+            request,
+            view.zone,
+            stored,
+            now,
+            revalidate_all=state.revalidate_all,
+            cdn_id=self.origin.cdn_id,
+        )
+        if isinstance(decision, Deliver) and stored is not None:
+            if now - stored.touched >= LRU_INTERVAL:
+                stored.touched = now
+                self.accessed[stored.obj.id] = now
+            return self.deliver.entry(conn, request, stored, decision.xcache, now)
+        if isinstance(decision, Answer):
+            self.deliver.answer(conn, request, decision)
             return None
-        return self.fill(view, key, target, request, conn, entry)
-
-    def _answered_here(self, request: Request, conn: Connection) -> bool:
-        """Requests that must not reach the origin, answered by the edge; False for the
-        rest (checked only on the way to the origin: a HIT never pays for it)."""
-        hmap = request.hmap
-        if looped(hmap.get("cdn-loop"), self.origin.cdn_id):
-            # RFC 8586: the zone's origin leads back to this CDN; asking again would loop.
-            self.deliver.error(conn, request, 508, "loop detected: the origin is this CDN")
-            return True
-        if request.method == "TRACE":
-            # A TRACE echo would show the request's cookies and headers to scripts (cross-
-            # site tracing); like most CDNs, the edge answers it itself, with a refusal.
-            self.deliver.error(conn, request, 405, "TRACE is not supported")
-            return True
-        if request.method == "OPTIONS" and hmap.get("max-forwards", "").strip() == "0":
-            # RFC 9110 §7.6.2: the last recipient answers for itself.
-            self.deliver.options(conn, request)
-            return True
-        return False
+        if isinstance(decision, Pass):
+            if decision.reason is NotStored.METHOD:
+                # Not cached, so not keyed: the origin gets the query whatever
+                # `querystring` says.
+                target = (request_host(request) or ("", target))[1]
+            return self.pass_through(view, request, target, conn)
+        if isinstance(decision, Revalidate | Fetch):
+            return self.fill(view, key, target, request, conn, stored, decision)
+        raise AssertionError(f"no executor for {decision!r}")
 
     def _route(self, request: Request, conn: Connection) -> Route | None:
         """The zone, origin-form target and cache key of a request, kept for the next
@@ -203,54 +189,6 @@ class Edge:
         if self.access_log is not None:
             self.access_log.add(request, conn, time.time(), conn.elapsed())  # fails soft
 
-    def lookup(self, view: ZoneView, key: str, request: Request) -> Entry | None:
-        entries = self.memory.get(key)
-        if entries:
-            if len(entries) == 1:  # the usual case: one variant, often without Vary
-                entry = entries[0]
-                if entry.checked_seq >= view.changed_seq and (
-                    not entry.obj.vary_names or _matching_variant(entries, request)
-                ):
-                    return entry
-            elif all(e.checked_seq >= view.changed_seq for e in entries):
-                variant = _matching_variant(entries, request)
-                if variant is not None:
-                    return variant
-        # Not in memory, checked before the zone's last purge, or another variant that
-        # another worker may have stored: the index decides.
-        return _matching_variant(self._load(view, key), request)
-
-    def _load(self, view: ZoneView, key: str) -> list[Entry]:
-        """Entries for `key` from the index, with this zone's purges applied."""
-        entries = []
-        damaged = []
-        for obj in self.index.variants(key_hash(key)):
-            if obj.stored_seq < view.hard_all_seq:
-                continue
-            stale = obj.stale or obj.stored_seq < view.soft_all_seq
-            entry = Entry(
-                obj, view.zone.cache, self.bodies.object_path(obj.id), self.state.applied, stale
-            )
-            if entry.load_body():
-                entries.append(entry)
-            else:
-                damaged.append(obj.id)
-        if damaged:
-            self.index.delete(damaged)
-            self.bodies.remove(damaged)
-        self.memory.put(key, entries)
-        return entries
-
-    def _recheck(self, fill: FillRequest) -> tuple[Entry | None, bool]:
-        """The stored variant for `fill` as the index has it now, and whether it may be
-        served as it is."""
-        entry = _matching_variant(self._load(fill.view, fill.key), fill.request)
-        return entry, entry is not None and self._may_serve(entry, fill.request, time.time())
-
-    def _may_serve(self, entry: Entry, request: Request, now: float) -> bool:
-        """Fresh for this request, and the node knows of every purge (README, Cluster)."""
-        return not self.state.revalidate_all and entry.is_fresh(request.hmap, now)
-
     async def fill(
         self,
         view: ZoneView,
@@ -258,52 +196,53 @@ class Edge:
         target: str,
         request: Request,
         conn: Connection,
-        stale: Entry | None,
+        stored: Entry | None,
+        asked: Revalidate | Fetch,
     ) -> None:
-        cc = parse_cache_control(request.hmap.get("cache-control"))
-        if "only-if-cached" in cc:
-            # RFC 9111 §5.2.1.7
-            return await self.deliver.error_async(conn, request, 504, "not in cache")
-        if "no-store" in cc:
-            return await self.pass_through(view, request, target, conn)
         path, query = split_target(target)
-        job = FillRequest(view, key, key_hash(key), path, query, target, request, conn.peer, stale)
+        job = FillRequest(
+            view, key, key_hash(key), path, query, target, request, conn.peer, stored, asked
+        )
         outcome = await self.filler.obtain(job)
-        # What was stored when the fill began (a purge may have removed it since the
-        # lookup): a fetch that replaces it is EXPIRED, one with nothing stored a MISS.
-        status = "MISS" if job.stale is None else "EXPIRED"
-        if isinstance(outcome, Cached):
+        policy = view.zone.cache
+        if isinstance(outcome, Fetched):
+            # What was stored when the fill began (a purge may have removed it since the
+            # lookup): a fetch that replaces it is EXPIRED, one with nothing stored a MISS.
+            xcache = XCache.MISS if job.stored is None else XCache.EXPIRED
+            resume = await self.deliver.fill(conn, request, outcome, policy, xcache)
+            if resume is not None:  # its leader died mid-body: the rest from the origin
+                rest = await self.filler.resume(job, outcome.head, resume.position)
+                await self.deliver.relay(conn, rest, resume.chunked)
+        elif isinstance(outcome, Cached):
             self.accessed[outcome.entry.obj.id] = time.time()
-            await self.deliver.entry_async(conn, request, outcome.entry, "HIT", time.time())
-        elif isinstance(outcome, Fetched):
-            await self.deliver.fill(conn, request, outcome, view.zone.cache, status)
+            await self.deliver.entry_async(conn, request, outcome.entry, XCache.HIT, time.time())
         elif isinstance(outcome, Revalidated):
-            self.memory.drop(key)
-            entry = self.lookup(view, key, request)
+            self.lookup.memory.drop(key)
+            entry = self.lookup.find(view, key, request.hmap)
             if entry is None:  # hard-purged or evicted meanwhile: fetch it whole
-                await self.fill(view, key, target, request, conn, None)
+                await self.fill(view, key, target, request, conn, None, FETCH_MISS)
             else:
-                await self.deliver.entry_async(conn, request, entry, "REVALIDATED", time.time())
+                await self.deliver.entry_async(
+                    conn, request, entry, XCache.REVALIDATED, time.time()
+                )
         elif isinstance(outcome, Withdrawn):
             self._invalidated(outcome.generation)
             await self._serve_withdrawn(view, request, conn, outcome)
         elif isinstance(outcome, Passed):
-            if outcome.response is None:
-                await self.pass_through(view, request, target, conn, for_fill=True)
+            if outcome.response is None:  # a follower of a fill that is not stored
+                method = "GET" if request.method == "HEAD" else request.method
+                await self.pass_through(view, request, target, conn, XCache.MISS, method)
             else:
                 await self.deliver.origin_response(
-                    conn, request, outcome.response, "MISS", view.zone.cache
+                    conn, request, outcome.response, XCache.MISS, policy
                 )
-        elif isinstance(outcome, Failed):
-            if (
-                stale is not None
-                and view.zone.cache.usestale
-                and stale_allowed_on_error(stale.hmap, honour_origin=stale.honour_origin)
-            ):
-                # Stale on error, as stale-if-error / proxy_cache_use_stale do.
-                await self.deliver.entry_async(conn, request, stale, "STALE", time.time())
-            else:
-                await self.deliver.error_async(conn, request, outcome.status, "origin failed")
+        elif isinstance(outcome, ServeStale) and job.stored is not None:
+            # Stale on error, as stale-if-error / proxy_cache_use_stale do.
+            await self.deliver.entry_async(conn, request, job.stored, XCache.STALE, time.time())
+        elif isinstance(outcome, Fail):
+            self.deliver.error(conn, request, outcome.status, "origin failed")
+        else:
+            raise AssertionError(f"no executor for {outcome!r}")
 
     async def _serve_withdrawn(
         self, view: ZoneView, request: Request, conn: Connection, withdrawn: Withdrawn
@@ -312,9 +251,9 @@ class Edge:
         file goes once it is delivered (a worker already streaming it holds it open)."""
         obj = withdrawn.obj
         path = self.bodies.object_path(obj.id)
-        entry = Entry(obj, view.zone.cache, path, self.state.applied, stale=True)
+        entry = Entry(obj, view.zone.cache, str(path), self.state.applied, stale=True)
         try:
-            await self.deliver.entry_async(conn, request, entry, "REVALIDATED", time.time())
+            await self.deliver.entry_async(conn, request, entry, XCache.REVALIDATED, time.time())
         finally:
             self.bodies.remove([obj.id])
 
@@ -324,29 +263,28 @@ class Edge:
         request: Request,
         target: str,
         conn: Connection,
-        *,
-        for_fill: bool = False,
+        xcache: XCache = XCache.BYPASS,
+        method: str | None = None,
     ) -> None:
-        """Send the request to the origin uncached and relay the answer (X-Cache: BYPASS)."""
+        """Send the request to the origin uncached and relay the answer."""
         zone = view.zone
         headers = forward_headers(
             request.headers,
             request.hmap,
             zone,
             conn.peer,
-            for_fill=False,
+            shared=False,
             cdn_id=self.origin.cdn_id,
         )
-        method = "GET" if for_fill and request.method == "HEAD" else request.method
         try:
-            response = await self.origin.request(zone, method, target, headers, request.body)
+            response = await self.origin.request(
+                zone, method or request.method, target, headers, request.body
+            )
         except OriginError as exc:
-            return await self.deliver.error_async(conn, request, exc.status, "origin failed")
+            return self.deliver.error(conn, request, exc.status, "origin failed")
         if request.method not in CACHEABLE_METHODS:
             self._invalidate(view, request, target, response.status, response.raw_headers)
-        await self.deliver.origin_response(
-            conn, request, response, "MISS" if for_fill else "BYPASS", zone.cache
-        )
+        await self.deliver.origin_response(conn, request, response, xcache, zone.cache)
 
     def _invalidate(
         self,
@@ -380,7 +318,7 @@ class Edge:
         """
         if generation:
             self.state.publish_invalidation(generation)
-            self.memory.clear()
+            self.lookup.memory.clear()
 
     def take_accesses(self) -> dict[str, float]:
         """Objects served since the last call, with when (for LRU eviction)."""

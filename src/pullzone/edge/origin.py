@@ -86,12 +86,15 @@ def forward_headers(
     zone: Zone,
     peer: str,
     *,
-    for_fill: bool,
+    shared: bool,
     cdn_id: str,
 ) -> list[tuple[str, str]]:
+    """The client's request headers as the origin is sent them. `shared`: the answer is
+    for the cache, shared by every client (a fill), so the client's own conditions and
+    ranges stay with the edge, which answers them itself."""
     drop = HOP_BY_HOP | connection_tokens(hmap.get("connection")) | UNKEYED_OVERRIDES
     drop = drop | _FRAMING | _CLIENT_ADDRESS | _SET_BY_EDGE
-    if for_fill:
+    if shared:
         drop = drop | _NOT_FOR_FILLS
     out = [
         (name, value)

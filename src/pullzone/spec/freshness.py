@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Final
+from dataclasses import dataclass
+from typing import Final, Literal
 
 from pullzone.spec.cache_control import delta_seconds, parse_cache_control
 from pullzone.spec.dates import parse_http_date
@@ -28,6 +29,20 @@ HEURISTIC_FRACTION = 0.1
 HEURISTIC_MAX = 86400.0
 
 
+# Why `unstorable` refuses a response; the edge counts them (edge/labels.py NotStored).
+Unstorable = Literal[
+    "method",
+    "status",
+    "set_cookie",
+    "request_no_store",
+    "private",
+    "no_store",
+    "vary_star",
+    "authorization",
+    "no_lifetime",
+]
+
+
 def storable(
     method: str,
     status: int,
@@ -37,7 +52,23 @@ def storable(
     honour_origin: bool,
     default_ttl: int,
 ) -> bool:
-    """RFC 9111 §3 for a shared cache, plus this CDN's policy (never store Set-Cookie).
+    return (
+        unstorable(method, status, req, resp, honour_origin=honour_origin, default_ttl=default_ttl)
+        is None
+    )
+
+
+def unstorable(
+    method: str,
+    status: int,
+    req: HeaderMap,
+    resp: HeaderMap,
+    *,
+    honour_origin: bool,
+    default_ttl: int,
+) -> Unstorable | None:
+    """Why a response may not be stored, or None when it may: RFC 9111 §3 for a shared
+    cache, plus this CDN's policy (never store Set-Cookie).
 
     `honour_origin=False` ignores the origin's freshness directives (max-age, s-maxage,
     Expires, no-cache, must-revalidate, proxy-revalidate, public); `no-store`, `private`
@@ -45,43 +76,45 @@ def storable(
     """
     # RFC 9111 §3: the request method is understood by the cache (HEAD is mapped to GET
     # by callers); the status code is understood.
-    if method != "GET" or status not in UNDERSTOOD_STATUSES:
-        return False
+    if method != "GET":
+        return "method"
+    if status not in UNDERSTOOD_STATUSES:
+        return "status"
     # Policy: a response that sets a cookie is someone's session; never share it.
     if "set-cookie" in resp:
-        return False
+        return "set_cookie"
     req_cc_value = req.get("cache-control")
     # RFC 9111 §5.2.1.5: request no-store.
     if req_cc_value and "no-store" in parse_cache_control(req_cc_value):
-        return False
+        return "request_no_store"
     cc = parse_cache_control(resp.get("cache-control"))
     # RFC 9111 §5.2.2.7: a shared cache never stores a private response. A qualified
     # private="field" is treated like the unqualified form (the safe reading).
     if "private" in cc:
-        return False
+        return "private"
     # RFC 9111 §5.2.2.5: no-store; §5.2.2.3: a cache that understands the status code
     # SHOULD ignore no-store when must-understand is present (status checked above).
     if "no-store" in cc and not (honour_origin and "must-understand" in cc):
-        return False
+        return "no_store"
     # RFC 9111 §4.1: Vary "*" never matches a later request; storing it is useless.
     vary = resp.get("vary")
     if vary and "*" in split_list(vary):
-        return False
+        return "vary_star"
     # RFC 9111 §3.5: a shared cache stores a response to an authorized request only when
     # the response allows it explicitly.
     if "authorization" in req and not (
         honour_origin and ("public" in cc or "s-maxage" in cc or "must-revalidate" in cc)
     ):
-        return False
+        return "authorization"
     if not honour_origin:
-        return True  # the zone's TTL (or heuristics) decides how long; status understood
+        return None  # the zone's TTL (or heuristics) decides how long; status understood
     # RFC 9111 §3: explicit freshness, public, or a heuristically cacheable status.
     if "public" in cc or "s-maxage" in cc or "max-age" in cc or "expires" in resp:
-        return True
+        return None
     if status in HEURISTICALLY_CACHEABLE:
-        return True
+        return None
     # The zone's edge TTL acts as a cache-configured freshness for the rest.
-    return default_ttl > 0
+    return None if default_ttl > 0 else "no_lifetime"
 
 
 def _heuristic(status: int, resp: HeaderMap, response_time: float) -> float:
@@ -153,6 +186,51 @@ def current_age(resp: HeaderMap, *, request_time: float, response_time: float, n
     corrected_initial_age = max(apparent_age, corrected_age_value)
     resident_time = now - response_time
     return corrected_initial_age + resident_time
+
+
+@dataclass(frozen=True, slots=True)
+class Freshness:
+    """A stored response's freshness, worked out once when it is loaded."""
+
+    lifetime: float  # RFC 9111 §4.2.1
+    initial_age: float  # RFC 9111 §4.2.3: corrected_initial_age
+    always_validate: bool  # RFC 9111 §5.2.2.4: no-cache (when the origin is honoured)
+    # RFC 9111 §4.2 for a request without Cache-Control or Pragma, as a window of clock
+    # time: fresh while fresh_from <= now < fresh_until. `fresh_from` is the response
+    # time less CLOCK_SKEW: a clock stepped back further makes the age unknown.
+    fresh_from: float
+    fresh_until: float
+
+
+def freshness(
+    status: int,
+    resp: HeaderMap,
+    *,
+    request_time: float,
+    response_time: float,
+    honour_origin: bool,
+    default_ttl: int,
+) -> Freshness:
+    lifetime = freshness_lifetime(
+        status,
+        resp,
+        honour_origin=honour_origin,
+        default_ttl=default_ttl,
+        response_time=response_time,
+    )
+    initial_age = current_age(
+        resp, request_time=request_time, response_time=response_time, now=response_time
+    )
+    always_validate = honour_origin and "no-cache" in parse_cache_control(resp.get("cache-control"))
+    if always_validate:
+        return Freshness(lifetime, initial_age, True, 0.0, 0.0)
+    return Freshness(
+        lifetime,
+        initial_age,
+        False,
+        response_time - CLOCK_SKEW,
+        response_time + lifetime - initial_age,
+    )
 
 
 def reuse(

@@ -1,0 +1,62 @@
+"""Finding the stored response for a request: this worker's memory first, the node's
+index when memory may be out of date (RFC 9111 §4: the one that matches, §4.1 Vary)."""
+
+from __future__ import annotations
+
+from pullzone.cache.bodies import BodyStore
+from pullzone.cache.index import CacheIndex
+from pullzone.cache.key import key_hash
+from pullzone.edge.decisions import select_variant
+from pullzone.edge.entry import Entry, MemoryCache
+from pullzone.edge.state import EdgeState, ZoneView
+from pullzone.spec.headers import HeaderMap
+
+
+class Lookup:
+    def __init__(self, state: EdgeState, index: CacheIndex, bodies: BodyStore) -> None:
+        self.state = state
+        self.index = index
+        self.bodies = bodies
+        self.memory = MemoryCache()
+
+    def find(self, view: ZoneView, key: str, request: HeaderMap) -> Entry | None:
+        """The stored variant of `key` that matches the request, if any."""
+        entries = self.memory.get(key)
+        if entries:
+            if len(entries) == 1:  # the usual case: one variant, often without Vary
+                entry = entries[0]
+                if entry.checked_seq >= view.changed_seq and (
+                    not entry.obj.head.vary_names or select_variant(entries, request)
+                ):
+                    return entry
+            elif all(e.checked_seq >= view.changed_seq for e in entries):
+                variant = select_variant(entries, request)
+                if variant is not None:
+                    return variant
+        # Not in memory, checked before the zone's last purge, or another variant that
+        # another worker may have stored: the index decides.
+        return self.reload(view, key, request)
+
+    def reload(self, view: ZoneView, key: str, request: HeaderMap) -> Entry | None:
+        """As `find`, from the index: what it holds now."""
+        return select_variant(self._load(view, key), request)
+
+    def _load(self, view: ZoneView, key: str) -> list[Entry]:
+        """Entries for `key` from the index, with this zone's purges applied."""
+        entries = []
+        damaged = []
+        for obj in self.index.variants(key_hash(key)):
+            if obj.stored_seq < view.hard_all_seq:
+                continue
+            stale = obj.stale or obj.stored_seq < view.soft_all_seq
+            path = str(self.bodies.object_path(obj.id))  # a str is a fraction of a Path
+            entry = Entry(obj, view.zone.cache, path, self.state.applied, stale)
+            if entry.load_body():
+                entries.append(entry)
+            else:
+                damaged.append(obj.id)
+        if damaged:
+            self.index.delete(damaged)
+            self.bodies.remove(damaged)
+        self.memory.put(key, entries)
+        return entries
