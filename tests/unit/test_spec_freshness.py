@@ -8,12 +8,14 @@ from hypothesis import strategies as st
 
 from pullzone.spec.dates import format_http_date
 from pullzone.spec.freshness import (
+    CLOCK_SKEW,
     FRESH,
     HEURISTICALLY_CACHEABLE,
     STALE,
     UNDERSTOOD_STATUSES,
     client_cache_control,
     current_age,
+    freshness,
     freshness_lifetime,
     reuse,
     stale_allowed_on_error,
@@ -426,3 +428,30 @@ def test_zone_expiry_replaces_the_client_cache_control() -> None:
 def test_without_zone_expiry_the_origin_cache_control_passes_through() -> None:
     assert client_cache_control("public, max-age=5", 0) == "public, max-age=5"
     assert client_cache_control(None, 0) is None
+
+
+def test_freshness_is_the_window_the_edge_serves_a_hit_in() -> None:
+    """RFC 9111 §4.2 as a window of clock time, worked out once per stored response."""
+    at = 1_800_000_000.0
+    window = freshness(
+        200,
+        {"cache-control": "max-age=60", "age": "10"},
+        request_time=at - 2,
+        response_time=at,
+        honour_origin=True,
+        default_ttl=0,
+    )
+    assert window.lifetime == 60
+    assert window.initial_age == 12  # Age plus the response delay (§4.2.3)
+    assert window.fresh_until == at + 48
+    assert window.fresh_from == at - CLOCK_SKEW
+    assert not window.always_validate
+    no_cache = freshness(
+        200,
+        {"cache-control": "max-age=60, no-cache"},
+        request_time=at,
+        response_time=at,
+        honour_origin=True,
+        default_ttl=0,
+    )
+    assert no_cache.always_validate and no_cache.fresh_until == 0.0

@@ -214,12 +214,12 @@ class Deliverer:
             conn.write(response_head(head.status, head.reason, fields, framing, tail))
             if not framing.body:
                 return None
-            position = await self._stream_fill(
+            streamed = await self._stream_fill(
                 conn, reader, 0, None, framing.chunked, fetched.handoff, fetched.follower
             )
-            if position is not None:
-                return Resume(position, framing.chunked)
-            if framing.chunked:
+            if isinstance(streamed, int):
+                return Resume(streamed, framing.chunked)
+            if streamed == "end" and framing.chunked:
                 conn.write(LAST_CHUNK)
             return None
         finally:
@@ -256,12 +256,12 @@ class Deliverer:
         chunked: bool = False,
         handoff: Handoff | None = None,
         resumable: bool = False,
-    ) -> int | None:
+    ) -> Literal["end", "relayed"] | int:
         """Body bytes [position, end) of a fill (to its end when `end` is None), as the
-        leader writes them, with backpressure. Returns where the fill stopped when its
-        leader died before the end and the rest may be asked of the origin (`resumable`),
-        else None. When the fill stopped being stored and handed this client the origin's
-        response, the rest is relayed from it here."""
+        leader writes them, with backpressure, then "end". When the fill stopped being
+        stored and handed this client the origin's response, the rest is relayed from it
+        here, framing included: "relayed". When its leader died before the end and the
+        rest may be asked of the origin (`resumable`): the position it stopped at."""
         while end is None or position < end:
             data = reader.read(position, CHUNK if end is None else min(CHUNK, end - position))
             if data:
@@ -274,7 +274,7 @@ class Deliverer:
                 if not reader.read(position, 1):
                     if end is not None:
                         raise ConnectionAbortedError("the stored body is shorter than announced")
-                    return None
+                    return "end"
                 continue
             if state != FILLING:
                 given = handoff.take() if handoff is not None else None
@@ -287,9 +287,9 @@ class Deliverer:
                 first, response = given
                 conn.write(chunk(first, chunked))
                 await self.relay(conn, response, chunked)
-                return None
+                return "relayed"
             await self.signals.wait(reader.key_hash)
-        return None
+        return "end"
 
     # -- straight from the origin -----------------------------------------------------
 
