@@ -6,8 +6,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pullzone.control.errors import STATUS_OF_REFUSAL
+from pullzone.refusal import Refused
 from pullzone.zones.model import CachePolicy, Zone
-from pullzone.zones.purge import PurgeError, parse_body, parse_delete, plan_purge
+from pullzone.zones.purge import parse_body, parse_delete, plan_purge
 
 ZONE = Zone(
     id=42, name="site", alias="site", origin="http://o.example", cnames=("cdn.example.com",)
@@ -24,9 +26,9 @@ def plan(files: object = None, tags: object = None, zone: Zone = ZONE) -> dict:
 
 
 def error_of(**kw: object) -> tuple[int, str]:
-    with pytest.raises(PurgeError) as info:
+    with pytest.raises(Refused) as info:
         plan(**kw)  # type: ignore[arg-type]
-    return info.value.status, info.value.message
+    return STATUS_OF_REFUSAL[info.value.reason], info.value.message
 
 
 @pytest.mark.parametrize("raw", [b"", b"  \n", b"{}"])
@@ -99,15 +101,15 @@ def test_tags_are_validated_and_deduplicated() -> None:
     ("raw", "status"), [(b"{not json", 400), (b"[1]", 400), (b'{"x": 1}', 400)]
 )
 def test_bad_bodies(raw: bytes, status: int) -> None:
-    with pytest.raises(PurgeError) as info:
+    with pytest.raises(Refused) as info:
         parse_body(raw, "application/json")
-    assert info.value.status == status
+    assert STATUS_OF_REFUSAL[info.value.reason] == status
 
 
 def test_wrong_content_type_is_415() -> None:
-    with pytest.raises(PurgeError) as info:
+    with pytest.raises(Refused) as info:
         parse_body(b'{"files": ["/a"]}', "text/plain")
-    assert info.value.status == 415
+    assert STATUS_OF_REFUSAL[info.value.reason] == 415
 
 
 @pytest.mark.parametrize(
@@ -131,7 +133,7 @@ def test_delete_values(value: str | None, expected: bool) -> None:
 def test_delete_accepts_nothing_else(value: str) -> None:
     if value.strip().lower() in {"true", "false", "1", "0", "yes", "no"}:
         return
-    with pytest.raises(PurgeError):
+    with pytest.raises(Refused):
         parse_delete(value)
 
 
@@ -139,7 +141,7 @@ def test_delete_accepts_nothing_else(value: str) -> None:
 def test_any_list_of_strings_is_planned_or_refused_with_a_client_error(files: list[str]) -> None:
     try:
         p = plan(files=files)
-    except PurgeError as exc:
-        assert exc.status in (400, 413)
+    except Refused as exc:
+        assert STATUS_OF_REFUSAL[exc.reason] in (400, 413)
     else:
         assert all(f["path"].startswith("/") for f in p["files"])

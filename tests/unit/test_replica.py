@@ -20,8 +20,8 @@ from pullzone.bus.events import (
     Event,
 )
 from pullzone.control import history, keys
-from pullzone.control.errors import ApiError, BadRequest, NotFound
 from pullzone.control.replica import Replica
+from pullzone.refusal import Reason, Refused
 from pullzone.sqlite import connect
 from pullzone.zones.model import Zone
 
@@ -64,22 +64,26 @@ def test_a_derived_alias_is_made_unique_the_same_way_everywhere(replica: Replica
 
 
 @pytest.mark.parametrize(
-    ("second", "error"),
+    ("second", "reason"),
     [
-        (create(2, "site"), BadRequest),  # the alias taken meanwhile
-        (create(2, "other", cnames=("www.site.test",)), BadRequest),  # the hostname
-        (event(2, PURGE, 99, all=True, delete=False, files=[], tags=[], key_id="admin"), NotFound),
-        (event(2, ZONE_DELETE, 99), NotFound),
-        (event(2, KEY_REVOKE, id="key_nope", at="2026-01-01 00:00:00"), NotFound),
+        (create(2, "site"), Reason.CONFLICT),  # the alias taken meanwhile
+        (create(2, "other", cnames=("www.site.test",)), Reason.CONFLICT),  # the hostname
+        (
+            event(2, PURGE, 99, all=True, delete=False, files=[], tags=[], key_id="admin"),
+            Reason.NOT_FOUND,
+        ),
+        (event(2, ZONE_DELETE, 99), Reason.NOT_FOUND),
+        (event(2, KEY_REVOKE, id="key_nope", at="2026-01-01 00:00:00"), Reason.NOT_FOUND),
     ],
 )
 def test_a_change_invalid_at_its_turn_is_refused_and_changes_nothing(
-    replica: Replica, second: Event, error: type[ApiError]
+    replica: Replica, second: Event, reason: Reason
 ) -> None:
     replica.apply(create(1, "site", cnames=("www.site.test",)))
     before = local.read_since(replica.conn, 0), replica.zones.list()
-    with pytest.raises(error):
+    with pytest.raises(Refused) as refused:
         replica.apply(second)
+    assert refused.value.reason is reason
     assert (local.read_since(replica.conn, 0), replica.zones.list()) == before
     assert replica.position == 1
     replica.skip(2)  # what a cluster node does with a refusal
@@ -91,7 +95,7 @@ def test_an_update_of_a_zone_deleted_meanwhile_is_refused(replica: Replica) -> N
     zone = replica.zones.get(1)
     assert zone is not None
     replica.apply(event(2, ZONE_DELETE, 1))
-    with pytest.raises(NotFound):
+    with pytest.raises(Refused, match="not found"):
         replica.apply(event(3, ZONE_PUT, 1, zone=zone.with_changes(name="new").to_record()))
     assert replica.zones.get(1) is None
 

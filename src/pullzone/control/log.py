@@ -17,8 +17,8 @@ from typing import Any, Protocol
 
 from pullzone.bus.events import Event
 from pullzone.config import Settings
-from pullzone.control.errors import ApiError
 from pullzone.control.replica import Replica
+from pullzone.refusal import Reason, Refused
 from pullzone.sqlite import connect
 from pullzone.text import invalid_text
 
@@ -35,7 +35,7 @@ class Committed:
 
 class EventLog(Protocol):
     async def commit(self, kind: str, zone_id: int, payload: dict[str, Any]) -> Committed:
-        """Store and apply one event; raises ApiError when it is refused or cannot be
+        """Store and apply one event; raises Refused when it is refused or cannot be
         stored (then nothing changed)."""
         ...
 
@@ -45,7 +45,7 @@ def check_storable(payload: dict[str, Any]) -> None:
     so text that is not valid Unicode never reaches the log, whatever route let it by."""
     not_text = invalid_text(payload, "the change")
     if not_text is not None:
-        raise ApiError(not_text, status=400)
+        raise Refused(Reason.INVALID, not_text)
 
 
 class LocalLog:
@@ -68,9 +68,9 @@ class LocalLog:
             matched = await self.on_event(stored)
         except Exception:
             log.exception("event %s (%s) is stored but applying it failed", seq, kind)
-            raise ApiError(
+            raise Refused(
+                Reason.FAILED,
                 "the change was saved but applying it failed; it is applied with the next "
                 "change or at restart (the server log has the details)",
-                status=500,
             ) from None
         return Committed(seq, stored, matched)

@@ -25,8 +25,8 @@ from pullzone.bus.events import (
     Event,
 )
 from pullzone.control import history, keys
-from pullzone.control.errors import NotFound
 from pullzone.control.store import ZoneStore
+from pullzone.refusal import Reason, Refused
 from pullzone.sqlite import transaction
 from pullzone.zones.model import Zone
 
@@ -50,7 +50,7 @@ class Replica:
 
     def apply(self, event: Event) -> Event | None:
         """Apply one event in one transaction; returns what the node's log stores for
-        the edge (None for key events). A refused change raises its ApiError and
+        the edge (None for key events). A refused change raises Refused and
         changes nothing; `skip` then moves the position past it."""
         with transaction(self.conn):
             stored = self._apply(event)
@@ -80,7 +80,7 @@ class Replica:
             return event
         if event.kind == PURGE:
             if self.zones.get(event.zone_id) is None:
-                raise NotFound(f"zone {event.zone_id} not found")
+                raise Refused(Reason.NOT_FOUND, f"zone {event.zone_id} not found")
             plan = {name: value for name, value in payload.items() if name != "key_id"}
             history.record(self.conn, event.seq, event.zone_id, event.at, payload["key_id"], plan)
             return Event(event.seq, PURGE, event.zone_id, plan, event.at)
@@ -89,7 +89,7 @@ class Replica:
             return None
         if event.kind == KEY_REVOKE:
             if not keys.revoke_key(self.conn, str(payload["id"]), str(payload["at"])):
-                raise NotFound(f"no live API key {payload['id']}")
+                raise Refused(Reason.NOT_FOUND, f"no live API key {payload['id']}")
             return None
         raise ValueError(f"unknown event kind {event.kind!r}")
 

@@ -13,12 +13,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from pullzone.bus.events import PURGE
 from pullzone.control import history
 from pullzone.control.deps import Caller, Ctl, read_body, zone_for
-from pullzone.control.errors import ApiError
 from pullzone.control.openapi import errors
 from pullzone.control.schemas import PurgeAnswer, PurgeHistory
 from pullzone.limits import MAX_PURGE_FILES, MAX_PURGE_PATH, MAX_PURGE_TAGS, MAX_TAG
 from pullzone.zones.model import Zone
-from pullzone.zones.purge import PurgeError, parse_body, parse_delete, plan_purge
+from pullzone.zones.purge import parse_body, parse_delete, plan_purge
 
 router = APIRouter(prefix="/zones/http/pull", tags=["purge"])
 audit = logging.getLogger("pullzone.audit")  # one JSON line per answered purge
@@ -92,12 +91,9 @@ async def purge(
         ),
     ] = None,
 ) -> dict[str, Any]:
-    try:
-        hard = parse_delete(delete)
-        body = parse_body(await read_body(request), request.headers.get("content-type"))
-        plan = plan_purge(body, zone, ctl.settings.edge_domain, hard)
-    except PurgeError as exc:
-        raise ApiError(exc.message, status=exc.status) from None
+    hard = parse_delete(delete)
+    body = parse_body(await read_body(request), request.headers.get("content-type"))
+    plan = plan_purge(body, zone, ctl.settings.edge_domain, hard)
     started = time.perf_counter()
     committed = await ctl.log.commit(PURGE, zone.id, {**plan, "key_id": principal.key_id})
     ctl.metrics.purged(zone.id, plan, started)
