@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from pullzone.bus.signal import SeqSignal
+from pullzone.cache import usage
+from pullzone.cache.usage import Usage
 from pullzone.config import Settings
 from pullzone.edge.stats import MINUTES, ORIGIN_BUCKETS, read_snapshots
 from pullzone.sqlite import connect
@@ -48,19 +50,13 @@ class Totals:
     evicted: int = 0  # by fills in the workers (the janitor's: NodeStats.evictions)
 
 
-@dataclass(frozen=True)
-class ZoneCache:
-    objects: int
-    bytes: int
-
-
 class NodeStats:
     def __init__(self, settings: Settings) -> None:
         self.directory = settings.stats_dir
         self.cache_db = settings.cache_db
         self.seq_path = settings.seq_path
         self.since = time.time()
-        self._cache: dict[int, ZoneCache] = {}
+        self._cache: dict[int, Usage] = {}
         self._cache_at = float("-inf")
         self._conn: sqlite3.Connection | None = None
         self._signal: SeqSignal | None = None
@@ -109,35 +105,26 @@ class NodeStats:
             self._conn = connect(self.cache_db, readonly=True)
         return self._conn
 
-    def cache_by_zone(self) -> dict[int, ZoneCache]:
+    def cache_by_zone(self) -> dict[int, Usage]:
         now = time.monotonic()
         conn = self._connection()
         if conn is not None and now - self._cache_at >= CACHE_EVERY:
-            rows = conn.execute(
-                "SELECT zone_id, COUNT(*), COALESCE(SUM(size), 0) FROM objects GROUP BY zone_id"
-            )
-            self._cache = {int(z): ZoneCache(int(n), int(b)) for z, n, b in rows}
+            self._cache = usage.by_zone(conn)
             self._cache_at = now
         return self._cache
 
-    def cache_totals(self) -> ZoneCache | None:
+    def cache_totals(self) -> Usage | None:
         """The whole cache (None on a node without an edge)."""
         conn = self._connection()
         if conn is None:
             return None
-        row = conn.execute("SELECT value FROM cache_meta WHERE name = 'total_size'").fetchone()
         objects = sum(zone.objects for zone in self.cache_by_zone().values())
-        return ZoneCache(objects=objects, bytes=int(row[0] or 0) if row else 0)
+        return Usage(objects=objects, bytes=usage.total_bytes(conn))
 
     def invalidations(self) -> int:
-        """Changes an edge worker made to stored objects for the whole node (the
-        generation of bus/signal.py, counted in the index)."""
+        """See cache.usage.invalidations; 0 on a node without an edge."""
         conn = self._connection()
-        if conn is None:
-            return 0
-        row = conn.execute("SELECT value FROM cache_meta WHERE name = 'invalidations'")
-        value = row.fetchone()
-        return int(value[0]) if value else 0
+        return 0 if conn is None else usage.invalidations(conn)
 
     def _janitor(self) -> dict[str, Any]:
         try:
