@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from pullzone.spec.uri import split_authority
+
 # The largest object a fill stores (--max-object-size): nginx's proxy_max_temp_file_size
 # default, the most it spools of one response to disk; a tenth of the default
 # --max-cache-size, so one object never takes more than a slice of the cache.
@@ -14,15 +16,12 @@ DEFAULT_MAX_OBJECT_SIZE = 1024**3
 
 def split_host_port(text: str, default_port: int) -> tuple[str, int]:
     """`HOST:PORT`, `[::1]:PORT`, `:PORT` or `HOST` into (host, port)."""
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        port = rest.removeprefix(":")
-    elif text.count(":") == 1:
-        host, port = text.split(":")
-    else:
-        host, port = text, ""
+    host, port = split_authority(text)
     if port and not port.isdigit():
         raise ValueError(f"invalid port in {text!r}")
+    if host.startswith("[") != host.endswith("]"):
+        raise ValueError(f"invalid address {text!r}: write an IPv6 address as [::1]:PORT")
+    host = host.removeprefix("[").removesuffix("]")  # a socket takes an IPv6 address bare
     return host or "127.0.0.1", int(port) if port else default_port
 
 

@@ -39,7 +39,7 @@ from pullzone.spec.cdn_loop import looped
 from pullzone.spec.freshness import stale_allowed_on_error
 from pullzone.spec.headers import header_map
 from pullzone.spec.invalidation import invalidated_paths
-from pullzone.spec.uri import normalise
+from pullzone.spec.uri import normalise, split_authority
 from pullzone.spec.vary import vary_values
 
 log = logging.getLogger(__name__)
@@ -74,10 +74,7 @@ def request_host(request: Request) -> tuple[str, str] | None:
             return None
         host, slash, path = rest.partition("/")
         target = slash + path if slash else "/"
-    if host.startswith("["):
-        host = host[: host.find("]") + 1]
-    else:
-        host = host.rpartition(":")[0] if host.count(":") == 1 else host
+    host = split_authority(host)[0]
     # `name.` is the same fully qualified name as `name` (RFC 1034 §3.1).
     return host.lower().removesuffix("."), target
 
