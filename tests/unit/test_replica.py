@@ -112,7 +112,8 @@ def test_an_update_keeps_when_the_zone_was_created(replica: Replica) -> None:
 
 def test_a_purge_is_stored_for_the_edge_and_in_the_history(replica: Replica) -> None:
     replica.apply(create(1, "site"))
-    plan = {"all": False, "delete": True, "files": [{"path": "/a", "query": None}], "tags": []}
+    file = {"path": "/a", "query": None, "prefix": False}
+    plan = {"all": False, "delete": True, "files": [file], "tags": []}
     stored = replica.apply(event(2, PURGE, 1, **plan, key_id="key_1"))
     assert stored == Event(2, PURGE, 1, plan, 1002.0)  # the key id stays in the history
     [record] = history.listing(replica.conn, 1)
@@ -121,10 +122,10 @@ def test_a_purge_is_stored_for_the_edge_and_in_the_history(replica: Replica) -> 
 
 def test_keys_are_events_too(replica: Replica) -> None:
     secret, record = keys.new_key("ci", zones=[3, 1, 3], purge_only=True)
-    assert record["zones"] == [1, 3] and secret not in str(record)
-    assert replica.apply(event(1, KEY_CREATE, key=record)) is None  # nothing for the edge
+    assert record.zones == (1, 3) and secret not in str(record)
+    assert replica.apply(event(1, KEY_CREATE, key=record.to_payload())) is None  # not for the edge
     principal = keys.authenticate(replica.conn, secret)
     assert principal is not None and principal.may("purge", 3) and not principal.may("write", 3)
-    replica.apply(event(2, KEY_REVOKE, id=record["id"], at="2026-01-02 00:00:00"))
+    replica.apply(event(2, KEY_REVOKE, id=record.id, at="2026-01-02 00:00:00"))
     assert keys.authenticate(replica.conn, secret) is None
     assert local.read_since(replica.conn, 0) == [] and replica.position == 2

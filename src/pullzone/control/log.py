@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from pullzone.bus.events import Event
+from pullzone.bus.events import Event, Proposal
 from pullzone.config import Settings
 from pullzone.control.replica import Replica
 from pullzone.refusal import Reason, Refused
@@ -34,7 +34,7 @@ class Committed:
 
 
 class EventLog(Protocol):
-    async def commit(self, kind: str, zone_id: int, payload: dict[str, Any]) -> Committed:
+    async def commit(self, zone_id: int, change: Proposal) -> Committed:
         """Store and apply one event; raises Refused when it is refused or cannot be
         stored (then nothing changed)."""
         ...
@@ -56,18 +56,19 @@ class LocalLog:
         self.replica = Replica(connect(settings.control_db), settings.edge_domain)
         self.on_event = on_event
 
-    async def commit(self, kind: str, zone_id: int, payload: dict[str, Any]) -> Committed:
+    async def commit(self, zone_id: int, change: Proposal) -> Committed:
+        payload = change.to_payload()
         check_storable(payload)
         # One event loop writes this log, so nothing comes between reading the position
         # and storing the event after it.
         seq = self.replica.position + 1
-        stored = self.replica.apply(Event(seq, kind, zone_id, payload, time.time()))
+        stored = self.replica.apply(Event(seq, change.KIND, zone_id, payload, time.time()))
         if stored is None:
             return Committed(seq, None)
         try:
             matched = await self.on_event(stored)
         except Exception:
-            log.exception("event %s (%s) is stored but applying it failed", seq, kind)
+            log.exception("event %s (%s) is stored but applying it failed", seq, change.KIND)
             raise Refused(
                 Reason.FAILED,
                 "the change was saved but applying it failed; it is applied with the next "

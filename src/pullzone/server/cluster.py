@@ -20,7 +20,7 @@ from typing import Any
 
 from pullzone import __version__
 from pullzone.bus import local
-from pullzone.bus.events import KEY_CREATE, KEY_REVOKE, Event
+from pullzone.bus.events import CreateKey, Event, Proposal, RevokeKey
 from pullzone.bus.jetstream import LIVE_WITHIN, BusUnavailable, JetStreamBus
 from pullzone.config import Settings
 from pullzone.control.log import Committed, check_storable
@@ -127,15 +127,16 @@ class ClusterNode:
 
     # -- the API's log --
 
-    async def commit(self, kind: str, zone_id: int, payload: dict[str, Any]) -> Committed:
+    async def commit(self, zone_id: int, change: Proposal) -> Committed:
+        payload = change.to_payload()
         check_storable(payload)
         edges = self.bus.live_nodes(EDGE_ROLES)
         try:
             event = await self.bus.publish(
-                kind, zone_id, payload, msg_id=uuid.uuid4().hex, retry_for=PUBLISH_RETRY
+                change.KIND, zone_id, payload, msg_id=uuid.uuid4().hex, retry_for=PUBLISH_RETRY
             )
         except BusUnavailable as exc:
-            log.warning("commit %s: %s", kind, exc)
+            log.warning("commit %s: %s", change.KIND, exc)
             raise Refused(
                 Reason.UNAVAILABLE,
                 "the cluster's bus (NATS JetStream) is unreachable: the change is not "
@@ -150,8 +151,8 @@ class ClusterNode:
         refusal = self._refusals.pop(event.seq, None)
         if refusal is not None:
             raise refusal
-        if kind in (KEY_CREATE, KEY_REVOKE):
-            return Committed(event.seq, None)
+        if isinstance(change, CreateKey | RevokeKey):
+            return Committed(event.seq, None)  # nothing for the edge: no edge to wait for
         pending = await self.bus.wait_applied(event.seq, edges, self.settings.purge_wait)
         stored = local.get(self.replica.conn, event.seq)
         return Committed(event.seq, stored, pending=tuple(sorted(pending)))

@@ -1,6 +1,6 @@
 """What a purge request asks for (README, Purge), parsed and validated without I/O.
 
-`plan_purge` turns the body of `POST …/purge` into the payload of a purge event, or raises
+`plan_purge` turns the body of `POST …/purge` into the plan a purge event carries, or raises
 Refused with the reason and message the API answers. Nothing here touches the cache:
 the applier matches the plan against the index.
 """
@@ -11,6 +11,7 @@ import json
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from pullzone.bus.events import PurgeFile, PurgePlan
 from pullzone.limits import MAX_PURGE_FILES, MAX_PURGE_PATH, MAX_PURGE_TAGS, MAX_TAG
 from pullzone.refusal import Reason, Refused
 from pullzone.spec.uri import normalise
@@ -55,7 +56,7 @@ def parse_body(raw: bytes, content_type: str | None) -> dict[str, Any]:
     return body
 
 
-def _file_item(text: str, zone: Zone, hostnames: set[str]) -> dict[str, Any]:
+def _file_item(text: str, zone: Zone, hostnames: set[str]) -> PurgeFile:
     if "\x00" in text:
         raise Refused(Reason.INVALID, "a file must not contain NUL bytes")
     if len(text) > MAX_PURGE_PATH:
@@ -84,13 +85,13 @@ def _file_item(text: str, zone: Zone, hostnames: set[str]) -> dict[str, Any]:
         raise Refused(Reason.INVALID, "a * may only end a path (a prefix purge such as /images/*)")
     if not zone.cache.querystring:
         sep, query = "", ""  # the zone ignores query strings: one object per path
-    return {"path": path, "query": query if sep else None, "prefix": prefix}
+    return PurgeFile(path, query if sep else None, prefix)
 
 
-def plan_purge(body: dict[str, Any], zone: Zone, edge_domain: str, delete: bool) -> dict[str, Any]:
-    """The purge event's payload for a parsed body."""
+def plan_purge(body: dict[str, Any], zone: Zone, edge_domain: str, delete: bool) -> PurgePlan:
+    """The purge a parsed body asks for."""
     if "files" not in body and "tags" not in body:
-        return {"all": True, "delete": delete}
+        return PurgePlan(whole_zone=True, delete=delete)
     files = body.get("files", [])
     tags = body.get("tags", [])
     for name, value in (("files", files), ("tags", tags)):
@@ -115,6 +116,5 @@ def plan_purge(body: dict[str, Any], zone: Zone, edge_domain: str, delete: bool)
                 Reason.INVALID, f"invalid tag {tag[:100]!r}: no spaces, 1 to {MAX_TAG} chars"
             )
     hostnames = set(zone.hostnames(edge_domain))
-    items = [_file_item(text, zone, hostnames) for text in files]
-    unique = list({json.dumps(i, sort_keys=True): i for i in items}.values())
-    return {"all": False, "delete": delete, "files": unique, "tags": sorted(set(tags))}
+    unique = dict.fromkeys(_file_item(text, zone, hostnames) for text in files)
+    return PurgePlan(False, delete, tuple(unique), tuple(sorted(set(tags))))

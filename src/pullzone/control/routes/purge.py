@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from pullzone.bus.events import PURGE
+from pullzone.bus.events import PurgeRequest
 from pullzone.control import history
 from pullzone.control.deps import Caller, Ctl, read_body, zone_for
 from pullzone.control.openapi import errors
@@ -95,7 +95,7 @@ async def purge(
     body = parse_body(await read_body(request), request.headers.get("content-type"))
     plan = plan_purge(body, zone, ctl.settings.edge_domain, hard)
     started = time.perf_counter()
-    committed = await ctl.log.commit(PURGE, zone.id, {**plan, "key_id": principal.key_id})
+    committed = await ctl.log.commit(zone.id, PurgeRequest(plan, principal.key_id))
     ctl.metrics.purged(zone.id, plan, started)
     answer: dict[str, Any] = {"result": "success", "message": "Zone Purged", "id": committed.seq}
     matched = committed.matched
@@ -112,7 +112,7 @@ async def purge(
                 "id": committed.seq,
                 "zone": zone.id,
                 "key": principal.key_id,
-                **plan,
+                **plan.to_payload(),
                 "matched": matched if matched is not None and matched >= 0 else None,
                 "pending": list(committed.pending),
             },
