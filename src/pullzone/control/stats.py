@@ -11,9 +11,9 @@ import json
 import sqlite3
 import time
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from pullzone.bus.signal import SeqSignal
 from pullzone.cache import usage
@@ -25,6 +25,23 @@ from pullzone.sqlite import connect
 CACHE_EVERY = 5.0
 JANITOR_FILE = "janitor.json"
 SERVED_FROM_CACHE = ("HIT", "STALE")  # what the hit ratio counts as hits
+
+
+@dataclass(frozen=True, slots=True)
+class JanitorReport:
+    """The janitor's counters (server.janitor), in a file of their own."""
+
+    evicted: int = 0  # objects evicted to keep the cache under its size
+    write_failures: Mapping[str, int] = field(default_factory=dict)  # by kind
+
+    def to_json(self) -> str:
+        return json.dumps({"evicted": self.evicted, "write_failures": dict(self.write_failures)})
+
+    @classmethod
+    def from_json(cls, text: str) -> JanitorReport:
+        report = json.loads(text)
+        failures = report.get("write_failures", {})
+        return cls(int(report.get("evicted", 0)), {k: int(n) for k, n in failures.items()})
 
 
 @dataclass
@@ -64,28 +81,30 @@ class NodeStats:
     def totals(self) -> Totals:
         totals = Totals()
         for snap in read_snapshots(self.directory):
-            totals.worker_applied[int(snap["pid"])] = int(snap["applied"])
-            for kind, n in snap.get("faults", ()):
-                totals.faults[kind] += int(n)
-            totals.connections += int(snap.get("connections", 0))
-            for zone, status, n, sent in snap["requests"]:
-                totals.requests[(zone, status)] += n
-                totals.bytes[zone] += sent
-            for minute, zone, status, n in snap["minutes"]:
-                totals.minutes[(minute, zone, status)] += n
-            for zone, requests, failures, seconds, *buckets in snap["origin"]:
-                origin = totals.origin[zone]
-                origin.requests += int(requests)
-                origin.failures += int(failures)
-                origin.seconds += seconds
-                origin.buckets = [a + int(b) for a, b in zip(origin.buckets, buckets, strict=True)]
-            for what, n in snap.get("write_failures", {}).items():
-                totals.write_failures[what] += int(n)
-            for reason, n in snap.get("fills_not_stored", {}).items():
-                totals.fills_not_stored[reason] += int(n)
-            totals.evicted += int(snap.get("evicted", 0))
-        for what, n in self._janitor().get("write_failures", {}).items():
-            totals.write_failures[what] += int(n)
+            totals.worker_applied[snap.pid] = snap.applied
+            for kind, n in snap.faults.items():
+                totals.faults[kind] += n
+            totals.connections += snap.connections
+            for count in snap.requests:
+                totals.requests[(count.zone_id, count.status)] += count.requests
+                totals.bytes[count.zone_id] += count.bytes
+            for minute in snap.minutes:
+                totals.minutes[(minute.minute, minute.zone_id, minute.status)] += minute.requests
+            for answers in snap.origin:
+                origin = totals.origin[answers.zone_id]
+                origin.requests += answers.requests
+                origin.failures += answers.failures
+                origin.seconds += answers.seconds
+                origin.buckets = [
+                    a + b for a, b in zip(origin.buckets, answers.buckets, strict=True)
+                ]
+            for what, n in snap.write_failures.items():
+                totals.write_failures[what] += n
+            for reason, n in snap.fills_not_stored.items():
+                totals.fills_not_stored[reason] += n
+            totals.evicted += snap.evicted
+        for what, n in self._janitor().write_failures.items():
+            totals.write_failures[what] += n
         return totals
 
     def series(
@@ -126,15 +145,14 @@ class NodeStats:
         conn = self._connection()
         return 0 if conn is None else usage.invalidations(conn)
 
-    def _janitor(self) -> dict[str, Any]:
+    def _janitor(self) -> JanitorReport:
         try:
-            report = json.loads((self.directory / JANITOR_FILE).read_text())
-        except (OSError, ValueError):
-            return {}
-        return report if isinstance(report, dict) else {}
+            return JanitorReport.from_json((self.directory / JANITOR_FILE).read_text())
+        except (OSError, ValueError, AttributeError, TypeError):
+            return JanitorReport()
 
     def evictions(self) -> int:
-        return int(self._janitor().get("evicted", 0))
+        return self._janitor().evicted
 
     def node_seq(self) -> int | None:
         """The node's applied sequence, as its workers see it (None without an edge)."""
@@ -148,7 +166,7 @@ def write_janitor(directory: Path, evicted: int, write_failures: dict[str, int])
     directory.mkdir(parents=True, exist_ok=True)
     tmp = directory / (JANITOR_FILE + ".tmp")
     try:
-        tmp.write_text(json.dumps({"evicted": evicted, "write_failures": write_failures}))
+        tmp.write_text(JanitorReport(evicted, write_failures).to_json())
         tmp.replace(directory / JANITOR_FILE)
     except OSError:
         tmp.unlink(missing_ok=True)
