@@ -3,27 +3,22 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-# The largest object a fill stores (--max-object-size): nginx's proxy_max_temp_file_size
-# default, the most it spools of one response to disk; a tenth of the default
-# --max-cache-size, so one object never takes more than a slice of the cache.
-DEFAULT_MAX_OBJECT_SIZE = 1024**3
+from pullzone import defaults
+from pullzone.spec.uri import split_authority
 
 
 def split_host_port(text: str, default_port: int) -> tuple[str, int]:
     """`HOST:PORT`, `[::1]:PORT`, `:PORT` or `HOST` into (host, port)."""
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        port = rest.removeprefix(":")
-    elif text.count(":") == 1:
-        host, port = text.split(":")
-    else:
-        host, port = text, ""
+    host, port = split_authority(text)
     if port and not port.isdigit():
         raise ValueError(f"invalid port in {text!r}")
-    return host or "127.0.0.1", int(port) if port else default_port
+    if host.startswith("[") != host.endswith("]"):
+        raise ValueError(f"invalid address {text!r}: write an IPv6 address as [::1]:PORT")
+    host = host.removeprefix("[").removesuffix("]")  # a socket takes an IPv6 address bare
+    return host or defaults.HOST, int(port) if port else default_port
 
 
 # Descriptors a worker keeps for itself whatever its traffic: SQLite databases and their
@@ -43,32 +38,32 @@ def default_worker_connections(nofile: int) -> int:
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
-    edge_host: str = "127.0.0.1"
-    edge_port: int = 8080
-    api_host: str = "127.0.0.1"
-    api_port: int = 8081
-    workers: int = max(1, os.cpu_count() or 1)
-    max_cache_size: int = 10 * 1024**3
-    max_object_size: int = DEFAULT_MAX_OBJECT_SIZE
-    edge_domain: str = "localhost"
-    origin_connect_timeout: float = 10.0
-    origin_read_timeout: float = 60.0
+    edge_host: str = defaults.HOST
+    edge_port: int = defaults.EDGE_PORT
+    api_host: str = defaults.HOST
+    api_port: int = defaults.API_PORT
+    workers: int = field(default_factory=defaults.workers)
+    max_cache_size: int = defaults.MAX_CACHE_SIZE
+    max_object_size: int = defaults.MAX_OBJECT_SIZE
+    edge_domain: str = defaults.EDGE_DOMAIN
+    origin_connect_timeout: float = defaults.ORIGIN_CONNECT_TIMEOUT
+    origin_read_timeout: float = defaults.ORIGIN_TIMEOUT
     # Client connections per edge worker; None: default_worker_connections(RLIMIT_NOFILE).
     worker_connections: int | None = None
     admin_key: str | None = None
-    api_rate: float = 20.0  # requests per second per API key; 0: no limit
-    api_burst: int = 100  # requests one key may make at once before api_rate applies
+    api_rate: float = defaults.API_RATE
+    api_burst: int = defaults.API_BURST
     api_cert: str | None = None  # PEM certificate (chain): the API listens with TLS
     api_cert_key: str | None = None  # its private key (PEM)
     access_log: str | None = None  # a file, or "-" for standard output
-    access_log_format: str = "combined"  # or "json"
+    access_log_format: str = defaults.ACCESS_LOG_FORMAT
     # Cluster mode (README, Cluster): NATS servers to share the event log through; none: one node.
     cluster: tuple[str, ...] = ()
     node_id: str = "node"
-    role: str = "all"  # all, edge or api
-    replicas: int = 1  # JetStream replicas of the stream and buckets (3 in production)
-    purge_wait: float = 2.0  # how long an answer waits for live edges to confirm
-    max_bus_silence: float = 30.0  # cut off longer than this, an edge revalidates everything
+    role: str = defaults.ROLE
+    replicas: int = defaults.REPLICAS
+    purge_wait: float = defaults.PURGE_WAIT
+    max_bus_silence: float = defaults.MAX_BUS_SILENCE
 
     @property
     def runs_edge(self) -> bool:

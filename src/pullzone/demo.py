@@ -13,6 +13,7 @@ from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from pullzone import defaults
 from pullzone.config import Settings, split_host_port
 from pullzone.server import supervisor
 
@@ -95,8 +96,8 @@ def run(data_dir: Path | None, edge: str, api: str) -> int:
     origin = ThreadingHTTPServer(("127.0.0.1", 0), _SampleOrigin)
     threading.Thread(target=origin.serve_forever, daemon=True).start()
     origin_url = f"http://127.0.0.1:{origin.server_address[1]}"
-    edge_host, edge_port = split_host_port(edge, 8080)
-    api_host, api_port = split_host_port(api, 8081)
+    edge_host, edge_port = split_host_port(edge, defaults.EDGE_PORT)
+    api_host, api_port = split_host_port(api, defaults.API_PORT)
     key = secrets.token_urlsafe(24)
     settings = replace(
         Settings(data_dir=data_dir or Path(tempfile.mkdtemp(prefix="pullzone-demo-"))),

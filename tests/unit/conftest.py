@@ -148,6 +148,6 @@ def stored_key(
     secret, record = new_key(name, zones=zones, purge_only=purge_only)
     with transaction(conn):
         store_key(conn, record)
-    info = get_key(conn, record["id"])
+    info = get_key(conn, record.id)
     assert info is not None
     return secret, info

@@ -11,12 +11,15 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 from conftest import stored_key
+from fastapi import FastAPI
 
 from pullzone.bus.events import Event
+from pullzone.control import errors
 from pullzone.control.app import create_app
 from pullzone.control.keys import ensure_admin_key, revoke_key
 from pullzone.control.log import LocalLog
 from pullzone.control.store import now
+from pullzone.refusal import Reason, Refused
 
 if TYPE_CHECKING:
     from conftest import ApiHarness
@@ -500,6 +503,22 @@ async def test_a_bug_is_a_generic_500(api: ApiHarness, monkeypatch: pytest.Monke
         response = await client.get("/zones/http/pull")
         message = assert_error(response, 500, "internal error")
         assert "internal detail" not in message and "KeyError" not in message
+
+
+@pytest.mark.parametrize("reason", list(Reason))
+async def test_a_domain_refusal_is_an_error_answer_with_its_status(reason: Reason) -> None:
+    app = FastAPI()
+    errors.install(app)
+
+    @app.get("/refuse")
+    async def refuse() -> None:
+        raise Refused(reason, f"refused: {reason.value}")
+
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app), base_url="http://api.test"
+    ) as client:
+        response = await client.get("/refuse")
+    assert_error(response, errors.STATUS_OF_REFUSAL[reason], f"refused: {reason.value}")
 
 
 # --- the OpenAPI document --------------------------------------------------------------

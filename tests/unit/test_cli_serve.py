@@ -131,10 +131,24 @@ def test_edge_and_api_on_one_port_of_two_hosts() -> None:
         ("[::1]:9001", Address("::1", 9001)),
         (":18081", Address("127.0.0.1", 18081)),
         ("example.org", Address("example.org", 8080)),
+        ("[::1]", Address("::1", 8080)),
+        ("::1", Address("::1", 8080)),  # an IPv6 address without brackets has no port
+        ("example.org:", Address("example.org", 8080)),
     ],
 )
 def test_addresses(text: str, parsed: Address) -> None:
     assert address(8080)(text) == parsed
+
+
+@pytest.mark.parametrize("text", ["example.org:http", "[::1]x", "[::1]x:80", "[::1", "::1]"])
+def test_addresses_that_are_not_host_port(text: str) -> None:
+    with pytest.raises(typer.BadParameter, match="is not HOST:PORT"):
+        address(8080)(text)
+
+
+def test_a_port_out_of_range() -> None:
+    with pytest.raises(typer.BadParameter, match="out of range"):
+        address(8080)("127.0.0.1:65536")
 
 
 def test_address_text() -> None:

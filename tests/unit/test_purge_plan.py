@@ -6,15 +6,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pullzone.bus.events import PurgeFile, PurgePlan
+from pullzone.control.errors import STATUS_OF_REFUSAL
+from pullzone.refusal import Refused
 from pullzone.zones.model import CachePolicy, Zone
-from pullzone.zones.purge import PurgeError, parse_body, parse_delete, plan_purge
+from pullzone.zones.purge import parse_body, parse_delete, plan_purge
 
 ZONE = Zone(
     id=42, name="site", alias="site", origin="http://o.example", cnames=("cdn.example.com",)
 )
 
 
-def plan(files: object = None, tags: object = None, zone: Zone = ZONE) -> dict:
+def plan(files: object = None, tags: object = None, zone: Zone = ZONE) -> PurgePlan:
     body: dict = {}
     if files is not None:
         body["files"] = files
@@ -24,15 +27,15 @@ def plan(files: object = None, tags: object = None, zone: Zone = ZONE) -> dict:
 
 
 def error_of(**kw: object) -> tuple[int, str]:
-    with pytest.raises(PurgeError) as info:
+    with pytest.raises(Refused) as info:
         plan(**kw)  # type: ignore[arg-type]
-    return info.value.status, info.value.message
+    return STATUS_OF_REFUSAL[info.value.reason], info.value.message
 
 
 @pytest.mark.parametrize("raw", [b"", b"  \n", b"{}"])
 def test_no_body_empty_body_and_empty_object_purge_the_whole_zone(raw: bytes) -> None:
     body = parse_body(raw, "application/json")
-    assert plan_purge(body, ZONE, "localhost", delete=True) == {"all": True, "delete": True}
+    assert plan_purge(body, ZONE, "localhost", delete=True) == PurgePlan(True, delete=True)
 
 
 def test_empty_files_list_never_widens_to_the_whole_zone() -> None:
@@ -41,28 +44,24 @@ def test_empty_files_list_never_widens_to_the_whole_zone() -> None:
 
 def test_a_path_purges_every_variant_and_a_query_one_variant() -> None:
     p = plan(files=["/videos/file.mp4", "/a?x=1"])
-    assert p["files"] == [
-        {"path": "/videos/file.mp4", "query": None, "prefix": False},
-        {"path": "/a", "query": "x=1", "prefix": False},
-    ]
+    assert p.files == (
+        PurgeFile("/videos/file.mp4", query=None, prefix=False),
+        PurgeFile("/a", query="x=1", prefix=False),
+    )
 
 
 def test_trailing_star_is_a_prefix() -> None:
-    assert plan(files=["/images/*"])["files"] == [
-        {"path": "/images/", "query": None, "prefix": True}
-    ]
+    assert plan(files=["/images/*"]).files == (PurgeFile("/images/", query=None, prefix=True),)
 
 
 def test_full_urls_on_the_zone_hostnames_are_paths() -> None:
     p = plan(files=["https://cdn.example.com/x.png?v=2", "http://site.localhost/y"])
-    assert [(f["path"], f["query"]) for f in p["files"]] == [("/x.png", "v=2"), ("/y", None)]
+    assert [(f.path, f.query) for f in p.files] == [("/x.png", "v=2"), ("/y", None)]
 
 
 def test_query_is_dropped_when_the_zone_ignores_query_strings() -> None:
     zone = Zone(id=1, name="n", alias="n", origin="http://o", cache=CachePolicy(querystring=False))
-    assert plan(files=["/a?x=1"], zone=zone)["files"] == [
-        {"path": "/a", "query": None, "prefix": False}
-    ]
+    assert plan(files=["/a?x=1"], zone=zone).files == (PurgeFile("/a", None, prefix=False),)
 
 
 @pytest.mark.parametrize(
@@ -90,7 +89,7 @@ def test_more_than_ten_thousand_files_is_413() -> None:
 
 
 def test_tags_are_validated_and_deduplicated() -> None:
-    assert plan(tags=["b", "a", "b"])["tags"] == ["a", "b"]
+    assert plan(tags=["b", "a", "b"]).tags == ("a", "b")
     assert error_of(tags=["has space"])[0] == 400
     assert error_of(tags=[""])[0] == 400
 
@@ -99,15 +98,15 @@ def test_tags_are_validated_and_deduplicated() -> None:
     ("raw", "status"), [(b"{not json", 400), (b"[1]", 400), (b'{"x": 1}', 400)]
 )
 def test_bad_bodies(raw: bytes, status: int) -> None:
-    with pytest.raises(PurgeError) as info:
+    with pytest.raises(Refused) as info:
         parse_body(raw, "application/json")
-    assert info.value.status == status
+    assert STATUS_OF_REFUSAL[info.value.reason] == status
 
 
 def test_wrong_content_type_is_415() -> None:
-    with pytest.raises(PurgeError) as info:
+    with pytest.raises(Refused) as info:
         parse_body(b'{"files": ["/a"]}', "text/plain")
-    assert info.value.status == 415
+    assert STATUS_OF_REFUSAL[info.value.reason] == 415
 
 
 @pytest.mark.parametrize(
@@ -131,7 +130,7 @@ def test_delete_values(value: str | None, expected: bool) -> None:
 def test_delete_accepts_nothing_else(value: str) -> None:
     if value.strip().lower() in {"true", "false", "1", "0", "yes", "no"}:
         return
-    with pytest.raises(PurgeError):
+    with pytest.raises(Refused):
         parse_delete(value)
 
 
@@ -139,7 +138,7 @@ def test_delete_accepts_nothing_else(value: str) -> None:
 def test_any_list_of_strings_is_planned_or_refused_with_a_client_error(files: list[str]) -> None:
     try:
         p = plan(files=files)
-    except PurgeError as exc:
-        assert exc.status in (400, 413)
+    except Refused as exc:
+        assert STATUS_OF_REFUSAL[exc.reason] in (400, 413)
     else:
-        assert all(f["path"].startswith("/") for f in p["files"])
+        assert all(f.path.startswith("/") for f in p.files)

@@ -20,8 +20,8 @@ from pullzone.bus.events import (
     Event,
 )
 from pullzone.control import history, keys
-from pullzone.control.errors import ApiError, BadRequest, NotFound
 from pullzone.control.replica import Replica
+from pullzone.refusal import Reason, Refused
 from pullzone.sqlite import connect
 from pullzone.zones.model import Zone
 
@@ -64,22 +64,26 @@ def test_a_derived_alias_is_made_unique_the_same_way_everywhere(replica: Replica
 
 
 @pytest.mark.parametrize(
-    ("second", "error"),
+    ("second", "reason"),
     [
-        (create(2, "site"), BadRequest),  # the alias taken meanwhile
-        (create(2, "other", cnames=("www.site.test",)), BadRequest),  # the hostname
-        (event(2, PURGE, 99, all=True, delete=False, files=[], tags=[], key_id="admin"), NotFound),
-        (event(2, ZONE_DELETE, 99), NotFound),
-        (event(2, KEY_REVOKE, id="key_nope", at="2026-01-01 00:00:00"), NotFound),
+        (create(2, "site"), Reason.CONFLICT),  # the alias taken meanwhile
+        (create(2, "other", cnames=("www.site.test",)), Reason.CONFLICT),  # the hostname
+        (
+            event(2, PURGE, 99, all=True, delete=False, files=[], tags=[], key_id="admin"),
+            Reason.NOT_FOUND,
+        ),
+        (event(2, ZONE_DELETE, 99), Reason.NOT_FOUND),
+        (event(2, KEY_REVOKE, id="key_nope", at="2026-01-01 00:00:00"), Reason.NOT_FOUND),
     ],
 )
 def test_a_change_invalid_at_its_turn_is_refused_and_changes_nothing(
-    replica: Replica, second: Event, error: type[ApiError]
+    replica: Replica, second: Event, reason: Reason
 ) -> None:
     replica.apply(create(1, "site", cnames=("www.site.test",)))
     before = local.read_since(replica.conn, 0), replica.zones.list()
-    with pytest.raises(error):
+    with pytest.raises(Refused) as refused:
         replica.apply(second)
+    assert refused.value.reason is reason
     assert (local.read_since(replica.conn, 0), replica.zones.list()) == before
     assert replica.position == 1
     replica.skip(2)  # what a cluster node does with a refusal
@@ -91,7 +95,7 @@ def test_an_update_of_a_zone_deleted_meanwhile_is_refused(replica: Replica) -> N
     zone = replica.zones.get(1)
     assert zone is not None
     replica.apply(event(2, ZONE_DELETE, 1))
-    with pytest.raises(NotFound):
+    with pytest.raises(Refused, match="not found"):
         replica.apply(event(3, ZONE_PUT, 1, zone=zone.with_changes(name="new").to_record()))
     assert replica.zones.get(1) is None
 
@@ -108,7 +112,8 @@ def test_an_update_keeps_when_the_zone_was_created(replica: Replica) -> None:
 
 def test_a_purge_is_stored_for_the_edge_and_in_the_history(replica: Replica) -> None:
     replica.apply(create(1, "site"))
-    plan = {"all": False, "delete": True, "files": [{"path": "/a", "query": None}], "tags": []}
+    file = {"path": "/a", "query": None, "prefix": False}
+    plan = {"all": False, "delete": True, "files": [file], "tags": []}
     stored = replica.apply(event(2, PURGE, 1, **plan, key_id="key_1"))
     assert stored == Event(2, PURGE, 1, plan, 1002.0)  # the key id stays in the history
     [record] = history.listing(replica.conn, 1)
@@ -117,10 +122,10 @@ def test_a_purge_is_stored_for_the_edge_and_in_the_history(replica: Replica) -> 
 
 def test_keys_are_events_too(replica: Replica) -> None:
     secret, record = keys.new_key("ci", zones=[3, 1, 3], purge_only=True)
-    assert record["zones"] == [1, 3] and secret not in str(record)
-    assert replica.apply(event(1, KEY_CREATE, key=record)) is None  # nothing for the edge
+    assert record.zones == (1, 3) and secret not in str(record)
+    assert replica.apply(event(1, KEY_CREATE, key=record.to_payload())) is None  # not for the edge
     principal = keys.authenticate(replica.conn, secret)
     assert principal is not None and principal.may("purge", 3) and not principal.may("write", 3)
-    replica.apply(event(2, KEY_REVOKE, id=record["id"], at="2026-01-02 00:00:00"))
+    replica.apply(event(2, KEY_REVOKE, id=record.id, at="2026-01-02 00:00:00"))
     assert keys.authenticate(replica.conn, secret) is None
     assert local.read_since(replica.conn, 0) == [] and replica.position == 2

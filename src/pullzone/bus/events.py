@@ -1,10 +1,21 @@
-"""Events: every change a node applies, in one ordered log (README, Cluster: How it works)."""
+"""Events: every change a node applies, in one ordered log (README, Cluster: How it works).
+
+An `Event` is the envelope the log stores, its payload the JSON object that control.db
+and the JetStream stream hold. The records below say what a payload means, one record a
+kind: `to_payload` writes it with the keys, in the order, every release has written
+(the stored bytes do not change), and `from_payload` reads what is stored, with the same
+defaults the appliers always read it with. A payload that is not what its kind needs
+raises KeyError, TypeError or ValueError, which quarantines its event (bus.local).
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, Protocol
+
+from pullzone.zones.model import Zone
 
 # What the API proposes (the stream carries these) ...
 ZONE_CREATE = "zone.create"  # payload: the draft zone; its id becomes the event's sequence
@@ -24,5 +35,206 @@ class Event:
     payload: dict[str, Any]
     at: float
 
+    @classmethod
+    def of(cls, seq: int, zone_id: int, change: Payload, at: float) -> Event:
+        return cls(seq, change.KIND, zone_id, change.to_payload(), at)
+
     def payload_json(self) -> str:
         return json.dumps(self.payload, separators=(",", ":"))
+
+
+class Payload(Protocol):
+    KIND: ClassVar[str]
+
+    def to_payload(self) -> dict[str, Any]: ...
+
+
+# --- zones ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CreateZone:
+    KIND: ClassVar[str] = ZONE_CREATE
+
+    draft: Zone
+    derive_alias: bool  # draft.alias is a base to make unique, not the alias asked for
+    stamp: str  # the new zone's created_at and updated_at
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> CreateZone:
+        return cls(
+            Zone.from_record(payload["zone"]), bool(payload["derive_alias"]), str(payload["stamp"])
+        )
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "zone": self.draft.to_record(),
+            "derive_alias": self.derive_alias,
+            "stamp": self.stamp,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PutZone:
+    """The zone as it is now: proposed by an update, stored for the edge by both."""
+
+    KIND: ClassVar[str] = ZONE_PUT
+
+    zone: Zone
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> PutZone:
+        return cls(Zone.from_record(payload["zone"]))
+
+    def to_payload(self) -> dict[str, Any]:
+        return {"zone": self.zone.to_record()}
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteZone:
+    """The event's zone_id is the zone deleted; the payload is empty."""
+
+    KIND: ClassVar[str] = ZONE_DELETE
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> DeleteZone:
+        return cls()
+
+    def to_payload(self) -> dict[str, Any]:
+        return {}
+
+
+# --- purges --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeFile:
+    path: str  # normalised (RFC 3986 §6.2.2), without the trailing * of a prefix
+    query: str | None  # None: every variant of the path
+    prefix: bool  # every path that starts with `path`
+
+    @classmethod
+    def from_payload(cls, item: Mapping[str, Any]) -> PurgeFile:
+        return cls(item["path"], item.get("query"), bool(item.get("prefix", False)))
+
+    def to_payload(self) -> dict[str, Any]:
+        return {"path": self.path, "query": self.query, "prefix": self.prefix}
+
+
+@dataclass(frozen=True, slots=True)
+class PurgePlan:
+    """What a purge does (zones.purge plans it, cache.applier carries it out): the payload
+    of a PURGE event in a node's log."""
+
+    KIND: ClassVar[str] = PURGE
+
+    whole_zone: bool
+    delete: bool  # remove the objects; otherwise mark them stale
+    files: tuple[PurgeFile, ...] = ()  # a selective purge's: files and tags
+    tags: tuple[str, ...] = ()
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> PurgePlan:
+        delete = bool(payload.get("delete"))
+        if payload.get("all"):
+            return cls(whole_zone=True, delete=delete)  # files and tags are never read
+        files = tuple(PurgeFile.from_payload(item) for item in payload.get("files", ()))
+        return cls(False, delete, files, tuple(payload.get("tags", ())))
+
+    def to_payload(self) -> dict[str, Any]:
+        if self.whole_zone:
+            return {"all": True, "delete": self.delete}
+        return {
+            "all": False,
+            "delete": self.delete,
+            "files": [item.to_payload() for item in self.files],
+            "tags": list(self.tags),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeRequest:
+    """A purge as the API proposes it: the plan and the key that asked (which the purge
+    history keeps, and the node's log leaves out)."""
+
+    KIND: ClassVar[str] = PURGE
+
+    plan: PurgePlan
+    key_id: str
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> PurgeRequest:
+        return cls(PurgePlan.from_payload(payload), payload["key_id"])
+
+    def to_payload(self) -> dict[str, Any]:
+        return {**self.plan.to_payload(), "key_id": self.key_id}
+
+
+# --- API keys ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    """An API key as stored: hashed, never the key itself."""
+
+    id: str
+    name: str
+    key_hash: str
+    zones: tuple[int, ...] | None  # None: every zone
+    purge_only: bool
+    created_at: str
+
+    @classmethod
+    def from_payload(cls, record: Mapping[str, Any]) -> KeyRecord:
+        zones = record["zones"]
+        return cls(
+            id=record["id"],
+            name=record["name"],
+            key_hash=record["key_hash"],
+            zones=None if zones is None else tuple(int(zone) for zone in zones),
+            purge_only=bool(record["purge_only"]),
+            created_at=record["created_at"],
+        )
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "key_hash": self.key_hash,
+            "zones": None if self.zones is None else list(self.zones),
+            "purge_only": self.purge_only,
+            "created_at": self.created_at,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CreateKey:
+    KIND: ClassVar[str] = KEY_CREATE
+
+    key: KeyRecord
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> CreateKey:
+        return cls(KeyRecord.from_payload(payload["key"]))
+
+    def to_payload(self) -> dict[str, Any]:
+        return {"key": self.key.to_payload()}
+
+
+@dataclass(frozen=True, slots=True)
+class RevokeKey:
+    KIND: ClassVar[str] = KEY_REVOKE
+
+    id: str
+    at: str  # when, as the key listing shows it
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> RevokeKey:
+        return cls(str(payload["id"]), str(payload["at"]))
+
+    def to_payload(self) -> dict[str, Any]:
+        return {"id": self.id, "at": self.at}
+
+
+# What the API commits to the log (control.log.EventLog).
+Proposal = CreateZone | PutZone | DeleteZone | PurgeRequest | CreateKey | RevokeKey

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
-from typing import Any
 
-from pullzone.bus.events import PURGE, ZONE_DELETE, ZONE_PUT, Event
+from pullzone.bus.events import PURGE, ZONE_DELETE, ZONE_PUT, Event, PurgePlan
 from pullzone.cache.bodies import BodyStore
 from pullzone.sqlite import transaction
 
@@ -27,11 +26,11 @@ class Applied:
     matched: int  # objects a selective purge touched; -1 for whole-zone purges
 
 
-def _matching_ids(conn: sqlite3.Connection, zone_id: int, purge: dict[str, Any]) -> set[str]:
+def _matching_ids(conn: sqlite3.Connection, zone_id: int, plan: PurgePlan) -> set[str]:
     ids: set[str] = set()
-    for item in purge.get("files", []):
-        path, query, prefix = item["path"], item.get("query"), item.get("prefix", False)
-        if prefix:
+    for item in plan.files:
+        path, query = item.path, item.query
+        if item.prefix:
             rows = conn.execute(
                 "SELECT id FROM objects WHERE zone_id = ? AND path >= ? AND path < ?",
                 (zone_id, path, path + _PREFIX_END),
@@ -46,7 +45,7 @@ def _matching_ids(conn: sqlite3.Connection, zone_id: int, purge: dict[str, Any])
                 (zone_id, path, query),
             )
         ids.update(row[0] for row in rows)
-    for tag in purge.get("tags", []):
+    for tag in plan.tags:
         rows = conn.execute(
             "SELECT object_id FROM object_tags WHERE zone_id = ? AND tag = ?", (zone_id, tag)
         )
@@ -74,15 +73,14 @@ class Applier:
                 self._whole_zone(event, hard=True)
                 matched = -1
             elif event.kind == PURGE:
-                purge = event.payload
-                hard = bool(purge.get("delete"))
-                if purge.get("all"):
-                    self._whole_zone(event, hard=hard)
+                plan = PurgePlan.from_payload(event.payload)
+                if plan.whole_zone:
+                    self._whole_zone(event, hard=plan.delete)
                     matched = -1
                 else:
-                    ids = _matching_ids(self.conn, event.zone_id, purge)
+                    ids = _matching_ids(self.conn, event.zone_id, plan)
                     matched = len(ids)
-                    if hard:
+                    if plan.delete:
                         self.conn.executemany(
                             "DELETE FROM objects WHERE id = ?", [(i,) for i in ids]
                         )

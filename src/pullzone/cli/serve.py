@@ -12,12 +12,16 @@ from typing import Annotated
 
 import typer
 
+from pullzone import defaults
 from pullzone.cli import options
 from pullzone.cli.options import Address, LogFormat, Role
-from pullzone.config import DEFAULT_MAX_OBJECT_SIZE, Settings, default_data_dir
+from pullzone.config import FD_RESERVE, Settings, default_data_dir
+from pullzone.zones.durations import size_text
 
-DEFAULT_EDGE = Address("127.0.0.1", 8080)
-DEFAULT_API = Address("127.0.0.1", 8081)
+DEFAULT_EDGE = Address(defaults.HOST, defaults.EDGE_PORT)
+DEFAULT_API = Address(defaults.HOST, defaults.API_PORT)
+DEFAULT_LOG_FORMAT = LogFormat(defaults.ACCESS_LOG_FORMAT)
+DEFAULT_ROLE = Role(defaults.ROLE)
 
 EdgeAddress = Annotated[
     Address,
@@ -77,12 +81,12 @@ def serve_settings(
         edge_port=edge.port,
         api_host=api.host,
         api_port=api.port,
-        workers=workers or max(1, os.cpu_count() or 1),
+        workers=workers or defaults.workers(),
         worker_connections=worker_connections,
         max_cache_size=max_cache_size,
         max_object_size=max_object_size,
         edge_domain=edge_domain,
-        origin_connect_timeout=min(10.0, origin_timeout),
+        origin_connect_timeout=min(defaults.ORIGIN_CONNECT_TIMEOUT, origin_timeout),
         origin_read_timeout=origin_timeout,
         api_rate=api_rate_limit,
         api_burst=api_burst,
@@ -169,7 +173,7 @@ def serve(
             envvar="PULLZONE_WORKER_CONNECTIONS",
             metavar="N",
             min=1,
-            show_default="(RLIMIT_NOFILE - 64) / 2",
+            show_default=f"(RLIMIT_NOFILE - {FD_RESERVE}) / 2",
             help="Client connections per edge worker; beyond, the oldest idle ones are closed.",
         ),
     ] = None,
@@ -180,10 +184,10 @@ def serve(
             envvar="PULLZONE_MAX_CACHE_SIZE",
             metavar="SIZE",
             parser=options.size,
-            show_default="10GiB",
+            show_default=size_text(defaults.MAX_CACHE_SIZE),
             help="Disk space for cached objects (500MiB, 10GiB, 1TB, …); LRU eviction above it.",
         ),
-    ] = 10 * 1024**3,
+    ] = defaults.MAX_CACHE_SIZE,
     max_object_size: Annotated[
         int,
         typer.Option(
@@ -191,10 +195,10 @@ def serve(
             envvar="PULLZONE_MAX_OBJECT_SIZE",
             metavar="SIZE",
             parser=options.size,
-            show_default="1GiB",
+            show_default=size_text(defaults.MAX_OBJECT_SIZE),
             help="The largest object cached; a larger response is relayed, not stored.",
         ),
-    ] = DEFAULT_MAX_OBJECT_SIZE,
+    ] = defaults.MAX_OBJECT_SIZE,
     edge_domain: Annotated[
         str,
         typer.Option(
@@ -204,7 +208,7 @@ def serve(
             parser=options.edge_domain,
             help="Zones answer on ALIAS.DOMAIN (their fqdn) besides their cnames.",
         ),
-    ] = "localhost",
+    ] = defaults.EDGE_DOMAIN,
     origin_timeout: Annotated[
         float,
         typer.Option(
@@ -212,9 +216,10 @@ def serve(
             envvar="PULLZONE_ORIGIN_TIMEOUT",
             metavar="SECONDS",
             parser=options.seconds,
-            help="How long to wait for an origin's response (connecting: at most 10 s).",
+            help="How long to wait for an origin's response (connecting: at most "
+            f"{defaults.ORIGIN_CONNECT_TIMEOUT:g} s).",
         ),
-    ] = 60.0,
+    ] = defaults.ORIGIN_TIMEOUT,
     api_rate_limit: Annotated[
         float,
         typer.Option(
@@ -224,7 +229,7 @@ def serve(
             parser=options.rate,
             help="API calls per second per key, on average (0: no limit); above it, 429.",
         ),
-    ] = 20.0,
+    ] = defaults.API_RATE,
     api_burst: Annotated[
         int,
         typer.Option(
@@ -234,7 +239,7 @@ def serve(
             min=1,
             help="API calls one key may make at once before --api-rate-limit applies.",
         ),
-    ] = 100,
+    ] = defaults.API_BURST,
     api_cert: Annotated[
         Path | None,
         typer.Option(
@@ -278,7 +283,7 @@ def serve(
             case_sensitive=False,
             help="combined (Apache/nginx) or json (one object a line).",
         ),
-    ] = LogFormat.combined,
+    ] = DEFAULT_LOG_FORMAT,
     cluster: Annotated[
         str | None,
         typer.Option(
@@ -311,7 +316,7 @@ def serve(
             help="What this cluster node runs: the edge, the API, or both.",
             rich_help_panel="Cluster",
         ),
-    ] = Role.all,
+    ] = DEFAULT_ROLE,
     replicas: Annotated[
         int,
         typer.Option(
@@ -323,7 +328,7 @@ def serve(
             "a NATS cluster of three).",
             rich_help_panel="Cluster",
         ),
-    ] = 1,
+    ] = defaults.REPLICAS,
     purge_wait: Annotated[
         float,
         typer.Option(
@@ -335,7 +340,7 @@ def serve(
             "late ones are listed in `pending`.",
             rich_help_panel="Cluster",
         ),
-    ] = 2.0,
+    ] = defaults.PURGE_WAIT,
     max_bus_silence: Annotated[
         float,
         typer.Option(
@@ -347,7 +352,7 @@ def serve(
             "before serving it, until it is back.",
             rich_help_panel="Cluster",
         ),
-    ] = 30.0,
+    ] = defaults.MAX_BUS_SILENCE,
 ) -> None:
     """Run the edge and the API on this machine.
 

@@ -18,14 +18,14 @@ from typing import Any, Generic, NamedTuple, TypedDict, TypeVar, Unpack
 
 import httpx
 
-from pullzone import __version__
+from pullzone import __version__, defaults
 from pullzone.client import _results
 from pullzone.client._results import ApiKey, NewKey, PurgeRecord, PurgeResult, Unexpected, Zone
 from pullzone.limits import MAX_API_BODY
 
 T = TypeVar("T")
 
-DEFAULT_API_URL = "http://127.0.0.1:8081/v2"
+DEFAULT_API_URL = defaults.API_URL
 ZONES = "/zones/http/pull"
 KEYS = "/keys"
 MAX_BODY_BYTES = MAX_API_BODY  # the API's default limits per purge request

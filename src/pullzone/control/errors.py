@@ -32,6 +32,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from pullzone.refusal import Reason, Refused
+
 log = logging.getLogger("pullzone.api")
 
 MAX_ERRORS = 5  # validation problems listed in one message
@@ -83,6 +85,17 @@ class RateLimited(ApiError):
             headers={"Retry-After": str(retry)},
         )
         self.retry_after = retry
+
+
+STATUS_OF_REFUSAL: dict[Reason, int] = {
+    Reason.INVALID: 400,
+    Reason.CONFLICT: 400,  # the v2 API has no 409: a taken alias or hostname is a bad request
+    Reason.NOT_FOUND: 404,
+    Reason.TOO_LARGE: 413,
+    Reason.UNSUPPORTED_MEDIA: 415,
+    Reason.FAILED: 500,
+    Reason.UNAVAILABLE: 503,
+}
 
 
 def error_response(
@@ -163,6 +176,11 @@ def validation_message(
 async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
     return error_response(exc.status, exc.message, exc.headers)
+
+
+async def _refused(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Refused)
+    return error_response(STATUS_OF_REFUSAL[exc.reason], exc.message)
 
 
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
@@ -248,6 +266,7 @@ class CatchUnexpected:
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(Refused, _refused)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _request_validation_error)
     app.add_middleware(CatchUnexpected)

@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from pullzone.bus import local
+from pullzone.bus.events import PurgePlan
 from pullzone.text import shown
 
 SCHEMA = """
@@ -34,13 +35,13 @@ def create_schema(conn: sqlite3.Connection) -> None:
 
 
 def record(
-    conn: sqlite3.Connection, seq: int, zone_id: int, at: float, key_id: str, plan: dict[str, Any]
+    conn: sqlite3.Connection, seq: int, zone_id: int, at: float, key_id: str, plan: PurgePlan
 ) -> None:
     """Call inside the transaction that stores the purge event."""
-    reclaim = bool(plan.get("all") and plan.get("delete"))
+    reclaim = plan.whole_zone and plan.delete
     conn.execute(
         "INSERT INTO purges (seq, zone_id, at, key_id, plan, reclaim) VALUES (?,?,?,?,?,?)",
-        (seq, zone_id, at, key_id, json.dumps(plan, separators=(",", ":")), reclaim),
+        (seq, zone_id, at, key_id, json.dumps(plan.to_payload(), separators=(",", ":")), reclaim),
     )
 
 
@@ -73,23 +74,23 @@ def listing(
     quarantined = local.quarantined(conn, [row["seq"] for row in rows])
     out = []
     for row in rows:
-        plan = json.loads(row["plan"])
+        plan = PurgePlan.from_payload(json.loads(row["plan"]))
         out.append(
             {
                 "id": row["seq"],
                 "created_at": _iso(row["at"]),
                 "key": row["key_id"],
-                "all": bool(plan.get("all")),
-                "delete": bool(plan.get("delete")),
+                "all": plan.whole_zone,
+                "delete": plan.delete,
                 "files": [
                     shown(
-                        f["path"]
-                        + ("*" if f.get("prefix") else "")
-                        + (f"?{f['query']}" if f.get("query") is not None else "")
+                        f.path
+                        + ("*" if f.prefix else "")
+                        + (f"?{f.query}" if f.query is not None else "")
                     )
-                    for f in plan.get("files", [])
+                    for f in plan.files
                 ],
-                "tags": [shown(tag) for tag in plan.get("tags", [])],
+                "tags": [shown(tag) for tag in plan.tags],
                 "matched": row["matched"],
                 "reclaimed_at": _iso(row["reclaimed_at"]),
                 "quarantined": quarantined.get(row["seq"]),

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from pullzone.bus.events import KeyRecord
 from pullzone.config import Settings
 from pullzone.control.store import now
 from pullzone.sqlite import transaction
@@ -136,33 +137,33 @@ def authenticate(conn: sqlite3.Connection, key: str) -> Principal | None:
 
 def new_key(
     name: str = "", *, zones: list[int] | None = None, purge_only: bool = False
-) -> tuple[str, dict[str, Any]]:
+) -> tuple[str, KeyRecord]:
     """A new key: (the key in clear, shown once; the record a KEY_CREATE event carries)."""
     key = secrets.token_urlsafe(32)
-    record = {
-        "id": "key_" + secrets.token_hex(6),
-        "name": name,
-        "key_hash": hash_key(key),
-        "zones": None if zones is None else sorted(set(zones)),
-        "purge_only": purge_only,
-        "created_at": now(),
-    }
+    record = KeyRecord(
+        id="key_" + secrets.token_hex(6),
+        name=name,
+        key_hash=hash_key(key),
+        zones=None if zones is None else tuple(sorted(set(zones))),
+        purge_only=purge_only,
+        created_at=now(),
+    )
     return key, record
 
 
-def store_key(conn: sqlite3.Connection, record: dict[str, Any]) -> None:
+def store_key(conn: sqlite3.Connection, record: KeyRecord) -> None:
     """Store the key of a KEY_CREATE event (never an admin key)."""
-    zones = record["zones"]
+    zones = record.zones
     conn.execute(
         "INSERT INTO api_keys (id, name, key_hash, admin, zones, purge_only, created_at)"
         " VALUES (?, ?, ?, 0, ?, ?, ?)",
         (
-            record["id"],
-            record["name"],
-            record["key_hash"],
-            None if zones is None else json.dumps(zones),
-            int(record["purge_only"]),
-            record["created_at"],
+            record.id,
+            record.name,
+            record.key_hash,
+            None if zones is None else json.dumps(list(zones)),
+            int(record.purge_only),
+            record.created_at,
         ),
     )
 

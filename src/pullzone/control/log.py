@@ -15,10 +15,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from pullzone.bus.events import Event
+from pullzone.bus.events import Event, Proposal
 from pullzone.config import Settings
-from pullzone.control.errors import ApiError
 from pullzone.control.replica import Replica
+from pullzone.refusal import Reason, Refused
 from pullzone.sqlite import connect
 from pullzone.text import invalid_text
 
@@ -34,8 +34,8 @@ class Committed:
 
 
 class EventLog(Protocol):
-    async def commit(self, kind: str, zone_id: int, payload: dict[str, Any]) -> Committed:
-        """Store and apply one event; raises ApiError when it is refused or cannot be
+    async def commit(self, zone_id: int, change: Proposal) -> Committed:
+        """Store and apply one event; raises Refused when it is refused or cannot be
         stored (then nothing changed)."""
         ...
 
@@ -45,7 +45,7 @@ def check_storable(payload: dict[str, Any]) -> None:
     so text that is not valid Unicode never reaches the log, whatever route let it by."""
     not_text = invalid_text(payload, "the change")
     if not_text is not None:
-        raise ApiError(not_text, status=400)
+        raise Refused(Reason.INVALID, not_text)
 
 
 class LocalLog:
@@ -56,21 +56,22 @@ class LocalLog:
         self.replica = Replica(connect(settings.control_db), settings.edge_domain)
         self.on_event = on_event
 
-    async def commit(self, kind: str, zone_id: int, payload: dict[str, Any]) -> Committed:
+    async def commit(self, zone_id: int, change: Proposal) -> Committed:
+        payload = change.to_payload()
         check_storable(payload)
         # One event loop writes this log, so nothing comes between reading the position
         # and storing the event after it.
         seq = self.replica.position + 1
-        stored = self.replica.apply(Event(seq, kind, zone_id, payload, time.time()))
+        stored = self.replica.apply(Event(seq, change.KIND, zone_id, payload, time.time()))
         if stored is None:
             return Committed(seq, None)
         try:
             matched = await self.on_event(stored)
         except Exception:
-            log.exception("event %s (%s) is stored but applying it failed", seq, kind)
-            raise ApiError(
+            log.exception("event %s (%s) is stored but applying it failed", seq, change.KIND)
+            raise Refused(
+                Reason.FAILED,
                 "the change was saved but applying it failed; it is applied with the next "
                 "change or at restart (the server log has the details)",
-                status=500,
             ) from None
         return Committed(seq, stored, matched)

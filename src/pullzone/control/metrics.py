@@ -18,6 +18,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from pullzone.bus.events import PurgePlan
 from pullzone.control.stats import NodeStats
 from pullzone.edge.stats import ORIGIN_BUCKETS
 
@@ -184,9 +185,7 @@ class ApiMetrics:
             registry=self.registry,
         )
 
-    def purged(self, zone_id: int, plan: dict[str, object], started: float) -> None:
-        kind = ("hard" if plan.get("delete") else "soft") + (
-            "_all" if plan.get("all") else "_selective"
-        )
+    def purged(self, zone_id: int, plan: PurgePlan, started: float) -> None:
+        kind = ("hard" if plan.delete else "soft") + ("_all" if plan.whole_zone else "_selective")
         self.purges.labels(str(zone_id), kind).inc()
         self.purge_seconds.observe(time.perf_counter() - started)

@@ -12,7 +12,6 @@ what the stream delivers.
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
 
 from pullzone.bus import local
 from pullzone.bus.events import (
@@ -22,11 +21,16 @@ from pullzone.bus.events import (
     ZONE_CREATE,
     ZONE_DELETE,
     ZONE_PUT,
+    CreateKey,
+    CreateZone,
     Event,
+    PurgeRequest,
+    PutZone,
+    RevokeKey,
 )
 from pullzone.control import history, keys
-from pullzone.control.errors import NotFound
 from pullzone.control.store import ZoneStore
+from pullzone.refusal import Reason, Refused
 from pullzone.sqlite import transaction
 from pullzone.zones.model import Zone
 
@@ -50,7 +54,7 @@ class Replica:
 
     def apply(self, event: Event) -> Event | None:
         """Apply one event in one transaction; returns what the node's log stores for
-        the edge (None for key events). A refused change raises its ApiError and
+        the edge (None for key events). A refused change raises Refused and
         changes nothing; `skip` then moves the position past it."""
         with transaction(self.conn):
             stored = self._apply(event)
@@ -64,36 +68,34 @@ class Replica:
             local.set_position(self.conn, seq)
 
     def _apply(self, event: Event) -> Event | None:
-        payload = event.payload
         if event.kind == ZONE_CREATE:
+            create = CreateZone.from_payload(event.payload)
             zone = self.zones.create(
-                event.seq,
-                Zone.from_record(payload["zone"]),
-                derive_alias=bool(payload["derive_alias"]),
-                stamp=str(payload["stamp"]),
+                event.seq, create.draft, derive_alias=create.derive_alias, stamp=create.stamp
             )
             return self._zone_put(event, zone)
         if event.kind == ZONE_PUT:
-            return self._zone_put(event, self.zones.replace(Zone.from_record(payload["zone"])))
+            put = PutZone.from_payload(event.payload)
+            return self._zone_put(event, self.zones.replace(put.zone))
         if event.kind == ZONE_DELETE:
             self.zones.delete(event.zone_id)
             return event
         if event.kind == PURGE:
             if self.zones.get(event.zone_id) is None:
-                raise NotFound(f"zone {event.zone_id} not found")
-            plan = {name: value for name, value in payload.items() if name != "key_id"}
-            history.record(self.conn, event.seq, event.zone_id, event.at, payload["key_id"], plan)
-            return Event(event.seq, PURGE, event.zone_id, plan, event.at)
+                raise Refused(Reason.NOT_FOUND, f"zone {event.zone_id} not found")
+            purge = PurgeRequest.from_payload(event.payload)
+            history.record(self.conn, event.seq, event.zone_id, event.at, purge.key_id, purge.plan)
+            return Event.of(event.seq, event.zone_id, purge.plan, event.at)
         if event.kind == KEY_CREATE:
-            keys.store_key(self.conn, payload["key"])
+            keys.store_key(self.conn, CreateKey.from_payload(event.payload).key)
             return None
         if event.kind == KEY_REVOKE:
-            if not keys.revoke_key(self.conn, str(payload["id"]), str(payload["at"])):
-                raise NotFound(f"no live API key {payload['id']}")
+            revoke = RevokeKey.from_payload(event.payload)
+            if not keys.revoke_key(self.conn, revoke.id, revoke.at):
+                raise Refused(Reason.NOT_FOUND, f"no live API key {revoke.id}")
             return None
         raise ValueError(f"unknown event kind {event.kind!r}")
 
     @staticmethod
     def _zone_put(event: Event, zone: Zone) -> Event:
-        record: dict[str, Any] = {"zone": zone.to_record()}
-        return Event(event.seq, ZONE_PUT, zone.id, record, event.at)
+        return Event.of(event.seq, zone.id, PutZone(zone), event.at)

@@ -53,6 +53,7 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
 from pullzone.control.errors import BadRequest
+from pullzone.spec.uri import split_authority
 from pullzone.zones.durations import parse_duration
 from pullzone.zones.model import CachePolicy, Zone
 
@@ -227,25 +228,11 @@ def _check_origin(value: str) -> str:
     return origin
 
 
-def _split_host_port(text: str) -> tuple[str, str | None]:
-    if text.startswith("[") and "]" in text:
-        host, _, rest = text.partition("]")
-        if not rest:
-            return host + "]", None
-        if rest.startswith(":"):
-            return host + "]", rest[1:]
-        return text, None
-    if text.count(":") == 1:
-        host, _, port = text.partition(":")
-        return host, port
-    return text, None
-
-
 def _check_host_header(value: str) -> str:
     text = value.strip().lower()
     if not text:
         return ""
-    host, port = _split_host_port(text)
+    host, port = split_authority(text)
     if port is not None and not (_PORT.match(port) and 0 < int(port) < 65536):
         raise ValueError(f"{short(value)}: the port must be a number from 1 to 65535")
     literal = ip_literal(host)

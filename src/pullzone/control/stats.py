@@ -11,11 +11,13 @@ import json
 import sqlite3
 import time
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from pullzone.bus.signal import SeqSignal
+from pullzone.cache import usage
+from pullzone.cache.usage import Usage
 from pullzone.config import Settings
 from pullzone.edge.stats import MINUTES, ORIGIN_BUCKETS, read_snapshots
 from pullzone.sqlite import connect
@@ -23,6 +25,23 @@ from pullzone.sqlite import connect
 CACHE_EVERY = 5.0
 JANITOR_FILE = "janitor.json"
 SERVED_FROM_CACHE = ("HIT", "STALE")  # what the hit ratio counts as hits
+
+
+@dataclass(frozen=True, slots=True)
+class JanitorReport:
+    """The janitor's counters (server.janitor), in a file of their own."""
+
+    evicted: int = 0  # objects evicted to keep the cache under its size
+    write_failures: Mapping[str, int] = field(default_factory=dict)  # by kind
+
+    def to_json(self) -> str:
+        return json.dumps({"evicted": self.evicted, "write_failures": dict(self.write_failures)})
+
+    @classmethod
+    def from_json(cls, text: str) -> JanitorReport:
+        report = json.loads(text)
+        failures = report.get("write_failures", {})
+        return cls(int(report.get("evicted", 0)), {k: int(n) for k, n in failures.items()})
 
 
 @dataclass
@@ -48,19 +67,13 @@ class Totals:
     evicted: int = 0  # by fills in the workers (the janitor's: NodeStats.evictions)
 
 
-@dataclass(frozen=True)
-class ZoneCache:
-    objects: int
-    bytes: int
-
-
 class NodeStats:
     def __init__(self, settings: Settings) -> None:
         self.directory = settings.stats_dir
         self.cache_db = settings.cache_db
         self.seq_path = settings.seq_path
         self.since = time.time()
-        self._cache: dict[int, ZoneCache] = {}
+        self._cache: dict[int, Usage] = {}
         self._cache_at = float("-inf")
         self._conn: sqlite3.Connection | None = None
         self._signal: SeqSignal | None = None
@@ -68,28 +81,30 @@ class NodeStats:
     def totals(self) -> Totals:
         totals = Totals()
         for snap in read_snapshots(self.directory):
-            totals.worker_applied[int(snap["pid"])] = int(snap["applied"])
-            for kind, n in snap.get("faults", ()):
-                totals.faults[kind] += int(n)
-            totals.connections += int(snap.get("connections", 0))
-            for zone, status, n, sent in snap["requests"]:
-                totals.requests[(zone, status)] += n
-                totals.bytes[zone] += sent
-            for minute, zone, status, n in snap["minutes"]:
-                totals.minutes[(minute, zone, status)] += n
-            for zone, requests, failures, seconds, *buckets in snap["origin"]:
-                origin = totals.origin[zone]
-                origin.requests += int(requests)
-                origin.failures += int(failures)
-                origin.seconds += seconds
-                origin.buckets = [a + int(b) for a, b in zip(origin.buckets, buckets, strict=True)]
-            for what, n in snap.get("write_failures", {}).items():
-                totals.write_failures[what] += int(n)
-            for reason, n in snap.get("fills_not_stored", {}).items():
-                totals.fills_not_stored[reason] += int(n)
-            totals.evicted += int(snap.get("evicted", 0))
-        for what, n in self._janitor().get("write_failures", {}).items():
-            totals.write_failures[what] += int(n)
+            totals.worker_applied[snap.pid] = snap.applied
+            for kind, n in snap.faults.items():
+                totals.faults[kind] += n
+            totals.connections += snap.connections
+            for count in snap.requests:
+                totals.requests[(count.zone_id, count.status)] += count.requests
+                totals.bytes[count.zone_id] += count.bytes
+            for minute in snap.minutes:
+                totals.minutes[(minute.minute, minute.zone_id, minute.status)] += minute.requests
+            for answers in snap.origin:
+                origin = totals.origin[answers.zone_id]
+                origin.requests += answers.requests
+                origin.failures += answers.failures
+                origin.seconds += answers.seconds
+                origin.buckets = [
+                    a + b for a, b in zip(origin.buckets, answers.buckets, strict=True)
+                ]
+            for what, n in snap.write_failures.items():
+                totals.write_failures[what] += n
+            for reason, n in snap.fills_not_stored.items():
+                totals.fills_not_stored[reason] += n
+            totals.evicted += snap.evicted
+        for what, n in self._janitor().write_failures.items():
+            totals.write_failures[what] += n
         return totals
 
     def series(
@@ -109,45 +124,35 @@ class NodeStats:
             self._conn = connect(self.cache_db, readonly=True)
         return self._conn
 
-    def cache_by_zone(self) -> dict[int, ZoneCache]:
+    def cache_by_zone(self) -> dict[int, Usage]:
         now = time.monotonic()
         conn = self._connection()
         if conn is not None and now - self._cache_at >= CACHE_EVERY:
-            rows = conn.execute(
-                "SELECT zone_id, COUNT(*), COALESCE(SUM(size), 0) FROM objects GROUP BY zone_id"
-            )
-            self._cache = {int(z): ZoneCache(int(n), int(b)) for z, n, b in rows}
+            self._cache = usage.by_zone(conn)
             self._cache_at = now
         return self._cache
 
-    def cache_totals(self) -> ZoneCache | None:
+    def cache_totals(self) -> Usage | None:
         """The whole cache (None on a node without an edge)."""
         conn = self._connection()
         if conn is None:
             return None
-        row = conn.execute("SELECT value FROM cache_meta WHERE name = 'total_size'").fetchone()
         objects = sum(zone.objects for zone in self.cache_by_zone().values())
-        return ZoneCache(objects=objects, bytes=int(row[0] or 0) if row else 0)
+        return Usage(objects=objects, bytes=usage.total_bytes(conn))
 
     def invalidations(self) -> int:
-        """Changes an edge worker made to stored objects for the whole node (the
-        generation of bus/signal.py, counted in the index)."""
+        """See cache.usage.invalidations; 0 on a node without an edge."""
         conn = self._connection()
-        if conn is None:
-            return 0
-        row = conn.execute("SELECT value FROM cache_meta WHERE name = 'invalidations'")
-        value = row.fetchone()
-        return int(value[0]) if value else 0
+        return 0 if conn is None else usage.invalidations(conn)
 
-    def _janitor(self) -> dict[str, Any]:
+    def _janitor(self) -> JanitorReport:
         try:
-            report = json.loads((self.directory / JANITOR_FILE).read_text())
-        except (OSError, ValueError):
-            return {}
-        return report if isinstance(report, dict) else {}
+            return JanitorReport.from_json((self.directory / JANITOR_FILE).read_text())
+        except (OSError, ValueError, AttributeError, TypeError):
+            return JanitorReport()
 
     def evictions(self) -> int:
-        return int(self._janitor().get("evicted", 0))
+        return self._janitor().evicted
 
     def node_seq(self) -> int | None:
         """The node's applied sequence, as its workers see it (None without an edge)."""
@@ -161,7 +166,7 @@ def write_janitor(directory: Path, evicted: int, write_failures: dict[str, int])
     directory.mkdir(parents=True, exist_ok=True)
     tmp = directory / (JANITOR_FILE + ".tmp")
     try:
-        tmp.write_text(json.dumps({"evicted": evicted, "write_failures": write_failures}))
+        tmp.write_text(JanitorReport(evicted, write_failures).to_json())
         tmp.replace(directory / JANITOR_FILE)
     except OSError:
         tmp.unlink(missing_ok=True)

@@ -15,7 +15,7 @@ import logging
 import sqlite3
 from datetime import UTC, datetime
 
-from pullzone.control.errors import BadRequest, NotFound
+from pullzone.refusal import Reason, Refused
 from pullzone.sqlite import transaction
 from pullzone.zones.model import Zone
 
@@ -106,7 +106,7 @@ class ZoneStore:
         """Store a changed zone (keeping when it was created)."""
         current = self.get(zone.id)
         if current is None:
-            raise NotFound(f"zone {zone.id} not found")
+            raise Refused(Reason.NOT_FOUND, f"zone {zone.id} not found")
         if zone.alias != current.alias:
             self._check_alias(zone.alias, zone_id=zone.id)
         zone = zone.with_changes(created_at=current.created_at)
@@ -120,7 +120,7 @@ class ZoneStore:
     def delete(self, zone_id: int) -> None:
         cur = self.conn.execute("DELETE FROM zones WHERE id = ?", (zone_id,))
         if cur.rowcount == 0:
-            raise NotFound(f"zone {zone_id} not found")
+            raise Refused(Reason.NOT_FOUND, f"zone {zone_id} not found")
         self.conn.execute("DELETE FROM zone_hosts WHERE zone_id = ?", (zone_id,))
 
     # --- hostnames ---------------------------------------------------------------------
@@ -136,16 +136,18 @@ class ZoneStore:
     def _check_alias(self, alias: str, zone_id: int | None) -> None:
         owner = self._alias_owner(alias)
         if owner is not None and owner != zone_id:
-            raise BadRequest(
+            raise Refused(
+                Reason.CONFLICT,
                 f"alias {alias!r} is taken by zone {owner}: choose another alias, or leave "
-                "alias out on create to derive a free one from the name"
+                "alias out on create to derive a free one from the name",
             )
         fqdn = f"{alias}.{self.edge_domain}"
         owner = self._owner(fqdn)
         if owner is not None and owner != zone_id:
-            raise BadRequest(
+            raise Refused(
+                Reason.CONFLICT,
                 f"alias {alias!r} would give hostname {fqdn}, which zone {owner} uses as a "
-                "cname: choose another alias"
+                "cname: choose another alias",
             )
 
     def _free_alias(self, base: str) -> str:
@@ -155,21 +157,24 @@ class ZoneStore:
             fqdn = f"{alias}.{self.edge_domain}"
             if self._alias_owner(alias) is None and self._owner(fqdn) is None:
                 return alias
-        raise BadRequest(f"no free alias derived from {base!r}: give an alias")
+        raise Refused(Reason.CONFLICT, f"no free alias derived from {base!r}: give an alias")
 
     def _claim_hosts(self, zone: Zone) -> None:
         """Point every hostname of `zone` at it; refuse one another zone has."""
         fqdn = zone.fqdn(self.edge_domain)
         if fqdn in zone.cnames:
-            raise BadRequest(f"cname {fqdn} is the zone's own fqdn: leave it out of cnames")
+            raise Refused(
+                Reason.INVALID, f"cname {fqdn} is the zone's own fqdn: leave it out of cnames"
+            )
         self.conn.execute("DELETE FROM zone_hosts WHERE zone_id = ?", (zone.id,))
         for host in zone.hostnames(self.edge_domain):
             owner = self._owner(host)
             if owner is not None:
                 what = f"alias {zone.alias!r} gives hostname" if host == fqdn else "cname"
-                raise BadRequest(
+                raise Refused(
+                    Reason.CONFLICT,
                     f"{what} {host} is already used by zone {owner}: a hostname can belong "
-                    "to one zone only"
+                    "to one zone only",
                 )
             self.conn.execute(
                 "INSERT INTO zone_hosts (host, zone_id) VALUES (?, ?)", (host, zone.id)

@@ -43,7 +43,7 @@ from pullzone.edge.state import EdgeState, ZoneView
 from pullzone.edge.stats import WorkerStats
 from pullzone.spec.headers import header_map
 from pullzone.spec.invalidation import invalidated_paths
-from pullzone.spec.uri import normalise
+from pullzone.spec.uri import normalise, split_authority
 
 log = logging.getLogger(__name__)
 
@@ -76,10 +76,7 @@ def request_host(request: Request) -> tuple[str, str] | None:
             return None
         host, slash, path = rest.partition("/")
         target = slash + path if slash else "/"
-    if host.startswith("["):
-        host = host[: host.find("]") + 1]
-    else:
-        host = host.rpartition(":")[0] if host.count(":") == 1 else host
+    host = split_authority(host)[0]
     # `name.` is the same fully qualified name as `name` (RFC 1034 §3.1).
     return host.lower().removesuffix("."), target
 

@@ -16,7 +16,7 @@ import sqlite3
 from dataclasses import dataclass
 
 from pullzone.bus import local
-from pullzone.bus.events import PURGE, ZONE_DELETE, ZONE_PUT, Event
+from pullzone.bus.events import PURGE, ZONE_DELETE, ZONE_PUT, Event, PurgePlan, PutZone
 from pullzone.bus.signal import SeqSignal
 from pullzone.cache.index import CacheIndex
 from pullzone.zones.model import Zone
@@ -83,7 +83,7 @@ class EdgeState:
     def _apply(self, event: Event) -> None:
         view = self.zones.get(event.zone_id)
         if event.kind == ZONE_PUT:
-            zone = Zone.from_record(event.payload["zone"])
+            zone = PutZone.from_payload(event.payload).zone
             if view is None:
                 view = self.zones[zone.id] = ZoneView(zone)
             view.zone = zone
@@ -94,8 +94,9 @@ class EdgeState:
             self._rebuild_hosts()
         elif event.kind == PURGE and view is not None:
             view.changed_seq = event.seq
-            if event.payload.get("all"):
-                if event.payload.get("delete"):
+            plan = PurgePlan.from_payload(event.payload)
+            if plan.whole_zone:
+                if plan.delete:
                     view.hard_all_seq = event.seq
                 else:
                     view.soft_all_seq = event.seq

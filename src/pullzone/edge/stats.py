@@ -19,16 +19,103 @@ import os
 import sqlite3
 import time
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 log = logging.getLogger(__name__)
 
 MINUTES = 60  # the per-minute series covers the last hour
 # Upper bounds (seconds) of the origin latency histogram's buckets; +Inf is implied.
 ORIGIN_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+# A snapshot's rows are named tuples, not dataclasses: a worker makes one per zone and
+# status (and minute) every second, and JSON writes each as the array the file holds.
+class RequestCount(NamedTuple):
+    zone_id: int  # 0: the Host matched no zone
+    status: str  # X-Cache
+    requests: int
+    bytes: int  # written to clients
+
+
+class MinuteCount(NamedTuple):
+    minute: int  # since the epoch
+    zone_id: int
+    status: str
+    requests: int
+
+
+@dataclass(frozen=True, slots=True)
+class OriginCount:
+    zone_id: int
+    requests: int
+    failures: int
+    seconds: float  # to the response heads, in all
+    buckets: tuple[int, ...]  # requests by latency: ORIGIN_BUCKETS, then +Inf
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What one worker counted since it started, as its stats file holds it."""
+
+    pid: int
+    at: float
+    applied: int  # the event sequence the worker had applied
+    requests: tuple[RequestCount, ...]
+    minutes: tuple[MinuteCount, ...]  # the last MINUTES minutes
+    origin: tuple[OriginCount, ...]
+    faults: Mapping[str, int]  # what the worker shed, by kind
+    connections: int  # client connections open
+    write_failures: Mapping[str, int]  # best-effort writes that failed, by kind
+    fills_not_stored: Mapping[str, int]  # by reason (edge/bounds.py)
+    evicted: int  # objects evicted by this worker's fills
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "pid": self.pid,
+                "at": self.at,
+                "applied": self.applied,
+                "requests": self.requests,
+                "minutes": self.minutes,
+                "origin": [
+                    [o.zone_id, o.requests, o.failures, o.seconds, *o.buckets] for o in self.origin
+                ],
+                "faults": sorted(self.faults.items()),
+                "connections": self.connections,
+                "write_failures": dict(self.write_failures),
+                "fills_not_stored": dict(self.fills_not_stored),
+                "evicted": self.evicted,
+            },
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Snapshot:
+        data = json.loads(text)
+        return cls(
+            pid=int(data["pid"]),
+            at=float(data["at"]),
+            applied=int(data["applied"]),
+            requests=tuple(RequestCount(*row) for row in data["requests"]),
+            minutes=tuple(MinuteCount(*row) for row in data["minutes"]),
+            origin=tuple(
+                OriginCount(int(z), int(n), int(failed), seconds, tuple(map(int, buckets)))
+                for z, n, failed, seconds, *buckets in data["origin"]
+            ),
+            faults={kind: int(n) for kind, n in data.get("faults", ())},
+            connections=int(data.get("connections", 0)),
+            write_failures=_counts(data.get("write_failures", {})),
+            fills_not_stored=_counts(data.get("fills_not_stored", {})),
+            evicted=int(data.get("evicted", 0)),
+        )
+
+
+def _counts(value: Mapping[str, Any]) -> dict[str, int]:
+    return {name: int(n) for name, n in value.items()}
 
 
 class WriteFailures:
@@ -97,7 +184,7 @@ class WorkerStats:
         row[2] += seconds
         row[3 + bisect_left(ORIGIN_BUCKETS, seconds)] += 1
 
-    def snapshot(self, applied: int, now: float) -> dict[str, Any]:
+    def snapshot(self, applied: int, now: float) -> Snapshot:
         minute = int(now) // 60
         for key, (n, _sent) in self.requests.items():
             grown = n - self._counted.get(key, 0)
@@ -108,37 +195,40 @@ class WorkerStats:
         oldest = minute - MINUTES + 1
         for old in [old for old in self.minutes if old[0] < oldest]:
             del self.minutes[old]
-        return {
-            "pid": os.getpid(),
-            "at": now,
-            "applied": applied,
-            "requests": [[z, s, n, b] for (z, s), (n, b) in self.requests.items()],
-            "minutes": [[m, z, s, n] for (m, z, s), n in self.minutes.items()],
-            "origin": [[z, *row] for z, row in self.origin.items()],
-            "faults": sorted(self.faults.items()),
-            "connections": self.connections,
-            "write_failures": self.writes.counts,
-            "fills_not_stored": self.fills_not_stored,
-            "evicted": self.evicted,
-        }
+        return Snapshot(
+            pid=os.getpid(),
+            at=now,
+            applied=applied,
+            requests=tuple(RequestCount(z, s, n, b) for (z, s), (n, b) in self.requests.items()),
+            minutes=tuple(MinuteCount(m, z, s, n) for (m, z, s), n in self.minutes.items()),
+            origin=tuple(
+                OriginCount(z, int(row[0]), int(row[1]), row[2], tuple(map(int, row[3:])))
+                for z, row in self.origin.items()
+            ),
+            faults=dict(self.faults),
+            connections=self.connections,
+            write_failures=dict(self.writes.counts),
+            fills_not_stored=dict(self.fills_not_stored),
+            evicted=self.evicted,
+        )
 
     def write(self, applied: int) -> None:
         """Replace the snapshot file (OSError on a full disk: the old one stays whole)."""
         tmp = self.path.with_suffix(".tmp")
         try:
-            tmp.write_text(json.dumps(self.snapshot(applied, time.time()), separators=(",", ":")))
+            tmp.write_text(self.snapshot(applied, time.time()).to_json())
             os.replace(tmp, self.path)
         except OSError:
             tmp.unlink(missing_ok=True)
             raise
 
 
-def read_snapshots(directory: Path) -> list[dict[str, Any]]:
+def read_snapshots(directory: Path) -> list[Snapshot]:
     """Every worker's last snapshot (a file being replaced is read whole or not at all)."""
     snapshots = []
     for path in sorted(directory.glob("worker-*.json")):
         try:
-            snapshots.append(json.loads(path.read_text()))
-        except (OSError, ValueError):
+            snapshots.append(Snapshot.from_json(path.read_text()))
+        except (OSError, ValueError, KeyError, TypeError):
             continue
     return snapshots

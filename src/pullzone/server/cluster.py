@@ -20,12 +20,12 @@ from typing import Any
 
 from pullzone import __version__
 from pullzone.bus import local
-from pullzone.bus.events import KEY_CREATE, KEY_REVOKE, Event
+from pullzone.bus.events import CreateKey, Event, Proposal, RevokeKey
 from pullzone.bus.jetstream import LIVE_WITHIN, BusUnavailable, JetStreamBus
 from pullzone.config import Settings
-from pullzone.control.errors import ApiError
 from pullzone.control.log import Committed, check_storable
 from pullzone.control.replica import Replica
+from pullzone.refusal import Reason, Refused
 from pullzone.server.cache_node import CacheNode
 from pullzone.sqlite import connect
 
@@ -52,7 +52,7 @@ class ClusterNode:
         self.replica = Replica(connect(settings.control_db), settings.edge_domain)
         self.position = self.replica.position
         self._progress = asyncio.Condition()
-        self._refusals: OrderedDict[int, ApiError] = OrderedDict()
+        self._refusals: OrderedDict[int, Refused] = OrderedDict()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -99,7 +99,7 @@ class ClusterNode:
         stored = None
         try:
             stored = self.replica.apply(event)
-        except ApiError as refusal:  # refused the same way on every node
+        except Refused as refusal:  # refused the same way on every node
             self.replica.skip(event.seq)
             self._refusals[event.seq] = refusal
             while len(self._refusals) > OUTCOMES_KEPT:
@@ -127,31 +127,32 @@ class ClusterNode:
 
     # -- the API's log --
 
-    async def commit(self, kind: str, zone_id: int, payload: dict[str, Any]) -> Committed:
+    async def commit(self, zone_id: int, change: Proposal) -> Committed:
+        payload = change.to_payload()
         check_storable(payload)
         edges = self.bus.live_nodes(EDGE_ROLES)
         try:
             event = await self.bus.publish(
-                kind, zone_id, payload, msg_id=uuid.uuid4().hex, retry_for=PUBLISH_RETRY
+                change.KIND, zone_id, payload, msg_id=uuid.uuid4().hex, retry_for=PUBLISH_RETRY
             )
         except BusUnavailable as exc:
-            log.warning("commit %s: %s", kind, exc)
-            raise ApiError(
+            log.warning("commit %s: %s", change.KIND, exc)
+            raise Refused(
+                Reason.UNAVAILABLE,
                 "the cluster's bus (NATS JetStream) is unreachable: the change is not "
                 "confirmed and not applied here; try again",
-                status=503,
             ) from None
         if not await self._applied(event.seq, APPLY_WAIT):
-            raise ApiError(
+            raise Refused(
+                Reason.UNAVAILABLE,
                 f"the change is stored (event {event.seq}) but this node has not applied it "
                 "yet: it will, once its bus connection recovers",
-                status=503,
             )
         refusal = self._refusals.pop(event.seq, None)
         if refusal is not None:
             raise refusal
-        if kind in (KEY_CREATE, KEY_REVOKE):
-            return Committed(event.seq, None)
+        if isinstance(change, CreateKey | RevokeKey):
+            return Committed(event.seq, None)  # nothing for the edge: no edge to wait for
         pending = await self.bus.wait_applied(event.seq, edges, self.settings.purge_wait)
         stored = local.get(self.replica.conn, event.seq)
         return Committed(event.seq, stored, pending=tuple(sorted(pending)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import urljoin, urlsplit
 
 from pullzone.spec.headers import HeaderMap
+from pullzone.spec.uri import split_authority
 
 # RFC 9110 §9.2.1: the safe methods. Method names are case-sensitive (§9.1), so "get"
 # is an unknown method, which §4.4 treats as unsafe.
@@ -13,11 +14,7 @@ SAFE_METHODS: frozenset[str] = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 def _host(authority: str) -> str:
     """Host of an authority, lower-cased, without userinfo or port; IPv6 keeps brackets."""
-    host = authority.rpartition("@")[2]
-    if host.startswith("["):
-        return host[: host.find("]") + 1].lower()
-    if host.count(":") == 1:
-        host = host.partition(":")[0]
+    host, _port = split_authority(authority.rpartition("@")[2])
     return host.lower()
 
 

@@ -58,3 +58,12 @@ def parse_size(text: str) -> int:
     if match is None or match.group(2).lower() not in _SIZE_UNITS:
         raise ValueError(f"invalid size {text!r}: use a number with a unit such as 500MiB or 10GiB")
     return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
+
+
+def size_text(nbytes: int) -> str:
+    """`nbytes` in the largest binary unit that holds it exactly (`10GiB`, `512MiB`, `1000`):
+    what `parse_size` reads back as `nbytes`."""
+    for unit, factor in (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if nbytes and nbytes % factor == 0:
+            return f"{nbytes // factor}{unit}"
+    return str(nbytes)

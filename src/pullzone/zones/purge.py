@@ -1,7 +1,7 @@
 """What a purge request asks for (README, Purge), parsed and validated without I/O.
 
-`plan_purge` turns the body of `POST …/purge` into the payload of a purge event, or raises
-PurgeError with the status and message the API answers. Nothing here touches the cache:
+`plan_purge` turns the body of `POST …/purge` into the plan a purge event carries, or raises
+Refused with the reason and message the API answers. Nothing here touches the cache:
 the applier matches the plan against the index.
 """
 
@@ -11,20 +11,15 @@ import json
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from pullzone.bus.events import PurgeFile, PurgePlan
 from pullzone.limits import MAX_PURGE_FILES, MAX_PURGE_PATH, MAX_PURGE_TAGS, MAX_TAG
+from pullzone.refusal import Reason, Refused
 from pullzone.spec.uri import normalise
 from pullzone.text import invalid_text
 from pullzone.zones.model import Zone
 
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
-
-
-class PurgeError(ValueError):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 def parse_delete(value: str | None) -> bool:
@@ -36,7 +31,7 @@ def parse_delete(value: str | None) -> bool:
         return True
     if lowered in _FALSE:
         return False
-    raise PurgeError(400, "delete must be one of true, false, 1, 0, yes, no")
+    raise Refused(Reason.INVALID, "delete must be one of true, false, 1, 0, yes, no")
 
 
 def parse_body(raw: bytes, content_type: str | None) -> dict[str, Any]:
@@ -45,78 +40,81 @@ def parse_body(raw: bytes, content_type: str | None) -> dict[str, Any]:
         return {}
     media = (content_type or "").split(";")[0].strip().lower()
     if media and media != "application/json" and not media.endswith("+json"):
-        raise PurgeError(415, "send the purge body as application/json")
+        raise Refused(Reason.UNSUPPORTED_MEDIA, "send the purge body as application/json")
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
-        raise PurgeError(400, "the body is not valid JSON") from None
+        raise Refused(Reason.INVALID, "the body is not valid JSON") from None
     if not isinstance(body, dict):
-        raise PurgeError(400, 'the body must be a JSON object such as {"files": ["/path"]}')
+        raise Refused(Reason.INVALID, 'the body must be a JSON object such as {"files": ["/path"]}')
     not_text = invalid_text(body)
     if not_text is not None:
-        raise PurgeError(400, not_text)
+        raise Refused(Reason.INVALID, not_text)
     unknown = sorted(set(body) - {"files", "tags"})
     if unknown:
-        raise PurgeError(400, f"unknown field {unknown[0]!r}: a purge takes files and tags")
+        raise Refused(Reason.INVALID, f"unknown field {unknown[0]!r}: a purge takes files and tags")
     return body
 
 
-def _file_item(text: str, zone: Zone, hostnames: set[str]) -> dict[str, Any]:
+def _file_item(text: str, zone: Zone, hostnames: set[str]) -> PurgeFile:
     if "\x00" in text:
-        raise PurgeError(400, "a file must not contain NUL bytes")
+        raise Refused(Reason.INVALID, "a file must not contain NUL bytes")
     if len(text) > MAX_PURGE_PATH:
-        raise PurgeError(400, f"a file is longer than {MAX_PURGE_PATH} characters")
+        raise Refused(Reason.INVALID, f"a file is longer than {MAX_PURGE_PATH} characters")
     if not text.startswith("/"):
         parts = urlsplit(text)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise PurgeError(
-                400, f"{text[:100]!r} is neither a path starting with / nor a URL of this zone"
+            raise Refused(
+                Reason.INVALID,
+                f"{text[:100]!r} is neither a path starting with / nor a URL of this zone",
             )
         if parts.hostname.lower() not in hostnames:
-            raise PurgeError(400, f"{parts.hostname!r} is not a hostname of zone {zone.id}")
+            raise Refused(Reason.INVALID, f"{parts.hostname!r} is not a hostname of zone {zone.id}")
         text = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     # Spelled as the cache key spells it (RFC 3986 §6.2.2): `/%62` purges `/b`.
     path, sep, query = normalise(text).partition("?")
     segments = unquote(path).split("/")
     if ".." in segments or "." in segments:
-        raise PurgeError(400, f"{text[:100]!r} has a . or .. segment: give the path itself")
+        raise Refused(Reason.INVALID, f"{text[:100]!r} has a . or .. segment: give the path itself")
     if not path.startswith("/"):
-        raise PurgeError(400, f"{text[:100]!r} must start with /")
+        raise Refused(Reason.INVALID, f"{text[:100]!r} must start with /")
     prefix = not sep and path.endswith("*")
     if prefix:
         path = path[:-1]
     if "*" in path:
-        raise PurgeError(400, "a * may only end a path (a prefix purge such as /images/*)")
+        raise Refused(Reason.INVALID, "a * may only end a path (a prefix purge such as /images/*)")
     if not zone.cache.querystring:
         sep, query = "", ""  # the zone ignores query strings: one object per path
-    return {"path": path, "query": query if sep else None, "prefix": prefix}
+    return PurgeFile(path, query if sep else None, prefix)
 
 
-def plan_purge(body: dict[str, Any], zone: Zone, edge_domain: str, delete: bool) -> dict[str, Any]:
-    """The purge event's payload for a parsed body."""
+def plan_purge(body: dict[str, Any], zone: Zone, edge_domain: str, delete: bool) -> PurgePlan:
+    """The purge a parsed body asks for."""
     if "files" not in body and "tags" not in body:
-        return {"all": True, "delete": delete}
+        return PurgePlan(whole_zone=True, delete=delete)
     files = body.get("files", [])
     tags = body.get("tags", [])
     for name, value in (("files", files), ("tags", tags)):
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise PurgeError(400, f"{name} must be a list of strings")
+            raise Refused(Reason.INVALID, f"{name} must be a list of strings")
     # An empty list is refused wherever it appears (also beside a non-empty one): it is
     # never read as "everything", and the OpenAPI schema (minItems 1) says so exactly.
     for name, value in (("files", files), ("tags", tags)):
         if name in body and not value:
-            raise PurgeError(
-                400,
+            raise Refused(
+                Reason.INVALID,
                 f"{name} is empty: list what to purge, or send no body to purge the whole zone",
             )
     if len(files) > MAX_PURGE_FILES or len(tags) > MAX_PURGE_TAGS:
-        raise PurgeError(
-            413, f"at most {MAX_PURGE_FILES} files and {MAX_PURGE_TAGS} tags per request"
+        raise Refused(
+            Reason.TOO_LARGE,
+            f"at most {MAX_PURGE_FILES} files and {MAX_PURGE_TAGS} tags per request",
         )
     for tag in tags:
         if not tag or len(tag) > MAX_TAG or any(c.isspace() or c == "\x00" for c in tag):
-            raise PurgeError(400, f"invalid tag {tag[:100]!r}: no spaces, 1 to {MAX_TAG} chars")
+            raise Refused(
+                Reason.INVALID, f"invalid tag {tag[:100]!r}: no spaces, 1 to {MAX_TAG} chars"
+            )
     hostnames = set(zone.hostnames(edge_domain))
-    items = [_file_item(text, zone, hostnames) for text in files]
-    unique = list({json.dumps(i, sort_keys=True): i for i in items}.values())
-    return {"all": False, "delete": delete, "files": unique, "tags": sorted(set(tags))}
+    unique = dict.fromkeys(_file_item(text, zone, hostnames) for text in files)
+    return PurgePlan(False, delete, tuple(unique), tuple(sorted(set(tags))))

@@ -20,7 +20,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Response
 
-from pullzone.bus.events import KEY_CREATE, KEY_REVOKE
+from pullzone.bus.events import CreateKey, RevokeKey
 from pullzone.control import keys
 from pullzone.control.deps import Ctl, admin_for, json_body
 from pullzone.control.errors import BadRequest, NotFound
@@ -72,8 +72,8 @@ async def create_key(_: KeyAdmin, body: NewKey, ctl: Ctl, response: Response) ->
     if body.zones is not None and (problem := _missing_zones(ctl, body.zones)):
         raise BadRequest(problem)
     secret, record = keys.new_key(body.name, zones=body.zones, purge_only=body.purge_only)
-    await ctl.log.commit(KEY_CREATE, 0, {"key": record})
-    info = keys.get_key(ctl.conn, record["id"])
+    await ctl.log.commit(0, CreateKey(record))
+    info = keys.get_key(ctl.conn, record.id)
     assert info is not None
     response.headers["Cache-Control"] = "no-store"
     return {"result": "success", "message": "Key Created", "key": info.to_api(), "secret": secret}
@@ -110,6 +110,6 @@ async def revoke_key(_: KeyAdmin, keyid: KeyId, ctl: Ctl) -> dict[str, Any]:
         raise NotFound(f"no API key with id {short(keyid)}: see GET /v2/keys for the ids")
     if found.revoked_at is not None:
         raise NotFound(f"API key {found.id} is already revoked (since {found.revoked_at})")
-    await ctl.log.commit(KEY_REVOKE, 0, {"id": found.id, "at": now()})
+    await ctl.log.commit(0, RevokeKey(found.id, now()))
     ctl.limiter.forget(found.id)
     return {"result": "success", "message": "Key Revoked"}

@@ -10,15 +10,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from pullzone.bus.events import PURGE
+from pullzone.bus.events import PurgeRequest
 from pullzone.control import history
 from pullzone.control.deps import Caller, Ctl, read_body, zone_for
-from pullzone.control.errors import ApiError
 from pullzone.control.openapi import errors
 from pullzone.control.schemas import PurgeAnswer, PurgeHistory
 from pullzone.limits import MAX_PURGE_FILES, MAX_PURGE_PATH, MAX_PURGE_TAGS, MAX_TAG
 from pullzone.zones.model import Zone
-from pullzone.zones.purge import PurgeError, parse_body, parse_delete, plan_purge
+from pullzone.zones.purge import parse_body, parse_delete, plan_purge
 
 router = APIRouter(prefix="/zones/http/pull", tags=["purge"])
 audit = logging.getLogger("pullzone.audit")  # one JSON line per answered purge
@@ -92,14 +91,11 @@ async def purge(
         ),
     ] = None,
 ) -> dict[str, Any]:
-    try:
-        hard = parse_delete(delete)
-        body = parse_body(await read_body(request), request.headers.get("content-type"))
-        plan = plan_purge(body, zone, ctl.settings.edge_domain, hard)
-    except PurgeError as exc:
-        raise ApiError(exc.message, status=exc.status) from None
+    hard = parse_delete(delete)
+    body = parse_body(await read_body(request), request.headers.get("content-type"))
+    plan = plan_purge(body, zone, ctl.settings.edge_domain, hard)
     started = time.perf_counter()
-    committed = await ctl.log.commit(PURGE, zone.id, {**plan, "key_id": principal.key_id})
+    committed = await ctl.log.commit(zone.id, PurgeRequest(plan, principal.key_id))
     ctl.metrics.purged(zone.id, plan, started)
     answer: dict[str, Any] = {"result": "success", "message": "Zone Purged", "id": committed.seq}
     matched = committed.matched
@@ -116,7 +112,7 @@ async def purge(
                 "id": committed.seq,
                 "zone": zone.id,
                 "key": principal.key_id,
-                **plan,
+                **plan.to_payload(),
                 "matched": matched if matched is not None and matched >= 0 else None,
                 "pending": list(committed.pending),
             },

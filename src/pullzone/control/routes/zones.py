@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 
-from pullzone.bus.events import ZONE_CREATE, ZONE_DELETE, ZONE_PUT
+from pullzone.bus.events import CreateZone, DeleteZone, PutZone
 from pullzone.control.deps import Caller, Control, Ctl, admin_only, json_body, zone_for
 from pullzone.control.keys import Principal
 from pullzone.control.log import Committed
@@ -62,12 +62,8 @@ async def list_zones(principal: Caller, ctl: Ctl) -> dict[str, Any]:
     openapi_extra=request_body(ZoneCreate),
 )
 async def create_zone(_: Admin, body: NewZone, ctl: Ctl) -> dict[str, Any]:
-    proposal = {
-        "zone": body.draft().to_record(),
-        "derive_alias": body.alias is None,
-        "stamp": now(),
-    }
-    committed = await ctl.log.commit(ZONE_CREATE, 0, proposal)
+    proposal = CreateZone(body.draft(), derive_alias=body.alias is None, stamp=now())
+    committed = await ctl.log.commit(0, proposal)
     return {"result": "success", "message": "Zone Created", "zone": _zone_of(ctl, committed)}
 
 
@@ -118,15 +114,15 @@ async def _update(ctl: Control, zone: Zone, change: Callable[[Zone], Zone]) -> d
     )
     answer = ctl.zone_api(zone)
     if changed != zone:
-        proposal = {"zone": changed.with_changes(updated_at=now()).to_record()}
-        answer = _zone_of(ctl, await ctl.log.commit(ZONE_PUT, zone.id, proposal))
+        proposal = PutZone(changed.with_changes(updated_at=now()))
+        answer = _zone_of(ctl, await ctl.log.commit(zone.id, proposal))
     return {"result": "success", "message": "Zone updated successfully", "zone": answer}
 
 
 def _zone_of(ctl: Control, committed: Committed) -> dict[str, Any]:
     """The zone a committed ZONE_PUT stored, as the API shows it."""
     assert committed.event is not None
-    return ctl.zone_api(Zone.from_record(committed.event.payload["zone"]))
+    return ctl.zone_api(PutZone.from_payload(committed.event.payload).zone)
 
 
 @router.delete(
@@ -138,5 +134,5 @@ def _zone_of(ctl: Control, committed: Committed) -> dict[str, Any]:
     responses=_ZONE_ERRORS,
 )
 async def delete_zone(zone: Writable, ctl: Ctl) -> dict[str, Any]:
-    await ctl.log.commit(ZONE_DELETE, zone.id, {})
+    await ctl.log.commit(zone.id, DeleteZone())
     return {"result": "success", "message": "Zone Deleted"}

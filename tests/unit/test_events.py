@@ -1,0 +1,114 @@
+"""Event payloads as typed records (bus.events): the JSON stored in control.db and the
+JetStream stream today decodes into its record, and the record writes it back byte for
+byte, so events already in a log still apply and new ones read the same everywhere."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from pullzone.bus import local
+from pullzone.bus.events import (
+    CreateKey,
+    CreateZone,
+    DeleteZone,
+    Event,
+    KeyRecord,
+    PurgeFile,
+    PurgePlan,
+    PurgeRequest,
+    PutZone,
+    RevokeKey,
+)
+from pullzone.zones.model import Zone
+
+ZONE = Zone(id=7, name="site", alias="site", origin="http://o.test", cnames=("cdn.test",))
+RECORD = json.dumps(ZONE.to_record(), separators=(",", ":"))
+KEY = KeyRecord("key_0a1b2c", "ci", "sha256-of-the-key", (1, 3), True, "2026-01-01 00:00:00")
+FILES = (
+    PurgeFile("/a", None, prefix=False),
+    PurgeFile("/img/", None, prefix=True),
+    PurgeFile("/q", "x=1", prefix=False),
+)
+
+# Each payload as the API and the replica have written it (keys in this order).
+STORED = [
+    (
+        CreateZone,
+        '{"zone":' + RECORD + ',"derive_alias":true,"stamp":"2026-01-01 00:00:00"}',
+        CreateZone(ZONE, derive_alias=True, stamp="2026-01-01 00:00:00"),
+    ),
+    (PutZone, '{"zone":' + RECORD + "}", PutZone(ZONE)),
+    (DeleteZone, "{}", DeleteZone()),
+    (PurgePlan, '{"all":true,"delete":false}', PurgePlan(whole_zone=True, delete=False)),
+    (
+        PurgePlan,
+        '{"all":false,"delete":true,"files":[{"path":"/a","query":null,"prefix":false},'
+        '{"path":"/img/","query":null,"prefix":true},{"path":"/q","query":"x=1","prefix":false}'
+        '],"tags":["t1","t2"]}',
+        PurgePlan(False, True, FILES, ("t1", "t2")),
+    ),
+    (
+        PurgeRequest,
+        '{"all":true,"delete":true,"key_id":"admin"}',
+        PurgeRequest(PurgePlan(True, delete=True), "admin"),
+    ),
+    (
+        PurgeRequest,
+        '{"all":false,"delete":false,"files":[],"tags":["t"],"key_id":"key_1"}',
+        PurgeRequest(PurgePlan(False, False, (), ("t",)), "key_1"),
+    ),
+    (
+        CreateKey,
+        '{"key":{"id":"key_0a1b2c","name":"ci","key_hash":"sha256-of-the-key","zones":[1,3],'
+        '"purge_only":true,"created_at":"2026-01-01 00:00:00"}}',
+        CreateKey(KEY),
+    ),
+    (
+        CreateKey,
+        '{"key":{"id":"k","name":"","key_hash":"h","zones":null,"purge_only":false,'
+        '"created_at":"t"}}',
+        CreateKey(KeyRecord("k", "", "h", None, False, "t")),
+    ),
+    (
+        RevokeKey,
+        '{"id":"key_1","at":"2026-01-02 00:00:00"}',
+        RevokeKey("key_1", "2026-01-02 00:00:00"),
+    ),
+]
+
+
+@pytest.mark.parametrize(("record", "text", "decoded"), STORED)
+def test_a_stored_payload_decodes_into_its_record_and_back_byte_for_byte(
+    record: Any, text: str, decoded: Any
+) -> None:
+    assert record.from_payload(json.loads(text)) == decoded
+    event = Event.of(5, 7, decoded, at=1.0)
+    assert event.kind == record.KIND
+    assert event.payload_json() == text
+
+
+def test_what_older_or_hand_written_purges_leave_out_reads_as_the_appliers_read_it() -> None:
+    plan = PurgePlan.from_payload({"files": [{"path": "/a"}], "delete": False})
+    assert plan == PurgePlan(False, False, (PurgeFile("/a", None, prefix=False),))
+    # A whole-zone purge purges the whole zone: whatever else it lists is never read.
+    assert PurgePlan.from_payload({"all": True, "files": "junk"}) == PurgePlan(True, False)
+
+
+@pytest.mark.parametrize(
+    ("record", "payload"),
+    [
+        (PurgePlan, {"all": False, "files": [{"query": "x"}]}),
+        (PurgePlan, {"files": ["/a"]}),
+        (PurgeRequest, {"all": True, "delete": True}),  # no key_id
+        (CreateZone, {"zone": ZONE.to_record()}),
+        (PutZone, {"zone": "not a record"}),
+        (CreateKey, {"key": {"id": "k"}}),
+        (RevokeKey, {"at": "t"}),
+    ],
+)
+def test_a_payload_its_kind_cannot_use_is_quarantined(record: Any, payload: dict[str, Any]) -> None:
+    with pytest.raises(local.UNAPPLICABLE):
+        record.from_payload(payload)
