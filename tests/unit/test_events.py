@@ -16,13 +16,12 @@ from pullzone.bus.events import (
     DeleteZone,
     Event,
     KeyRecord,
-    PurgeFile,
-    PurgePlan,
     PurgeRequest,
     PutZone,
     RevokeKey,
 )
 from pullzone.zones.model import Zone
+from pullzone.zones.plan import PurgeFile, PurgePlan
 
 ZONE = Zone(id=7, name="site", alias="site", origin="http://o.test", cnames=("cdn.test",))
 RECORD = json.dumps(ZONE.to_record(), separators=(",", ":"))
@@ -44,7 +43,6 @@ STORED = [
     (DeleteZone, "{}", DeleteZone()),
     (PurgePlan, '{"all":true,"delete":false}', PurgePlan(whole_zone=True, delete=False)),
     (
-        PurgePlan,
         '{"all":false,"delete":true,"files":[{"path":"/a","query":null,"prefix":false},'
         '{"path":"/img/","query":null,"prefix":true},{"path":"/q","query":"x=1","prefix":false}'
         '],"tags":["t1","t2"]}',

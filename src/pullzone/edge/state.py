@@ -16,10 +16,11 @@ import sqlite3
 from dataclasses import dataclass
 
 from pullzone.bus import local
-from pullzone.bus.events import PURGE, ZONE_DELETE, ZONE_PUT, Event, PurgePlan, PutZone
+from pullzone.bus.events import PURGE, ZONE_DELETE, ZONE_PUT, Event, PutZone
 from pullzone.bus.signal import SeqSignal
 from pullzone.cache.index import CacheIndex
 from pullzone.zones.model import Zone
+from pullzone.zones.plan import PurgePlan
 
 
 @dataclass(slots=True)
