@@ -43,6 +43,7 @@ STORED = [
     (DeleteZone, "{}", DeleteZone()),
     (PurgePlan, '{"all":true,"delete":false}', PurgePlan(whole_zone=True, delete=False)),
     (
+        PurgePlan,
         '{"all":false,"delete":true,"files":[{"path":"/a","query":null,"prefix":false},'
         '{"path":"/img/","query":null,"prefix":true},{"path":"/q","query":"x=1","prefix":false}'
         '],"tags":["t1","t2"]}',
