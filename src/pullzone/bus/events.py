@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
+from pullzone.certs.model import Certificate
 from pullzone.zones.model import Zone
 from pullzone.zones.plan import PURGE_KIND, PurgePlan
 
@@ -26,6 +27,10 @@ KEY_REVOKE = "key.revoke"
 ZONE_PUT = "zone.put"
 ZONE_DELETE = "zone.delete"
 PURGE = PURGE_KIND  # payload: zones.plan.PurgePlan
+# Certificates travel like zones: the API proposes them, every node stores them, and the
+# edge reads them from the node's log (the private key included: control.db is 0600).
+CERT_PUT = "cert.put"  # payload: the certificate; a new one's id is the event's sequence
+CERT_DELETE = "cert.delete"  # payload: {"id": …}; the event's zone_id is 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,5 +197,48 @@ class RevokeKey:
         return {"id": self.id, "at": self.at}
 
 
+# --- certificates ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PutCertificate:
+    """A certificate as it is now (created when its id is 0: the event's sequence becomes
+    its id, as a zone's does)."""
+
+    KIND: ClassVar[str] = CERT_PUT
+
+    cert: Certificate
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> PutCertificate:
+        return cls(Certificate.from_record(payload["cert"]))
+
+    def to_payload(self) -> dict[str, Any]:
+        return {"cert": self.cert.to_record()}
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteCertificate:
+    KIND: ClassVar[str] = CERT_DELETE
+
+    id: int
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> DeleteCertificate:
+        return cls(int(payload["id"]))
+
+    def to_payload(self) -> dict[str, Any]:
+        return {"id": self.id}
+
+
 # What the API commits to the log (control.log.EventLog).
-Proposal = CreateZone | PutZone | DeleteZone | PurgeRequest | CreateKey | RevokeKey
+Proposal = (
+    CreateZone
+    | PutZone
+    | DeleteZone
+    | PurgeRequest
+    | CreateKey
+    | RevokeKey
+    | PutCertificate
+    | DeleteCertificate
+)

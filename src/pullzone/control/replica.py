@@ -11,10 +11,14 @@ what the stream delivers.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import sqlite3
 
 from pullzone.bus import local
 from pullzone.bus.events import (
+    CERT_DELETE,
+    CERT_PUT,
     KEY_CREATE,
     KEY_REVOKE,
     PURGE,
@@ -23,8 +27,10 @@ from pullzone.bus.events import (
     ZONE_PUT,
     CreateKey,
     CreateZone,
+    DeleteCertificate,
     Event,
     PurgeRequest,
+    PutCertificate,
     PutZone,
     RevokeKey,
 )
@@ -94,6 +100,21 @@ class Replica:
             if not keys.revoke_key(self.conn, revoke.id, revoke.at):
                 raise Refused(Reason.NOT_FOUND, f"no live API key {revoke.id}")
             return None
+        if event.kind == CERT_PUT:
+            cert = PutCertificate.from_payload(event.payload).cert
+            if not cert.id:
+                cert = dataclasses.replace(cert, id=event.seq)
+            self.conn.execute(
+                "INSERT OR REPLACE INTO certificates (id, record) VALUES (?, ?)",
+                (cert.id, json.dumps(cert.to_record())),
+            )
+            return Event.of(event.seq, 0, PutCertificate(cert), event.at)
+        if event.kind == CERT_DELETE:
+            gone = DeleteCertificate.from_payload(event.payload)
+            deleted = self.conn.execute("DELETE FROM certificates WHERE id = ?", (gone.id,))
+            if not deleted.rowcount:
+                raise Refused(Reason.NOT_FOUND, f"certificate {gone.id} not found")
+            return event
         raise ValueError(f"unknown event kind {event.kind!r}")
 
     @staticmethod

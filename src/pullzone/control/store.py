@@ -32,6 +32,10 @@ CREATE TABLE IF NOT EXISTS zone_hosts (
     zone_id INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS zone_hosts_zone ON zone_hosts (zone_id);
+CREATE TABLE IF NOT EXISTS certificates (
+    id     INTEGER PRIMARY KEY,  -- the sequence of the event that created it
+    record TEXT    NOT NULL      -- certs.model.Certificate, the private key included
+);
 """
 
 MAX_ALIAS_TRIES = 1000

@@ -16,9 +16,20 @@ import sqlite3
 from dataclasses import dataclass
 
 from pullzone.bus import local
-from pullzone.bus.events import PURGE, ZONE_DELETE, ZONE_PUT, Event, PutZone
+from pullzone.bus.events import (
+    CERT_DELETE,
+    CERT_PUT,
+    PURGE,
+    ZONE_DELETE,
+    ZONE_PUT,
+    DeleteCertificate,
+    Event,
+    PutCertificate,
+    PutZone,
+)
 from pullzone.bus.signal import SeqSignal
 from pullzone.cache.index import CacheIndex
+from pullzone.certs.model import Certificate
 from pullzone.zones.model import Zone
 from pullzone.zones.plan import PurgePlan
 
@@ -42,6 +53,10 @@ class EdgeState:
         self.edge_domain = edge_domain
         self.zones: dict[int, ZoneView] = {}
         self.hosts: dict[str, ZoneView] = {}
+        self.certificates: dict[int, Certificate] = {}
+        # Changes whenever a zone or a certificate does: what the TLS listener serves by
+        # SNI (edge/tls.py) is worked out again when it differs from what it was built for.
+        self.tls_generation = 0
         self.applied, self.revalidate_all, self.invalidations = self._signal.read()
         states = index.zone_states()
         for row in control.execute("SELECT record FROM zones"):
@@ -53,6 +68,9 @@ class EdgeState:
                 view.soft_all_seq = state.soft_all_seq
                 view.hard_all_seq = state.hard_all_seq
             self.zones[zone.id] = view
+        for row in control.execute("SELECT record FROM certificates"):
+            cert = Certificate.from_record(json.loads(row[0]))
+            self.certificates[cert.id] = cert
         self._rebuild_hosts()
 
     def catch_up(self) -> bool:
@@ -83,7 +101,14 @@ class EdgeState:
 
     def _apply(self, event: Event) -> None:
         view = self.zones.get(event.zone_id)
-        if event.kind == ZONE_PUT:
+        if event.kind == CERT_PUT:
+            cert = PutCertificate.from_payload(event.payload).cert
+            self.certificates[cert.id] = cert
+            self.tls_generation += 1
+        elif event.kind == CERT_DELETE:
+            self.certificates.pop(DeleteCertificate.from_payload(event.payload).id, None)
+            self.tls_generation += 1
+        elif event.kind == ZONE_PUT:
             zone = PutZone.from_payload(event.payload).zone
             if view is None:
                 view = self.zones[zone.id] = ZoneView(zone)
@@ -103,6 +128,7 @@ class EdgeState:
                     view.soft_all_seq = event.seq
 
     def _rebuild_hosts(self) -> None:
+        self.tls_generation += 1
         self.hosts = {
             host: view
             for view in self.zones.values()

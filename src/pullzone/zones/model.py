@@ -69,6 +69,28 @@ class CachePolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class SslPolicy:
+    """The zone's `ssl` block: HTTPS at the edge (docs/zones.md)."""
+
+    enabled: bool = False
+    http2: bool = False  # ALPN offers h2 besides http/1.1
+    redirect: bool = False  # plain-HTTP visitors are sent to https
+    mode: str = "default"
+    certid: int = 0  # the account certificate served; 0: none (ACME obtains one)
+    warning: str = ""  # why HTTPS is not served as asked (e.g. ACME failing), set by pullzone
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "enabled": _yn(self.enabled),
+            "http2": _yn(self.http2),
+            "redirect": _yn(self.redirect),
+            "mode": self.mode,
+            "certid": self.certid,
+            "warning": self.warning,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Zone:
     id: int
     name: str
@@ -78,6 +100,7 @@ class Zone:
     cnames: tuple[str, ...] = ()
     disabled: bool = False
     cache: CachePolicy = field(default_factory=CachePolicy)
+    ssl: SslPolicy = field(default_factory=SslPolicy)
     created_at: str = ""
     updated_at: str = ""
 
@@ -106,6 +129,7 @@ class Zone:
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             "cache": self.cache.to_api(),
+            "ssl": self.ssl.to_api(),
         }
 
     def to_record(self) -> dict[str, Any]:
@@ -119,6 +143,7 @@ class Zone:
         data = dict(record)
         data["cnames"] = tuple(data.get("cnames", ()))
         data["cache"] = CachePolicy(**data.get("cache", {}))
+        data["ssl"] = SslPolicy(**data.get("ssl", {}))  # zones stored before HTTPS: none
         return cls(**data)
 
     def with_changes(self, **changes: Any) -> Zone:
