@@ -96,7 +96,6 @@ def on_request(
     zone: Zone,
     stored: Entry | None,
     now: float,
-    *,
     revalidate_all: int,
     cdn_id: str,
 ) -> RequestDecision:
@@ -171,7 +170,7 @@ def _not_forwarded(request: Request, cdn_id: str) -> Answer | None:
 def select_variant(entries: list[Entry], request: HeaderMap) -> Entry | None:
     """RFC 9111 §4.1: the stored response whose Vary'd request headers match."""
     for entry in entries:
-        names = entry.obj.head.vary_names
+        names = entry.vary_names
         if not names or vary_values(names, request) == entry.obj.head.vary_values:
             return entry
     return None

@@ -87,7 +87,10 @@ class Deliverer:
     def entry(
         self, conn: Connection, request: Request, entry: Entry, xcache: XCache, now: float
     ) -> Awaitable[None] | None:
-        tail = self._tail(conn, request, xcache, entry.age(now))
+        conn.xcache = xcache  # as _tail, inline: this is the HIT path
+        tail = cache_fields(xcache, entry.age(now)) + connection_field(
+            conn.close_after, request.version
+        )
         hmap = request.hmap
         if (
             "if-none-match" in hmap

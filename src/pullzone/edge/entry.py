@@ -47,6 +47,7 @@ class Entry:
         "stale",
         "status",
         "touched",
+        "vary_names",
     )
 
     def __init__(
@@ -77,6 +78,7 @@ class Entry:
         self.fresh_until = 0.0 if stale else window.fresh_until
         self.status = head.status
         self.size = obj.size
+        self.vary_names = head.vary_names
         self.etag = hmap.get("etag")
         self.last_modified = parse_http_date(hmap.get("last-modified"))
         self.policy = policy

@@ -20,9 +20,9 @@ from pullzone.edge.access_log import AccessLog
 from pullzone.edge.bounds import Limits
 from pullzone.edge.decisions import (
     CACHEABLE_METHODS,
+    DELIVER_HIT,
     FETCH_MISS,
     Answer,
-    Deliver,
     Fail,
     Fetch,
     Pass,
@@ -130,14 +130,9 @@ class Edge:
         if request.method in CACHEABLE_METHODS:
             stored = self.lookup.find(view, key, request.hmap)
         decision = on_request(
-            request,
-            view.zone,
-            stored,
-            now,
-            revalidate_all=state.revalidate_all,
-            cdn_id=self.origin.cdn_id,
+            request, view.zone, stored, now, state.revalidate_all, self.origin.cdn_id
         )
-        if isinstance(decision, Deliver) and stored is not None:
+        if decision is DELIVER_HIT and stored is not None:  # the hot path: one identity test
             if now - stored.touched >= LRU_INTERVAL:
                 stored.touched = now
                 self.accessed[stored.obj.id] = now

@@ -26,7 +26,7 @@ class Lookup:
             if len(entries) == 1:  # the usual case: one variant, often without Vary
                 entry = entries[0]
                 if entry.checked_seq >= view.changed_seq and (
-                    not entry.obj.head.vary_names or select_variant(entries, request)
+                    not entry.vary_names or select_variant(entries, request)
                 ):
                     return entry
             elif all(e.checked_seq >= view.changed_seq for e in entries):
