@@ -47,7 +47,9 @@ def test_common_name_is_the_domain() -> None:
     assert check_upload(pem.crt, pem.key).domain == "www.example.org"
 
 
-@pytest.mark.parametrize("crt", ["garbage", "", "-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----\n"])
+@pytest.mark.parametrize(
+    "crt", ["garbage", "", "-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----\n"]
+)
 def test_crt_that_is_not_pem(crt: str) -> None:
     pem = issued("a.example.com")
     message = refusal(crt, pem.key)

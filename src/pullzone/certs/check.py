@@ -37,7 +37,10 @@ _KEY_TYPES = (
     ed448.Ed448PrivateKey,
 )
 PrivateKey = (
-    rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey
+    rsa.RSAPrivateKey
+    | ec.EllipticCurvePrivateKey
+    | ed25519.Ed25519PrivateKey
+    | ed448.Ed448PrivateKey
 )
 
 
