@@ -390,8 +390,10 @@ class _Strict(BaseModel):
     @classmethod
     def _no_nulls(cls, data: Any) -> Any:
         if isinstance(data, dict):
+            fields = cls.model_fields
+            names = set(fields) | {f.alias for f in fields.values() if f.alias}
             for key, value in data.items():
-                if value is None and key in cls.model_fields:
+                if value is None and key in names:
                     raise ValueError(
                         f'{key}: null is not a value here; leave the field out, or send "" '
                         "to clear a text field"
@@ -516,8 +518,36 @@ def _warning(value: object) -> str:
     raise ValueError("is read-only: pullzone sets it; leave it out")
 
 
-Flag = Annotated[Literal["Y", "N"] | None, BeforeValidator(_flag)]
-CertId = Annotated[int, Field(ge=0, le=MAX_ZONE_ID), BeforeValidator(_certid)]
+# What the ssl block's fields accept, for the schema: more than the answers say, since
+# 5centscdn's clients send booleans, "" and null (each meaning what the validators say).
+_FLAG_SCHEMA = {
+    "anyOf": [
+        {"type": "string", "enum": ["Y", "N", "y", "n", ""]},
+        {"type": "boolean"},
+        {"type": "null"},
+    ]
+}
+Flag = Annotated[Literal["Y", "N"] | None, BeforeValidator(_flag), WithJsonSchema(_FLAG_SCHEMA)]
+CertId = Annotated[
+    int,
+    Field(ge=0, le=MAX_ZONE_ID),
+    BeforeValidator(_certid),
+    WithJsonSchema(
+        {"anyOf": [{"type": "integer", "minimum": 0, "maximum": MAX_ZONE_ID}, {"type": "null"}]}
+    ),
+]
+SslMode = Annotated[
+    Literal["default", "S"] | None,
+    BeforeValidator(_mode),
+    WithJsonSchema({"anyOf": [{"type": "string", "enum": list(SSL_MODES)}, {"type": "null"}]}),
+]
+SslWarning = Annotated[
+    str,
+    BeforeValidator(_warning),
+    WithJsonSchema(
+        {"anyOf": [{"type": "string"}, {"const": False}, {"type": "null"}], "readOnly": True}
+    ),
+]
 
 
 class SslIn(BaseModel):
@@ -530,18 +560,14 @@ class SslIn(BaseModel):
     redirect: Flag = Field(
         None, description="Y: plain-HTTP requests get a redirect to the same URL over https."
     )
-    mode: Annotated[Literal["default", "S"] | None, BeforeValidator(_mode)] = Field(
-        None, description='"default" or 5centscdn\'s "S" (SNI); both mean SNI.'
-    )
+    mode: SslMode = Field(None, description='"default" or 5centscdn\'s "S" (SNI); both mean SNI.')
     certid: CertId | None = Field(
         None,
         description="Id of the account certificate served (GET /v2/account/ssl); 0 or null: "
         "none (an automatic certificate when the node has an ACME directory).",
     )
-    warning: Annotated[str, BeforeValidator(_warning)] | None = Field(
-        None,
-        description="Read-only: why HTTPS is not served as asked. Accepted when unchanged.",
-        json_schema_extra={"readOnly": True},
+    warning: SslWarning | None = Field(
+        None, description="Read-only: why HTTPS is not served as asked. Accepted when unchanged."
     )
 
     def apply_to(self, policy: SslPolicy) -> SslPolicy:
@@ -590,8 +616,12 @@ class SslUpdate(SslIn):
     def _unwrap(cls, data: Any) -> Any:
         if isinstance(data, dict) and len(data) == 1 and isinstance(data.get("ssl"), dict):
             return data["ssl"]
-        if isinstance(data, dict) and isinstance(data.get("_METHOD"), str):
-            return {**data, "_METHOD": data["_METHOD"].upper()}
+        if isinstance(data, dict):
+            for key in ("_METHOD", "name", "crt", "key", "cabundle"):
+                if key in data and data[key] is None:
+                    raise ValueError(f"{key}: null is not a value here; leave the field out")
+            if isinstance(data.get("_METHOD"), str):
+                return {**data, "_METHOD": data["_METHOD"].upper()}
         return data
 
     @property
@@ -953,10 +983,8 @@ def _method(value: object) -> object:
     return value.strip().upper() if isinstance(value, str) else value
 
 
-class CertUpload(BaseModel):
+class CertUpload(_Strict):
     """Body of `POST /v2/account/ssl/new`."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: str = Field("", description="A label; default: the certificate's domain and expiry date.")
     crt: PemText = Field(description="The PEM certificate (a fullchain is split).")
@@ -969,11 +997,9 @@ class CertUpload(BaseModel):
     )
 
 
-class CertUpdate(BaseModel):
+class CertUpdate(_Strict):
     """Body of `POST /v2/account/ssl/{id}`: `crt` and `key` together (with `cabundle`),
     or `name` alone, or both; `"_METHOD": "DELETE"` deletes the certificate instead."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(None, description="A new label.")
     crt: PemText | None = Field(None, description="A new PEM certificate (with key).")
