@@ -6,6 +6,10 @@ the field and never echo a private key (nor any other PEM body). The leaf's name
 RFC 5280 §4.2.1.6: its DNS subjectAltNames; `domain` is the subject's common name, else
 the first DNS name.
 
+The chain is checked pairwise (`verify_directly_issued_by`) rather than with
+cryptography's `x509.verification` policy: that needs a trust anchor and applies the Web
+PKI profile, while a bundle may end at an intermediate whose root the client has.
+
 A `crt` that holds more than one certificate (a "fullchain" file) is read as the leaf
 followed by its intermediates, which go in front of `cabundle`.
 """

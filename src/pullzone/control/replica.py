@@ -104,6 +104,11 @@ class Replica:
             cert = PutCertificate.from_payload(event.payload).cert
             if not cert.id:
                 cert = dataclasses.replace(cert, id=event.seq)
+            elif not self.conn.execute(
+                "SELECT 1 FROM certificates WHERE id = ?", (cert.id,)
+            ).fetchone():
+                # a change to a certificate another node deleted meanwhile: never revived
+                raise Refused(Reason.NOT_FOUND, f"certificate {cert.id} not found")
             self.conn.execute(
                 "INSERT OR REPLACE INTO certificates (id, record) VALUES (?, ?)",
                 (cert.id, json.dumps(cert.to_record())),
