@@ -175,18 +175,6 @@ def zones_update(
     api.run(lambda client: update_call(find_zone_id(client, zone), changes), _done("updated"))
 
 
-@zones_app.command("delete")
-@client_command
-def zones_delete(zone: ZoneRef, api: Api, yes: options.Yes = False) -> None:
-    """Delete a zone and its cached objects (asks first unless --yes)."""
-    if not yes:
-        typer.confirm(f"Delete zone {zone} and everything it has cached?", abort=True, err=True)
-    api.run(
-        lambda client: calls.delete_zone(find_zone_id(client, zone)),
-        lambda _: out.print(Text(f"Zone Deleted: {zone}", style="green")),
-    )
-
-
 def _ssl_flag(name: str, help: str) -> Any:
     return _opt(name, help, metavar="Y|N", callback=options.yes_no)
 
@@ -230,3 +218,15 @@ def zones_ssl(
     if not fields:
         api.ctx.fail("nothing to change: give at least one option (see --help)")
     api.run(lambda client: calls.update_ssl(find_zone_id(client, zone), **fields), _done("updated"))
+
+
+@zones_app.command("delete")
+@client_command
+def zones_delete(zone: ZoneRef, api: Api, yes: options.Yes = False) -> None:
+    """Delete a zone and its cached objects (asks first unless --yes)."""
+    if not yes:
+        typer.confirm(f"Delete zone {zone} and everything it has cached?", abort=True, err=True)
+    api.run(
+        lambda client: calls.delete_zone(find_zone_id(client, zone)),
+        lambda _: out.print(Text(f"Zone Deleted: {zone}", style="green")),
+    )
