@@ -55,6 +55,7 @@ class Settings:
     api_burst: int = defaults.API_BURST
     api_cert: str | None = None  # PEM certificate (chain): the API listens with TLS
     api_cert_key: str | None = None  # its private key (PEM)
+    acme_directory: str = defaults.ACME_DIRECTORY  # ACME (RFC 8555) directory URL; "": none
     access_log: str | None = None  # a file, or "-" for standard output
     access_log_format: str = defaults.ACCESS_LOG_FORMAT
     # Cluster mode (README, Cluster): NATS servers to share the event log through; none: one node.

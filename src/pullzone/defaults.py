@@ -21,6 +21,7 @@ ORIGIN_CONNECT_TIMEOUT = 10.0  # seconds to connect to an origin, at most
 API_RATE = 20.0  # requests per second per API key; 0: no limit
 API_BURST = 100  # requests one key may make at once before API_RATE applies
 ACCESS_LOG_FORMAT = "combined"  # or "json"
+ACME_DIRECTORY = ""  # no automatic certificates unless --acme-directory is given
 ROLE = "all"  # all, edge or api
 REPLICAS = 1  # JetStream replicas of the stream and buckets (3 in production)
 PURGE_WAIT = 2.0  # seconds an answer waits for live edges to confirm

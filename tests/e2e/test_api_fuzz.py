@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from certs_support import issued
 from origin import Origin
 from server import API_KEY, Server
 
@@ -54,16 +55,32 @@ checks.positive_data_acceptance.expected-statuses = [200, 400, 401, 403, 404, 40
 include-path = "/v2/keys/{keyid}"
 include-method = "DELETE"
 checks.positive_data_acceptance.expected-statuses = [200, 400, 401, 403, 404, 409, 429]
+
+# Certificates: a schema-valid `crt` is a PEM certificate only by chance, a `certid` names
+# a certificate only if one exists, and `enabled: Y` needs one: 400s for what the schema
+# cannot say; a certificate a zone uses is a 409 to delete.
+[[operations]]
+include-path-regex = "^/v2/account/ssl"
+checks.positive_data_acceptance.expected-statuses = [200, 400, 401, 403, 404, 409, 429]
+
+[[operations]]
+include-path = "/v2/zones/http/pull/{zoneid}/ssl"
+include-method = "POST"
+checks.positive_data_acceptance.expected-statuses = [200, 400, 401, 403, 404, 409, 429]
 """
 
 
 @pytest.fixture(scope="module")
 def fuzz_server(tmp_path_factory: pytest.TempPathFactory, origin: Origin) -> Iterator[Server]:
     s = Server(tmp_path_factory.mktemp("fuzz") / "data", workers=1).start()
-    # Something for the fuzzer's ids to find: a zone, a key limited to it, a purge.
+    # Something for the fuzzer's ids to find: a zone, a key limited to it, a purge, a
+    # certificate.
     zone = s.create_zone(origin.url, alias="fuzzed", cnames="fuzz.example")
     assert s.api.post("/keys", json={"name": "k", "zones": [zone["id"]]}).status_code == 200
     assert s.purge(zone["id"], ["/a"]).status_code == 200
+    pem = issued("fuzzed.localhost")
+    cert = {"name": "c", "crt": pem.crt, "key": pem.key}
+    assert s.api.post("/account/ssl/new", json=cert).status_code == 200
     yield s
     s.stop()
 

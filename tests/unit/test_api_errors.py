@@ -158,7 +158,6 @@ async def test_unknown_fields_are_400_naming_them(api: ApiHarness, zone: dict[st
         ("geoblock", {"enabled": "y", "list": ["US"]}),
         ("securetoken", {"enabled": True}),
         ("ipaccess", {"enabled": "1"}),
-        ("ssl", {"enabled": "Y"}),
         ("edge", {"compression": "N", "cors": "Y"}),
     ],
 )

@@ -28,7 +28,7 @@ def serve_options(*args: str) -> dict[str, Any]:
     values = serve.make_context("serve", list(args)).params
     # Options serve() applies after serve_settings (cluster_settings, the access log).
     later = {"cluster", "node_id", "role", "replicas", "purge_wait", "max_bus_silence"}
-    later |= {"access_log", "access_log_format", "api_cert", "api_key_file"}
+    later |= {"access_log", "access_log_format", "api_cert", "api_key_file", "acme_directory"}
     return {k: v for k, v in values.items() if k not in later}
 
 

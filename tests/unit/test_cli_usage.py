@@ -282,7 +282,8 @@ def test_completion_is_offered() -> None:
 
 def test_completion_completes_commands_and_options() -> None:
     assert complete("pullzone zo").split() == ["zones"]
-    assert complete("pullzone zones ").split() == ["list", "show", "create", "update", "delete"]
+    zones_commands = ["list", "show", "create", "update", "ssl", "delete"]
+    assert complete("pullzone zones ").split() == zones_commands
     assert complete("pullzone purge 3 --from").split() == ["--from-file"]
 
 

@@ -11,6 +11,8 @@ import pytest
 
 from pullzone.bus import local
 from pullzone.bus.events import (
+    CERT_DELETE,
+    CERT_PUT,
     KEY_CREATE,
     KEY_REVOKE,
     PURGE,
@@ -19,11 +21,12 @@ from pullzone.bus.events import (
     ZONE_PUT,
     Event,
 )
-from pullzone.control import history, keys
+from pullzone.certs.model import Certificate
+from pullzone.control import certs, history, keys
 from pullzone.control.replica import Replica
 from pullzone.refusal import Reason, Refused
 from pullzone.sqlite import connect
-from pullzone.zones.model import Zone
+from pullzone.zones.model import SslPolicy, Zone
 
 
 @pytest.fixture()
@@ -129,3 +132,34 @@ def test_keys_are_events_too(replica: Replica) -> None:
     replica.apply(event(2, KEY_REVOKE, id=record.id, at="2026-01-02 00:00:00"))
     assert keys.authenticate(replica.conn, secret) is None
     assert local.read_since(replica.conn, 0) == [] and replica.position == 2
+
+
+# --- certificates ------------------------------------------------------------------------
+
+
+def _cert_event(seq: int, cert_id: int = 0) -> Event:
+    cert = Certificate(cert_id, "c", "CRT", "KEY", "", "a.test", ("a.test",), 1.0, 2.0)
+    return event(seq, CERT_PUT, cert=cert.to_record())
+
+
+def test_a_new_certificate_is_the_sequence_of_its_event(replica: Replica) -> None:
+    replica.apply(_cert_event(4))
+    stored = certs.get(replica.conn, 4)
+    assert stored is not None and stored.key == "KEY"
+
+
+def test_a_change_to_a_deleted_certificate_is_refused(replica: Replica) -> None:
+    with pytest.raises(Refused) as caught:
+        replica.apply(_cert_event(5, cert_id=3))
+    assert caught.value.reason is Reason.NOT_FOUND
+
+
+def test_a_certificate_a_zone_uses_is_not_deleted(replica: Replica) -> None:
+    replica.apply(_cert_event(1))
+    zone = replica.zones.create(
+        2, Zone(id=0, name="s", alias="s", origin="http://o.test"), derive_alias=False, stamp=""
+    )
+    replica.zones.replace(zone.with_changes(ssl=SslPolicy(enabled=True, certid=1)))
+    with pytest.raises(Refused) as caught:
+        replica.apply(event(3, CERT_DELETE, id=1))
+    assert caught.value.reason is Reason.CONFLICT and "zone 2" in caught.value.message

@@ -1,5 +1,5 @@
 """The `pullzone` command: run a node (`serve`, `demo`), drive the API (`zones`, `purge`,
-`keys`), and look at a cluster (`cluster status`).
+`keys`, `certs`), and look at a cluster (`cluster status`).
 
 Exit codes: 0 success, 1 the API said no (its message on stderr), 2 usage error.
 
@@ -14,6 +14,7 @@ import typer
 
 from pullzone import __version__
 from pullzone.cli import options
+from pullzone.cli.certs import certs_app
 from pullzone.cli.cluster import cluster_app
 from pullzone.cli.connection import API_PANEL, Connection
 from pullzone.cli.keys import keys_app
@@ -35,6 +36,7 @@ app.command()(demo)
 app.add_typer(zones_app, name="zones")
 app.command()(purge)
 app.add_typer(keys_app, name="keys")
+app.add_typer(certs_app, name="certs")
 app.add_typer(cluster_app, name="cluster")
 
 

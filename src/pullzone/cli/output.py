@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from pullzone.client import ApiKey, NewKey, PurgeResult, Zone
+from pullzone.client import ApiKey, Certificate, NewKey, PurgeResult, Zone
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -60,6 +60,14 @@ def print_zone(zone: Zone) -> None:
             f"cache.{flag}": "Y" if getattr(policy, flag) else "N"
             for flag in ("querystring", "cachecontrol", "usestale", "revalidate")
         },
+        **{
+            f"ssl.{flag}": "Y" if getattr(zone.ssl, flag) else "N"
+            for flag in ("enabled", "http2", "redirect")
+        },
+        "ssl.mode": zone.ssl.mode,
+        "ssl.certid": zone.ssl.certid,
+        "ssl.warning": zone.ssl.warning,
+        **{f"warning {n}": text for n, text in enumerate(zone.warnings, 1)},
     }
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
@@ -161,3 +169,51 @@ def print_new_key(created: NewKey) -> None:
         )
     )
     out.print(Text(created.secret, style="bold"))
+
+
+# --- certificates ----------------------------------------------------------------------------
+
+
+def print_certs(certs: list[Certificate]) -> None:
+    """The account certificates as a table (never a key: the API has none to give)."""
+    if not certs:
+        err.print("no certificates: upload one with `pullzone certs upload NAME --crt F --key F`")
+        return
+    table = Table(header_style="bold")
+    table.add_column("id", no_wrap=True)
+    for column in ("name", "domain", "names", "expiry (UTC)", "zones"):
+        table.add_column(column, overflow="fold")
+    for cert in certs:
+        table.add_row(
+            Text(str(cert.id)),
+            Text(cert.name),
+            Text(cert.domain),
+            Text(", ".join(cert.sans)),
+            Text(cert.expiry + (" expired" if cert.expired else ""), "red" if cert.expired else ""),
+            Text(", ".join(map(str, cert.zones)) or "none"),
+        )
+    out.print(table)
+
+
+def print_cert(cert: Certificate) -> None:
+    """One certificate, a field a line; the key is never shown."""
+    rows = {
+        "id": cert.id,
+        "name": cert.name,
+        "domain": cert.domain,
+        "sans": ", ".join(cert.sans),
+        "validFrom": cert.valid_from,
+        "expiry": cert.expiry + (" (expired)" if cert.expired else ""),
+        "installs": cert.installs,
+        "zones": ", ".join(map(str, cert.zones)),
+        "source": cert.source,
+        "created_at": cert.created_at,
+        "updated_at": cert.updated_at,
+        "intermediates": cert.cabundle.count("BEGIN CERTIFICATE"),
+    }
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    for key, value in rows.items():
+        grid.add_row(key, Text('""' if value == "" else str(value)))
+    out.print(grid)

@@ -284,6 +284,19 @@ def serve(
             help="combined (Apache/nginx) or json (one object a line).",
         ),
     ] = DEFAULT_LOG_FORMAT,
+    acme_directory: Annotated[
+        str,
+        typer.Option(
+            "--acme-directory",
+            envvar="PULLZONE_ACME_DIRECTORY",
+            metavar="URL",
+            show_default="none: HTTPS zones need an uploaded certificate",
+            help="ACME (RFC 8555) directory URL, e.g. "
+            "https://acme-v02.api.letsencrypt.org/directory: zones with ssl.enabled=Y and "
+            "no ssl.certid get a certificate from it automatically.",
+            rich_help_panel="HTTPS",
+        ),
+    ] = defaults.ACME_DIRECTORY,
     cluster: Annotated[
         str | None,
         typer.Option(
@@ -390,6 +403,8 @@ def serve(
         settings = dataclasses.replace(
             settings, access_log=access_log, access_log_format=access_log_format.value
         )
+    if acme_directory.strip():
+        settings = dataclasses.replace(settings, acme_directory=acme_directory.strip())
     if cluster:
         settings = cluster_settings(
             settings,

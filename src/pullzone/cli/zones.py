@@ -1,14 +1,16 @@
-"""`pullzone zones list|show|create|update|delete`: pull zones through the API."""
+"""`pullzone zones list|show|create|update|ssl|delete`: pull zones through the API."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.text import Text
 
 from pullzone.cli import options
+from pullzone.cli.certs import pem_file
 from pullzone.cli.connection import Api, client_command
 from pullzone.cli.options import with_options
 from pullzone.cli.output import out, print_zone, print_zones
@@ -171,6 +173,51 @@ def zones_update(
     if not changes:
         api.ctx.fail("nothing to change: give at least one option (see --help)")
     api.run(lambda client: update_call(find_zone_id(client, zone), changes), _done("updated"))
+
+
+def _ssl_flag(name: str, help: str) -> Any:
+    return _opt(name, help, metavar="Y|N", callback=options.yes_no)
+
+
+def _pem(name: str, help: str) -> Any:
+    return typer.Option(
+        name, metavar="FILE", dir_okay=False, exists=True, show_default=False, help=help
+    )
+
+
+@zones_app.command("ssl")
+@client_command
+def zones_ssl(
+    zone: ZoneRef,
+    api: Api,
+    enabled: Annotated[str | None, _ssl_flag("--enabled", "Serve the zone over HTTPS.")] = None,
+    http2: Annotated[str | None, _ssl_flag("--http2", "Offer HTTP/2 besides HTTP/1.1.")] = None,
+    redirect: Annotated[
+        str | None, _ssl_flag("--redirect", "Redirect plain HTTP to https.")
+    ] = None,
+    certid: Annotated[
+        int | None,
+        _opt("--certid", "Serve this account certificate (0: none).", metavar="ID", min=0),
+    ] = None,
+    crt: Annotated[Path | None, _pem("--crt", "Upload this PEM certificate for the zone.")] = None,
+    key: Annotated[Path | None, _pem("--key", "Its PEM private key (with --crt).")] = None,
+    cabundle: Annotated[Path | None, _pem("--cabundle", "Its PEM intermediates.")] = None,
+) -> None:
+    """Change a zone's ssl block: only the options given change."""
+    if (crt is None) != (key is None):
+        api.ctx.fail("give --crt and --key together")
+    fields = _given(
+        enabled=enabled,
+        http2=http2,
+        redirect=redirect,
+        certid=certid,
+        crt=pem_file(crt),
+        key=pem_file(key),
+        cabundle=pem_file(cabundle),
+    )
+    if not fields:
+        api.ctx.fail("nothing to change: give at least one option (see --help)")
+    api.run(lambda client: calls.update_ssl(find_zone_id(client, zone), **fields), _done("updated"))
 
 
 @zones_app.command("delete")

@@ -13,7 +13,9 @@
 HTTP status, 0 when no answer came; `message`: the API's). Rate-limited (429) and failed
 (5xx) calls are retried, honouring `Retry-After`. `client.keys` needs the admin key.
 Results are frozen dataclasses: `Zone`, `CachePolicy`, `PurgeResult`, `PurgeRecord`,
-`ApiKey`, `NewKey`. `purge_batches` splits a long file list into requests the API accepts.
+`ApiKey`, `NewKey`, `Certificate`, `SslPolicy`. `client.certs` manages account
+certificates; `client.zones.update_ssl` a zone's ssl block. `purge_batches` splits a
+long file list into requests the API accepts.
 """
 
 from pullzone.client._batches import purge_batches
@@ -21,19 +23,22 @@ from pullzone.client._requests import (
     MAX_BODY_BYTES,
     ApiError,
     CacheFields,
+    SslFields,
     ZoneChanges,
     ZoneFields,
 )
 from pullzone.client._results import (
     ApiKey,
     CachePolicy,
+    Certificate,
     NewKey,
     PurgeRecord,
     PurgeResult,
+    SslPolicy,
     Zone,
 )
 from pullzone.client._retry import RetryPolicy
-from pullzone.client.client import AsyncClient, Client, Keys, Zones
+from pullzone.client.client import AsyncClient, Certs, Client, Keys, Zones
 from pullzone.limits import MAX_PURGE_FILES
 
 __all__ = [
@@ -44,12 +49,16 @@ __all__ = [
     "AsyncClient",
     "CacheFields",
     "CachePolicy",
+    "Certificate",
+    "Certs",
     "Client",
     "Keys",
     "NewKey",
     "PurgeRecord",
     "PurgeResult",
     "RetryPolicy",
+    "SslFields",
+    "SslPolicy",
     "Zone",
     "ZoneChanges",
     "ZoneFields",

@@ -20,7 +20,15 @@ import httpx
 
 from pullzone import __version__, defaults
 from pullzone.client import _results
-from pullzone.client._results import ApiKey, NewKey, PurgeRecord, PurgeResult, Unexpected, Zone
+from pullzone.client._results import (
+    ApiKey,
+    Certificate,
+    NewKey,
+    PurgeRecord,
+    PurgeResult,
+    Unexpected,
+    Zone,
+)
 from pullzone.limits import MAX_API_BODY
 
 T = TypeVar("T")
@@ -28,6 +36,7 @@ T = TypeVar("T")
 DEFAULT_API_URL = defaults.API_URL
 ZONES = "/zones/http/pull"
 KEYS = "/keys"
+CERTS = "/account/ssl"
 MAX_BODY_BYTES = MAX_API_BODY  # the API's default limits per purge request
 
 
@@ -305,6 +314,94 @@ def list_keys() -> Call[list[ApiKey]]:
 def revoke_key(key_id: str) -> Call[None]:
     """Revoke the key of this id (as `keys.list()` shows it, not its secret)."""
     return Call("DELETE", key_path(key_id), _results.nothing)
+
+
+# --- account certificates and the zone's ssl block -------------------------------------------
+
+
+def cert_path(cert_id: int | str) -> str:
+    """`/account/ssl/{id}`; the id must be a positive integer (or its digits)."""
+    text = str(cert_id)
+    if isinstance(cert_id, bool) or not text.isascii() or not text.isdigit() or int(text) == 0:
+        raise ValueError(f"certificate id must be a positive integer, not {cert_id!r}")
+    return f"{CERTS}/{int(text)}"
+
+
+def _pem(name: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be PEM text (a str)")
+    return value
+
+
+def list_certs() -> Call[list[Certificate]]:
+    """Every account certificate (never a private key)."""
+    return Call("GET", CERTS, _results.cert_list)
+
+
+def get_cert(cert_id: int | str) -> Call[Certificate]:
+    """One account certificate."""
+    return Call("GET", cert_path(cert_id), _results.one_cert)
+
+
+def upload_cert(name: str, crt: str, key: str, cabundle: str = "") -> Call[Certificate]:
+    """Upload a certificate (`crt`), its private key and its intermediates (`cabundle`),
+    all PEM text. The API checks them (the key matches, valid now, the chain verifies)."""
+    body = {
+        "name": _pem("name", name),
+        "crt": _pem("crt", crt),
+        "key": _pem("key", key),
+        "cabundle": _pem("cabundle", cabundle),
+    }
+    return Call("POST", f"{CERTS}/new", _results.one_cert, json=body, idempotent=False)
+
+
+def update_cert(
+    cert_id: int | str,
+    *,
+    name: str | None = None,
+    crt: str | None = None,
+    key: str | None = None,
+    cabundle: str | None = None,
+) -> Call[Certificate]:
+    """Rename a certificate (`name`) and/or replace it (`crt` and `key` together, with
+    `cabundle`); zones using it serve the new one."""
+    given = {"name": name, "crt": crt, "key": key, "cabundle": cabundle}
+    body = {field: _pem(field, value) for field, value in given.items() if value is not None}
+    return Call("POST", cert_path(cert_id), _results.one_cert, json=body)
+
+
+def delete_cert(cert_id: int | str) -> Call[None]:
+    """Delete a certificate (refused, 409, while a zone uses it)."""
+    return Call("DELETE", cert_path(cert_id), _results.nothing)
+
+
+class SslFields(TypedDict, total=False):
+    """A zone's `ssl` block, to change: only the fields given change. `crt` and `key` (and
+    `cabundle`, `name`) upload a certificate and make it the zone's `certid`."""
+
+    enabled: bool | str
+    http2: bool | str
+    redirect: bool | str
+    mode: str
+    certid: int
+    name: str
+    crt: str
+    key: str
+    cabundle: str
+
+
+_SSL_FIELDS = tuple(SslFields.__annotations__)
+
+
+def update_ssl(zone_id: int | str, **fields: Unpack[SslFields]) -> Call[Zone]:
+    """Change the zone's `ssl` block alone; the zone as it is now."""
+    body: dict[str, Any] = {}
+    for name, value in fields.items():
+        if name not in _SSL_FIELDS:
+            raise TypeError(f"unknown ssl field {name!r}; the fields: {', '.join(_SSL_FIELDS)}")
+        if value is not None:
+            body[name] = ("Y" if value else "N") if isinstance(value, bool) else value
+    return Call("POST", f"{zone_path(zone_id)}/ssl", _results.one_zone, json=body)
 
 
 def _strings(name: str, values: Iterable[str]) -> list[str]:

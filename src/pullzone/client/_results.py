@@ -9,7 +9,7 @@ kind is an `Unexpected` answer (the client raises it as an `ApiError`).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 V = TypeVar("V")
@@ -44,6 +44,46 @@ class CachePolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class SslPolicy:
+    """A zone's `ssl` block: HTTPS `enabled`, `http2` offered, plain HTTP `redirect`ed to
+    https, `mode`, the account certificate served (`certid`, 0: none), and pullzone's
+    `warning` (why HTTPS is not served as asked; "" when nothing is wrong)."""
+
+    __module__ = "pullzone.client"
+
+    enabled: bool = False
+    http2: bool = False
+    redirect: bool = False
+    mode: str = "default"
+    certid: int = 0
+    warning: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Certificate:
+    """An account certificate as the API shows it (never its private key). `expiry` and
+    `valid_from` are UTC dates (YYYY-MM-DD); `installs` how many zones use it, `zones`
+    their ids."""
+
+    __module__ = "pullzone.client"
+
+    id: int
+    name: str
+    domain: str
+    sans: tuple[str, ...]
+    expiry: str
+    valid_from: str
+    expired: bool
+    installs: int
+    zones: tuple[int, ...]
+    crt: str
+    cabundle: str
+    source: str = "upload"
+    created_at: str = ""
+    updated_at: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Zone:
     """An HTTP pull zone. `host_header` is the API's `hostHeader`, `cnames` its `cnamesArr`;
     `disabled` is True when the zone answers 403 to every request (`status` "Disabled")."""
@@ -62,6 +102,8 @@ class Zone:
     created_at: str
     updated_at: str
     cache: CachePolicy
+    ssl: SslPolicy = field(default_factory=SslPolicy)
+    warnings: tuple[str, ...] = ()  # what may not work as configured
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +282,44 @@ def zone(body: Mapping[str, Any]) -> Zone:
         created_at=_text(body, "created_at"),
         updated_at=_text(body, "updated_at"),
         cache=cache_policy(_get(body, "cache", dict, {})),
+        ssl=ssl_policy(_get(body, "ssl", dict, {})),
+        warnings=_strings(body, "warnings"),
+    )
+
+
+def ssl_policy(block: Mapping[str, Any]) -> SslPolicy:
+    warning = block.get("warning")
+    return SslPolicy(
+        enabled=_flag(block, "enabled"),
+        http2=_flag(block, "http2"),
+        redirect=_flag(block, "redirect"),
+        mode=_text(block, "mode", "default"),
+        certid=0 if block.get("certid") is None else _integer(block, "certid"),
+        warning=warning if isinstance(warning, str) else "",  # 5centscdn says false
+    )
+
+
+def certificate(body: Mapping[str, Any]) -> Certificate:
+    zones = body.get("zones") or []
+    if not isinstance(zones, list) or not all(
+        isinstance(z, int) and not isinstance(z, bool) for z in zones
+    ):
+        raise Unexpected("'zones' is not a list of zone ids")
+    return Certificate(
+        id=_integer(body, "id"),
+        name=_text(body, "name"),
+        domain=_text(body, "domain"),
+        sans=_strings(body, "sans"),
+        expiry=_text(body, "expiry"),
+        valid_from=_text(body, "validFrom"),
+        expired=_get(body, "expired", bool, False),
+        installs=_get(body, "installs", int, len(zones)),
+        zones=tuple(zones),
+        crt=_text(body, "crt"),
+        cabundle=_text(body, "cabundle"),
+        source=_text(body, "source", "upload"),
+        created_at=_text(body, "created_at"),
+        updated_at=_text(body, "updated_at"),
     )
 
 
@@ -310,6 +390,14 @@ def key_list(answer: Mapping[str, Any]) -> list[ApiKey]:
 
 def new_key(answer: Mapping[str, Any]) -> NewKey:
     return NewKey(key=api_key(_member(answer, "key")), secret=_text(answer, "secret", _REQUIRED))
+
+
+def one_cert(answer: Mapping[str, Any]) -> Certificate:
+    return certificate(_member(answer, "cert"))
+
+
+def cert_list(answer: Mapping[str, Any]) -> list[Certificate]:
+    return _objects(answer, "certs", certificate)
 
 
 def nothing(answer: Mapping[str, Any]) -> None:

@@ -101,7 +101,18 @@ class Zones(_Group[C_co]):
     create = _Call(_requests.create_zone)
     update = _Call(_requests.update_zone)
     update_cache = _Call(_requests.update_cache)
+    update_ssl = _Call(_requests.update_ssl)
     delete = _Call(_requests.delete_zone)
+
+
+class Certs(_Group[C_co]):
+    """`client.certs`: account certificates (a key for the whole account)."""
+
+    list = _Call(_requests.list_certs)
+    get = _Call(_requests.get_cert)
+    upload = _Call(_requests.upload_cert)
+    update = _Call(_requests.update_cert)
+    delete = _Call(_requests.delete_cert)
 
 
 class Keys(_Group[C_co]):
@@ -139,8 +150,14 @@ class _Base:
 
     @property
     def zones(self) -> Zones[Self]:
-        """The HTTP pull zones: `list`, `get`, `create`, `update`, `update_cache`, `delete`."""
+        """The HTTP pull zones: `list`, `get`, `create`, `update`, `update_cache`,
+        `update_ssl`, `delete`."""
         return Zones(self)
+
+    @property
+    def certs(self) -> Certs[Self]:
+        """Account certificates: `list`, `get`, `upload`, `update`, `delete`."""
+        return Certs(self)
 
     @property
     def keys(self) -> Keys[Self]:

@@ -3,8 +3,8 @@
 Layout: `routes/` (thin handlers, one module per resource), `deps` (key, scope, zone and
 body checks as FastAPI dependencies), `schemas` (what bodies may hold), `log` (where
 changes are committed), `replica` (control.db as the log applied), `store` (zones in
-control.db), `keys` (API keys), `history` (purges), `ratelimit` (per-key rate limits),
-`errors` (the error answers), `openapi`.
+control.db), `keys` (API keys), `history` (purges), `certs` (account certificates),
+`ratelimit` (per-key rate limits), `errors` (the error answers), `openapi`.
 
 Every route runs on the event loop, and the SQLite calls it makes are short local writes:
 one connection, no threads, so no two transactions ever interleave.
@@ -23,7 +23,7 @@ from pullzone.control import errors, openapi, replica
 from pullzone.control.deps import Control
 from pullzone.control.log import EventLog
 from pullzone.control.metrics import ApiMetrics
-from pullzone.control.routes import dashboard, purge, zones
+from pullzone.control.routes import dashboard, purge, ssl, zones
 from pullzone.control.routes import keys as key_routes
 from pullzone.control.routes import stats as stats_routes
 from pullzone.control.stats import NodeStats
@@ -40,7 +40,7 @@ def create_app(settings: Settings, log: EventLog) -> FastAPI:
     """The API app, reading control.db on a connection of its own; every change goes
     through `log` (a `LocalLog` on a single node) before the answer is sent."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    conn = connect(settings.control_db)
+    conn = connect(settings.control_db, private=True)
     store = replica.create_schema(conn, settings.edge_domain)
 
     app = FastAPI(
@@ -63,6 +63,7 @@ def create_app(settings: Settings, log: EventLog) -> FastAPI:
     app.include_router(zones.router, prefix="/v2")
     app.include_router(purge.router, prefix="/v2")
     app.include_router(key_routes.router, prefix="/v2")
+    app.include_router(ssl.router, prefix="/v2")
     app.include_router(stats_routes.router)
     app.include_router(dashboard.router)
 

@@ -21,7 +21,7 @@ from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, ValidationError
 
 from pullzone.config import Settings
-from pullzone.control import keys
+from pullzone.control import certs, keys
 from pullzone.control.errors import (
     ApiError,
     BadRequest,
@@ -65,7 +65,8 @@ class Control:
         self.limiter = RateLimiter(self.settings.api_rate, self.settings.api_burst)
 
     def zone_api(self, zone: Zone) -> dict[str, Any]:
-        return zone.to_api(self.settings.edge_domain)
+        domain = self.settings.edge_domain
+        return {**zone.to_api(domain), "warnings": certs.zone_warnings(self.conn, zone, domain)}
 
 
 async def control(request: Request) -> Control:
@@ -119,6 +120,17 @@ def admin_for(doing: str) -> Callable[..., Awaitable[Principal]]:
 
 
 admin_only = admin_for("create zones")
+
+
+async def account_key(principal: Caller) -> Principal:
+    """The caller, when its key is for the whole account: the admin key, or a key for
+    every zone that is not purge-only (403 otherwise)."""
+    if not (principal.admin or (principal.zones is None and not principal.purge_only)):
+        raise Forbidden(
+            "only a key for every zone that may change them (not limited to some zones, "
+            "not purge-only) may manage account certificates"
+        )
+    return principal
 
 
 # --- the zone --------------------------------------------------------------------------

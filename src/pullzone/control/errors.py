@@ -6,8 +6,9 @@
 | 400 | malformed JSON, invalid fields, unknown fields, a zone id that is not a positive integer |
 | 401 | missing or unknown `X-API-Key` |
 | 403 | the key may not do this (to this zone) |
-| 404 | no such zone, no such route |
+| 404 | no such zone or certificate, no such route |
 | 405 | a method the route does not have (with `Allow`) |
+| 409 | a certificate a zone uses cannot be deleted |
 | 413 | a body over 1 MiB |
 | 415 | a body that is not JSON |
 | 429 | the key made more calls than its rate limit allows (with `Retry-After`) |
@@ -215,8 +216,8 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     method, path = request.method, request.url.path
     if exc.status_code == 404:
         message = (
-            f"no such route: {method} {path}; the API is under /v2/zones/http/pull and "
-            "/v2/keys (see /v2/openapi.json)"
+            f"no such route: {method} {path}; the API is under /v2/zones/http/pull, "
+            "/v2/account/ssl and /v2/keys (see /v2/openapi.json)"
         )
     elif exc.status_code == 405:
         allowed = _allowed_methods(request)

@@ -53,7 +53,7 @@ class LocalLog:
         self, settings: Settings, on_event: Callable[[Event], Awaitable[int | None]]
     ) -> None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        self.replica = Replica(connect(settings.control_db), settings.edge_domain)
+        self.replica = Replica(connect(settings.control_db, private=True), settings.edge_domain)
         self.on_event = on_event
 
     async def commit(self, zone_id: int, change: Proposal) -> Committed:

@@ -23,7 +23,9 @@ _ERROR_DESCRIPTIONS = {
     400: "Malformed or invalid input, or a zone id that is not a positive integer.",
     401: "Missing or unknown X-API-Key.",
     403: "The key may not do this (to this zone).",
-    404: "No such zone (under /v2/keys: no such live key).",
+    404: "No such zone (under /v2/keys: no such live key; under /v2/account/ssl: no such "
+    "certificate).",
+    409: "The certificate is in use: a zone's ssl.certid names it.",
     413: "The body is larger than 1 MiB.",
     415: "The body is not JSON.",
     429: "The key made more calls than its rate limit allows; retry after `Retry-After` seconds.",

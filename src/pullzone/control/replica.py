@@ -104,6 +104,11 @@ class Replica:
             cert = PutCertificate.from_payload(event.payload).cert
             if not cert.id:
                 cert = dataclasses.replace(cert, id=event.seq)
+            elif not self.conn.execute(
+                "SELECT 1 FROM certificates WHERE id = ?", (cert.id,)
+            ).fetchone():
+                # a change to a certificate another node deleted meanwhile: never revived
+                raise Refused(Reason.NOT_FOUND, f"certificate {cert.id} not found")
             self.conn.execute(
                 "INSERT OR REPLACE INTO certificates (id, record) VALUES (?, ?)",
                 (cert.id, json.dumps(cert.to_record())),
@@ -111,6 +116,14 @@ class Replica:
             return Event.of(event.seq, 0, PutCertificate(cert), event.at)
         if event.kind == CERT_DELETE:
             gone = DeleteCertificate.from_payload(event.payload)
+            # The API refuses this with a 409; a zone another node pointed at the
+            # certificate meanwhile is refused here, the same way on every node.
+            using = [zone.id for zone in self.zones.list() if zone.ssl.certid == gone.id]
+            if using:
+                raise Refused(
+                    Reason.CONFLICT,
+                    f"certificate {gone.id} is used by zone {', '.join(map(str, using))}",
+                )
             deleted = self.conn.execute("DELETE FROM certificates WHERE id = ?", (gone.id,))
             if not deleted.rowcount:
                 raise Refused(Reason.NOT_FOUND, f"certificate {gone.id} not found")

@@ -25,6 +25,12 @@ Decisions where the contract is silent:
   switched off and refused with a 400 naming them when on.
 - `_METHOD: "PUT"`, which 5centscdn's create examples carry, is accepted (and ignored) on
   create.
+- The `ssl` block (`enabled`, `http2`, `redirect`: "Y"/"N", any case, or booleans; ""
+  leaves a flag as it is, as 5centscdn's examples send it) merges field-wise like `cache`.
+  `mode` is "default" or 5centscdn's "S" (SNI: the only way pullzone serves HTTPS).
+  `certid` 0 or null: no account certificate. `warning` is pullzone's to set: accepted
+  when unchanged (5centscdn's `false` counts as none), a 400 naming it otherwise. Whether
+  `certid` names a certificate is checked by the route, which sees control.db.
 - `POST …/{id}/cache` takes the cache block's fields at the top level
   (`{"cache": "1h", "querystring": "N"}`) and also the block wrapped as `{"cache": {…}}`.
 """
@@ -34,6 +40,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import unicodedata
+from dataclasses import replace
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -55,7 +62,7 @@ from pydantic_core import core_schema
 from pullzone.control.errors import BadRequest
 from pullzone.spec.uri import split_authority
 from pullzone.zones.durations import parse_duration
-from pullzone.zones.model import CachePolicy, Zone
+from pullzone.zones.model import CachePolicy, SslPolicy, Zone
 
 MAX_CNAMES = 100
 MAX_NAME = 255
@@ -78,7 +85,6 @@ UNSUPPORTED_BLOCKS: dict[str, tuple[str, ...]] = {
     "shield": ("enabled",),
     "originip": ("enabled",),
     "edgerules": ("enabled",),
-    "ssl": ("enabled",),
     "edge": (
         "compression",
         "disposition",
@@ -384,8 +390,10 @@ class _Strict(BaseModel):
     @classmethod
     def _no_nulls(cls, data: Any) -> Any:
         if isinstance(data, dict):
+            fields = cls.model_fields
+            names = set(fields) | {f.alias for f in fields.values() if f.alias}
             for key, value in data.items():
-                if value is None and key in cls.model_fields:
+                if value is None and key in names:
                     raise ValueError(
                         f'{key}: null is not a value here; leave the field out, or send "" '
                         "to clear a text field"
@@ -469,6 +477,158 @@ class CacheUpdate(CacheIn):
         return data
 
 
+# --- the ssl block ---------------------------------------------------------------------
+
+SSL_MODES = ("default", "S")
+
+
+def _flag(value: object) -> object:
+    """Y/N in any case, or a boolean; "" stands for "leave it as it is" (None)."""
+    if isinstance(value, bool):
+        return "Y" if value else "N"
+    if isinstance(value, str):
+        text = value.strip().upper()
+        return None if text == "" else text
+    return value
+
+
+def _certid(value: object) -> object:
+    if value is None:
+        return 0  # 5centscdn answers `"certid": null` for none
+    if isinstance(value, bool):
+        raise ValueError("must be a certificate id (an integer), not true/false")
+    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 19:
+        return int(value.strip())
+    return value
+
+
+def _mode(value: object) -> object:
+    if isinstance(value, str):
+        text = value.strip()
+        return "S" if text.upper() == "S" else text.lower()
+    return value
+
+
+def _warning(value: object) -> str:
+    """5centscdn's `false` and an empty string both mean "no warning"."""
+    if value is None or value is False:
+        return ""
+    if isinstance(value, str):
+        return value
+    raise ValueError("is read-only: pullzone sets it; leave it out")
+
+
+# What the ssl block's fields accept, for the schema: more than the answers say, since
+# 5centscdn's clients send booleans, "" and null (each meaning what the validators say).
+_FLAG_SCHEMA = {
+    "anyOf": [
+        {"type": "string", "enum": ["Y", "N", "y", "n", ""]},
+        {"type": "boolean"},
+        {"type": "null"},
+    ]
+}
+Flag = Annotated[Literal["Y", "N"] | None, BeforeValidator(_flag), WithJsonSchema(_FLAG_SCHEMA)]
+CertId = Annotated[
+    int,
+    Field(ge=0, le=MAX_ZONE_ID),
+    BeforeValidator(_certid),
+    WithJsonSchema(
+        {"anyOf": [{"type": "integer", "minimum": 0, "maximum": MAX_ZONE_ID}, {"type": "null"}]}
+    ),
+]
+SslMode = Annotated[
+    Literal["default", "S"] | None,
+    BeforeValidator(_mode),
+    WithJsonSchema({"anyOf": [{"type": "string", "enum": list(SSL_MODES)}, {"type": "null"}]}),
+]
+SslWarning = Annotated[
+    str,
+    BeforeValidator(_warning),
+    WithJsonSchema(
+        {"anyOf": [{"type": "string"}, {"const": False}, {"type": "null"}], "readOnly": True}
+    ),
+]
+
+
+class SslIn(BaseModel):
+    """The zone's `ssl` block; fields left out keep their value (off on create)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: Flag = Field(None, description="Y: serve the zone over HTTPS.")
+    http2: Flag = Field(None, description="Y: offer HTTP/2 (ALPN h2) besides HTTP/1.1.")
+    redirect: Flag = Field(
+        None, description="Y: plain-HTTP requests get a redirect to the same URL over https."
+    )
+    mode: SslMode = Field(None, description='"default" or 5centscdn\'s "S" (SNI); both mean SNI.')
+    certid: CertId | None = Field(
+        None,
+        description="Id of the account certificate served (GET /v2/account/ssl); 0 or null: "
+        "none (an automatic certificate when the node has an ACME directory).",
+    )
+    warning: SslWarning | None = Field(
+        None, description="Read-only: why HTTPS is not served as asked. Accepted when unchanged."
+    )
+
+    def apply_to(self, policy: SslPolicy) -> SslPolicy:
+        """`policy` with the fields given here changed; a changed `warning` is a BadRequest."""
+        if self.warning is not None and self.warning != policy.warning:
+            raise BadRequest(
+                "ssl.warning is read-only: pullzone sets it (e.g. while an automatic "
+                "certificate cannot be obtained); leave it out or send it unchanged"
+            )
+        changes: dict[str, Any] = {}
+        for field in ("enabled", "http2", "redirect"):
+            value = getattr(self, field)
+            if value is not None:
+                changes[field] = value == "Y"
+        if self.mode is not None:
+            changes["mode"] = self.mode
+        if self.certid is not None:
+            changes["certid"] = self.certid
+        return replace(policy, **changes)
+
+
+PemText = Annotated[
+    str,
+    Field(
+        description="PEM text (at most 64 KiB).",
+        json_schema_extra={"maxLength": 65536},
+    ),
+]
+
+
+class SslUpdate(SslIn):
+    """Body of `POST …/{zoneid}/ssl`: the ssl block's fields at the top level (or wrapped
+    as `{"ssl": {…}}`), and optionally a certificate inline (`crt` and `key`, `cabundle`),
+    stored as an account certificate and set as the zone's `certid`."""
+
+    name: str = Field("", description="Name of the inline certificate; default: the zone's alias.")
+    crt: PemText = Field("", description="Inline PEM certificate (with `key`).")
+    key: PemText = Field("", description="Inline PEM private key; never answered.")
+    cabundle: PemText = Field("", description="Inline PEM intermediates.")
+    method_override: Literal["POST", "PUT"] | None = Field(
+        None, alias="_METHOD", description="Accepted and ignored."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unwrap(cls, data: Any) -> Any:
+        if isinstance(data, dict) and len(data) == 1 and isinstance(data.get("ssl"), dict):
+            return data["ssl"]
+        if isinstance(data, dict):
+            for key in ("_METHOD", "name", "crt", "key", "cabundle"):
+                if key in data and data[key] is None:
+                    raise ValueError(f"{key}: null is not a value here; leave the field out")
+            if isinstance(data.get("_METHOD"), str):
+                return {**data, "_METHOD": data["_METHOD"].upper()}
+        return data
+
+    @property
+    def inline(self) -> bool:
+        return bool(self.crt.strip() or self.key.strip() or self.cabundle.strip())
+
+
 # --- zones -----------------------------------------------------------------------------
 
 
@@ -491,7 +651,6 @@ class _Unsupported5centsBlocks(_Strict):
     shield: dict[str, Any] | None = Field(None, description=_block_doc("shield"))
     originip: dict[str, Any] | None = Field(None, description=_block_doc("originip"))
     edgerules: dict[str, Any] | None = Field(None, description=_block_doc("edgerules"))
-    ssl: dict[str, Any] | None = Field(None, description=_block_doc("ssl"))
     edge: dict[str, Any] | None = Field(None, description=_block_doc("edge"))
 
     @field_validator(*UNSUPPORTED_BLOCKS)
@@ -518,6 +677,7 @@ class ZoneUpdate(_Unsupported5centsBlocks):
     cnames: Cnames | None = None
     disabled: Disabled | None = None
     cache: CacheIn | None = None
+    ssl: SslIn | None = None
 
     def apply_to(self, zone: Zone) -> Zone:
         """`zone` with the fields given here changed (id and timestamps untouched)."""
@@ -536,6 +696,8 @@ class ZoneUpdate(_Unsupported5centsBlocks):
             changes["disabled"] = self.disabled == "1"
         if self.cache is not None:
             changes["cache"] = self.cache.apply_to(zone.cache)
+        if self.ssl is not None:
+            changes["ssl"] = self.ssl.apply_to(zone.ssl)
         return zone.with_changes(**changes)
 
 
@@ -587,8 +749,8 @@ class SslOut(BaseModel):
     http2: Literal["Y", "N"]
     redirect: Literal["Y", "N"]
     mode: str = Field(examples=["default"])
-    certid: int = Field(description="the account certificate served; 0: none", examples=[0])
-    warning: str = Field(description="why HTTPS is not served as asked", examples=[""])
+    certid: int = Field(description="The account certificate served; 0: none.")
+    warning: str = Field(description="Why HTTPS is not served as asked; empty: nothing wrong.")
 
 
 class ZoneOut(BaseModel):
@@ -614,6 +776,11 @@ class ZoneOut(BaseModel):
     )
     cache: CacheOut
     ssl: SslOut
+    warnings: list[str] | None = Field(
+        None,
+        description="What may not work as configured (e.g. a certificate that does not "
+        "cover some of the zone's hostnames); null: nothing.",
+    )
 
 
 class ZoneList(BaseModel):
@@ -807,3 +974,71 @@ class KeyCreated(BaseModel):
         description="The key to send as X-API-Key. Shown only in this answer: it is stored "
         "hashed and cannot be shown again."
     )
+
+
+# --- account certificates (5centscdn's /v2/account/ssl) --------------------------------
+
+
+def _method(value: object) -> object:
+    return value.strip().upper() if isinstance(value, str) else value
+
+
+class CertUpload(_Strict):
+    """Body of `POST /v2/account/ssl/new`."""
+
+    name: str = Field("", description="A label; default: the certificate's domain and expiry date.")
+    crt: PemText = Field(description="The PEM certificate (a fullchain is split).")
+    key: PemText = Field(description="Its PEM private key (unencrypted); never answered.")
+    cabundle: PemText = Field("", description="PEM intermediates, the leaf's issuer first.")
+    method_override: Annotated[Literal["PUT", "POST"] | None, BeforeValidator(_method)] = Field(
+        None,
+        alias="_METHOD",
+        description='5centscdn\'s examples send "_METHOD": "PUT"; accepted and ignored.',
+    )
+
+
+class CertUpdate(_Strict):
+    """Body of `POST /v2/account/ssl/{id}`: `crt` and `key` together (with `cabundle`),
+    or `name` alone, or both; `"_METHOD": "DELETE"` deletes the certificate instead."""
+
+    name: str | None = Field(None, description="A new label.")
+    crt: PemText | None = Field(None, description="A new PEM certificate (with key).")
+    key: PemText | None = Field(None, description="Its PEM private key; never answered.")
+    cabundle: PemText | None = Field(None, description="PEM intermediates (with crt and key).")
+    method_override: Annotated[
+        Literal["POST", "PUT", "DELETE"] | None, BeforeValidator(_method)
+    ] = Field(None, alias="_METHOD", description='"DELETE": delete the certificate.')
+
+
+class CertOut(BaseModel):
+    """An account certificate, as 5centscdn shows it; the key is never shown."""
+
+    id: int = Field(examples=[7])
+    name: str = Field(examples=["example.com 2027-01-01"])
+    crt: str = Field(description="The PEM leaf certificate.")
+    key: Literal["--- redacted ---"]
+    cabundle: str = Field(description="The PEM intermediates served after the leaf.")
+    domain: str = Field(examples=["example.com"])
+    sans: list[str] = Field(examples=[["example.com", "*.example.com"]])
+    expiry: str = Field(description="notAfter, UTC date YYYY-MM-DD", examples=["2027-01-01"])
+    validFrom: str = Field(description="notBefore, UTC date YYYY-MM-DD", examples=["2026-01-01"])
+    expired: bool
+    installs: int = Field(description="How many zones use it (their ssl.certid).")
+    zones: list[int] = Field(description="The ids of those zones.")
+    source: str = Field(description='"upload", or "acme" for one pullzone obtained.')
+    created_at: str
+    updated_at: str
+
+
+class CertAnswer(BaseModel):
+    result: Literal["success"]
+    cert: CertOut
+
+
+class CertChanged(CertAnswer):
+    message: str = Field(examples=["Operation completed successfully"])
+
+
+class CertList(BaseModel):
+    result: Literal["success"]
+    certs: list[CertOut]

@@ -20,7 +20,7 @@ log = logging.getLogger("pullzone.cache")
 
 class CacheNode:
     def __init__(self, settings: Settings) -> None:
-        self.control = connect(settings.control_db)
+        self.control = connect(settings.control_db, private=True)
         local.create_schema(self.control)
         cache = connect(settings.cache_db)
         create_schema(cache)

@@ -49,7 +49,7 @@ class ClusterNode:
         self.settings = settings
         self.bus = bus
         self.cache = cache
-        self.replica = Replica(connect(settings.control_db), settings.edge_domain)
+        self.replica = Replica(connect(settings.control_db, private=True), settings.edge_domain)
         self.position = self.replica.position
         self._progress = asyncio.Condition()
         self._refusals: OrderedDict[int, Refused] = OrderedDict()

@@ -5,18 +5,23 @@ the answer is sent."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 
-from pullzone.bus.events import CreateZone, DeleteZone, PutZone
+from pullzone.bus.events import CreateZone, DeleteZone, PutCertificate, PutZone
+from pullzone.certs.check import check_name, check_upload
+from pullzone.control import certs
 from pullzone.control.deps import Caller, Control, Ctl, admin_only, json_body, zone_for
+from pullzone.control.errors import BadRequest
 from pullzone.control.keys import Principal
 from pullzone.control.log import Committed
 from pullzone.control.openapi import errors, request_body
 from pullzone.control.schemas import (
     CacheUpdate,
     Done,
+    SslUpdate,
     ZoneAnswer,
     ZoneChanged,
     ZoneCreate,
@@ -34,6 +39,7 @@ Writable = Annotated[Zone, Depends(zone_for("write"))]
 NewZone = Annotated[ZoneCreate, Depends(json_body(ZoneCreate))]
 Changes = Annotated[ZoneUpdate, Depends(json_body(ZoneUpdate))]
 CacheChanges = Annotated[CacheUpdate, Depends(json_body(CacheUpdate))]
+SslChanges = Annotated[SslUpdate, Depends(json_body(SslUpdate))]
 
 _ZONE_ERRORS = errors(400, 401, 403, 404)
 _BODY_ERRORS = errors(400, 401, 403, 404, 413, 415)
@@ -62,7 +68,9 @@ async def list_zones(principal: Caller, ctl: Ctl) -> dict[str, Any]:
     openapi_extra=request_body(ZoneCreate),
 )
 async def create_zone(_: Admin, body: NewZone, ctl: Ctl) -> dict[str, Any]:
-    proposal = CreateZone(body.draft(), derive_alias=body.alias is None, stamp=now())
+    draft = body.draft()
+    certs.check_zone_ssl(ctl.conn, draft, ctl.settings.acme_directory)
+    proposal = CreateZone(draft, derive_alias=body.alias is None, stamp=now())
     committed = await ctl.log.commit(0, proposal)
     return {"result": "success", "message": "Zone Created", "zone": _zone_of(ctl, committed)}
 
@@ -106,6 +114,31 @@ async def update_cache(zone: Writable, body: CacheChanges, ctl: Ctl) -> dict[str
     )
 
 
+@router.post(
+    "/{zoneid}/ssl",
+    response_model=ZoneChanged,
+    summary="Update the ssl block of an HTTP pull zone",
+    description="The ssl block's fields at the top level (`enabled`, `http2`, `redirect`, "
+    "`mode`, `certid`); fields left out keep their value. `crt` and `key` (and `cabundle`) "
+    "inline are checked as an upload, stored as an account certificate named `name` (else "
+    "the zone's alias) and set as the zone's `certid`.",
+    responses=_BODY_ERRORS,
+    openapi_extra=request_body(SslUpdate),
+)
+async def update_ssl(zone: Writable, body: SslChanges, ctl: Ctl) -> dict[str, Any]:
+    ssl = body.apply_to(zone.ssl)  # a changed read-only field is refused before any store
+    if body.inline:
+        if body.certid:
+            raise BadRequest("certid and crt: give one of them, not both")
+        checked = check_upload(body.crt, body.key, body.cabundle)
+        name = check_name(body.name) or zone.alias
+        committed = await ctl.log.commit(0, PutCertificate(checked.certificate(0, name, now())))
+        ssl = replace(ssl, certid=committed.seq)  # a new certificate's id: its event's seq
+    elif body.name:
+        raise BadRequest("name: names an inline certificate; send it with crt and key")
+    return await _update(ctl, zone, lambda current: current.with_changes(ssl=ssl))
+
+
 async def _update(ctl: Control, zone: Zone, change: Callable[[Zone], Zone]) -> dict[str, Any]:
     """Both update routes: apply `change`, commit the changed zone, answer it. A change
     that changes nothing commits nothing (the zone keeps its `updated_at`)."""
@@ -113,6 +146,8 @@ async def _update(ctl: Control, zone: Zone, change: Callable[[Zone], Zone]) -> d
         id=zone.id, created_at=zone.created_at, updated_at=zone.updated_at
     )
     answer = ctl.zone_api(zone)
+    if changed.ssl != zone.ssl:
+        certs.check_zone_ssl(ctl.conn, changed, ctl.settings.acme_directory)
     if changed != zone:
         proposal = PutZone(changed.with_changes(updated_at=now()))
         answer = _zone_of(ctl, await ctl.log.commit(zone.id, proposal))
