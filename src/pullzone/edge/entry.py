@@ -39,10 +39,12 @@ class Entry:
         "full_head",
         "hmap",
         "honour_origin",
+        "initial_age",
         "last_modified",
         "obj",
         "path",
         "policy",
+        "response_time",
         "size",
         "stale",
         "status",
@@ -78,6 +80,8 @@ class Entry:
         self.fresh_until = 0.0 if stale else window.fresh_until
         self.status = head.status
         self.size = obj.size
+        self.initial_age = window.initial_age
+        self.response_time = head.response_time
         self.vary_names = head.vary_names
         self.etag = hmap.get("etag")
         self.last_modified = parse_http_date(hmap.get("last-modified"))
@@ -98,10 +102,10 @@ class Entry:
     def age(self, now: float) -> float:
         """RFC 9111 §4.2.3: corrected initial age plus resident time (infinite when the
         clock went back since it was stored: `spec.freshness.current_age`)."""
-        resident = now - self.obj.head.response_time
+        resident = now - self.response_time
         if resident < -CLOCK_SKEW:
             return math.inf
-        return self.freshness.initial_age + resident
+        return self.initial_age + resident
 
     def is_fresh(self, request: HeaderMap, now: float) -> bool:
         if "cache-control" not in request and "pragma" not in request:
