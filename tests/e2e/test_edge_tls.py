@@ -205,6 +205,8 @@ def test_a_stalled_handshake_is_closed_after_its_timeout(tls_server: Server) -> 
         started = time.monotonic()
         assert s.recv(1024) == b""  # closed by the edge
         assert 8 < time.monotonic() - started < 14
+    timed_out = 'pullzone_edge_faults_total{kind="tls_handshake_timeout"}'
+    assert until(lambda: samples(tls_server), lambda m: m.get(timed_out, 0) >= 1).get(timed_out)
 
 
 def test_requests_are_counted_by_protocol_and_scheme(

@@ -222,6 +222,7 @@ class TlsProtocol(asyncio.sslproto.SSLProtocol):
         self._handshakes = handshakes
         self._raw: asyncio.Transport | None = None
         self._shed = False
+        self._failure: BaseException | None = None  # what ended the handshake, if it failed
         waiter.add_done_callback(self._handshaken)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -236,13 +237,18 @@ class TlsProtocol(asyncio.sslproto.SSLProtocol):
 
     def _handshaken(self, waiter: asyncio.Future[None]) -> None:
         self._handshakes.pending.pop(self, None)
-        if waiter.cancelled() or waiter.exception() is None or self._shed:
+        # A connection lost mid-handshake resolves the waiter without an exception: what
+        # failed is what _fatal_error was given.
+        failed = None if waiter.cancelled() else waiter.exception()  # retrieved: no warning
+        exc = self._failure or failed
+        if exc is None or self._shed:
             return
-        exc = waiter.exception()
         timed_out = isinstance(exc, ConnectionAbortedError) and "longer than" in str(exc)
         self._handshakes.count("tls_handshake_timeout" if timed_out else "tls_handshake_failed")
 
     def _fatal_error(self, exc: BaseException, message: str = "") -> None:
+        if self._failure is None:
+            self._failure = exc
         raw = self._raw
         if raw is None or raw.is_closing():
             return
