@@ -8,7 +8,8 @@ own fields dropped), the body into DATA frames, END_STREAM once the handler is d
 `writer.body_framing` knows HTTP/2 (version "2"): no chunks, no close-delimited body.
 
 Bounds: MAX_STREAMS concurrent streams (SETTINGS_MAX_CONCURRENT_STREAMS), a header list
-of at most MAX_HEADER_LIST bytes, a request body of at most http.MAX_BODY. Each stream
+of at most MAX_HEADER_LIST bytes, request bodies of at most http.MAX_BODY (one stream's,
+and all of a connection's held at once). Each stream
 buffers its own body against its own flow-control window: a client that stops reading
 one stream stalls that stream's handler (drain), never the others.
 """
@@ -182,6 +183,7 @@ class H2Connection(asyncio.Protocol):
         self._streams: dict[int, Stream] = {}
         self._bodies: dict[int, list[bytes]] = {}
         self._body_sizes: dict[int, int] = {}
+        self._body_total = 0  # request body bytes held, all streams together
         self._pending: dict[int, http.Request] = {}  # headers received, body arriving
         self._waiting: dict[int, Stream] = {}  # data buffered, window closed
         self.transport: asyncio.Transport | None = None
@@ -270,7 +272,7 @@ class H2Connection(asyncio.Protocol):
                 request = self._pending.pop(event.stream_id, None)
                 if request is not None:
                     parts = self._bodies.pop(event.stream_id, [])
-                    self._body_sizes.pop(event.stream_id, None)
+                    self._body_total -= self._body_sizes.pop(event.stream_id, 0)
                     request.body = b"".join(parts)
                     self._dispatch(event.stream_id, request)
             elif isinstance(event, h2.events.WindowUpdated):
@@ -335,14 +337,18 @@ class H2Connection(asyncio.Protocol):
         self._h2.acknowledge_received_data(event.flow_controlled_length, sid)
         if sid not in self._pending:
             return
-        size = self._body_sizes[sid] + len(event.data or b"")
-        if size > http.MAX_BODY:
+        received = len(event.data or b"")
+        size = self._body_sizes[sid] + received
+        # One request body, or all of a connection's together, as large as one HTTP/1.1
+        # request's may be: 413 for the stream that would go beyond.
+        if size > http.MAX_BODY or self._body_total + received > http.MAX_BODY:
             request = self._pending.pop(sid)
             self._bodies.pop(sid, None)
-            self._body_sizes.pop(sid, None)
+            self._body_total -= self._body_sizes.pop(sid, 0)
             self._refuse(sid, request, 413)
             return
         self._body_sizes[sid] = size
+        self._body_total += received
         self._bodies[sid].append(bytes(event.data or b""))
 
     def _refuse(self, sid: int, request: http.Request, status: int) -> None:
@@ -445,7 +451,7 @@ class H2Connection(asyncio.Protocol):
     def _forget(self, sid: int) -> None:
         self._pending.pop(sid, None)
         self._bodies.pop(sid, None)
-        self._body_sizes.pop(sid, None)
+        self._body_total -= self._body_sizes.pop(sid, 0)
         self._waiting.pop(sid, None)
         stream = self._streams.pop(sid, None)
         if stream is not None:
