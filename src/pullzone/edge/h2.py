@@ -170,7 +170,15 @@ class H2Connection(asyncio.Protocol):
         self._handler = handler
         self._on_done = on_done
         self._connections = connections
-        config = h2.config.H2Configuration(client_side=False, header_encoding=None)
+        config = h2.config.H2Configuration(
+            client_side=False,
+            header_encoding=None,
+            # What the edge sends is built here from a head writer.py made (names lower-
+            # cased, the connection's fields dropped): checking it again costs a third of
+            # a HIT. What clients send is checked (RFC 9113 §8.2.1).
+            validate_outbound_headers=False,
+            normalize_outbound_headers=False,
+        )
         self._h2 = h2.connection.H2Connection(config=config)
         self._h2.local_settings = h2.settings.Settings(
             client=False,
@@ -193,6 +201,9 @@ class H2Connection(asyncio.Protocol):
         self.head_started = 0.0  # for http.Connections (HTTP/2 has no slow head to time)
         self._received = 0
         self._received_at_tick = -1
+        # Inside data_received: what streams answered meanwhile (HITs, synchronously) is
+        # sent in one write at its end, not a TLS record per frame.
+        self._receiving = False
         self._timer: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
 
@@ -255,9 +266,18 @@ class H2Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._received += 1
+        self._receiving = True
+        try:
+            self._events(data)
+        finally:
+            self._receiving = False
+        self._send()
+
+    def _events(self, data: bytes) -> None:
         try:
             events = self._h2.receive_data(data)
         except h2.exceptions.ProtocolError:
+            self._receiving = False
             self._send()
             self.closed = True
             if self.transport is not None:
@@ -282,12 +302,12 @@ class H2Connection(asyncio.Protocol):
             elif isinstance(event, h2.events.StreamReset):
                 self._forget(event.stream_id)
             elif isinstance(event, h2.events.ConnectionTerminated):
+                self._receiving = False
                 self._send()
                 self.closed = True
                 if self.transport is not None:
                     self.transport.close()
                 return
-        self._send()
 
     # -- requests ---------------------------------------------------------------------
 
@@ -458,6 +478,8 @@ class H2Connection(asyncio.Protocol):
             stream.reset_by_peer()
 
     def _send(self) -> None:
+        if self._receiving:
+            return  # data_received sends it all at its end
         data = self._h2.data_to_send()
         if data and self.transport is not None and not self.closed:
             self.transport.write(data)
