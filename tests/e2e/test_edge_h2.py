@@ -240,3 +240,35 @@ def test_a_stalled_stream_never_blocks_the_others(
         assert client.conn.remote_settings.max_concurrent_streams == 100
     finally:
         client.sock.close()
+
+
+def test_a_header_list_beyond_the_bound_ends_the_connection(
+    tls_server: Server, tls: Tls, zone: dict[str, Any]
+) -> None:
+    client = RawH2(tls_server, tls, zone["fqdn"], window=65535)
+    try:
+        client.until(
+            lambda: any(isinstance(e, h2.events.RemoteSettingsChanged) for e in client.events)
+        )
+        assert client.conn.remote_settings.max_header_list_size == 32 * 1024
+        sid = client.conn.get_next_available_stream_id()
+        client.conn.send_headers(
+            sid,
+            [
+                (":method", "GET"),
+                (":scheme", "https"),
+                (":authority", zone["fqdn"]),
+                (":path", "/"),
+                *((f"x-big-{n}", "v" * 4000) for n in range(10)),
+            ],
+            end_stream=True,
+        )
+        client.flush()
+        client.sock.settimeout(10)
+        data = b""
+        while piece := client.sock.recv(65536):
+            data += piece
+        events = client.conn.receive_data(data)
+        assert any(isinstance(e, h2.events.ConnectionTerminated) for e in events), events
+    finally:
+        client.sock.close()

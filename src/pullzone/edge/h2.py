@@ -188,6 +188,10 @@ class H2Connection(asyncio.Protocol):
                 h2.settings.SettingCodes.ENABLE_PUSH: 0,
             },
         )
+        # Settings given as initial values are never "acknowledged" changes: the header
+        # list bound is given to the decoder here (RFC 9113 §6.5.2; h2 answers beyond it
+        # with GOAWAY).
+        self._h2.decoder.max_header_list_size = MAX_HEADER_LIST
         self._streams: dict[int, Stream] = {}
         self._bodies: dict[int, list[bytes]] = {}
         self._body_sizes: dict[int, int] = {}
