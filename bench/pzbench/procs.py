@@ -149,10 +149,12 @@ class Origin(Service):
 
     name = "origin"
 
-    def __init__(self, workdir: Path, root: Path, slow_rate: str) -> None:
+    def __init__(self, workdir: Path, root: Path, slow_rate: str, expires: str = "1h") -> None:
+        """`expires`: nginx's `expires` for every answer (1h: Cache-Control max-age=3600)."""
         self.dir = workdir
         self.root = root
         self.slow_rate = slow_rate
+        self.expires = expires
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.log = self.dir / "access.log"
@@ -166,6 +168,7 @@ class Origin(Service):
             PORT=self.port,
             ROOT=self.root,
             SLOW_RATE=self.slow_rate,
+            EXPIRES=self.expires,
         )
         self.process = _start_nginx(self.dir, conf)
         wait_port(self.port, self.process, "origin nginx")
@@ -411,23 +414,28 @@ def rss_bytes(pid: int) -> int:
     return 0
 
 
-def ensure_tools(install: bool) -> None:
-    """wrk, nginx and varnish from Debian packages, installed when missing (as root)."""
-    missing = [tool for tool in ("wrk", "nginx", "varnishd") if shutil.which(tool) is None]
+_PACKAGES = {"wrk": "wrk", "nginx": "nginx", "varnishd": "varnish"}  # tool: Debian package
+
+
+def ensure_tools(install: bool, tools: tuple[str, ...] = ("wrk", "nginx", "varnishd")) -> None:
+    """`tools` (by default wrk, nginx and varnish) from Debian packages, installed when
+    missing (as root)."""
+    missing = [tool for tool in tools if shutil.which(tool) is None]
     if not missing:
         return
+    packages = [_PACKAGES[tool] for tool in missing]
     if not install:
         raise SystemExit(f"bench: missing {', '.join(missing)} (run without --no-install)")
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         raise SystemExit(
             f"bench: missing {', '.join(missing)}; install them with\n"
-            "  sudo apt-get update && sudo apt-get install -y wrk nginx varnish"
+            f"  sudo apt-get update && sudo apt-get install -y {' '.join(packages)}"
         )
-    print(f"bench: installing wrk nginx varnish (missing: {', '.join(missing)}) ...", flush=True)
+    print(f"bench: installing {' '.join(packages)} (missing: {', '.join(missing)}) ...", flush=True)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run(["apt-get", "update"], check=True, env=env, stdout=subprocess.DEVNULL)
     subprocess.run(
-        ["apt-get", "install", "-y", "wrk", "nginx", "varnish"],
+        ["apt-get", "install", "-y", *packages],
         check=True,
         env=env,
         stdout=subprocess.DEVNULL,

@@ -71,6 +71,14 @@ async def test_create_answers_zone_created_with_every_5centscdn_field(api: ApiHa
         "disabled": "0",
         "status": "Enabled",
         "cache": DEFAULT_CACHE_ANSWER,
+        "ssl": {
+            "enabled": "N",
+            "http2": "N",
+            "redirect": "N",
+            "mode": "default",
+            "certid": 0,
+            "warning": "",
+        },
     }
 
 

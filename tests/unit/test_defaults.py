@@ -1,4 +1,4 @@
-"""The README states the defaults of `pullzone serve` that pullzone.defaults holds."""
+"""docs/commands.md states the defaults of `pullzone serve` that pullzone.defaults holds."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pullzone.cli.serve import DEFAULT_API, DEFAULT_EDGE
 from pullzone.config import FD_RESERVE
 from pullzone.zones.durations import parse_size, size_text
 
-README = (Path(__file__).parents[2] / "README.md").read_text()
+COMMANDS = (Path(__file__).parents[2] / "docs" / "commands.md").read_text()
 
 STATED: dict[str, tuple[Callable[[str], object], object]] = {
     "--edge": (str, str(DEFAULT_EDGE)),
@@ -31,28 +31,29 @@ STATED: dict[str, tuple[Callable[[str], object], object]] = {
 
 
 def default_cells() -> dict[str, str]:
-    """The default cell of each row `| `--flag VALUE` | `ENV` | default |`, by flag."""
-    cells = {}
-    for line in README.splitlines():
+    """The default cell of each row `| `--flag VALUE` | `ENV` | default | what |` of the
+    first table that has the flag (serve's), by flag."""
+    cells: dict[str, str] = {}
+    for line in COMMANDS.splitlines():
         row = [cell.strip() for cell in re.split(r"(?<!\\)\|", line)]
-        if len(row) == 5 and row[1].startswith("`--"):
-            cells[row[1][1:].split()[0].rstrip("`")] = row[3]
+        if len(row) == 6 and row[1].startswith("`--"):
+            cells.setdefault(row[1][1:].split()[0].rstrip("`"), row[3])
     return cells
 
 
-def test_the_readme_tables_state_the_defaults() -> None:
+def test_the_commands_page_tables_state_the_defaults() -> None:
     cells = default_cells()
     for flag, (parse, expected) in STATED.items():
-        assert flag in cells, f"no row for {flag} in the README"
+        assert flag in cells, f"no row for {flag} in docs/commands.md"
         value = re.match(r"`([^`]+)`", cells[flag])
         assert value is not None, f"{flag}: the default is not the cell's first `code`"
-        assert parse(value.group(1)) == expected, f"{flag}: the README says {value.group(1)}"
+        assert parse(value.group(1)) == expected, f"{flag}: docs/commands.md says {value.group(1)}"
 
 
-def test_the_readme_states_the_derived_defaults() -> None:
+def test_the_commands_page_states_the_derived_defaults() -> None:
     cells = default_cells()
     assert f" \u2212 {FD_RESERVE}) / 2" in cells["--worker-connections"]  # a minus sign
-    assert f"edge on {DEFAULT_EDGE}, API on {DEFAULT_API}" in README
+    assert f"edge on {DEFAULT_EDGE}, API on {DEFAULT_API}" in COMMANDS
 
 
 def test_size_text_is_read_back_as_the_same_size() -> None:

@@ -16,13 +16,12 @@ from pullzone.bus.events import (
     DeleteZone,
     Event,
     KeyRecord,
-    PurgeFile,
-    PurgePlan,
     PurgeRequest,
     PutZone,
     RevokeKey,
 )
 from pullzone.zones.model import Zone
+from pullzone.zones.plan import PurgeFile, PurgePlan
 
 ZONE = Zone(id=7, name="site", alias="site", origin="http://o.test", cnames=("cdn.test",))
 RECORD = json.dumps(ZONE.to_record(), separators=(",", ":"))

@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pullzone.bus.events import PurgeFile, PurgePlan
 from pullzone.control.errors import STATUS_OF_REFUSAL
 from pullzone.refusal import Refused
 from pullzone.zones.model import CachePolicy, Zone
+from pullzone.zones.plan import PurgeFile, PurgePlan
 from pullzone.zones.purge import parse_body, parse_delete, plan_purge
 
 ZONE = Zone(

@@ -19,7 +19,7 @@ from pullzone.spec.freshness import (
     freshness_lifetime,
     reuse,
     stale_allowed_on_error,
-    storable,
+    unstorable,
 )
 from pullzone.spec.headers import HeaderMap
 
@@ -36,7 +36,7 @@ def can_store(
     honour_origin: bool = True,
     default_ttl: int = 0,
 ) -> bool:
-    return storable(
+    refused = unstorable(
         method,
         status,
         req or {},
@@ -44,6 +44,7 @@ def can_store(
         honour_origin=honour_origin,
         default_ttl=default_ttl,
     )
+    return refused is None
 
 
 def lifetime(

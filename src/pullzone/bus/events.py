@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Protocol
 
 from pullzone.certs.model import Certificate
 from pullzone.zones.model import Zone
+from pullzone.zones.plan import PURGE_KIND, PurgePlan
 
 # What the API proposes (the stream carries these) ...
 ZONE_CREATE = "zone.create"  # payload: the draft zone; its id becomes the event's sequence
@@ -25,7 +26,7 @@ KEY_REVOKE = "key.revoke"
 # ... and what the edge reads from a node's log (a create is stored as the ZONE_PUT it made).
 ZONE_PUT = "zone.put"
 ZONE_DELETE = "zone.delete"
-PURGE = "purge"
+PURGE = PURGE_KIND  # payload: zones.plan.PurgePlan
 # Certificates travel like zones: the API proposes them, every node stores them, and the
 # edge reads them from the node's log (the private key included: control.db is 0600).
 CERT_PUT = "cert.put"  # payload: the certificate; a new one's id is the event's sequence
@@ -110,51 +111,6 @@ class DeleteZone:
 
 
 # --- purges --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class PurgeFile:
-    path: str  # normalised (RFC 3986 §6.2.2), without the trailing * of a prefix
-    query: str | None  # None: every variant of the path
-    prefix: bool  # every path that starts with `path`
-
-    @classmethod
-    def from_payload(cls, item: Mapping[str, Any]) -> PurgeFile:
-        return cls(item["path"], item.get("query"), bool(item.get("prefix", False)))
-
-    def to_payload(self) -> dict[str, Any]:
-        return {"path": self.path, "query": self.query, "prefix": self.prefix}
-
-
-@dataclass(frozen=True, slots=True)
-class PurgePlan:
-    """What a purge does (zones.purge plans it, cache.applier carries it out): the payload
-    of a PURGE event in a node's log."""
-
-    KIND: ClassVar[str] = PURGE
-
-    whole_zone: bool
-    delete: bool  # remove the objects; otherwise mark them stale
-    files: tuple[PurgeFile, ...] = ()  # a selective purge's: files and tags
-    tags: tuple[str, ...] = ()
-
-    @classmethod
-    def from_payload(cls, payload: Mapping[str, Any]) -> PurgePlan:
-        delete = bool(payload.get("delete"))
-        if payload.get("all"):
-            return cls(whole_zone=True, delete=delete)  # files and tags are never read
-        files = tuple(PurgeFile.from_payload(item) for item in payload.get("files", ()))
-        return cls(False, delete, files, tuple(payload.get("tags", ())))
-
-    def to_payload(self) -> dict[str, Any]:
-        if self.whole_zone:
-            return {"all": True, "delete": self.delete}
-        return {
-            "all": False,
-            "delete": self.delete,
-            "files": [item.to_payload() for item in self.files],
-            "tags": list(self.tags),
-        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,17 +13,10 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
-from pullzone.bus.events import (
-    CERT_DELETE,
-    CERT_PUT,
-    PURGE,
-    ZONE_DELETE,
-    ZONE_PUT,
-    Event,
-    PurgePlan,
-)
+from pullzone.bus.events import CERT_DELETE, CERT_PUT, PURGE, ZONE_DELETE, ZONE_PUT, Event
 from pullzone.cache.bodies import BodyStore
 from pullzone.sqlite import transaction
+from pullzone.zones.plan import PurgePlan
 
 _PREFIX_END = "\U0010ffff"
 

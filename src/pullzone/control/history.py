@@ -9,8 +9,8 @@ import time
 from typing import Any
 
 from pullzone.bus import local
-from pullzone.bus.events import PurgePlan
 from pullzone.text import shown
+from pullzone.zones.plan import PurgePlan
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS purges (

@@ -18,9 +18,9 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from pullzone.bus.events import PurgePlan
 from pullzone.control.stats import NodeStats
 from pullzone.edge.stats import ORIGIN_BUCKETS
+from pullzone.zones.plan import PurgePlan
 
 
 def _zone(zone_id: int) -> str:

@@ -582,6 +582,15 @@ class CacheOut(BaseModel):
     expiryInSecs: int = Field(examples=[0])
 
 
+class SslOut(BaseModel):
+    enabled: Literal["Y", "N"]
+    http2: Literal["Y", "N"]
+    redirect: Literal["Y", "N"]
+    mode: str = Field(examples=["default"])
+    certid: int = Field(description="the account certificate served; 0: none", examples=[0])
+    warning: str = Field(description="why HTTPS is not served as asked", examples=[""])
+
+
 class ZoneOut(BaseModel):
     """A zone, in 5centscdn's field names."""
 
@@ -604,6 +613,7 @@ class ZoneOut(BaseModel):
         description="UTC, YYYY-MM-DD HH:MM:SS", examples=["2025-01-31 12:00:00"]
     )
     cache: CacheOut
+    ssl: SslOut
 
 
 class ZoneList(BaseModel):

@@ -136,11 +136,11 @@ class Filler:
                     time.time(),
                     revalidate_all=self.state.revalidate_all,
                 )
-                if isinstance(asked, Deliver) and stored is not None:
+                if isinstance(asked, Deliver):
+                    assert stored is not None  # only what is stored is delivered
                     writer.end(REVALIDATED)
                     return Cached(stored)
-                fill.stored = stored
-                fill.asked = asked if isinstance(asked, Revalidate | Fetch) else fill.asked
+                fill.stored, fill.asked = stored, asked
                 return await self._lead(writer, fill)
             reader = FillReader.open(self.bodies, fill.key_hash)
             if reader is None:

@@ -24,7 +24,6 @@ from pullzone.bus.events import (
     ZONE_PUT,
     DeleteCertificate,
     Event,
-    PurgePlan,
     PutCertificate,
     PutZone,
 )
@@ -32,6 +31,7 @@ from pullzone.bus.signal import SeqSignal
 from pullzone.cache.index import CacheIndex
 from pullzone.certs.model import Certificate
 from pullzone.zones.model import Zone
+from pullzone.zones.plan import PurgePlan
 
 
 @dataclass(slots=True)

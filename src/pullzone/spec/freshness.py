@@ -43,21 +43,6 @@ Unstorable = Literal[
 ]
 
 
-def storable(
-    method: str,
-    status: int,
-    req: HeaderMap,
-    resp: HeaderMap,
-    *,
-    honour_origin: bool,
-    default_ttl: int,
-) -> bool:
-    return (
-        unstorable(method, status, req, resp, honour_origin=honour_origin, default_ttl=default_ttl)
-        is None
-    )
-
-
 def unstorable(
     method: str,
     status: int,

@@ -11,12 +11,12 @@ import json
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from pullzone.bus.events import PurgeFile, PurgePlan
 from pullzone.limits import MAX_PURGE_FILES, MAX_PURGE_PATH, MAX_PURGE_TAGS, MAX_TAG
 from pullzone.refusal import Reason, Refused
 from pullzone.spec.uri import normalise
 from pullzone.text import invalid_text
 from pullzone.zones.model import Zone
+from pullzone.zones.plan import PurgeFile, PurgePlan
 
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
