@@ -52,6 +52,7 @@ class Server:
         role: str = "all",
         own_group: bool = False,
         nofile: int | None = None,
+        tls: bool = False,
     ) -> None:
         assert role in ("all", "edge", "api"), role
         self.data_dir = data_dir
@@ -60,6 +61,8 @@ class Server:
         self.nofile = nofile
         self.edge_port = free_port()
         self.api_port = free_port()
+        # --edge-tls on a port of its own (`tls`); 0: no HTTPS listener.
+        self.tls_port = free_port() if tls else 0
         self.edge_url = f"http://127.0.0.1:{self.edge_port}"
         self.api_url = f"http://127.0.0.1:{self.api_port}/v2"
         self.args = [
@@ -80,6 +83,7 @@ class Server:
             "--api-rate-limit",
             "0",
             *(["--role", role] if role != "all" else []),
+            *(["--edge-tls", f"127.0.0.1:{self.tls_port}"] if tls else []),
             *extra,
         ]
         self.process: subprocess.Popen[bytes] | None = None
@@ -127,8 +131,10 @@ class Server:
         if self.role in ("all", "api") and self.api.get("/zones/http/pull").status_code != 200:
             return False
         if self.role in ("all", "edge"):
-            with socket.create_connection(("127.0.0.1", self.edge_port), timeout=1):
-                pass
+            for port in (self.edge_port, self.tls_port):
+                if port:
+                    with socket.create_connection(("127.0.0.1", port), timeout=1):
+                        pass
         return True
 
     def wait_ready(self, timeout: float = 60.0) -> Server:
@@ -192,6 +198,91 @@ class Server:
         assert response.status_code == 200, response.text
         return dict(response.json()["zone"])
 
+    def install_certificate(
+        self,
+        zone_id: int,
+        crt: str,
+        key: str,
+        cabundle: str = "",
+        *,
+        sans: tuple[str, ...],
+        cert_id: int = 0,
+        **ssl: Any,
+    ) -> int:
+        """Give zone `zone_id` a certificate (a new one, or certificate `cert_id`
+        replaced) with `ssl` enabled (other SslPolicy fields in `ssl`, e.g. http2=True);
+        returns the certificate's id. See `commit_events`."""
+        from pullzone.bus.events import PutCertificate, PutZone
+        from pullzone.certs.model import Certificate
+        from pullzone.zones.model import SslPolicy, Zone
+
+        cert = Certificate(
+            id=cert_id,
+            name=f"test-{zone_id}",
+            crt=crt,
+            key=key,
+            cabundle=cabundle,
+            domain=sans[0],
+            sans=sans,
+            valid_from=time.time() - 60,
+            expiry=time.time() + 86400,
+        )
+        (committed,) = self.commit_events([(0, PutCertificate(cert))])
+        assert committed.event is not None
+        cert_id = PutCertificate.from_payload(committed.event.payload).cert.id
+        record = self._zone_record(zone_id)
+        zone = Zone.from_record(record)
+        policy = SslPolicy(enabled=True, certid=cert_id, **ssl)
+        self.commit_events([(zone_id, PutZone(zone.with_changes(ssl=policy)))])
+        return cert_id
+
+    def set_ssl(self, zone_id: int, **ssl: Any) -> None:
+        """Change the zone's ssl block alone (see `commit_events`)."""
+        from pullzone.bus.events import PutZone
+        from pullzone.zones.model import SslPolicy, Zone
+
+        zone = Zone.from_record(self._zone_record(zone_id))
+        policy = SslPolicy(**{**_ssl_fields(zone.ssl), **ssl})
+        self.commit_events([(zone_id, PutZone(zone.with_changes(ssl=policy)))])
+
+    def _zone_record(self, zone_id: int) -> dict[str, Any]:
+        import json
+
+        from pullzone.sqlite import connect
+
+        conn = connect(self.data_dir / "control.db")
+        try:
+            row = conn.execute("SELECT record FROM zones WHERE id = ?", (zone_id,)).fetchone()
+        finally:
+            conn.close()
+        assert row is not None, f"zone {zone_id} not found"
+        return dict(json.loads(row[0]))
+
+    def commit_events(self, changes: list[tuple[int, Any]]) -> list[Any]:
+        """Commit proposals to this single node's event log as its API does: the same
+        `control.log.LocalLog` on its control.db, then applied to the cache and published
+        to the workers (server.cache_node.CacheNode.on_event). Until the certificates API
+        exists, the one place tests install certificates and ssl blocks through; switch
+        it to `POST /v2/account/ssl/new` and `POST /v2/zones/http/pull/{id}/ssl` then."""
+        import asyncio
+
+        from pullzone.config import Settings
+        from pullzone.control.log import LocalLog
+        from pullzone.server.cache_node import CacheNode
+
+        settings = Settings(data_dir=self.data_dir)
+        node = CacheNode(settings)
+        event_log = LocalLog(settings, node.on_event)
+
+        async def commit() -> list[Any]:
+            return [await event_log.commit(zone_id, change) for zone_id, change in changes]
+
+        try:
+            return asyncio.run(commit())
+        finally:
+            node.control.close()
+            event_log.replica.conn.close()
+
     def get(self, host: str, path: str, **kwargs: Any) -> httpx.Response:
         headers = {"Host": host, **kwargs.pop("headers", {})}
         return self.edge.get(path, headers=headers, **kwargs)
@@ -202,6 +293,10 @@ class Server:
         params = {"delete": "true"} if delete else {}
         body = {"files": files} if files is not None else None
         return self.api.post(f"/zones/http/pull/{zone_id}/purge", params=params, json=body)
+
+
+def _ssl_fields(policy: Any) -> dict[str, Any]:
+    return {name: getattr(policy, name) for name in policy.__slots__}
 
 
 def until(produce: Callable[[], T], done: Callable[[T], bool], timeout: float = 10.0) -> T:

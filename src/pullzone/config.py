@@ -40,6 +40,9 @@ class Settings:
     data_dir: Path
     edge_host: str = defaults.HOST
     edge_port: int = defaults.EDGE_PORT
+    # The edge's HTTPS listener (--edge-tls); None: none.
+    edge_tls_host: str = defaults.HOST
+    edge_tls_port: int | None = None
     api_host: str = defaults.HOST
     api_port: int = defaults.API_PORT
     workers: int = field(default_factory=defaults.workers)
@@ -89,6 +92,12 @@ class Settings:
     @property
     def stats_dir(self) -> Path:
         return self.data_dir / "run" / "stats"
+
+    @property
+    def tls_dir(self) -> Path:
+        """Where a worker spills a certificate's key (mode 0600, removed once loaded)
+        when it cannot load it from memory (edge/tls.py)."""
+        return self.data_dir / "run" / "tls"
 
     @property
     def seq_path(self) -> Path:

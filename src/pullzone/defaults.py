@@ -8,6 +8,7 @@ import os
 
 HOST = "127.0.0.1"  # where the edge and the API listen
 EDGE_PORT = 8080
+EDGE_TLS_PORT = 8443  # the port of --edge-tls HOST when it names none (no listener by default)
 API_PORT = 8081
 API_URL = f"http://{HOST}:{API_PORT}/v2"  # where the SDK and the CLI find the API
 MAX_CACHE_SIZE = 10 * 1024**3

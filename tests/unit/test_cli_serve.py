@@ -212,6 +212,7 @@ def test_serve_flags(tmp_path: Path) -> None:
         "origin_timeout": 4.0,
         "api_rate_limit": 0.5,
         "api_burst": 10,
+        "edge_tls": None,
     }
 
 
@@ -228,6 +229,7 @@ def test_serve_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
         "PULLZONE_ORIGIN_TIMEOUT": "90",
         "PULLZONE_API_RATE_LIMIT": "0",
         "PULLZONE_API_BURST": "1",
+        "PULLZONE_EDGE_TLS": "0.0.0.0:443",
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -243,6 +245,7 @@ def test_serve_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
         "origin_timeout": 90.0,
         "api_rate_limit": 0.0,
         "api_burst": 1,
+        "edge_tls": Address("0.0.0.0", 443),
     }
 
 
@@ -277,3 +280,13 @@ def test_bad_rate_limit_from_the_environment(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("PULLZONE_API_RATE_LIMIT", "-5")
     with pytest.raises(typer.BadParameter, match="requests per second"):
         serve_options()
+
+
+def test_edge_tls_is_an_address_and_never_another_listener_s_port() -> None:
+    settings = given(edge_tls=Address("0.0.0.0", 8443))
+    assert (settings.edge_tls_host, settings.edge_tls_port) == ("0.0.0.0", 8443)
+    assert given().edge_tls_port is None
+    with pytest.raises(typer.BadParameter, match="--edge-tls"):
+        given(edge_tls=Address("127.0.0.1", 8080))
+    with pytest.raises(typer.BadParameter, match="--edge-tls"):
+        given(edge_tls=Address("0.0.0.0", 8081))

@@ -24,6 +24,7 @@ from pullzone.edge.decisions import (
     Fetch,
     OriginDecision,
     Pass,
+    Redirect,
     Refresh,
     Revalidate,
     Store,
@@ -40,7 +41,7 @@ from pullzone.edge.http import Request
 from pullzone.edge.labels import NotStored
 from pullzone.spec.freshness import Unstorable
 from pullzone.spec.headers import header_map
-from pullzone.zones.model import CachePolicy, Zone
+from pullzone.zones.model import CachePolicy, SslPolicy, Zone
 
 NOW = 1_800_000_000.0  # the clock, as the caller passes it
 DATE = "Fri, 15 Jan 2027 08:00:00 GMT"  # NOW as an HTTP date
@@ -401,3 +402,53 @@ class TestFailures:
         assert on_origin_failure(entry, CachePolicy(), 502) is SERVE_STALE
         assert on_origin_failure(None, CachePolicy(), 502) == Fail(502)
         assert on_origin_failure(entry, CachePolicy(usestale=False), 504) == Fail(504)
+
+
+# -- on_request: HTTPS only (the zone's ssl.redirect) ------------------------------------
+
+
+class TestRedirectToHttps:
+    """`ssl.redirect=Y`: plain HTTP is sent to the same URL over https, before anything
+    else (a HIT too); HTTPS requests and ACME HTTP-01 challenges are not."""
+
+    @staticmethod
+    def https_zone(**ssl: bool) -> Zone:
+        policy = SslPolicy(**{"enabled": True, "redirect": True, "certid": 7, **ssl})
+        return Zone(1, "z", "z", "http://127.0.0.1:9", ssl=policy)
+
+    @staticmethod
+    def req(method: str = "GET", target: str = "/a.css?v=1", scheme: str = "http") -> Request:
+        headers = [("Host", "www.example.com:8080")]
+        return Request(method, target, headers, header_map(headers), "1.1", True, b"", scheme)
+
+    def test_get_and_head_are_301_to_the_same_url_over_https(self) -> None:
+        for method in ("GET", "HEAD"):
+            decision = decide(stored(MAX_AGE_60), self.req(method), the_zone=self.https_zone())
+            assert decision == Redirect(301, "https://www.example.com/a.css?v=1")
+
+    def test_other_methods_are_308(self) -> None:
+        for method in ("POST", "PUT", "DELETE", "OPTIONS"):
+            decision = decide(None, self.req(method), the_zone=self.https_zone())
+            assert decision == Redirect(308, "https://www.example.com/a.css?v=1")
+
+    def test_an_absolute_form_target_keeps_its_path(self) -> None:
+        req = self.req(target="http://www.example.com/b?x")
+        assert decide(None, req, the_zone=self.https_zone()) == Redirect(
+            301, "https://www.example.com/b?x"
+        )
+
+    def test_https_requests_are_served(self) -> None:
+        req = self.req(scheme="https")
+        assert decide(stored(MAX_AGE_60), req, the_zone=self.https_zone()) is DELIVER_HIT
+
+    def test_acme_challenges_are_answered_over_plain_http(self) -> None:
+        req = self.req(target="/.well-known/acme-challenge/tok3n")
+        assert decide(None, req, the_zone=self.https_zone()) is FETCH_MISS
+
+    def test_no_redirect_without_it_or_without_https(self) -> None:
+        assert decide(None, self.req(), the_zone=self.https_zone(redirect=False)) is FETCH_MISS
+        assert decide(None, self.req(), the_zone=self.https_zone(enabled=False)) is FETCH_MISS
+
+    def test_a_disabled_zone_is_403_first(self) -> None:
+        zone_off = Zone(1, "z", "z", "http://x", disabled=True, ssl=SslPolicy(True, redirect=True))
+        assert decide(None, self.req(), the_zone=zone_off) is ZONE_DISABLED

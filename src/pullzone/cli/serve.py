@@ -45,14 +45,36 @@ ApiAddress = Annotated[
 ]
 
 
-def _check_no_shared_port(edge: Address, api: Address) -> None:
+EdgeTlsAddress = Annotated[
+    Address | None,
+    typer.Option(
+        "--edge-tls",
+        envvar="PULLZONE_EDGE_TLS",
+        metavar="HOST:PORT",
+        parser=options.address(defaults.EDGE_TLS_PORT),
+        show_default="none: no HTTPS",
+        help="Where the edge serves HTTPS (certificates chosen by SNI among the zones' "
+        "hostnames; HTTP/2 for zones with ssl.http2).",
+    ),
+]
+
+
+def _clash(a: Address, b: Address) -> bool:
     wildcard = {"0.0.0.0", "::", ""}
-    if edge.port == api.port and (
-        edge.host == api.host or edge.host in wildcard or api.host in wildcard
-    ):
+    return a.port == b.port and (a.host == b.host or a.host in wildcard or b.host in wildcard)
+
+
+def _check_no_shared_port(edge: Address, api: Address, edge_tls: Address | None = None) -> None:
+    if _clash(edge, api):
         raise typer.BadParameter(
             f"the API and the edge cannot both listen on port {api.port}", param_hint="'--api'"
         )
+    for other, what in ((edge, "edge"), (api, "API")):
+        if edge_tls is not None and _clash(edge_tls, other):
+            raise typer.BadParameter(
+                f"--edge-tls and the {what} cannot both listen on port {edge_tls.port}",
+                param_hint="'--edge-tls'",
+            )
 
 
 def serve_settings(
@@ -69,16 +91,19 @@ def serve_settings(
     api_rate_limit: float,
     api_burst: int,
     admin_key: str | None,
+    edge_tls: Address | None = None,
 ) -> Settings:
     """The node's settings from the parsed `serve` options; None is an option not given.
 
     Raises typer.BadParameter when the edge and the API would listen on the same port.
     """
-    _check_no_shared_port(edge, api)
+    _check_no_shared_port(edge, api, edge_tls)
     return Settings(
         data_dir=(data_dir or default_data_dir()).expanduser(),
         edge_host=edge.host,
         edge_port=edge.port,
+        edge_tls_host=edge_tls.host if edge_tls is not None else defaults.HOST,
+        edge_tls_port=edge_tls.port if edge_tls is not None else None,
         api_host=api.host,
         api_port=api.port,
         workers=workers or defaults.workers(),
@@ -155,6 +180,7 @@ def serve(
     ] = None,
     edge: EdgeAddress = DEFAULT_EDGE,
     api: ApiAddress = DEFAULT_API,
+    edge_tls: EdgeTlsAddress = None,
     workers: Annotated[
         int | None,
         typer.Option(
@@ -389,6 +415,7 @@ def serve(
         api_rate_limit=api_rate_limit,
         api_burst=api_burst,
         admin_key=os.environ.get("PULLZONE_API_KEY"),
+        edge_tls=edge_tls,
     )
     if (api_cert is None) != (api_key_file is None):
         raise typer.BadParameter(

@@ -61,6 +61,14 @@ class EdgeCollector(Collector):
         for zone, n in sorted(totals.bytes.items()):
             sent.add_metric([_zone(zone)], n)
         yield sent
+        protocols = CounterMetricFamily(
+            "pullzone_edge_protocol_requests",
+            "Edge responses by protocol (http/1.1, h2) and scheme (http, https).",
+            labels=["protocol", "scheme"],
+        )
+        for (protocol, scheme), n in sorted(totals.protocols.items()):
+            protocols.add_metric([protocol, scheme], n)
+        yield protocols
 
         origin_requests = CounterMetricFamily(
             "pullzone_origin_requests", "Requests to origins, by zone.", labels=["zone"]
@@ -96,7 +104,10 @@ class EdgeCollector(Collector):
             "pullzone_edge_faults",
             "What edge workers shed, by kind: connection_shed and connection_refused (at "
             "--worker-connections), header_timeout (408), out_of_files (503: no descriptor "
-            "left; writes that found none are pullzone_write_failures).",
+            "left; writes that found none are pullzone_write_failures), "
+            "tls_handshake_failed (no certificate for the name, a bad ClientHello), "
+            "tls_handshake_timeout (not done within 10 s), tls_handshake_shed (the oldest "
+            "handshake closed for a new one, beyond 256 at once per worker).",
             "kind",
             totals.faults,
         )

@@ -65,6 +65,8 @@ class Totals:
     write_failures: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     fills_not_stored: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     evicted: int = 0  # by fills in the workers (the janitor's: NodeStats.evictions)
+    # Responses by (protocol, scheme): ("http/1.1", "http"), ("h2", "https"), …
+    protocols: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
 
 
 class NodeStats:
@@ -85,6 +87,9 @@ class NodeStats:
             for kind, n in snap.faults.items():
                 totals.faults[kind] += n
             totals.connections += snap.connections
+            for label, n in snap.protocols.items():
+                protocol, _, scheme = label.partition(" ")
+                totals.protocols[(protocol, scheme)] += n
             for count in snap.requests:
                 totals.requests[(count.zone_id, count.status)] += count.requests
                 totals.bytes[count.zone_id] += count.bytes

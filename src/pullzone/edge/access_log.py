@@ -12,7 +12,7 @@ import json
 import os
 import time
 
-from pullzone.edge.http import Connection, Request
+from pullzone.edge.http import Exchange, Request
 from pullzone.edge.stats import WriteFailures
 
 FLUSH_AT = 64 * 1024
@@ -50,7 +50,7 @@ class AccessLog:
             self._stamp = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(second))
         return self._stamp
 
-    def add(self, request: Request, conn: Connection, now: float, duration: float) -> None:
+    def add(self, request: Request, conn: Exchange, now: float, duration: float) -> None:
         hmap = request.hmap
         if self.json:
             line = json.dumps(

@@ -76,6 +76,18 @@ class Answer:
     message: str
 
 
+@dataclass(frozen=True, slots=True)
+class Redirect:
+    """The edge sends the client elsewhere: plain HTTP to HTTPS (the zone's
+    `ssl.redirect`)."""
+
+    status: int  # 301 for GET and HEAD, 308 for the rest (RFC 9110 §15.4.2, RFC 7538)
+    location: str
+
+
+# ACME HTTP-01 challenges (RFC 8555 §8.3) are answered over plain HTTP: never redirected.
+ACME_CHALLENGE = "/.well-known/acme-challenge/"
+
 DELIVER_HIT: Final = Deliver(XCache.HIT)
 REVALIDATE: Final = Revalidate()
 FETCH_MISS: Final = Fetch(XCache.MISS)
@@ -88,7 +100,7 @@ NO_TRACE: Final = Answer(405, "TRACE is not supported")
 OPTIONS_HERE: Final = Answer(200, "OK")
 NOT_CACHED: Final = Answer(504, "not in cache")
 
-RequestDecision = Deliver | Revalidate | Fetch | Pass | Answer
+RequestDecision = Deliver | Revalidate | Fetch | Pass | Answer | Redirect
 
 
 def on_request(
@@ -105,6 +117,13 @@ def on_request(
     unvalidated."""
     if zone.disabled:
         return ZONE_DISABLED
+    ssl = zone.ssl
+    # HTTPS only (before the fresh check: it holds for HITs too); one test for a zone
+    # without it, whatever the scheme.
+    if ssl.redirect and ssl.enabled and request.scheme == "http":
+        redirect = to_https(request)
+        if redirect is not None:
+            return redirect
     cacheable = request.method in CACHEABLE_METHODS
     # RFC 9111 §4.2: a fresh stored response is served (the fast path: checked first).
     if (
@@ -125,6 +144,23 @@ def on_request(
     if "no-store" in cc:  # RFC 9111 §5.2.1.5: neither stored nor served from the cache
         return PASS_NO_STORE
     return on_stale(zone.cache, stored)
+
+
+def to_https(request: Request) -> Redirect | None:
+    """Where a plain-HTTP request is sent on `ssl.redirect`: the same host (without the
+    plain listener's port) and target over https; None for an ACME challenge."""
+    target = request.target
+    host = request.hmap.get("host", "")
+    if not target.startswith("/"):  # absolute form (RFC 9112 §3.2.2): its own authority
+        _, _, rest = target.partition("://")
+        host, slash, path = rest.partition("/")
+        target = slash + path
+    if target.startswith(ACME_CHALLENGE) or not host:
+        return None
+    host = host.strip(" \t")
+    name = host if host.endswith("]") or ":" not in host else host.rpartition(":")[0]
+    status = 301 if request.method in CACHEABLE_METHODS else 308
+    return Redirect(status, f"https://{name}{target or '/'}")
 
 
 def on_stored(

@@ -15,9 +15,9 @@ import aiohttp
 
 from pullzone.cache.bodies import COMPLETE, FILLING, FillReader
 from pullzone.cache.stored import ResponseHead
-from pullzone.edge.decisions import Answer
+from pullzone.edge.decisions import Answer, Redirect
 from pullzone.edge.entry import MEMORY_BODY_LIMIT, Entry
-from pullzone.edge.http import Connection, Request
+from pullzone.edge.http import Exchange, Request
 from pullzone.edge.labels import XCache
 from pullzone.edge.outcomes import Fetched, Handoff
 from pullzone.edge.progress import FillSignals
@@ -58,17 +58,29 @@ class Deliverer:
     def __init__(self, signals: FillSignals) -> None:
         self.signals = signals
 
-    def _tail(self, conn: Connection, request: Request, xcache: XCache, age: float | None) -> bytes:
+    def _tail(self, conn: Exchange, request: Request, xcache: XCache, age: float | None) -> bytes:
         """The fields that depend on this exchange, not on the response."""
         conn.xcache = xcache
         return cache_fields(xcache, age) + connection_field(conn.close_after, request.version)
 
     # -- the edge's own answers -------------------------------------------------------
 
-    def answer(self, conn: Connection, request: Request, answer: Answer) -> None:
+    def answer(self, conn: Exchange, request: Request, answer: Answer) -> None:
         self.error(conn, request, answer.status, answer.message)
 
-    def error(self, conn: Connection, request: Request, status: int, message: str) -> None:
+    def redirect(self, conn: Exchange, request: Request, redirect: Redirect) -> None:
+        location = redirect.location.encode("latin-1", "replace")
+        conn.write(
+            plain(
+                redirect.status,
+                f"moved to {redirect.location}",
+                head_only=request.method == "HEAD",
+                fields=b"Location: %s\r\n" % location,
+                tail=self._tail(conn, request, XCache.BYPASS, None),
+            )
+        )
+
+    def error(self, conn: Exchange, request: Request, status: int, message: str) -> None:
         conn.write(
             plain(
                 status,
@@ -85,7 +97,7 @@ class Deliverer:
     # -- from the cache ---------------------------------------------------------------
 
     def entry(
-        self, conn: Connection, request: Request, entry: Entry, xcache: XCache, now: float
+        self, conn: Exchange, request: Request, entry: Entry, xcache: XCache, now: float
     ) -> Awaitable[None] | None:
         conn.xcache = xcache  # as _tail, inline: this is the HIT path
         tail = cache_fields(xcache, entry.age(now)) + connection_field(
@@ -131,7 +143,7 @@ class Deliverer:
         return self._file(conn, entry, [(0, size - 1)], None)
 
     async def entry_async(
-        self, conn: Connection, request: Request, entry: Entry, xcache: XCache, now: float
+        self, conn: Exchange, request: Request, entry: Entry, xcache: XCache, now: float
     ) -> None:
         if entry.body is None and entry.size > 0:
             entry.load_body()
@@ -140,7 +152,7 @@ class Deliverer:
             await pending
 
     def _ranges(
-        self, conn: Connection, entry: Entry, ranges: list[tuple[int, int]], tail: bytes
+        self, conn: Exchange, entry: Entry, ranges: list[tuple[int, int]], tail: bytes
     ) -> Awaitable[None] | None:
         head, multipart = partial_head(entry.client_fields(), ranges, entry.size, tail)
         conn.write(head)
@@ -156,7 +168,7 @@ class Deliverer:
 
     async def _file(
         self,
-        conn: Connection,
+        conn: Exchange,
         entry: Entry,
         ranges: list[tuple[int, int]],
         multipart: tuple[list[bytes], bytes] | None,
@@ -189,7 +201,7 @@ class Deliverer:
 
     async def fill(
         self,
-        conn: Connection,
+        conn: Exchange,
         request: Request,
         fetched: Fetched,
         policy: CachePolicy,
@@ -232,7 +244,7 @@ class Deliverer:
 
     async def _fill_ranges(
         self,
-        conn: Connection,
+        conn: Exchange,
         fetched: Fetched,
         fields: list[tuple[str, str]],
         ranges: list[tuple[int, int]],
@@ -252,7 +264,7 @@ class Deliverer:
 
     async def _stream_fill(
         self,
-        conn: Connection,
+        conn: Exchange,
         reader: FillReader,
         position: int,
         end: int | None,
@@ -298,7 +310,7 @@ class Deliverer:
 
     async def origin_response(
         self,
-        conn: Connection,
+        conn: Exchange,
         request: Request,
         response: aiohttp.ClientResponse,
         xcache: XCache,
@@ -324,7 +336,7 @@ class Deliverer:
             response.release()
 
     async def relay(
-        self, conn: Connection, response: aiohttp.ClientResponse | None, chunked: bool
+        self, conn: Exchange, response: aiohttp.ClientResponse | None, chunked: bool
     ) -> None:
         """The rest of the origin's body to the client at the client's pace, then the end;
         no response (the origin could not give the rest) cuts the message."""

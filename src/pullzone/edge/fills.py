@@ -155,7 +155,13 @@ class Filler:
         request = fill.request
         zone = fill.view.zone
         return forward_headers(
-            request.headers, request.hmap, zone, fill.peer, shared=True, cdn_id=self.origin.cdn_id
+            request.headers,
+            request.hmap,
+            zone,
+            fill.peer,
+            shared=True,
+            cdn_id=self.origin.cdn_id,
+            scheme=request.scheme,
         )
 
     def _end(self, writer: FillWriter, fill: FillRequest, state: int, status: int = 0) -> None:

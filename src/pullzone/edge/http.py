@@ -15,7 +15,7 @@ import re
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import unquote
 
 import httptools
@@ -44,7 +44,7 @@ OUT_OF_FILES = frozenset({errno.EMFILE, errno.ENFILE})
 
 
 class Request:
-    __slots__ = ("body", "headers", "hmap", "keep_alive", "method", "target", "version")
+    __slots__ = ("body", "headers", "hmap", "keep_alive", "method", "scheme", "target", "version")
 
     def __init__(
         self,
@@ -55,6 +55,7 @@ class Request:
         version: str,
         keep_alive: bool,
         body: bytes,
+        scheme: str = "http",
     ) -> None:
         self.method = method
         self.target = target
@@ -63,10 +64,52 @@ class Request:
         self.version = version
         self.keep_alive = keep_alive
         self.body = body
+        self.scheme = scheme  # "https" when it came over TLS (HTTP/1.1 or HTTP/2)
 
 
-Handler = Callable[[Request, "Connection"], Awaitable[None] | None]
-Done = Callable[[Request, "Connection"], None]
+class Exchange(Protocol):
+    """What a handler answers a request through: an HTTP/1.1 `Connection`, or one HTTP/2
+    stream (edge/h2.py). It writes HTTP/1.1 response bytes (writer.py) either way."""
+
+    close_after: bool
+    xcache: str
+    zone_id: int
+    sent: int
+    peer: str
+
+    @property
+    def scheme(self) -> str: ...
+
+    @property
+    def label(self) -> str: ...
+
+    @property
+    def closed(self) -> bool: ...
+
+    @property
+    def status(self) -> int: ...
+
+    def elapsed(self) -> float: ...
+
+    def write(self, data: bytes) -> None: ...
+
+    async def drain(self) -> None: ...
+
+
+class Client(Protocol):
+    """A client connection as `Connections` admits, sheds and sweeps it."""
+
+    head_started: float
+
+    def busy(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+    def head_timed_out(self) -> None: ...
+
+
+Handler = Callable[[Request, Exchange], Awaitable[None] | None]
+Done = Callable[[Request, Exchange], None]
 Count = Callable[[str], None]  # counts a fault by kind (WorkerStats.fault)
 
 
@@ -83,10 +126,10 @@ class Connections:
     def __init__(self, limit: int, count: Count) -> None:
         self.limit = limit
         self.count = count
-        self.open: dict[Connection, None] = {}
+        self.open: dict[Client, None] = {}
         self._sweeper: asyncio.TimerHandle | None = None
 
-    def admit(self, conn: Connection) -> bool:
+    def admit(self, conn: Client) -> bool:
         """Add `conn`, shedding another if at the limit; False: `conn` is refused."""
         if len(self.open) >= self.limit:
             victim = self._victim()
@@ -101,7 +144,7 @@ class Connections:
             self._sweeper = asyncio.get_running_loop().call_later(SWEEP_EVERY, self.sweep)
         return True
 
-    def _victim(self) -> Connection | None:
+    def _victim(self) -> Client | None:
         sending_head = None
         for conn in self.open:
             if not conn.busy():
@@ -133,6 +176,7 @@ class _Reject(Exception):
 # an IP-literal in brackets or a reg-name (unreserved, pct-encoded, sub-delims). Spaces,
 # "@", "/" and the like make the field invalid: 400, never a guess at what was meant.
 _HOST = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?")
+HOST = _HOST  # what edge/h2.py checks :authority against
 # In a request path, after one round of percent-decoding: a control character (CR/LF
 # injection into whatever the origin builds from the path, NUL truncation), or a `.`/`..`
 # segment, `/` and `\` both counting as separators (`/%2e%2e/`, `/a/..%2f`, `\..\`).
@@ -180,6 +224,9 @@ class Connection(asyncio.Protocol):
     Per response it notes what `on_done` reports on (stats, access log): the status and
     the bytes written (from `write`), and the zone and X-Cache the handler set.
     """
+
+    scheme = "http"  # "https" in TlsConnection
+    label = "http/1.1 http"  # protocol and scheme, as /metrics counts requests by them
 
     def __init__(
         self, handler: Handler, on_done: Done | None = None, connections: Connections | None = None
@@ -384,6 +431,7 @@ class Connection(asyncio.Protocol):
             self._version,
             self._parser.should_keep_alive() and not self._draining,
             b"".join(body) if body else b"",
+            self.scheme,
         )
         self._url = b""
         self._headers = []
@@ -579,6 +627,13 @@ class Connection(asyncio.Protocol):
         if self.transport is not None:
             self._closed = True
             self.transport.abort()
+
+
+class TlsConnection(Connection):
+    """An HTTP/1.1 connection over TLS (edge/tls.py made the handshake)."""
+
+    scheme = "https"
+    label = "http/1.1 https"
 
 
 async def serve(

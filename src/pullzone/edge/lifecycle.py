@@ -26,6 +26,7 @@ from pullzone.edge.decisions import (
     Fail,
     Fetch,
     Pass,
+    Redirect,
     Revalidate,
     ServeStale,
     on_request,
@@ -33,7 +34,7 @@ from pullzone.edge.decisions import (
 from pullzone.edge.deliver import Deliverer
 from pullzone.edge.entry import Entry
 from pullzone.edge.fills import Filler, FillRequest
-from pullzone.edge.http import Connection, Request
+from pullzone.edge.http import Exchange, Request
 from pullzone.edge.labels import NotStored, XCache
 from pullzone.edge.lookup import Lookup
 from pullzone.edge.origin import Origin, OriginError, forward_headers
@@ -111,7 +112,12 @@ class Edge:
         self._routes: dict[tuple[str | None, str], Route] = {}
         self._routes_for: dict[str, ZoneView] | None = None
 
-    def handle(self, request: Request, conn: Connection) -> Awaitable[None] | None:
+    def catch_up(self) -> None:
+        """What `handle` does first, for the TLS listener's SNI callback (edge/tls.py)."""
+        if self.state.catch_up():
+            self.lookup.memory.clear()
+
+    def handle(self, request: Request, conn: Exchange) -> Awaitable[None] | None:
         state = self.state
         if state.catch_up():  # another worker changed stored objects (bus/signal.py)
             self.lookup.memory.clear()
@@ -140,6 +146,9 @@ class Edge:
         if isinstance(decision, Answer):
             self.deliver.answer(conn, request, decision)
             return None
+        if isinstance(decision, Redirect):
+            self.deliver.redirect(conn, request, decision)
+            return None
         if isinstance(decision, Pass):
             if decision.reason is NotStored.METHOD:
                 # Not cached, so not keyed: the origin gets the query whatever
@@ -150,7 +159,7 @@ class Edge:
             return self.fill(view, key, target, request, conn, stored, decision)
         raise AssertionError(f"no executor for {decision!r}")
 
-    def _route(self, request: Request, conn: Connection) -> Route | None:
+    def _route(self, request: Request, conn: Exchange) -> Route | None:
         """The zone, origin-form target and cache key of a request, kept for the next
         request with the same Host and target; None when an error answered it (unusable
         target, no zone for the host)."""
@@ -175,9 +184,12 @@ class Edge:
             self._routes[(request.hmap.get("host"), request.target)] = route
         return route
 
-    def finished(self, request: Request, conn: Connection) -> None:
+    def finished(self, request: Request, conn: Exchange) -> None:
         """A response is written (or cut short): count it, and log it."""
-        self.stats.count(conn.zone_id, conn.xcache or "ABORTED", conn.sent)
+        stats = self.stats
+        stats.count(conn.zone_id, conn.xcache or "ABORTED", conn.sent)
+        protocols = stats.protocols
+        protocols[conn.label] = protocols.get(conn.label, 0) + 1
         if self.access_log is not None:
             self.access_log.add(request, conn, time.time(), conn.elapsed())  # fails soft
 
@@ -187,7 +199,7 @@ class Edge:
         key: str,
         target: str,
         request: Request,
-        conn: Connection,
+        conn: Exchange,
         stored: Entry | None,
         asked: Revalidate | Fetch,
     ) -> None:
@@ -237,7 +249,7 @@ class Edge:
             raise AssertionError(f"no executor for {outcome!r}")
 
     async def _serve_withdrawn(
-        self, view: ZoneView, request: Request, conn: Connection, withdrawn: Withdrawn
+        self, view: ZoneView, request: Request, conn: Exchange, withdrawn: Withdrawn
     ) -> None:
         """The revalidated body with the 304's headers, to this client alone; the body
         file goes once it is delivered (a worker already streaming it holds it open)."""
@@ -254,7 +266,7 @@ class Edge:
         view: ZoneView,
         request: Request,
         target: str,
-        conn: Connection,
+        conn: Exchange,
         xcache: XCache = XCache.BYPASS,
         method: str | None = None,
     ) -> None:
@@ -267,6 +279,7 @@ class Edge:
             conn.peer,
             shared=False,
             cdn_id=self.origin.cdn_id,
+            scheme=request.scheme,
         )
         try:
             response = await self.origin.request(

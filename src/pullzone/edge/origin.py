@@ -88,10 +88,12 @@ def forward_headers(
     *,
     shared: bool,
     cdn_id: str,
+    scheme: str = "http",
 ) -> list[tuple[str, str]]:
     """The client's request headers as the origin is sent them. `shared`: the answer is
     for the cache, shared by every client (a fill), so the client's own conditions and
-    ranges stay with the edge, which answers them itself."""
+    ranges stay with the edge, which answers them itself. `scheme`: how the client
+    reached the edge (X-Forwarded-Proto: "https" over TLS)."""
     drop = HOP_BY_HOP | connection_tokens(hmap.get("connection")) | UNKEYED_OVERRIDES
     drop = drop | _FRAMING | _CLIENT_ADDRESS | _SET_BY_EDGE
     if shared:
@@ -103,7 +105,7 @@ def forward_headers(
     ]
     forwarded_for = hmap.get("x-forwarded-for")
     out.append(("X-Forwarded-For", f"{forwarded_for}, {peer}" if forwarded_for else peer))
-    out.append(("X-Forwarded-Proto", "http"))
+    out.append(("X-Forwarded-Proto", scheme))
     out.append(("Via", f"{hmap['via']}, 1.1 pullzone" if "via" in hmap else "1.1 pullzone"))
     # RFC 8586: this CDN is added to the request's CDN-Loop, so one that comes back is seen.
     out.append(("CDN-Loop", f"{hmap['cdn-loop']}, {cdn_id}" if "cdn-loop" in hmap else cdn_id))

@@ -13,6 +13,7 @@ and is counted by kind (`WriteFailures`), never taking the process down.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -72,6 +73,8 @@ class Snapshot:
     write_failures: Mapping[str, int]  # best-effort writes that failed, by kind
     fills_not_stored: Mapping[str, int]  # by reason (edge/bounds.py)
     evicted: int  # objects evicted by this worker's fills
+    # Responses by "protocol scheme" ("http/1.1 http", "http/1.1 https", "h2 https").
+    protocols: Mapping[str, int] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -89,6 +92,7 @@ class Snapshot:
                 "write_failures": dict(self.write_failures),
                 "fills_not_stored": dict(self.fills_not_stored),
                 "evicted": self.evicted,
+                "protocols": dict(self.protocols),
             },
             separators=(",", ":"),
         )
@@ -111,6 +115,7 @@ class Snapshot:
             write_failures=_counts(data.get("write_failures", {})),
             fills_not_stored=_counts(data.get("fills_not_stored", {})),
             evicted=int(data.get("evicted", 0)),
+            protocols=_counts(data.get("protocols", {})),
         )
 
 
@@ -159,6 +164,7 @@ class WorkerStats:
         self.writes = WriteFailures()  # best-effort writes that failed
         self.fills_not_stored: dict[str, int] = {}  # reason (edge/bounds.py): n
         self.evicted = 0  # objects evicted by this worker's fills to make room
+        self.protocols: dict[str, int] = {}  # responses by Exchange.label
 
     def fault(self, kind: str) -> None:
         self.faults[kind] = self.faults.get(kind, 0) + 1
@@ -210,6 +216,7 @@ class WorkerStats:
             write_failures=dict(self.writes.counts),
             fills_not_stored=dict(self.fills_not_stored),
             evicted=self.evicted,
+            protocols=dict(self.protocols),
         )
 
     def write(self, applied: int) -> None:

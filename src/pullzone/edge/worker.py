@@ -16,7 +16,7 @@ from pullzone.bus.signal import SeqSignal
 from pullzone.cache.bodies import BodyStore
 from pullzone.cache.index import CacheIndex
 from pullzone.config import NOFILE_WANTED, Settings, default_worker_connections
-from pullzone.edge import http
+from pullzone.edge import http, tls
 from pullzone.edge.access_log import AccessLog
 from pullzone.edge.bounds import Limits
 from pullzone.edge.lifecycle import Edge
@@ -93,8 +93,23 @@ async def serve(settings: Settings, ready: ProcessEvent | None = None) -> None:
         connections=connections,
     )
 
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    tls_server = None
+    if settings.edge_tls_port is not None:
+        # HTTPS, shared among the workers as the plain port is (SO_REUSEPORT).
+        certificates = tls.Certificates(state, edge.catch_up, settings.tls_dir)
+        handshakes = tls.Handshakes(tls.MAX_HANDSHAKES, stats.fault)
+        tls_server = await loop.create_server(
+            tls.protocol_factory(
+                certificates.context, handshakes, edge.handle, edge.finished, connections
+            ),
+            host=settings.edge_tls_host,
+            port=settings.edge_tls_port,
+            reuse_port=True,
+            backlog=2048,
+        )
+
+    stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     if ready is not None:
@@ -117,6 +132,8 @@ async def serve(settings: Settings, ready: ProcessEvent | None = None) -> None:
     finally:
         connections.close()
         server.close()
+        if tls_server is not None:
+            tls_server.close()
         if access_log is not None:
             access_log.close()
         await edge.filler.close()

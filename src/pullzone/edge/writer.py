@@ -115,7 +115,10 @@ class Framing:
 
 def body_framing(method: str, status: int, length: int | None, version: str) -> Framing:
     """The framing of a response of `status` with a body of `length` bytes (None: not
-    known yet) to a `method` request over HTTP/`version`."""
+    known yet) to a `method` request over HTTP/`version` ("1.0", "1.1" or "2").
+
+    HTTP/2 (RFC 9113 §8.1) has no chunks and no close-delimited bodies: the stream's
+    END_STREAM ends the body, so a body of unknown length is sent as it comes."""
     if 100 <= status < 200 or status == 204:
         # RFC 9110 §8.6: never a Content-Length on a 1xx or a 204; neither has a body.
         return Framing(b"", False, False, False)
@@ -125,6 +128,8 @@ def body_framing(method: str, status: int, length: int | None, version: str) -> 
         return Framing(field, False, False, False)
     if length is not None:
         return Framing(field, True, False, False)
+    if version == "2":
+        return Framing(b"", True, False, False)
     if version != "1.0":
         return Framing(b"Transfer-Encoding: chunked\r\n", True, True, False)
     return Framing(b"", True, False, True)  # an HTTP/1.0 client knows no chunks
@@ -140,7 +145,9 @@ LAST_CHUNK = b"0\r\n\r\n"
 
 def connection_field(close: bool, version: str) -> bytes:
     """Connection: close when this response ends the connection; keep-alive for a 1.0
-    client that stays (RFC 9112 §9.3)."""
+    client that stays (RFC 9112 §9.3); never over HTTP/2 (RFC 9113 §8.2.2)."""
+    if version == "2":
+        return b""
     if close:
         return b"Connection: close\r\n"
     if version == "1.0":

@@ -94,6 +94,8 @@ class Supervisor:
         settings = self.settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         listens = [(settings.edge_host, settings.edge_port)] if settings.runs_edge else []
+        if settings.runs_edge and settings.edge_tls_port is not None:
+            listens.append((settings.edge_tls_host, settings.edge_tls_port))
         listens += [(settings.api_host, settings.api_port)] if settings.runs_api else []
         for host, port in listens:
             try:
@@ -202,6 +204,8 @@ class Supervisor:
         if s.runs_edge:
             workers = f"{s.workers} worker{'s' if s.workers != 1 else ''}"
             print(f"  edge  http://{s.edge_host}:{s.edge_port}  ({workers})")
+            if s.edge_tls_port is not None:
+                print(f"  edge  https://{s.edge_tls_host}:{s.edge_tls_port}  (SNI)")
         if s.runs_api:
             scheme = "https" if s.api_cert else "http"
             print(f"  api   {scheme}://{s.api_host}:{s.api_port}/v2")

@@ -1,0 +1,299 @@
+"""HTTPS at the edge: the certificate by SNI, the handshake bounded, then HTTP/1.1 or h2.
+
+`Certificates` keeps one `ssl.SSLContext` per certificate (and ALPN offer) and a table
+of the hostnames it serves: the hostnames of every zone whose `ssl` is enabled with a
+`certid` the node holds, and that the certificate covers. The listener's own context
+has no certificate at all; its `sni_callback` lets the worker catch up with the event
+log, rebuilds the table when `EdgeState.tls_generation` moved, and switches the
+handshake to the name's context: exact name first, then `*.rest` for one label. A name
+without one, or no SNI, fails the handshake with `unrecognized_name`: never another
+zone's certificate.
+
+ALPN: OpenSSL chooses the protocol after the servername callback, from the context then
+in use, so each zone's context offers `h2` only when its `ssl.http2` is on.
+
+A private key is loaded from an anonymous memory file (memfd: nothing on disk), else
+from a 0600 file under `DATA_DIR/run/tls` that is removed once loaded.
+
+`TlsProtocol` is the protocol of the TLS listening socket: asyncio's TLS over the
+worker's uvloop TCP transport (see its doc for why not uvloop's own), the handshake
+bounded by HANDSHAKE_TIMEOUT and at most MAX_HANDSHAKES per worker at once (the oldest is
+shed beyond); then the TLS transport goes to an HTTP/1.1 `TlsConnection` or an
+`H2Connection`, as ALPN chose.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import asyncio.sslproto
+import contextlib
+import hashlib
+import logging
+import os
+import ssl
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from pullzone.certs.model import Certificate
+from pullzone.edge import http
+from pullzone.edge.state import EdgeState
+
+log = logging.getLogger(__name__)
+
+HANDSHAKE_TIMEOUT = 10  # seconds from the TCP connection to the end of the handshake
+MAX_HANDSHAKES = 256  # connections still in their handshake, per worker
+ALPN_H2 = ("h2", "http/1.1")
+ALPN_HTTP1 = ("http/1.1",)
+
+
+def _server_context(alpn: tuple[str, ...]) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    # The server's cipher order (OpenSSL's default list: forward secrecy, AEAD first);
+    # session tickets stay on (no OP_NO_TICKET): resumption without a server-side cache.
+    context.options |= ssl.OP_CIPHER_SERVER_PREFERENCE | ssl.OP_NO_COMPRESSION
+    context.options |= ssl.OP_NO_RENEGOTIATION
+    context.set_alpn_protocols(list(alpn))
+    return context
+
+
+def covers(names: tuple[str, ...], host: str) -> bool:
+    """A certificate for `names` is valid for `host` (RFC 6125 §6.4.3: a wildcard stands
+    for one whole label)."""
+    if host in names:
+        return True
+    _, dot, rest = host.partition(".")
+    return bool(dot) and f"*.{rest}" in names
+
+
+def _load(context: ssl.SSLContext, cert: Certificate, spill_dir: Path) -> None:
+    """The certificate chain and key into `context`, leaving no key on disk."""
+    pem = (cert.chain_pem() + cert.key.rstrip("\n") + "\n").encode()
+    memfd = getattr(os, "memfd_create", None)
+    if memfd is not None:
+        fd = memfd("pullzone-cert", getattr(os, "MFD_CLOEXEC", 0))
+        try:
+            os.write(fd, pem)
+            context.load_cert_chain(f"/proc/self/fd/{fd}")
+            return
+        except OSError:
+            pass  # no /proc: the file below
+        finally:
+            os.close(fd)
+    spill_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, name = tempfile.mkstemp(dir=spill_dir, suffix=".pem")  # mode 0600
+    try:
+        os.write(fd, pem)
+        os.close(fd)
+        context.load_cert_chain(name)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+
+
+class Certificates:
+    """Which context a TLS handshake for a name gets (see the module's doc)."""
+
+    def __init__(self, state: EdgeState, catch_up: Callable[[], None], spill_dir: Path) -> None:
+        self.state = state
+        self.catch_up = catch_up
+        self.spill_dir = spill_dir
+        self.context = _server_context(ALPN_H2)
+        self.context.sni_callback = self.sni_callback
+        self._built_for = -1
+        self.names: dict[str, ssl.SSLContext] = {}
+        # Contexts by certificate content and ALPN offer: a table rebuilt for another
+        # zone's change keeps the contexts (and their session ticket keys) it had.
+        self._contexts: dict[tuple[str, tuple[str, ...]], ssl.SSLContext] = {}
+
+    def sni_callback(
+        self, conn: ssl.SSLObject | ssl.SSLSocket, name: str | None, _: ssl.SSLContext
+    ) -> int | None:
+        try:
+            self.catch_up()
+            if self.state.tls_generation != self._built_for:
+                self.rebuild()
+            context = self.lookup(name) if name else None
+        except Exception:  # an exception here would abort the handshake without an alert
+            log.exception("choosing a certificate for %r failed", name)
+            context = None
+        if context is None:
+            return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
+        conn.context = context
+        return None
+
+    def lookup(self, name: str) -> ssl.SSLContext | None:
+        host = name.lower().removesuffix(".")
+        context = self.names.get(host)
+        if context is None:
+            _, dot, rest = host.partition(".")
+            if dot:
+                context = self.names.get(f"*.{rest}")
+        return context
+
+    def rebuild(self) -> None:
+        state = self.state
+        generation = state.tls_generation
+        names: dict[str, ssl.SSLContext] = {}
+        contexts: dict[tuple[str, tuple[str, ...]], ssl.SSLContext] = {}
+        for view in state.zones.values():
+            zone = view.zone
+            cert = state.certificates.get(zone.ssl.certid) if zone.ssl.enabled else None
+            if cert is None:
+                continue
+            alpn = ALPN_H2 if zone.ssl.http2 else ALPN_HTTP1
+            context = self._context(cert, alpn, contexts)
+            if context is None:
+                continue
+            for host in zone.hostnames(state.edge_domain):
+                if covers(cert.sans, host):
+                    names[host] = context
+        self.names = names
+        self._contexts = contexts
+        self._built_for = generation
+
+    def _context(
+        self,
+        cert: Certificate,
+        alpn: tuple[str, ...],
+        contexts: dict[tuple[str, tuple[str, ...]], ssl.SSLContext],
+    ) -> ssl.SSLContext | None:
+        digest = hashlib.sha256((cert.crt + cert.key + cert.cabundle).encode()).hexdigest()
+        key = (digest, alpn)
+        context = contexts.get(key) or self._contexts.get(key)
+        if context is None:
+            context = _server_context(alpn)
+            try:
+                _load(context, cert, self.spill_dir)
+            except (ssl.SSLError, OSError, ValueError) as exc:
+                log.error("certificate %d (%s) does not load: %s", cert.id, cert.name, exc)
+                return None
+        contexts[key] = context
+        return context
+
+
+Count = Callable[[str], None]
+Factory = Callable[[str | None], asyncio.Protocol]  # ALPN's choice → the HTTP protocol
+
+
+class Handshakes:
+    """A worker's connections still in their TLS handshake, oldest first: at most `limit`
+    of them (a new one sheds the oldest), each for at most HANDSHAKE_TIMEOUT."""
+
+    def __init__(self, limit: int, count: Count) -> None:
+        self.limit = limit
+        self.count = count
+        self.pending: dict[TlsProtocol, None] = {}
+
+    def admit(self, tls: TlsProtocol) -> None:
+        if len(self.pending) >= self.limit:
+            oldest = next(iter(self.pending))
+            self.pending.pop(oldest)
+            self.count("tls_handshake_shed")
+            oldest.shed()
+        self.pending[tls] = None
+
+
+class TlsProtocol(asyncio.sslproto.SSLProtocol):
+    """asyncio's TLS over the worker's (uvloop) TCP transport, for the edge's listener.
+
+    asyncio's and uvloop's own TLS servers both drop what OpenSSL wrote when a handshake
+    fails (the transport is aborted), so a client never sees the `unrecognized_name`
+    alert the SNI callback asked for. This one sends it, then closes; and counts the
+    failure instead of logging it as an error of the event loop."""
+
+    def __init__(
+        self,
+        context: ssl.SSLContext,
+        handshakes: Handshakes,
+        factory: Factory,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+        super().__init__(
+            loop,
+            _Choose(factory),
+            context,
+            waiter,
+            server_side=True,
+            ssl_handshake_timeout=HANDSHAKE_TIMEOUT,
+        )
+        self._handshakes = handshakes
+        self._raw: asyncio.Transport | None = None
+        self._shed = False
+        self._failure: BaseException | None = None  # what ended the handshake, if it failed
+        waiter.add_done_callback(self._handshaken)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._raw = transport  # type: ignore[assignment]  # uvloop's is no subclass
+        self._handshakes.admit(self)
+        super().connection_made(transport)
+
+    def shed(self) -> None:
+        self._shed = True
+        if self._raw is not None:
+            self._raw.abort()
+
+    def _handshaken(self, waiter: asyncio.Future[None]) -> None:
+        self._handshakes.pending.pop(self, None)
+        # A connection lost mid-handshake resolves the waiter without an exception: what
+        # failed is what _fatal_error was given.
+        failed = None if waiter.cancelled() else waiter.exception()  # retrieved: no warning
+        exc = self._failure or failed
+        if exc is None or self._shed:
+            return
+        timed_out = isinstance(exc, ConnectionAbortedError) and "longer than" in str(exc)
+        self._handshakes.count("tls_handshake_timeout" if timed_out else "tls_handshake_failed")
+
+    def _fatal_error(self, exc: BaseException, message: str = "") -> None:
+        if self._failure is None:
+            self._failure = exc
+        raw = self._raw
+        if raw is None or raw.is_closing():
+            return
+        try:
+            alert = self._outgoing.read()  # type: ignore[attr-defined]  # asyncio's BIO
+        except Exception:
+            alert = b""
+        if alert:
+            raw.write(alert)  # the handshake's last flight: its alert (RFC 8446 §6.2)
+            raw.close()
+        else:
+            raw.abort()
+        log.debug("TLS connection failed: %r", exc)
+
+
+class _Choose(asyncio.Protocol):
+    """The application protocol until the handshake is done: then the one ALPN chose."""
+
+    def __init__(self, factory: Factory) -> None:
+        self._factory = factory
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        ssl_object = transport.get_extra_info("ssl_object")
+        alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
+        protocol = self._factory(alpn)
+        transport.set_protocol(protocol)
+        protocol.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:  # pragma: no cover: replaced by then
+        pass
+
+
+def protocol_factory(
+    context: ssl.SSLContext,
+    handshakes: Handshakes,
+    handler: http.Handler,
+    on_done: http.Done,
+    connections: http.Connections,
+) -> Callable[[], TlsProtocol]:
+    """What the TLS listener makes of each connection (worker.py)."""
+    from pullzone.edge.h2 import H2Connection
+
+    def protocol(alpn: str | None) -> asyncio.Protocol:
+        if alpn == "h2":
+            return H2Connection(handler, on_done, connections)
+        return http.TlsConnection(handler, on_done, connections)
+
+    return lambda: TlsProtocol(context, handshakes, protocol)
