@@ -205,83 +205,29 @@ class Server:
         key: str,
         cabundle: str = "",
         *,
-        sans: tuple[str, ...],
         cert_id: int = 0,
         **ssl: Any,
     ) -> int:
         """Give zone `zone_id` a certificate (a new one, or certificate `cert_id`
-        replaced) with `ssl` enabled (other SslPolicy fields in `ssl`, e.g. http2=True);
-        returns the certificate's id. See `commit_events`."""
-        from pullzone.bus.events import PutCertificate, PutZone
-        from pullzone.certs.model import Certificate
-        from pullzone.zones.model import SslPolicy, Zone
-
-        cert = Certificate(
-            id=cert_id,
-            name=f"test-{zone_id}",
-            crt=crt,
-            key=key,
-            cabundle=cabundle,
-            domain=sans[0],
-            sans=sans,
-            valid_from=time.time() - 60,
-            expiry=time.time() + 86400,
-        )
-        (committed,) = self.commit_events([(0, PutCertificate(cert))])
-        assert committed.event is not None
-        cert_id = PutCertificate.from_payload(committed.event.payload).cert.id
-        record = self._zone_record(zone_id)
-        zone = Zone.from_record(record)
-        policy = SslPolicy(enabled=True, certid=cert_id, **ssl)
-        self.commit_events([(zone_id, PutZone(zone.with_changes(ssl=policy)))])
+        replaced) with `ssl` enabled (other ssl block fields in `ssl`, e.g. http2=True),
+        through the API as a user would; returns the certificate's id."""
+        if cert_id:
+            changed = self.api.post(f"/account/ssl/{cert_id}", json={"crt": crt, "key": key})
+        else:
+            body = {"name": f"test-{zone_id}", "crt": crt, "key": key, "cabundle": cabundle}
+            changed = self.api.post("/account/ssl/new", json=body)
+        assert changed.status_code == 200, changed.text
+        cert_id = int(changed.json()["cert"]["id"])
+        self.set_ssl(zone_id, enabled=True, certid=cert_id, **ssl)
         return cert_id
 
     def set_ssl(self, zone_id: int, **ssl: Any) -> None:
-        """Change the zone's ssl block alone (see `commit_events`)."""
-        from pullzone.bus.events import PutZone
-        from pullzone.zones.model import SslPolicy, Zone
-
-        zone = Zone.from_record(self._zone_record(zone_id))
-        policy = SslPolicy(**{**_ssl_fields(zone.ssl), **ssl})
-        self.commit_events([(zone_id, PutZone(zone.with_changes(ssl=policy)))])
-
-    def _zone_record(self, zone_id: int) -> dict[str, Any]:
-        import json
-
-        from pullzone.sqlite import connect
-
-        conn = connect(self.data_dir / "control.db")
-        try:
-            row = conn.execute("SELECT record FROM zones WHERE id = ?", (zone_id,)).fetchone()
-        finally:
-            conn.close()
-        assert row is not None, f"zone {zone_id} not found"
-        return dict(json.loads(row[0]))
-
-    def commit_events(self, changes: list[tuple[int, Any]]) -> list[Any]:
-        """Commit proposals to this single node's event log as its API does: the same
-        `control.log.LocalLog` on its control.db, then applied to the cache and published
-        to the workers (server.cache_node.CacheNode.on_event). Until the certificates API
-        exists, the one place tests install certificates and ssl blocks through; switch
-        it to `POST /v2/account/ssl/new` and `POST /v2/zones/http/pull/{id}/ssl` then."""
-        import asyncio
-
-        from pullzone.config import Settings
-        from pullzone.control.log import LocalLog
-        from pullzone.server.cache_node import CacheNode
-
-        settings = Settings(data_dir=self.data_dir)
-        node = CacheNode(settings)
-        event_log = LocalLog(settings, node.on_event)
-
-        async def commit() -> list[Any]:
-            return [await event_log.commit(zone_id, change) for zone_id, change in changes]
-
-        try:
-            return asyncio.run(commit())
-        finally:
-            node.control.close()
-            event_log.replica.conn.close()
+        """Change the zone's ssl block alone (`POST /v2/zones/http/pull/{id}/ssl`)."""
+        fields = {
+            name: ("Y" if v else "N") if isinstance(v, bool) else v for name, v in ssl.items()
+        }
+        changed = self.api.post(f"/zones/http/pull/{zone_id}/ssl", json=fields)
+        assert changed.status_code == 200, changed.text
 
     def get(self, host: str, path: str, **kwargs: Any) -> httpx.Response:
         headers = {"Host": host, **kwargs.pop("headers", {})}
@@ -293,10 +239,6 @@ class Server:
         params = {"delete": "true"} if delete else {}
         body = {"files": files} if files is not None else None
         return self.api.post(f"/zones/http/pull/{zone_id}/purge", params=params, json=body)
-
-
-def _ssl_fields(policy: Any) -> dict[str, Any]:
-    return {name: getattr(policy, name) for name in policy.__slots__}
 
 
 def until(produce: Callable[[], T], done: Callable[[T], bool], timeout: float = 10.0) -> T:

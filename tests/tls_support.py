@@ -49,7 +49,7 @@ def https_zone(
     zone = server.create_zone(origin_url, alias=f"s{next(_names)}", **fields)
     names = (zone["fqdn"], *cnames)
     crt, key = tls.issue(*names)
-    zone["certid"] = server.install_certificate(zone["id"], crt, key, sans=names, **ssl)
+    zone["certid"] = server.install_certificate(zone["id"], crt, key, **ssl)
     return zone
 
 

@@ -96,7 +96,7 @@ def test_a_wildcard_certificate_serves_one_label(
 ) -> None:
     zone = tls_server.create_zone(origin.url, alias="wild", cnames="a.wild.test,x.y.wild.test")
     crt, key = tls.issue("*.wild.test")
-    tls_server.install_certificate(zone["id"], crt, key, sans=("*.wild.test",))
+    tls_server.install_certificate(zone["id"], crt, key)
     origin.route(path, Reply(headers=CACHEABLE, body=b"w"))
     with tls.client(tls_server) as client:
         r = client.get(url(tls_server, "a.wild.test", path))
@@ -116,9 +116,7 @@ def test_a_replaced_certificate_is_served_by_the_next_handshake_without_restart(
         kept.sendall(request)
         assert answer(kept).startswith(b"HTTP/1.1 200")
         crt, key = tls.issue(zone["fqdn"])
-        tls_server.install_certificate(
-            zone["id"], crt, key, sans=(zone["fqdn"],), cert_id=zone["certid"]
-        )
+        tls_server.install_certificate(zone["id"], crt, key, cert_id=zone["certid"])
         new = ssl.PEM_cert_to_DER_cert(crt)
         assert new != old
         with handshake(tls_server, zone["fqdn"], tls.context()) as fresh:
