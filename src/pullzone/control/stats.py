@@ -87,9 +87,14 @@ class NodeStats:
             for kind, n in snap.faults.items():
                 totals.faults[kind] += n
             totals.connections += snap.connections
+            # Workers count every protocol but plain HTTP/1.1, which is the rest.
+            plain = sum(count.requests for count in snap.requests)
             for label, n in snap.protocols.items():
                 protocol, _, scheme = label.partition(" ")
                 totals.protocols[(protocol, scheme)] += n
+                plain -= n
+            if plain:
+                totals.protocols[("http/1.1", "http")] += plain
             for count in snap.requests:
                 totals.requests[(count.zone_id, count.status)] += count.requests
                 totals.bytes[count.zone_id] += count.bytes

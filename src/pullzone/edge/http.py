@@ -67,6 +67,11 @@ class Request:
         self.scheme = scheme  # "https" when it came over TLS (HTTP/1.1 or HTTP/2)
 
 
+# Responses by "protocol scheme" are counted for every label but this one, the most
+# common, which is the rest of the responses counted (control/stats.py derives it).
+PLAIN_LABEL = "http/1.1 http"
+
+
 class Exchange(Protocol):
     """What a handler answers a request through: an HTTP/1.1 `Connection`, or one HTTP/2
     stream (edge/h2.py). It writes HTTP/1.1 response bytes (writer.py) either way."""
@@ -226,7 +231,7 @@ class Connection(asyncio.Protocol):
     """
 
     scheme = "http"  # "https" in TlsConnection
-    label = "http/1.1 http"  # protocol and scheme, as /metrics counts requests by them
+    label = PLAIN_LABEL  # protocol and scheme, as /metrics counts requests by them
 
     def __init__(
         self, handler: Handler, on_done: Done | None = None, connections: Connections | None = None

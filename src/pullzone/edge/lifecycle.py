@@ -34,7 +34,7 @@ from pullzone.edge.decisions import (
 from pullzone.edge.deliver import Deliverer
 from pullzone.edge.entry import Entry
 from pullzone.edge.fills import Filler, FillRequest
-from pullzone.edge.http import Exchange, Request
+from pullzone.edge.http import PLAIN_LABEL, Exchange, Request
 from pullzone.edge.labels import NotStored, XCache
 from pullzone.edge.lookup import Lookup
 from pullzone.edge.origin import Origin, OriginError, forward_headers
@@ -188,8 +188,10 @@ class Edge:
         """A response is written (or cut short): count it, and log it."""
         stats = self.stats
         stats.count(conn.zone_id, conn.xcache or "ABORTED", conn.sent)
-        protocols = stats.protocols
-        protocols[conn.label] = protocols.get(conn.label, 0) + 1
+        label = conn.label
+        if label is not PLAIN_LABEL:  # the plain ones are the rest (edge/http.py)
+            protocols = stats.protocols
+            protocols[label] = protocols.get(label, 0) + 1
         if self.access_log is not None:
             self.access_log.add(request, conn, time.time(), conn.elapsed())  # fails soft
 
