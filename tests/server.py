@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import json
 import os
 import resource
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -191,6 +195,40 @@ class Server:
         )
         assert response.status_code == 200, response.text
         return dict(response.json()["zone"])
+
+    def set_zone_ssl(self, zone_id: int, edge_domain: str = "localhost", **ssl: Any) -> None:
+        """Change the zone's `ssl` block by committing a PutZone to the node's event log
+        (control.db), as the API does: the one place tests set it while the zone API does
+        not take it. The node sees it at its next look (the ACME scheduler polls the log
+        position; the edge workers read it with the next event)."""
+        from pullzone.bus.events import Event, PutZone
+        from pullzone.control.replica import Replica
+        from pullzone.sqlite import connect
+
+        conn = connect(self.data_dir / "control.db")
+        try:
+            replica = Replica(conn, edge_domain)
+            zone = replica.zones.get(zone_id)
+            assert zone is not None, zone_id
+            changed = zone.with_changes(ssl=dataclasses.replace(zone.ssl, **ssl))
+            seq = replica.position + 1
+            replica.apply(Event.of(seq, zone_id, PutZone(changed), time.time()))
+        finally:
+            conn.close()
+
+    def zone_ssl(self, zone_id: int) -> dict[str, Any]:
+        """The zone's `ssl` block as the zone API answers it; while the API's zone answer
+        does not carry it yet, as the node stored it (the same `to_api` form)."""
+        response = self.api.get(f"/zones/http/pull/{zone_id}")
+        assert response.status_code == 200, response.text
+        answered = response.json()["zone"].get("ssl")
+        if answered is not None:
+            return dict(answered)
+        from pullzone.zones.model import Zone
+
+        with contextlib.closing(sqlite3.connect(self.data_dir / "control.db")) as conn:
+            row = conn.execute("SELECT record FROM zones WHERE id = ?", (zone_id,)).fetchone()
+        return Zone.from_record(json.loads(row[0])).ssl.to_api()
 
     def get(self, host: str, path: str, **kwargs: Any) -> httpx.Response:
         headers = {"Host": host, **kwargs.pop("headers", {})}
