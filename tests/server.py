@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import json
@@ -197,10 +198,11 @@ class Server:
         return dict(response.json()["zone"])
 
     def set_zone_ssl(self, zone_id: int, edge_domain: str = "localhost", **ssl: Any) -> None:
-        """Change the zone's `ssl` block by committing a PutZone to the node's event log
-        (control.db), as the API does: the one place tests set it while the zone API does
-        not take it. The node sees it at its next look (the ACME scheduler polls the log
-        position; the edge workers read it with the next event)."""
+        """Change the zone's `ssl` block by committing a PutZone to the node's event log,
+        as the API does: the one place tests set it while the zone API does not take it.
+        A single node's log is its control.db (the node sees the change at its next look:
+        the ACME scheduler polls the log position, the edge workers read it with the
+        next event); a cluster node's is the JetStream stream."""
         from pullzone.bus.events import Event, PutZone
         from pullzone.control.replica import Replica
         from pullzone.sqlite import connect
@@ -210,11 +212,24 @@ class Server:
             replica = Replica(conn, edge_domain)
             zone = replica.zones.get(zone_id)
             assert zone is not None, zone_id
-            changed = zone.with_changes(ssl=dataclasses.replace(zone.ssl, **ssl))
-            seq = replica.position + 1
-            replica.apply(Event.of(seq, zone_id, PutZone(changed), time.time()))
+            changed = PutZone(zone.with_changes(ssl=dataclasses.replace(zone.ssl, **ssl)))
+            if "--cluster" not in self.args:
+                seq = replica.position + 1
+                replica.apply(Event.of(seq, zone_id, changed, time.time()))
+                return
         finally:
             conn.close()
+        asyncio.run(self._publish(zone_id, changed))
+
+    async def _publish(self, zone_id: int, change: Any) -> None:
+        from pullzone.bus.jetstream import JetStreamBus
+
+        urls = self.args[self.args.index("--cluster") + 1].split(",")
+        bus = await JetStreamBus.connect(urls, "tests", observe=True)
+        try:
+            await bus.publish(change.KIND, zone_id, change.to_payload())
+        finally:
+            await bus.close()
 
     def zone_ssl(self, zone_id: int) -> dict[str, Any]:
         """The zone's `ssl` block as the zone API answers it; while the API's zone answer
@@ -224,11 +239,17 @@ class Server:
         answered = response.json()["zone"].get("ssl")
         if answered is not None:
             return dict(answered)
+        stored = self.zone_ssl_stored(zone_id)
+        assert stored is not None, zone_id
+        return stored
+
+    def zone_ssl_stored(self, zone_id: int) -> dict[str, Any] | None:
+        """The zone's `ssl` block as this node stored it (None: no such zone here)."""
         from pullzone.zones.model import Zone
 
         with contextlib.closing(sqlite3.connect(self.data_dir / "control.db")) as conn:
             row = conn.execute("SELECT record FROM zones WHERE id = ?", (zone_id,)).fetchone()
-        return Zone.from_record(json.loads(row[0])).ssl.to_api()
+        return None if row is None else Zone.from_record(json.loads(row[0])).ssl.to_api()
 
     def get(self, host: str, path: str, **kwargs: Any) -> httpx.Response:
         headers = {"Host": host, **kwargs.pop("headers", {})}

@@ -130,15 +130,16 @@ class AcmeScheduler:
         self._seen_position = position
         self._next_look = now + RESCAN
         for zone in self._zones():
+            if zone.id in self.running or not zone.ssl.enabled:
+                continue  # a running order changes the log when it ends: looked at then
             names = self._names(zone)
             cert = self._cert(zone.ssl.certid)
-            if cert is not None and cert.source == "acme":
-                self._next_look = min(self._next_look, renewal_time(cert))
-            if zone.id in self.running or order_due(zone, cert, names, now) is None:
+            if order_due(zone, cert, names, now) is None:
+                if cert is not None and cert.source == "acme":
+                    self._next_look = min(self._next_look, renewal_time(cert))
                 continue
             if not self.backoff.ready(zone.id, names, now):
-                retry_at = now + self.backoff.wait(zone.id, now)
-                self._next_look = min(self._next_look, retry_at)
+                self._next_look = min(self._next_look, now + self.backoff.wait(zone.id, now))
                 continue
             self.running[zone.id] = asyncio.create_task(
                 self._order(zone.id, names, zone.ssl.certid)
