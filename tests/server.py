@@ -198,28 +198,32 @@ class Server:
         return dict(response.json()["zone"])
 
     def set_zone_ssl(self, zone_id: int, edge_domain: str = "localhost", **ssl: Any) -> None:
-        """Change the zone's `ssl` block by committing a PutZone to the node's event log,
-        as the API does: the one place tests set it while the zone API does not take it.
-        A single node's log is its control.db (the node sees the change at its next look:
-        the ACME scheduler polls the log position, the edge workers read it with the
-        next event); a cluster node's is the JetStream stream."""
-        from pullzone.bus.events import Event, PutZone
+        """Change the zone's `ssl` block with a PutZone in the node's event log (`commit`):
+        the one place tests set it while the zone API does not take it."""
+        from pullzone.bus.events import PutZone
         from pullzone.control.replica import Replica
         from pullzone.sqlite import connect
 
-        conn = connect(self.data_dir / "control.db")
-        try:
+        with contextlib.closing(connect(self.data_dir / "control.db")) as conn:
+            zone = Replica(conn, edge_domain).zones.get(zone_id)
+        assert zone is not None, zone_id
+        self.commit(zone_id, PutZone(zone.with_changes(ssl=dataclasses.replace(zone.ssl, **ssl))))
+
+    def commit(self, zone_id: int, change: Any, edge_domain: str = "localhost") -> None:
+        """Commit an event (a `bus.events` record) to the node's log, as the API would. A
+        single node's log is its control.db: the node sees the event at its next look
+        (the ACME scheduler polls the log position; the edge workers read it with the
+        node's next event). A cluster node's is the JetStream stream."""
+        from pullzone.bus.events import Event
+        from pullzone.control.replica import Replica
+        from pullzone.sqlite import connect
+
+        if "--cluster" in self.args:
+            asyncio.run(self._publish(zone_id, change))
+            return
+        with contextlib.closing(connect(self.data_dir / "control.db")) as conn:
             replica = Replica(conn, edge_domain)
-            zone = replica.zones.get(zone_id)
-            assert zone is not None, zone_id
-            changed = PutZone(zone.with_changes(ssl=dataclasses.replace(zone.ssl, **ssl)))
-            if "--cluster" not in self.args:
-                seq = replica.position + 1
-                replica.apply(Event.of(seq, zone_id, changed, time.time()))
-                return
-        finally:
-            conn.close()
-        asyncio.run(self._publish(zone_id, changed))
+            replica.apply(Event.of(replica.position + 1, zone_id, change, time.time()))
 
     async def _publish(self, zone_id: int, change: Any) -> None:
         from pullzone.bus.jetstream import JetStreamBus

@@ -20,6 +20,7 @@ from origin import Origin
 from pebble import Pebble, pebble_binaries
 from server import Server, until
 
+from pullzone.bus.events import DeleteAcmeChallenge, PutAcmeChallenge
 from pullzone.certs.model import Certificate
 
 pytestmark = pytest.mark.skipif(
@@ -117,6 +118,31 @@ def test_a_zone_with_ssl_and_no_certid_gets_a_certificate(
     assert until(lambda: challenges_left(server), lambda n: n == 0) == 0
     account_key = server.data_dir / "acme" / "account.key"
     assert stat.S_IMODE(account_key.stat().st_mode) == 0o600
+
+
+def test_the_edge_answers_a_challenge_for_any_host_before_any_zone(
+    node: tuple[Server, Pebble], origin: Origin
+) -> None:
+    server, _ = node
+    zone = server.create_zone(origin.url, alias="probe")
+    server.commit(0, PutAcmeChallenge("tok-123", "tok-123.thumbprint"))
+    server.create_zone(origin.url, alias="nudge")  # the node's next event: workers catch up
+    path = "/.well-known/acme-challenge/tok-123"
+    for host in ("probe.cdn.test", "nobody.example"):
+        response = server.get(host, path)
+        assert response.status_code == 200, (host, response.text)
+        assert response.text == "tok-123.thumbprint"
+        assert response.headers["cache-control"] == "no-store"
+    assert server.edge.head(path, headers={"Host": "nobody.example"}).status_code == 200
+    # Anything else under the prefix is routed as any request is: to the zone's origin,
+    # or a 404 for a host of no zone.
+    assert server.get("nobody.example", "/.well-known/acme-challenge/other").status_code == 404
+    server.get("probe.cdn.test", "/.well-known/acme-challenge/other")
+    assert origin.count("/.well-known/acme-challenge/other") == 1
+    assert origin.count(path) == 0
+    server.commit(0, DeleteAcmeChallenge("tok-123"))
+    server.purge(zone["id"])  # the next event again
+    assert server.get("nobody.example", path).status_code == 404
 
 
 def test_a_failing_order_shows_in_the_warning_and_is_retried(

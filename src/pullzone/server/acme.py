@@ -130,8 +130,12 @@ class AcmeScheduler:
         self._seen_position = position
         self._next_look = now + RESCAN
         for zone in self._zones():
-            if zone.id in self.running or not zone.ssl.enabled:
-                continue  # a running order changes the log when it ends: looked at then
+            if not zone.ssl.enabled:
+                continue
+            if zone.id in self.running:
+                if self.backoff.failures(zone.id):  # it may be failing now: retry in time
+                    self._next_look = min(self._next_look, now + self.backoff.wait(zone.id, now))
+                continue  # else its end changes the log: looked at then
             names = self._names(zone)
             cert = self._cert(zone.ssl.certid)
             if order_due(zone, cert, names, now) is None:
