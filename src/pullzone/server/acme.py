@@ -22,8 +22,10 @@ import dataclasses
 import json
 import logging
 import sqlite3
+import threading
 import time
 from collections.abc import Awaitable, Callable
+from typing import TypeVar, cast
 
 from pullzone.bus import local
 from pullzone.bus.events import DeleteAcmeChallenge, PutAcmeChallenge, PutCertificate, PutZone
@@ -42,6 +44,37 @@ log = logging.getLogger("pullzone.acme")
 POLL = 1.0  # seconds between looks at the log position (a zone changed: look again)
 RESCAN = 300.0  # seconds between full looks when nothing changed and nothing is due
 ORDERS_AT_ONCE = 4
+
+A = TypeVar("A")
+R = TypeVar("R")
+
+
+async def in_thread(work: Callable[[A], R], arg: A) -> R:
+    """`work(arg)` in a daemon thread of its own. Unlike asyncio.to_thread, a stopping
+    node does not wait for an ACME request in flight (a CA may take minutes)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[R] = loop.create_future()
+
+    def settle(result: R | None, error: BaseException | None) -> None:
+        if future.done():
+            return  # cancelled meanwhile
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(cast(R, result))
+
+    def run() -> None:
+        try:
+            result = work(arg)
+        except BaseException as exc:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                loop.call_soon_threadsafe(settle, None, exc)
+        else:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(settle, result, None)
+
+    threading.Thread(target=run, name="pullzone-acme", daemon=True).start()
+    return await future
 
 
 def _duration(seconds: float) -> str:
@@ -173,13 +206,13 @@ class AcmeScheduler:
         async with self._slots:
             published: list[str] = []
             try:
-                pending = await asyncio.to_thread(self.client.begin, names)
+                pending = await in_thread(self.client.begin, names)
                 for challenge in pending.challenges:
                     await self.log.commit(
                         0, PutAcmeChallenge(challenge.token, challenge.key_authorization)
                     )
                     published.append(challenge.token)
-                issued = await asyncio.to_thread(self.client.finish, pending)
+                issued = await in_thread(self.client.finish, pending)
             except AcmeError as exc:
                 await self._failed(zone_id, names, cert_id, str(exc))
                 return
