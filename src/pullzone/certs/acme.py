@@ -143,8 +143,12 @@ def _failure(exc: Exception) -> AcmeError:
         return AcmeError(_short(_validation_failure(exc)))
     if isinstance(exc, messages.Error):
         return AcmeError(_short(f"the ACME CA refused: {_problem(exc)}"))
-    if isinstance(exc, errors.TimeoutError | errors.PollError | requests.Timeout):
+    if isinstance(exc, errors.TimeoutError | errors.PollError):
         return AcmeError("the ACME CA did not finish validating in time")
+    if isinstance(exc, requests.ConnectTimeout):
+        return AcmeError("the ACME directory is unreachable (connection timed out)")
+    if isinstance(exc, requests.Timeout):
+        return AcmeError("the ACME CA did not answer in time")
     if isinstance(exc, requests.exceptions.SSLError):
         return AcmeError(
             "the ACME directory's TLS certificate is not trusted (see --acme-ca-bundle)"
@@ -153,6 +157,7 @@ def _failure(exc: Exception) -> AcmeError:
         return AcmeError("the ACME directory is unreachable (connection failed)")
     if isinstance(exc, requests.RequestException | errors.ClientError | errors.Error):
         return AcmeError(_short(f"talking to the ACME CA failed: {type(exc).__name__}"))
+    log.warning("ACME order failed unexpectedly", exc_info=exc)
     return AcmeError(_short(f"ordering failed: {type(exc).__name__}"))
 
 
