@@ -28,6 +28,7 @@ from pullzone.bus.events import (
     PutAcmeChallenge,
     PutCertificate,
 )
+from pullzone.bus.jetstream import BusUnavailable
 from pullzone.bus.signal import SeqSignal
 from pullzone.cache.index import CacheIndex
 from pullzone.cache.index import create_schema as create_cache_schema
@@ -41,6 +42,7 @@ from pullzone.edge.decisions import ACME_CHALLENGE_PREFIX, on_challenge
 from pullzone.edge.decisions import Challenge as Answered
 from pullzone.edge.state import EdgeState
 from pullzone.server.acme import AcmeScheduler
+from pullzone.server.cluster import ClusterNode
 from pullzone.sqlite import connect
 from pullzone.zones.model import SslPolicy, Zone
 
@@ -338,3 +340,34 @@ def test_an_issued_chain_becomes_an_acme_certificate_record() -> None:
     assert 29 * DAY < record.expiry - record.valid_from <= 31 * DAY
     serialization.load_pem_private_key(record.key.encode(), password=None)
     assert dataclasses.replace(record, id=3).id == 3
+
+
+# -- who orders in a cluster -----------------------------------------------------------------
+
+
+class FakeBus:
+    def __init__(self, nodes: list[dict[str, object]] | None) -> None:
+        self._nodes = nodes
+
+    async def nodes(self) -> list[dict[str, object]]:
+        if self._nodes is None:
+            raise BusUnavailable("cut off")
+        return self._nodes
+
+
+@pytest.mark.parametrize(
+    ("me", "registry", "owns"),
+    [
+        ("api-1", [{"node": "api-2", "role": "api"}, {"node": "edge-0", "role": "edge"}], True),
+        ("api-2", [{"node": "api-1", "role": "api"}, {"node": "api-2", "role": "api"}], False),
+        ("b", [{"node": "a", "role": "all"}], False),
+        ("api-1", [], True),  # not yet in the registry itself: alone
+        ("api-1", None, False),  # cut off from the bus: nothing could be committed
+    ],
+)
+async def test_the_api_node_whose_id_sorts_first_orders(
+    tmp_path: Path, me: str, registry: list[dict[str, object]] | None, owns: bool
+) -> None:
+    settings = Settings(data_dir=tmp_path, cluster=("nats://x",), node_id=me, role="api")
+    node = ClusterNode(settings, FakeBus(registry), None)  # type: ignore[arg-type]
+    assert await node.acme_owner() is owns
