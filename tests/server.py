@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import os
 import resource
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -228,6 +232,46 @@ class Server:
         }
         changed = self.api.post(f"/zones/http/pull/{zone_id}/ssl", json=fields)
         assert changed.status_code == 200, changed.text
+
+    def commit(self, zone_id: int, change: Any, edge_domain: str = "localhost") -> None:
+        """Commit an event (a `bus.events` record) to the node's log, as the API would. A
+        single node's log is its control.db: the node sees the event at its next look
+        (the ACME scheduler polls the log position; the edge workers read it with the
+        node's next event). A cluster node's is the JetStream stream."""
+        from pullzone.bus.events import Event
+        from pullzone.control.replica import Replica
+        from pullzone.sqlite import connect
+
+        if "--cluster" in self.args:
+            asyncio.run(self._publish(zone_id, change))
+            return
+        with contextlib.closing(connect(self.data_dir / "control.db")) as conn:
+            replica = Replica(conn, edge_domain)
+            replica.apply(Event.of(replica.position + 1, zone_id, change, time.time()))
+
+    async def _publish(self, zone_id: int, change: Any) -> None:
+        from pullzone.bus.jetstream import JetStreamBus
+
+        urls = self.args[self.args.index("--cluster") + 1].split(",")
+        bus = await JetStreamBus.connect(urls, "tests", observe=True)
+        try:
+            await bus.publish(change.KIND, zone_id, change.to_payload())
+        finally:
+            await bus.close()
+
+    def zone_ssl(self, zone_id: int) -> dict[str, Any]:
+        """The zone's `ssl` block as the zone API answers it."""
+        response = self.api.get(f"/zones/http/pull/{zone_id}")
+        assert response.status_code == 200, response.text
+        return dict(response.json()["zone"]["ssl"])
+
+    def zone_ssl_stored(self, zone_id: int) -> dict[str, Any] | None:
+        """The zone's `ssl` block as this node stored it (None: no such zone here)."""
+        from pullzone.zones.model import Zone
+
+        with contextlib.closing(sqlite3.connect(self.data_dir / "control.db")) as conn:
+            row = conn.execute("SELECT record FROM zones WHERE id = ?", (zone_id,)).fetchone()
+        return None if row is None else Zone.from_record(json.loads(row[0])).ssl.to_api()
 
     def get(self, host: str, path: str, **kwargs: Any) -> httpx.Response:
         headers = {"Host": host, **kwargs.pop("headers", {})}

@@ -68,6 +68,13 @@ class Settings:
     replicas: int = defaults.REPLICAS
     purge_wait: float = defaults.PURGE_WAIT
     max_bus_silence: float = defaults.MAX_BUS_SILENCE
+    # Automatic certificates (ACME, RFC 8555): the CA's directory URL ("": none), the
+    # account's contact address, and a PEM bundle to trust for the directory's own TLS
+    # (acme_directory, above).
+    acme_email: str = ""
+    acme_ca_bundle: str = ""
+    acme_retry_min: float = defaults.ACME_RETRY_MIN  # a failed order's first retry, doubling
+    acme_retry_max: float = defaults.ACME_RETRY_MAX
 
     @property
     def runs_edge(self) -> bool:
@@ -106,6 +113,11 @@ class Settings:
     @property
     def admin_key_path(self) -> Path:
         return self.data_dir / "admin.key"
+
+    @property
+    def acme_dir(self) -> Path:
+        """The ACME account key and registration (mode 0700, the files 0600)."""
+        return self.data_dir / "acme"
 
 
 def default_data_dir() -> Path:

@@ -32,3 +32,11 @@ MAX_BUS_SILENCE = 30.0  # cut off longer than this (seconds), an edge revalidate
 def workers() -> int:
     """Edge worker processes: one per CPU."""
     return max(1, os.cpu_count() or 1)
+
+
+# Automatic certificates (--acme-directory): renewed once this much of a certificate's
+# lifetime has passed; a failed order is tried again after ACME_RETRY_MIN seconds,
+# doubling up to ACME_RETRY_MAX.
+ACME_RENEW_AT = 2 / 3
+ACME_RETRY_MIN = 60.0
+ACME_RETRY_MAX = 3600.0

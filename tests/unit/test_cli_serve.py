@@ -12,7 +12,7 @@ from typer.core import TyperGroup
 
 from pullzone.cli.main import app
 from pullzone.cli.options import Address, address, edge_domain, rate, seconds, size
-from pullzone.cli.serve import serve_settings
+from pullzone.cli.serve import acme_settings, serve_settings
 from pullzone.config import Settings, default_worker_connections
 
 
@@ -28,7 +28,8 @@ def serve_options(*args: str) -> dict[str, Any]:
     values = serve.make_context("serve", list(args)).params
     # Options serve() applies after serve_settings (cluster_settings, the access log).
     later = {"cluster", "node_id", "role", "replicas", "purge_wait", "max_bus_silence"}
-    later |= {"access_log", "access_log_format", "api_cert", "api_key_file", "acme_directory"}
+    later |= {"access_log", "access_log_format", "api_cert", "api_key_file"}
+    later |= {"acme_directory", "acme_email", "acme_ca_bundle", "acme_retry"}
     return {k: v for k, v in values.items() if k not in later}
 
 
@@ -247,6 +248,55 @@ def test_serve_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
         "api_burst": 1,
         "edge_tls": Address("0.0.0.0", 443),
     }
+
+
+def acme_options(*args: str) -> dict[str, Any]:
+    root = typer.main.get_command(app)
+    assert isinstance(root, TyperGroup)
+    serve = root.get_command(typer.Context(root), "serve")
+    assert serve is not None
+    values = serve.make_context("serve", list(args)).params
+    return {k: v for k, v in values.items() if k.startswith("acme_")}
+
+
+def test_acme_flags_and_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("")
+    assert acme_options() == {
+        "acme_directory": "", "acme_email": "", "acme_ca_bundle": None, "acme_retry": 60.0,
+    }  # fmt: skip
+    flags = acme_options(
+        "--acme-directory", "https://127.0.0.1:14000/dir",
+        "--acme-email", "ops@example.com",
+        "--acme-ca-bundle", str(bundle),
+        "--acme-retry", "5",
+    )  # fmt: skip
+    monkeypatch.setenv("PULLZONE_ACME_DIRECTORY", "https://127.0.0.1:14000/dir")
+    monkeypatch.setenv("PULLZONE_ACME_EMAIL", "ops@example.com")
+    monkeypatch.setenv("PULLZONE_ACME_CA_BUNDLE", str(bundle))
+    monkeypatch.setenv("PULLZONE_ACME_RETRY", "5")
+    assert acme_options() == flags
+    settings = acme_settings(
+        given(),
+        directory=flags["acme_directory"],
+        email=flags["acme_email"],
+        ca_bundle=flags["acme_ca_bundle"],
+        retry=flags["acme_retry"],
+    )
+    assert settings.acme_directory == "https://127.0.0.1:14000/dir"
+    assert (settings.acme_email, settings.acme_ca_bundle) == ("ops@example.com", str(bundle))
+    assert (settings.acme_retry_min, settings.acme_retry_max) == (5.0, 3600.0)
+    assert given().acme_directory == ""  # no automatic certificates by default
+
+
+@pytest.mark.parametrize(
+    ("directory", "email", "hint"),
+    [("acme.example/dir", "", "--acme-directory"), ("", "not-an-address", "--acme-email")],
+)
+def test_bad_acme_settings(directory: str, email: str, hint: str) -> None:
+    with pytest.raises(typer.BadParameter) as refused:
+        acme_settings(given(), directory=directory, email=email, ca_bundle=None)
+    assert refused.value.param_hint == f"'{hint}'"
 
 
 # --- the API rate limit -----------------------------------------------------------------------

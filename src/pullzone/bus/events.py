@@ -31,6 +31,10 @@ PURGE = PURGE_KIND  # payload: zones.plan.PurgePlan
 # edge reads them from the node's log (the private key included: control.db is 0600).
 CERT_PUT = "cert.put"  # payload: the certificate; a new one's id is the event's sequence
 CERT_DELETE = "cert.delete"  # payload: {"id": …}; the event's zone_id is 0
+# An ACME HTTP-01 challenge the edge answers while a certificate is being ordered
+# (certs/acme.py): every edge of every node must answer it, so it travels like a zone.
+ACME_CHALLENGE_PUT = "acme.challenge.put"  # payload: {"token", "key_authorization"}; zone_id 0
+ACME_CHALLENGE_DELETE = "acme.challenge.delete"  # payload: {"token"}; zone_id 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +235,44 @@ class DeleteCertificate:
         return {"id": self.id}
 
 
+# --- ACME challenges ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PutAcmeChallenge:
+    """`GET /.well-known/acme-challenge/{token}` answers `key_authorization` (RFC 8555
+    §8.3) on every edge until the challenge is deleted."""
+
+    KIND: ClassVar[str] = ACME_CHALLENGE_PUT
+
+    token: str
+    key_authorization: str
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> PutAcmeChallenge:
+        token, key_authorization = payload["token"], payload["key_authorization"]
+        if not isinstance(token, str) or not isinstance(key_authorization, str):
+            raise TypeError("an ACME challenge's token and key authorization are text")
+        return cls(token, key_authorization)
+
+    def to_payload(self) -> dict[str, Any]:
+        return {"token": self.token, "key_authorization": self.key_authorization}
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteAcmeChallenge:
+    KIND: ClassVar[str] = ACME_CHALLENGE_DELETE
+
+    token: str
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> DeleteAcmeChallenge:
+        return cls(str(payload["token"]))
+
+    def to_payload(self) -> dict[str, Any]:
+        return {"token": self.token}
+
+
 # What the API commits to the log (control.log.EventLog).
 Proposal = (
     CreateZone
@@ -241,4 +283,6 @@ Proposal = (
     | RevokeKey
     | PutCertificate
     | DeleteCertificate
+    | PutAcmeChallenge
+    | DeleteAcmeChallenge
 )

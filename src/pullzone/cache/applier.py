@@ -13,10 +13,24 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
-from pullzone.bus.events import CERT_DELETE, CERT_PUT, PURGE, ZONE_DELETE, ZONE_PUT, Event
+from pullzone.bus.events import (
+    ACME_CHALLENGE_DELETE,
+    ACME_CHALLENGE_PUT,
+    CERT_DELETE,
+    CERT_PUT,
+    PURGE,
+    ZONE_DELETE,
+    ZONE_PUT,
+    Event,
+)
 from pullzone.cache.bodies import BodyStore
 from pullzone.sqlite import transaction
 from pullzone.zones.plan import PurgePlan
+
+# Events that change nothing the cache holds.
+NOTHING_STORED_CHANGES = frozenset(
+    {ZONE_PUT, CERT_PUT, CERT_DELETE, ACME_CHALLENGE_PUT, ACME_CHALLENGE_DELETE}
+)
 
 _PREFIX_END = "\U0010ffff"
 
@@ -91,7 +105,7 @@ class Applier:
                             "UPDATE objects SET stale = 1 WHERE id = ?", [(i,) for i in ids]
                         )
                     self._zone_purged(event.zone_id, event.seq)
-            elif event.kind not in (ZONE_PUT, CERT_PUT, CERT_DELETE):  # nothing stored changes
+            elif event.kind not in NOTHING_STORED_CHANGES:
                 raise ValueError(f"unknown event kind {event.kind!r}")
             self.conn.execute(
                 "UPDATE cache_meta SET value = ? WHERE name = 'applied_seq'", (event.seq,)

@@ -166,6 +166,34 @@ def cluster_settings(
     )
 
 
+def acme_settings(
+    settings: Settings,
+    *,
+    directory: str,
+    email: str,
+    ca_bundle: Path | None,
+    retry: float = defaults.ACME_RETRY_MIN,
+) -> Settings:
+    """`settings` with automatic certificates from the ACME directory at `directory`."""
+    directory = directory.strip()
+    if directory and not re.match(r"^https?://[^/\s]+", directory):
+        raise typer.BadParameter(
+            f"{directory!r} is not an ACME directory URL like "
+            "https://acme-v02.api.letsencrypt.org/directory",
+            param_hint="'--acme-directory'",
+        )
+    if email and not re.match(r"^[^@\s]+@[^@\s]+$", email):
+        raise typer.BadParameter(f"{email!r} is not an e-mail address", param_hint="'--acme-email'")
+    return dataclasses.replace(
+        settings,
+        acme_directory=directory,
+        acme_email=email,
+        acme_ca_bundle=str(ca_bundle) if ca_bundle is not None else "",
+        acme_retry_min=max(1.0, retry),
+        acme_retry_max=max(retry, defaults.ACME_RETRY_MAX),
+    )
+
+
 def serve(
     data_dir: Annotated[
         Path | None,
@@ -392,6 +420,44 @@ def serve(
             rich_help_panel="Cluster",
         ),
     ] = defaults.MAX_BUS_SILENCE,
+    acme_email: Annotated[
+        str,
+        typer.Option(
+            "--acme-email",
+            envvar="PULLZONE_ACME_EMAIL",
+            metavar="ADDRESS",
+            show_default="none",
+            help="The contact address of the ACME account (expiry notices).",
+            rich_help_panel="HTTPS",
+        ),
+    ] = "",
+    acme_ca_bundle: Annotated[
+        Path | None,
+        typer.Option(
+            "--acme-ca-bundle",
+            envvar="PULLZONE_ACME_CA_BUNDLE",
+            metavar="FILE",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            show_default="the system's trust store",
+            help="PEM CA certificates to trust for the ACME directory's TLS (a private or "
+            "test CA).",
+            rich_help_panel="HTTPS",
+        ),
+    ] = None,
+    acme_retry: Annotated[
+        float,
+        typer.Option(
+            "--acme-retry",
+            envvar="PULLZONE_ACME_RETRY",
+            metavar="SECONDS",
+            parser=options.seconds,
+            help="After a failed order, the next try waits this long, doubling up to "
+            f"{defaults.ACME_RETRY_MAX:g} s.",
+            rich_help_panel="HTTPS",
+        ),
+    ] = defaults.ACME_RETRY_MIN,
 ) -> None:
     """Run the edge and the API on this machine.
 
@@ -430,8 +496,13 @@ def serve(
         settings = dataclasses.replace(
             settings, access_log=access_log, access_log_format=access_log_format.value
         )
-    if acme_directory.strip():
-        settings = dataclasses.replace(settings, acme_directory=acme_directory.strip())
+    settings = acme_settings(
+        settings,
+        directory=acme_directory,
+        email=acme_email,
+        ca_bundle=acme_ca_bundle,
+        retry=acme_retry,
+    )
     if cluster:
         settings = cluster_settings(
             settings,

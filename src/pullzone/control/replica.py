@@ -17,6 +17,8 @@ import sqlite3
 
 from pullzone.bus import local
 from pullzone.bus.events import (
+    ACME_CHALLENGE_DELETE,
+    ACME_CHALLENGE_PUT,
     CERT_DELETE,
     CERT_PUT,
     KEY_CREATE,
@@ -27,9 +29,11 @@ from pullzone.bus.events import (
     ZONE_PUT,
     CreateKey,
     CreateZone,
+    DeleteAcmeChallenge,
     DeleteCertificate,
     Event,
     PurgeRequest,
+    PutAcmeChallenge,
     PutCertificate,
     PutZone,
     RevokeKey,
@@ -128,6 +132,17 @@ class Replica:
             if not deleted.rowcount:
                 raise Refused(Reason.NOT_FOUND, f"certificate {gone.id} not found")
             return event
+        if event.kind == ACME_CHALLENGE_PUT:
+            challenge = PutAcmeChallenge.from_payload(event.payload)
+            self.conn.execute(
+                "INSERT OR REPLACE INTO acme_challenges (token, key_authorization) VALUES (?, ?)",
+                (challenge.token, challenge.key_authorization),
+            )
+            return Event.of(event.seq, 0, challenge, event.at)
+        if event.kind == ACME_CHALLENGE_DELETE:
+            token = DeleteAcmeChallenge.from_payload(event.payload).token
+            self.conn.execute("DELETE FROM acme_challenges WHERE token = ?", (token,))
+            return Event.of(event.seq, 0, DeleteAcmeChallenge(token), event.at)
         raise ValueError(f"unknown event kind {event.kind!r}")
 
     @staticmethod

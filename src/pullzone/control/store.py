@@ -36,6 +36,10 @@ CREATE TABLE IF NOT EXISTS certificates (
     id     INTEGER PRIMARY KEY,  -- the sequence of the event that created it
     record TEXT    NOT NULL      -- certs.model.Certificate, the private key included
 );
+CREATE TABLE IF NOT EXISTS acme_challenges (
+    token             TEXT PRIMARY KEY,  -- what the CA asks for (RFC 8555 §8.3)
+    key_authorization TEXT NOT NULL      -- what the edge answers
+);
 """
 
 MAX_ALIAS_TRIES = 1000

@@ -15,6 +15,7 @@ the one they were given), so each is a prebuilt constant: a HIT allocates nothin
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Final
 
@@ -185,6 +186,32 @@ def on_stale(policy: CachePolicy, stored: Entry | None) -> Revalidate | Fetch:
     ):
         return REVALIDATE
     return FETCH_EXPIRED
+
+
+# -- ACME HTTP-01 (RFC 8555 §8.3), before any zone -----------------------------------------
+
+ACME_CHALLENGE_PREFIX: Final = "/.well-known/acme-challenge/"
+
+
+@dataclass(frozen=True, slots=True)
+class Challenge:
+    """A challenge of a certificate this CDN is ordering: 200 with the key authorization,
+    whatever the Host (the CA asks each of the zone's names), never the origin."""
+
+    key_authorization: str
+
+
+def on_challenge(method: str, target: str, challenges: Mapping[str, str]) -> Challenge | None:
+    """The answer to a request for `target` (origin-form) when it asks for one of the
+    `challenges` being answered (token → key authorization), else None: the request is
+    routed as any other (an origin's own `/.well-known/acme-challenge/` still works).
+    Only targets that start with ACME_CHALLENGE_PREFIX come here: no other request
+    pays for it."""
+    if method not in CACHEABLE_METHODS or not challenges:
+        return None
+    token = target[len(ACME_CHALLENGE_PREFIX) :].partition("?")[0]
+    key_authorization = challenges.get(token)
+    return None if key_authorization is None else Challenge(key_authorization)
 
 
 def _not_forwarded(request: Request, cdn_id: str) -> Answer | None:

@@ -15,7 +15,7 @@ import aiohttp
 
 from pullzone.cache.bodies import COMPLETE, FILLING, FillReader
 from pullzone.cache.stored import ResponseHead
-from pullzone.edge.decisions import Answer, Redirect
+from pullzone.edge.decisions import Answer, Challenge, Redirect
 from pullzone.edge.entry import MEMORY_BODY_LIMIT, Entry
 from pullzone.edge.http import Exchange, Request
 from pullzone.edge.labels import XCache
@@ -32,6 +32,7 @@ from pullzone.edge.writer import (
     partial_head,
     plain,
     response_head,
+    status_line,
     unsatisfiable_head,
 )
 from pullzone.spec.conditional import if_range_ok
@@ -78,6 +79,18 @@ class Deliverer:
                 fields=b"Location: %s\r\n" % location,
                 tail=self._tail(conn, request, XCache.BYPASS, None),
             )
+        )
+
+    def challenge(self, conn: Exchange, request: Request, challenge: Challenge) -> None:
+        """An ACME HTTP-01 answer (RFC 8555 §8.3): the key authorization, as it is."""
+        body = challenge.key_authorization.encode()
+        conn.write(
+            status_line(200)
+            + b"Content-Type: application/octet-stream\r\nCache-Control: no-store\r\n"
+            + b"Content-Length: %d\r\n" % len(body)
+            + self._tail(conn, request, XCache.BYPASS, None)
+            + b"\r\n"
+            + (b"" if request.method == "HEAD" else body)
         )
 
     def error(self, conn: Exchange, request: Request, status: int, message: str) -> None:

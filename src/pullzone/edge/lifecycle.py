@@ -19,6 +19,7 @@ from pullzone.cache.key import cache_key, key_hash, split_target
 from pullzone.edge.access_log import AccessLog
 from pullzone.edge.bounds import Limits
 from pullzone.edge.decisions import (
+    ACME_CHALLENGE_PREFIX,
     CACHEABLE_METHODS,
     DELIVER_HIT,
     FETCH_MISS,
@@ -29,6 +30,7 @@ from pullzone.edge.decisions import (
     Redirect,
     Revalidate,
     ServeStale,
+    on_challenge,
     on_request,
 )
 from pullzone.edge.deliver import Deliverer
@@ -168,6 +170,14 @@ class Edge:
             self.deliver.error(conn, request, 400, "request target not understood")
             return None
         host, target = routed
+        challenge_path = target.startswith(ACME_CHALLENGE_PREFIX)
+        if challenge_path:
+            # Before any zone (one that redirects to https, or none at all, is still
+            # validated); never memoised, so a challenge removed is not answered again.
+            challenge = on_challenge(request.method, target, self.state.challenges)
+            if challenge is not None:
+                self.deliver.challenge(conn, request, challenge)
+                return None
         target = normalise(target, "latin-1")  # one key per resource (RFC 3986 §6.2.2)
         view = self.state.route(host)
         if view is None:
@@ -178,7 +188,7 @@ class Edge:
         # A query that is not in the key is not sent either: an origin that reflects it
         # would otherwise have one client's query served to everyone in the shared object.
         route = (view, target if keyed else path, cache_key(view.zone.id, path, query, keyed))
-        if len(request.target) <= MEMO_TARGET_LIMIT:
+        if len(request.target) <= MEMO_TARGET_LIMIT and not challenge_path:
             if len(self._routes) >= MEMO_ROUTES:
                 self._routes.clear()
             self._routes[(request.hmap.get("host"), request.target)] = route

@@ -17,13 +17,17 @@ from dataclasses import dataclass
 
 from pullzone.bus import local
 from pullzone.bus.events import (
+    ACME_CHALLENGE_DELETE,
+    ACME_CHALLENGE_PUT,
     CERT_DELETE,
     CERT_PUT,
     PURGE,
     ZONE_DELETE,
     ZONE_PUT,
+    DeleteAcmeChallenge,
     DeleteCertificate,
     Event,
+    PutAcmeChallenge,
     PutCertificate,
     PutZone,
 )
@@ -54,6 +58,8 @@ class EdgeState:
         self.zones: dict[int, ZoneView] = {}
         self.hosts: dict[str, ZoneView] = {}
         self.certificates: dict[int, Certificate] = {}
+        # ACME HTTP-01 challenges being answered, token → key authorization (few, short-lived).
+        self.challenges: dict[str, str] = {}
         # Changes whenever a zone or a certificate does: what the TLS listener serves by
         # SNI (edge/tls.py) is worked out again when it differs from what it was built for.
         self.tls_generation = 0
@@ -71,6 +77,10 @@ class EdgeState:
         for row in control.execute("SELECT record FROM certificates"):
             cert = Certificate.from_record(json.loads(row[0]))
             self.certificates[cert.id] = cert
+        for token, key_authorization in control.execute(
+            "SELECT token, key_authorization FROM acme_challenges"
+        ):
+            self.challenges[token] = key_authorization
         self._rebuild_hosts()
 
     def catch_up(self) -> bool:
@@ -118,6 +128,11 @@ class EdgeState:
         elif event.kind == ZONE_DELETE:
             self.zones.pop(event.zone_id, None)
             self._rebuild_hosts()
+        elif event.kind == ACME_CHALLENGE_PUT:
+            challenge = PutAcmeChallenge.from_payload(event.payload)
+            self.challenges[challenge.token] = challenge.key_authorization
+        elif event.kind == ACME_CHALLENGE_DELETE:
+            self.challenges.pop(DeleteAcmeChallenge.from_payload(event.payload).token, None)
         elif event.kind == PURGE and view is not None:
             view.changed_seq = event.seq
             plan = PurgePlan.from_payload(event.payload)

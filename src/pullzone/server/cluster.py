@@ -157,6 +157,17 @@ class ClusterNode:
         stored = local.get(self.replica.conn, event.seq)
         return Committed(event.seq, stored, pending=tuple(sorted(pending)))
 
+    async def acme_owner(self) -> bool:
+        """Whether this node orders the cluster's automatic certificates: the API node
+        whose --node-id sorts first among those in the node registry (heard from in the
+        last 15 s). Cut off from the bus, no node orders (nothing could be committed)."""
+        try:
+            nodes = await self.bus.nodes()
+        except BusUnavailable:
+            return False
+        api = {str(n["node"]) for n in nodes if n.get("role") in ("api", "all")}
+        return min(api | {self.settings.node_id}) == self.settings.node_id
+
     def lags(self) -> dict[str, int]:
         """Events each node heard from lately had not confirmed, as this node sees it."""
         applied = self.bus.applied()

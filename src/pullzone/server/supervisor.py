@@ -28,6 +28,7 @@ from pullzone.control.app import create_app
 from pullzone.control.keys import ensure_admin_key
 from pullzone.control.log import EventLog, LocalLog
 from pullzone.edge import worker
+from pullzone.server.acme import AcmeScheduler
 from pullzone.server.cache_node import CacheNode
 from pullzone.server.cluster import ClusterNode, DataMismatch
 from pullzone.server.janitor import Janitor
@@ -145,6 +146,12 @@ class Supervisor:
                 asyncio.create_task(self.watch_workers()),
                 asyncio.create_task(janitor.run()),
             ]
+        if settings.acme_directory and settings.runs_api:
+            # Automatic certificates: ordered by the node that owns ACME (server/acme.py).
+            acme = AcmeScheduler(settings, event_log)
+            if cluster is not None:
+                acme.owner = cluster.acme_owner
+            background.append(asyncio.create_task(acme.run(), name="acme"))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         try:
