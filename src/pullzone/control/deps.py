@@ -147,11 +147,16 @@ async def zone_id(
     ],
 ) -> int:
     """The `{zoneid}` of the path; anything but a positive integer is a 400."""
-    text = zoneid.strip()
-    if text == "new":  # `…/new` is the create route, which has POST only
-        method = request.method
+    return path_id(request, zoneid, "zone id")
+
+
+def path_id(request: Request, value: str, what: str) -> int:
+    """An id in the path (a zone's, a certificate's): a positive integer, else a 400;
+    `new` is the create route, which has POST only (405)."""
+    text = value.strip()
+    if text == "new":
         raise ApiError(
-            f"{method} is not allowed on {request.url.path}; use POST",
+            f"{request.method} is not allowed on {request.url.path}; use POST",
             status=405,
             headers={"Allow": "POST"},
         )
@@ -160,7 +165,7 @@ async def zone_id(
         or len(text) > 19
         or not 0 < int(text) <= MAX_ZONE_ID
     ):
-        raise BadRequest(f"zone id must be a positive integer, not {short(zoneid, 30)}")
+        raise BadRequest(f"{what} must be a positive integer, not {short(value, 30)}")
     return int(text)
 
 

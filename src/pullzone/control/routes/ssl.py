@@ -25,7 +25,7 @@ from pullzone.bus.events import DeleteCertificate, PutCertificate
 from pullzone.certs.check import check_name, check_upload
 from pullzone.certs.model import Certificate
 from pullzone.control import certs
-from pullzone.control.deps import Control, Ctl, account_key, json_body
+from pullzone.control.deps import Control, Ctl, account_key, json_body, path_id
 from pullzone.control.errors import ApiError, BadRequest, NotFound
 from pullzone.control.keys import Principal
 from pullzone.control.openapi import errors, request_body
@@ -37,7 +37,6 @@ from pullzone.control.schemas import (
     CertUpdate,
     CertUpload,
     Done,
-    short,
 )
 from pullzone.control.store import now
 
@@ -61,20 +60,7 @@ async def cert_id(
     ],
 ) -> int:
     """The `{certid}` of the path; anything but a positive integer is a 400."""
-    text = certid.strip()
-    if text == "new":
-        raise ApiError(
-            f"{request.method} is not allowed on {request.url.path}; use POST",
-            status=405,
-            headers={"Allow": "POST"},
-        )
-    if (
-        not (text.isascii() and text.isdigit())
-        or len(text) > 19
-        or not 0 < int(text) <= MAX_ZONE_ID
-    ):
-        raise BadRequest(f"certificate id must be a positive integer, not {short(certid, 30)}")
-    return int(text)
+    return path_id(request, certid, "certificate id")
 
 
 CertId = Annotated[int, Depends(cert_id)]
