@@ -7,15 +7,16 @@ from __future__ import annotations
 import re
 import socket
 import subprocess
-import threading
 import time
 from typing import Any
 
 import h2.connection
 import h2.events
 import h2.settings
+import httpx
 import pytest
 from origin import Origin, Reply
+from purge_hammer import hammer_through_purges
 from server import Server, samples, until
 from tls_support import Tls, curl, https_zone, loopback_names, tls, tls_server, url
 
@@ -136,37 +137,15 @@ def test_no_stream_serves_purged_content_after_the_answer(
     version = [1]
     origin.route(path, lambda _seen: Reply(headers=CACHEABLE, body=f"v{version[0]}".encode()))
     target = url(tls_server, zone["fqdn"], path)
-    stop = threading.Event()
-    results: list[tuple[float, bytes]] = []
-    lock = threading.Lock()
 
-    def hammer() -> None:
-        with tls.client(tls_server, http2=True) as client:
-            while not stop.is_set():
-                sent = time.monotonic()
-                body = client.get(target).content
-                with lock:
-                    results.append((sent, body))
+    def purge(n: int) -> httpx.Response:
+        version[0] = n
+        return tls_server.purge(zone["id"], [path], delete=n % 2 == 0)
 
-    threads = [threading.Thread(target=hammer) for _ in range(4)]
-    for t in threads:
-        t.start()
-    answered: list[tuple[float, int]] = []
-    try:
-        for n in range(2, 18):
-            time.sleep(0.05)
-            version[0] = n
-            r = tls_server.purge(zone["id"], [path], delete=n % 2 == 0)
-            assert r.status_code == 200
-            answered.append((time.monotonic(), n))
-    finally:
-        stop.set()
-        for t in threads:
-            t.join()
-    assert len(results) > 30
-    for sent, body in results:
-        newest = max((n for at, n in answered if at < sent), default=1)
-        assert int(body[1:]) >= newest, (sent, body, newest)
+    checked, _ = hammer_through_purges(
+        lambda: tls.client(tls_server, http2=True), target, purge, connections=4, purges=16
+    )
+    assert checked > 30
 
 
 class RawH2:

@@ -6,7 +6,6 @@ import json
 import re
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from origin import Origin, Reply, Seen
+from purge_hammer import hammer_through_purges
 from server import API_KEY, Server
 
 Zone = dict[str, Any]
@@ -333,40 +333,21 @@ def test_no_worker_serves_purged_content_after_the_answer(
 ) -> None:
     version = versioned(origin, path)
     server.get(zone["fqdn"], path)
-    stop = threading.Event()
-    results: list[tuple[float, bytes]] = []
-    lock = threading.Lock()
 
-    def hammer() -> None:
-        with httpx.Client(base_url=server.edge_url, headers={"Host": zone["fqdn"]}) as client:
-            while not stop.is_set():
-                sent = time.monotonic()
-                body = client.get(path).content
-                with lock:
-                    results.append((sent, body))
+    def purge(n: int) -> httpx.Response:
+        version[0] = n  # the origin now serves v<n>
+        return server.purge(zone["id"], [path], delete=n % 2 == 0)
 
     # several connections, spread over the workers by the kernel
-    threads = [threading.Thread(target=hammer) for _ in range(6)]
-    for t in threads:
-        t.start()
-    answered: list[tuple[float, int]] = []
-    try:
-        for n in range(2, 22):
-            time.sleep(0.05)
-            version[0] = n  # the origin now serves v<n>
-            r = server.purge(zone["id"], [path], delete=n % 2 == 0)
-            assert r.status_code == 200
-            answered.append((time.monotonic(), n))
-    finally:
-        stop.set()
-        for t in threads:
-            t.join()
-    assert len(results) > 200
-    for sent, body in results:
-        # every request sent after a purge's answer sees at least that purge's version
-        newest = max((n for at, n in answered if at < sent), default=1)
-        assert int(body[1:]) >= newest, (sent, body, newest)
-    print(f"consistency: {len(results)} requests checked against {len(answered)} purges")
+    checked, purges = hammer_through_purges(
+        lambda: httpx.Client(base_url=server.edge_url, headers={"Host": zone["fqdn"]}),
+        path,
+        purge,
+        connections=6,
+        purges=20,
+    )
+    assert checked > 200
+    print(f"consistency: {checked} requests checked against {purges} purges")
 
 
 def test_soft_purged_content_is_served_stale_while_the_origin_fails(
