@@ -278,6 +278,10 @@ def pipelined(port: int, host: str, method: str, paths: list[str], timeout: floa
     return asyncio.run(asyncio.wait_for(main(), timeout))
 
 
+class H2loadTimeout(RuntimeError):
+    """h2load did not end within its bound (a connection that never progresses)."""
+
+
 @dataclass
 class H2loadResult:
     args: list[str]
@@ -290,6 +294,11 @@ class H2loadResult:
     status_2xx: int
     tls: dict[str, str]
     time_to_connect_mean_ms: float | None
+
+    @property
+    def ok_rps(self) -> float:
+        """Successful answers per second of the whole run (connections included)."""
+        return self.succeeded / self.seconds if self.seconds else 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -326,7 +335,7 @@ def h2load(
         out, _ = process.communicate(timeout=bound_s)
     except subprocess.TimeoutExpired:
         stop(process, sig=signal.SIGINT, timeout=5)
-        raise RuntimeError(
+        raise H2loadTimeout(
             f"h2load did not finish within {bound_s:.0f} s: {' '.join(args)}"
         ) from None
     finally:
