@@ -21,7 +21,9 @@ import datetime
 import os
 import shutil
 import signal
+import ssl
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -39,7 +41,15 @@ from pzbench.procs import Nginx, Origin, Pullzone, PurgeUnavailable, Varnish
 from pzbench.report import TARGETS, Row
 
 BENCH = Path(__file__).resolve().parent
-SCENARIOS = ("S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8")
+SCENARIOS = ("S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8", "S9", "S10", "S11", "S2TLS")
+TLS_SCENARIOS = ("S9", "S10", "S11", "S2TLS")  # pullzone and nginx only: Varnish has no TLS
+TLS_TARGETS = ("pullzone", "nginx")
+# The HTTPS rows' name: the SNI wrk and h2load send is the URL's host, so it must resolve
+# to 127.0.0.1 here, and `localhost` is the one name sure to (`*.localhost` does not
+# resolve on every machine: not on the one of the README's results). It is a cname of
+# pullzone's zone "tls", whose certificate covers it and the zone's fqdn.
+TLS_HOST = "localhost"
+NO_TLS_VARNISH = "n/a (Varnish has no TLS)"
 HOST = "bench.localhost"
 PURGE_HOST = "purge.localhost"  # the zone of S4 (1k) and S5
 NO_PURGE_API = "n/a (purge API not available)"
@@ -68,6 +78,13 @@ class Config:
 
     def wants(self, scenario: str) -> bool:
         return scenario in self.only
+
+    def wants_tls(self) -> bool:
+        return any(s in self.only for s in TLS_SCENARIOS)
+
+    def wants_varnish(self) -> bool:
+        """Every scenario but the HTTPS ones has Varnish in it."""
+        return any(s not in TLS_SCENARIOS for s in self.only)
 
 
 def human_count(n: int) -> str:
@@ -107,6 +124,11 @@ class Bench:
         self.purge_api = True
         self.rows: dict[str, Row] = {}
         self.timings: dict[str, float] = {}
+        self.tls_dir = tmp / "tls"
+        self.cafile = self.tls_dir / "ca.pem"
+        self.tls_verify: ssl.SSLContext | None = None
+        self.tls_sessions: dict[str, dict[str, str]] = {}
+        self.noresume: Path | None = None
         n_big = human_count(cfg.objects)
         self._define_rows(n_big)
 
@@ -165,6 +187,35 @@ class Bench:
             ),
             Row("S8 warm 2", "same, second warm run", "req/s", True),
             Row("S8 origin", "origin requests, S8 all passes", "requests", False),
+            Row(
+                "S9",
+                f"1 KiB HIT over TLS, HTTP/1.1 keep-alive, wrk -t2 -c64 -d{d}s",
+                "req/s",
+                True,
+                goal="≥0.9× nginx TLS",
+            ),
+            Row(
+                "S10",
+                f"1 KiB HIT over HTTP/2, h2load -t2 -c64 -m10 -n{20 * d}k",
+                "req/s",
+                True,
+                goal="≥0.5× nginx HTTP/2",
+            ),
+            Row(
+                "S11",
+                "new TLS handshakes/s (1 request per connection, no resumption), "
+                f"h2load --h1 -t2 -c64 -n{1000 * d}",
+                "req/s",
+                True,
+                goal="≥0.8× nginx",
+            ),
+            Row(
+                "S2tls",
+                f"50 MiB HIT over TLS, wrk -t2 -c8 -d{d}s",
+                "GB/s",
+                True,
+                goal="≥0.7× nginx TLS",
+            ),
         ]
         for row in defs:
             self.rows[row.id] = row
@@ -189,17 +240,84 @@ class Bench:
                 f.write(block)
         (root / "10k.bin").write_bytes(os.urandom(TEN))  # every /ten/<N>.bin (see config)
 
+    def make_certificate(self) -> None:
+        """One trustme CA and one leaf for the bench's TLS names, for pullzone's zone "tls"
+        (through the API) and nginx's `ssl_certificate` (files) alike."""
+        import trustme  # the project's test dependency, in the venv
+
+        self.tls_dir.mkdir()
+        ca = trustme.CA()
+        ca.cert_pem.write_to_path(str(self.cafile))
+        leaf = ca.issue_cert(TLS_HOST, "tls.localhost")
+        self.tls_crt = leaf.cert_chain_pems[0].bytes().decode()
+        self.tls_key = leaf.private_key_pem.bytes().decode()
+        (self.tls_dir / "leaf.pem").write_text(self.tls_crt)
+        key = self.tls_dir / "leaf.key"
+        key.write_text(self.tls_key)
+        key.chmod(0o600)
+        self.tls_verify = ssl.create_default_context(cafile=str(self.cafile))
+        self.nginx.enable_tls(self.tls_dir / "leaf.pem", key)
+        self.pz.enable_tls()
+        if self.cfg.wants("S11"):
+            self.noresume = self.build_noresume()
+
+    def build_noresume(self) -> Path | None:
+        """pzbench/noresume.c as an LD_PRELOAD library: h2load without TLS resumption."""
+        out = self.tls_dir / "noresume.so"
+        src = BENCH / "pzbench" / "noresume.c"
+        cc = shutil.which("cc") or shutil.which("gcc")
+        if cc is None:
+            log("  S11: no C compiler for pzbench/noresume.c: S11 is skipped")
+            return None
+        r = subprocess.run(
+            [cc, "-O2", "-shared", "-fPIC", "-o", str(out), str(src), "-ldl"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if r.returncode != 0:
+            log(f"  S11: building pzbench/noresume.c failed, S11 is skipped:\n{r.stderr}")
+            return None
+        return out
+
+    def tls_base(self, name: str) -> str:
+        svc = self.pz if name == "pullzone" else self.nginx
+        return f"https://{TLS_HOST}:{svc.tls_port}"
+
+    def setup_tls(self) -> None:
+        zone = self.pz.create_zone("tls", self.origin.base, cnames=TLS_HOST)
+        self.zones["tls"] = zone
+        self.pz.install_certificate(int(zone["id"]), self.tls_crt, self.tls_key, http2=True)
+        time.sleep(0.5)  # served from the next handshake on: let the workers see it
+        for name in TLS_TARGETS:
+            svc = self.pz if name == "pullzone" else self.nginx
+            self.tls_sessions[name] = load.tls_session(svc.tls_port, TLS_HOST, self.cafile)
+            seen = [
+                load.warm(self.tls_base(name), TLS_HOST, p, verify=self.tls_verify)
+                for p in ("/1k.bin", "/50m.bin")
+            ]
+            log(f"  warmed {name} over TLS: X-Cache {seen}; handshake {self.tls_sessions[name]}")
+        a, b = (self.tls_sessions[n] for n in TLS_TARGETS)
+        keys = ("Protocol version", "Ciphersuite", "Negotiated TLS1.3 group", "Peer signature type")
+        if any(a.get(k) != b.get(k) for k in keys):
+            log("  note: pullzone and nginx negotiate different TLS parameters (see above)")
+
     def start(self) -> None:
         t0 = time.monotonic()
         self.make_files()
+        if self.cfg.wants_tls():
+            self.make_certificate()
         log(f"origin files written in {time.monotonic() - t0:.1f} s")
         self.origin.start()
         self.nginx.origin_port = self.origin.port
         self.varnish.origin_port = self.origin.port
+        servers: list[procs.Service] = [self.nginx, self.pz]
+        if self.cfg.wants_varnish():
+            servers.append(self.varnish)
         with ThreadPoolExecutor(3) as pool:  # independent: start them side by side
-            for future in [pool.submit(s.start) for s in (self.nginx, self.varnish, self.pz)]:
+            for future in [pool.submit(s.start) for s in servers]:
                 future.result()
-        self.services = {"pullzone": self.pz, "nginx": self.nginx, "varnish": self.varnish}
+        self.services = {s.name: s for s in servers}
         t_files = time.monotonic()
         for alias in ("bench", "purge"):
             self.zones[alias] = self.pz.create_zone(alias, self.origin.base)
@@ -214,11 +332,19 @@ class Bench:
         log(
             f"origin :{self.origin.port}  pullzone :{self.pz.port} (api :{self.pz.api_port}, "
             f"{self.cfg.workers} workers)  nginx :{self.nginx.port} "
-            f"({self.cfg.workers} workers)  varnish :{self.varnish.port}"
+            f"({self.cfg.workers} workers)"
+            + (f"  varnish :{self.varnish.port}" if "varnish" in self.services else "")
+            + (
+                f"  HTTPS: pullzone :{self.pz.tls_port}, nginx :{self.nginx.tls_port}"
+                if self.cfg.wants_tls()
+                else ""
+            )
         )
         for name, svc in self.services.items():
             seen = [load.warm(svc.base, HOST, p) for p in ("/1k.bin", "/50m.bin", "/s6.bin")]
             log(f"  warmed {name}: X-Cache {seen}")
+        if self.cfg.wants_tls():
+            self.setup_tls()
         log(f"servers started and warmed in {time.monotonic() - t_files:.1f} s")
         if self.cfg.wants("S4") or self.cfg.wants("S5"):
             t1 = time.monotonic()
@@ -503,6 +629,139 @@ class Bench:
                 + (f"  warm 2 {again.rps:8,.0f} req/s" if again is not None else "")
             )
 
+    # -- HTTPS: S9, S10, S11, S2tls (pullzone and nginx) -------------------------------
+
+    def _tls_row(self, row_id: str) -> Row:
+        row = self.rows[row_id]
+        row.notes["varnish"] = NO_TLS_VARNISH
+        row.extra.setdefault("tls_handshake", self.tls_sessions)
+        return row
+
+    def _server_cpu(self, name: str) -> float:
+        svc = self.pz if name == "pullzone" else self.nginx
+        assert svc.process is not None
+        return procs.cpu_seconds(svc.process.pid)
+
+    def s9(self, r: int) -> None:
+        row = self._tls_row("S9")
+        for name in self.order(r, TLS_TARGETS):
+            base = self.tls_base(name)
+            xcache = load.warm(base, TLS_HOST, "/1k.bin", verify=self.tls_verify)
+            cpu0 = self._server_cpu(name)
+            res = load.wrk(
+                base + "/1k.bin", TLS_HOST, threads=2, connections=64, duration=self.cfg.duration
+            )
+            cpu = self._server_cpu(name) - cpu0
+            row.add(name, res.rps)
+            row.extra.setdefault(name, []).append(
+                {**res.as_dict(), "x_cache": xcache, **_cpu(cpu, res.requests)}
+            )
+            log(
+                f"  S9 {name:8} {res.rps:10,.0f} req/s  p99 "
+                f"{res.latency_us['p99'] / 1000:.1f} ms  errors {res.error_count}"
+            )
+
+    def s2tls(self, r: int) -> None:
+        row = self._tls_row("S2tls")
+        for name in self.order(r, TLS_TARGETS):
+            base = self.tls_base(name)
+            xcache = load.warm(base, TLS_HOST, "/50m.bin", verify=self.tls_verify)
+            cpu0 = self._server_cpu(name)
+            res = load.wrk(
+                base + "/50m.bin", TLS_HOST, threads=2, connections=8, duration=self.cfg.duration
+            )
+            cpu = self._server_cpu(name) - cpu0
+            row.add(name, res.bytes_per_s / 1e9)
+            row.extra.setdefault(name, []).append(
+                {
+                    **res.as_dict(),
+                    "x_cache": xcache,
+                    "server_cpu_s": round(cpu, 2),
+                    "server_cpu_s_per_gb": round(cpu / (res.bytes / 1e9), 3) if res.bytes else None,
+                }
+            )
+            log(
+                f"  S2tls {name:8} {res.bytes_per_s / 1e9:7.2f} GB/s  "
+                f"({res.requests} responses, errors {res.error_count})"
+            )
+
+    def _h2load(
+        self,
+        row_id: str,
+        r: int,
+        options: list[str],
+        bound_s: float,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        row = self._tls_row(row_id)
+        for name in self.order(r, TLS_TARGETS):
+            base = self.tls_base(name)
+            xcache = load.warm(base, TLS_HOST, "/1k.bin", verify=self.tls_verify)
+            resumed0 = self.nginx.resumed_requests()
+            cpu0 = self._server_cpu(name)
+            try:
+                res = load.h2load(
+                    base + "/1k.bin",
+                    threads=2,
+                    clients=64,
+                    options=options,
+                    bound_s=bound_s,
+                    env=env,
+                )
+            except load.H2loadTimeout as exc:
+                log(f"  {row_id} {name:8} no result: {exc}")
+                row.extra.setdefault(name, []).append({"timed_out": str(exc)})
+                continue
+            cpu = self._server_cpu(name) - cpu0
+            bad = res.failed + res.errored + (res.succeeded - res.status_2xx)
+            # The value: 2xx answers per second over the whole run. Requests h2load gave up
+            # on (a connection idle for -N, see s10) count against it, and are in the JSON.
+            row.add(name, res.ok_rps if res.succeeded == res.status_2xx else None)
+            extra = {**res.as_dict(), "x_cache": xcache, **_cpu(cpu, res.succeeded)}
+            if name == "nginx":
+                extra["nginx_resumed_requests"] = self.nginx.resumed_requests() - resumed0
+            row.extra.setdefault(name, []).append(extra)
+            log(
+                f"  {row_id} {name:8} {res.ok_rps:10,.0f} req/s  ({res.succeeded} succeeded, "
+                f"{bad} not 2xx/failed; {res.tls.get('Application protocol', '?')}"
+                + (
+                    f", connect {res.time_to_connect_mean_ms:.1f} ms mean"
+                    if res.time_to_connect_mean_ms is not None
+                    else ""
+                )
+                + f", server CPU {extra['server_cpu_us_per_request']:.0f} µs/request"
+                + (
+                    f", nginx saw {extra['nginx_resumed_requests']} resumed"
+                    if "nginx_resumed_requests" in extra
+                    else ""
+                )
+                + ")"
+            )
+
+    def s10(self, r: int) -> None:
+        """`-n` (20,000 x duration requests), not `-D`: against pullzone, about one h2load
+        run in four has a connection that stops progressing, and with `-D` h2load then
+        never ends. `-N 4s` drops a connection idle for 4 s (its requests count as
+        errored); the run is bounded anyway."""
+        n = 20_000 * self.cfg.duration
+        options = ["-m10", "-n", str(n), "-N", "4s"]
+        self._h2load("S10", r, options, bound_s=30 + n / 1500)
+
+    def s11(self, r: int) -> None:
+        """One request per connection, `Connection: close`: each of the 64 clients opens a
+        new connection after every answer, with a full handshake. h2load would resume the
+        previous connection's session (it keeps the SSL object); pzbench/noresume.c, as
+        LD_PRELOAD, drops it first. nginx's log of resumed requests must stay empty.
+        `-n` (1,000 x duration connections) rather than `-D`: h2load 1.52's `-D` never
+        ends once the server closes connections; the run is bounded anyway."""
+        if self.noresume is None:
+            self.rows["S11"].notes.update(pullzone="n/a (no C compiler)", nginx="—")
+            return
+        n = 1000 * self.cfg.duration
+        env = {**os.environ, "LD_PRELOAD": str(self.noresume)}
+        options = ["--h1", "-m1", "-n", str(n), "-N", "4s", "-H", "Connection: close"]
+        self._h2load("S11", r, options, bound_s=60 + 10 * self.cfg.duration, env=env)
+
     # -- the big index: S7 and S4 at 1M ---------------------------------------------
 
     def big_index(self) -> None:
@@ -597,13 +856,18 @@ class Bench:
             ("S1", self.s1),
             ("S6", self.s6),
             ("S2", self.s2),
+            ("S9", self.s9),
+            ("S10", self.s10),
+            ("S11", self.s11),
+            ("S2TLS", self.s2tls),
             ("S3", self.s3),
             ("S8", self.s8),
             ("S4", self.s4_small),
             ("S5", self.s5),
         ]
         for r in range(cfg.rounds):
-            log(f"round {r + 1}/{cfg.rounds} (order: {', '.join(self.order(r))})")
+            running = tuple(t for t in TARGETS if t in self.services)
+            log(f"round {r + 1}/{cfg.rounds} (order: {', '.join(self.order(r, running))})")
             for scenario, step in steps:
                 if cfg.wants(scenario):
                     t0 = time.monotonic()
@@ -650,6 +914,18 @@ class Bench:
         for rid in ("S7 idle", "S7"):
             if (m := rows[rid].median("pullzone")) is not None:
                 rows[rid].met = m < 256
+        for rid, goal in (("S9", 0.9), ("S10", 0.5), ("S11", 0.8), ("S2tls", 0.7)):
+            if (rn := rows[rid].ratio("nginx")) is not None:
+                rows[rid].met = rn >= goal
+                rows[rid].goal_detail = f"{rn:.3f}×"
+
+
+def _cpu(seconds: float, requests: int) -> dict[str, Any]:
+    """The server's CPU time over a run (all its processes), and per request."""
+    return {
+        "server_cpu_s": round(seconds, 2),
+        "server_cpu_us_per_request": round(seconds / requests * 1e6, 1) if requests else 0.0,
+    }
 
 
 def _lat(times: list[float]) -> dict[str, Any]:
@@ -727,7 +1003,12 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGHUP, on_term)
-    procs.ensure_tools(install=not args.no_install)
+    tools: tuple[str, ...] = ("wrk", "nginx")
+    if cfg.wants_varnish():
+        tools += ("varnishd",)
+    if cfg.wants("S10") or cfg.wants("S11"):
+        tools += ("h2load",)
+    procs.ensure_tools(install=not args.no_install, tools=tools)
     started = time.monotonic()
     load_before = os.getloadavg()
     if load_before[0] > 0.5 * (os.cpu_count() or 1):

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
+import ssl
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -14,6 +16,7 @@ from typing import Any
 
 import aiohttp
 import httpx
+
 from pzbench.procs import CONFIGS, spawn, stop
 
 WRK_SCRIPT = CONFIGS / "wrk.lua"
@@ -126,17 +129,19 @@ def wrk(
     raise RuntimeError("wrk gave no result:\n" + "\n".join(lines[-20:]))
 
 
-def get(base: str, host: str, path: str, method: str = "GET") -> tuple[int, str, int]:
-    """(status, X-Cache, body length) of one request."""
-    r = httpx.request(method, base + path, headers={"Host": host}, timeout=60)
+def get(
+    base: str, host: str, path: str, method: str = "GET", verify: ssl.SSLContext | bool = True
+) -> tuple[int, str, int]:
+    """(status, X-Cache, body length) of one request (`verify`: for https bases)."""
+    r = httpx.request(method, base + path, headers={"Host": host}, timeout=60, verify=verify)
     return r.status_code, r.headers.get("x-cache", ""), len(r.content)
 
 
-def warm(base: str, host: str, path: str) -> str:
+def warm(base: str, host: str, path: str, verify: ssl.SSLContext | bool = True) -> str:
     """Fetch until a HIT (at most 5 tries); returns the last X-Cache value."""
     xcache = ""
     for _ in range(5):
-        status, xcache, _size = get(base, host, path)
+        status, xcache, _size = get(base, host, path, verify=verify)
         if status != 200:
             raise RuntimeError(f"{base}{path} (Host {host}) answered {status}")
         if xcache.upper().startswith("HIT"):
@@ -271,3 +276,135 @@ def pipelined(port: int, host: str, method: str, paths: list[str], timeout: floa
         return elapsed
 
     return asyncio.run(asyncio.wait_for(main(), timeout))
+
+
+class H2loadTimeout(RuntimeError):
+    """h2load did not end within its bound (a connection that never progresses)."""
+
+
+@dataclass
+class H2loadResult:
+    args: list[str]
+    seconds: float
+    rps: float
+    requests_done: int
+    succeeded: int
+    failed: int
+    errored: int
+    status_2xx: int
+    tls: dict[str, str]
+    time_to_connect_mean_ms: float | None
+
+    @property
+    def ok_rps(self) -> float:
+        """Successful answers per second of the whole run (connections included)."""
+        return self.succeeded / self.seconds if self.seconds else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "command": " ".join(self.args),
+            "seconds": self.seconds,
+            "req_per_s": round(self.rps, 1),
+            "done": self.requests_done,
+            "succeeded": self.succeeded,
+            "failed": self.failed,
+            "errored": self.errored,
+            "status_2xx": self.status_2xx,
+            "tls": self.tls,
+            "time_to_connect_mean_ms": self.time_to_connect_mean_ms,
+        }
+
+
+_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def h2load(
+    url: str,
+    *,
+    threads: int,
+    clients: int,
+    options: list[str],
+    bound_s: float,
+    env: dict[str, str] | None = None,
+) -> H2loadResult:
+    """Run h2load (nghttp2) against `url`; `options` picks the rest (-m, -n or -D, --h1,
+    -H). The run is stopped after `bound_s` seconds whatever `options` ask for."""
+    args = ["h2load", f"-t{threads}", f"-c{clients}", *options, url]
+    process = spawn(args, stdout=subprocess.PIPE, env=env)
+    try:
+        out, _ = process.communicate(timeout=bound_s)
+    except subprocess.TimeoutExpired:
+        stop(process, sig=signal.SIGINT, timeout=5)
+        raise H2loadTimeout(
+            f"h2load did not finish within {bound_s:.0f} s: {' '.join(args)}"
+        ) from None
+    finally:
+        stop(process, sig=signal.SIGINT, timeout=5)
+    text = out.decode(errors="replace")
+    done = re.search(r"finished in ([\d.]+)(m?s), ([\d.]+) req/s", text)
+    reqs = re.search(
+        r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, "
+        r"(\d+) errored",
+        text,
+    )
+    codes = re.search(r"status codes: (\d+) 2xx", text)
+    if not (done and reqs and codes):
+        raise RuntimeError("h2load gave no result:\n" + text[-2000:])
+    tls = {}
+    for key in ("TLS Protocol", "Cipher", "Server Temp Key", "Application protocol"):
+        m = re.search(rf"^{key}: (.+)$", text, re.M)
+        if m:
+            tls[key] = m.group(1).strip()
+    connect = re.search(r"^time for connect:\s+\S+\s+\S+\s+([\d.]+)(us|ms|s)\b", text, re.M)
+    return H2loadResult(
+        args=args,
+        seconds=float(done.group(1)) / (1000 if done.group(2) == "ms" else 1),
+        rps=float(done.group(3)),
+        requests_done=int(reqs.group(3)),
+        succeeded=int(reqs.group(4)),
+        failed=int(reqs.group(5)),
+        errored=int(reqs.group(6)),
+        status_2xx=int(codes.group(1)),
+        tls=tls,
+        time_to_connect_mean_ms=(
+            round(float(connect.group(1)) * _MS[connect.group(2)], 3) if connect else None
+        ),
+    )
+
+
+def tls_session(port: int, name: str, cafile: Path) -> dict[str, str]:
+    """What one handshake to 127.0.0.1:`port` with SNI `name` negotiates (openssl s_client):
+    protocol, cipher, key exchange group, ALPN, verification."""
+    r = subprocess.run(
+        [
+            "openssl",
+            "s_client",
+            "-connect",
+            f"127.0.0.1:{port}",
+            "-servername",
+            name,
+            "-CAfile",
+            str(cafile),
+            "-alpn",
+            "h2,http/1.1",
+            "-brief",
+        ],
+        input=b"",
+        capture_output=True,
+        timeout=15,
+    )
+    text = (r.stdout + r.stderr).decode(errors="replace")
+    out = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(": ")
+        if sep and key.strip() in (
+            "Protocol version",
+            "Ciphersuite",
+            "Negotiated TLS1.3 group",
+            "Server Temp Key",
+            "ALPN protocol",
+            "Verification",
+            "Peer signature type",
+        ):
+            out[key.strip()] = value.strip()
+    return out

@@ -202,8 +202,28 @@ class Nginx(Service):
         self.origin_port = origin_port
         self.workers = workers
         self.port = free_port()
+        self.tls_port = 0  # set by enable_tls()
+        self._tls: tuple[Path, Path] | None = None
+
+    def enable_tls(self, cert: Path, key: Path) -> None:
+        """Before start(): also listen on `tls_port` with `ssl http2` (configs/nginx-tls.conf)."""
+        self.tls_port = free_port()
+        self._tls = (cert, key)
+
+    def resumed_requests(self) -> int:
+        """Requests on a resumed TLS session so far (configs/nginx-tls.conf logs only those)."""
+        log = self.dir / "tls-resumed.log"
+        return len(log.read_bytes().splitlines()) if log.exists() else 0
 
     def start(self) -> Nginx:
+        tls_server = ""
+        if self._tls is not None:
+            cert, key = self._tls
+            text = (CONFIGS / "nginx-tls.conf").read_text()
+            values = {"TLS_PORT": self.tls_port, "CERT": cert, "KEY": key, "DIR": self.dir}
+            for name, value in values.items():
+                text = text.replace("{{" + name + "}}", str(value))
+            tls_server = text
         conf = render(
             "nginx.conf",
             self.dir / "nginx.conf",
@@ -212,6 +232,7 @@ class Nginx(Service):
             DIR=self.dir,
             PORT=self.port,
             ORIGIN_PORT=self.origin_port,
+            TLS_SERVER=tls_server,
         )
         self.process = _start_nginx(self.dir, conf)
         wait_port(self.port, self.process, "nginx")
@@ -284,6 +305,11 @@ class Pullzone(Service):
         self.api_url = f"http://127.0.0.1:{self.api_port}/v2"
         self.api: httpx.Client | None = None
         self.started_in = 0.0
+        self.tls_port = 0  # set by enable_tls(): `serve --edge-tls 127.0.0.1:PORT`
+
+    def enable_tls(self) -> None:
+        """Before start(): an HTTPS listener too (certificates come through the API)."""
+        self.tls_port = free_port()
 
     def start(self, timeout: float = 180) -> Pullzone:
         # The per-key API rate limit is not what the bench measures: off.
@@ -306,6 +332,7 @@ class Pullzone(Service):
                 "--max-cache-size",
                 self.max_cache_size,
                 *(("--role", self.role) if self.role != "all" else ()),
+                *(("--edge-tls", f"127.0.0.1:{self.tls_port}") if self.tls_port else ()),
                 *self.extra,
             ],
             log=self.dir / "serve.log",
@@ -344,14 +371,32 @@ class Pullzone(Service):
             self.api = None
         super().stop()
 
-    def create_zone(self, alias: str, origin: str) -> dict[str, Any]:
+    def create_zone(self, alias: str, origin: str, **fields: Any) -> dict[str, Any]:
         assert self.api is not None
         r = self.api.post(
-            "/zones/http/pull/new", json={"name": alias, "alias": alias, "origin": origin}
+            "/zones/http/pull/new",
+            json={"name": alias, "alias": alias, "origin": origin, **fields},
         )
         if r.status_code != 200:
             raise RuntimeError(f"creating zone {alias!r}: {r.status_code} {r.text}")
         return dict(r.json()["zone"])
+
+    def install_certificate(self, zone_id: int, crt: str, key: str, *, http2: bool) -> int:
+        """Upload a certificate (`POST /account/ssl/new`) and enable it on the zone
+        (`POST /zones/http/pull/{id}/ssl`), as a user would; returns its id."""
+        assert self.api is not None
+        r = self.api.post(
+            "/account/ssl/new",
+            json={"name": f"bench-{zone_id}", "crt": crt, "key": key, "cabundle": ""},
+        )
+        if r.status_code != 200:
+            raise RuntimeError(f"uploading the certificate: {r.status_code} {r.text}")
+        cert_id = int(r.json()["cert"]["id"])
+        body = {"enabled": "Y", "certid": cert_id, "http2": "Y" if http2 else "N"}
+        r = self.api.post(f"/zones/http/pull/{zone_id}/ssl", json=body)
+        if r.status_code != 200:
+            raise RuntimeError(f"enabling ssl on zone {zone_id}: {r.status_code} {r.text}")
+        return cert_id
 
     def purge(self, zone_id: int, files: list[str] | None = None, *, delete: bool = False) -> float:
         """One purge; returns its answer time in ms. Raises PurgeUnavailable on 404."""
@@ -407,6 +452,27 @@ def _children_of(pid: int) -> list[int]:
     return out
 
 
+def descendants(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        kids = _children_of(todo.pop())
+        out.extend(kids)
+        todo.extend(kids)
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of `pid` and every process below it (live ones)."""
+    total = 0
+    for p in (pid, *descendants(pid)):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def rss_bytes(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -414,7 +480,12 @@ def rss_bytes(pid: int) -> int:
     return 0
 
 
-_PACKAGES = {"wrk": "wrk", "nginx": "nginx", "varnishd": "varnish"}  # tool: Debian package
+_PACKAGES = {
+    "wrk": "wrk",
+    "nginx": "nginx",
+    "varnishd": "varnish",
+    "h2load": "nghttp2-client",
+}  # tool: Debian package
 
 
 def ensure_tools(install: bool, tools: tuple[str, ...] = ("wrk", "nginx", "varnishd")) -> None:
