@@ -34,6 +34,7 @@ from pullzone.edge.decisions import (
     on_request,
     on_stored,
     select_variant,
+    to_https,
     validators,
 )
 from pullzone.edge.entry import Entry
@@ -430,6 +431,19 @@ class TestRedirectToHttps:
         for method in ("POST", "PUT", "DELETE", "OPTIONS"):
             decision = decide(None, self.req(method), the_zone=self.https_zone())
             assert decision == Redirect(308, "https://www.example.com/a.css?v=1")
+
+    def test_the_https_listeners_port_is_in_the_location_unless_443(self) -> None:
+        zone = self.https_zone()
+        for port, location in (
+            (8443, "https://www.example.com:8443/a.css?v=1"),
+            (443, "https://www.example.com/a.css?v=1"),
+        ):
+            decision = on_request(self.req(), zone, None, NOW, 0, CDN, https_port=port)
+            assert decision == Redirect(301, location)
+        v6 = [("Host", "[::1]:8080")]
+        req = Request("GET", "/x", v6, header_map(v6), "1.1", True, b"", "http")
+        assert to_https(req, 8443) == Redirect(301, "https://[::1]:8443/x")
+        assert to_https(req) == Redirect(301, "https://[::1]/x")
 
     def test_an_absolute_form_target_keeps_its_path(self) -> None:
         req = self.req(target="http://www.example.com/b?x")

@@ -111,18 +111,20 @@ def on_request(
     now: float,
     revalidate_all: int,
     cdn_id: str,
+    https_port: int = 443,
 ) -> RequestDecision:
     """What to do with `request` to `zone`, given the stored response that matches it
     (its variant, RFC 9111 §4.1: `select_variant`). `revalidate_all` (nonzero): this node
     may not know of every purge (a cluster edge out of touch), so nothing is served
-    unvalidated."""
+    unvalidated. `https_port`: the node's HTTPS listener (`--edge-tls`), where
+    `ssl.redirect` sends plain HTTP."""
     if zone.disabled:
         return ZONE_DISABLED
     ssl = zone.ssl
     # HTTPS only (before the fresh check: it holds for HITs too); one test for a zone
     # without it, whatever the scheme.
     if ssl.redirect and ssl.enabled and request.scheme == "http":
-        redirect = to_https(request)
+        redirect = to_https(request, https_port)
         if redirect is not None:
             return redirect
     cacheable = request.method in CACHEABLE_METHODS
@@ -147,9 +149,10 @@ def on_request(
     return on_stale(zone.cache, stored)
 
 
-def to_https(request: Request) -> Redirect | None:
+def to_https(request: Request, port: int = 443) -> Redirect | None:
     """Where a plain-HTTP request is sent on `ssl.redirect`: the same host (without the
-    plain listener's port) and target over https; None for an ACME challenge."""
+    plain listener's port) and target over https, on `port` (the HTTPS listener's: in the
+    URL unless it is https' default, 443); None for an ACME challenge."""
     target = request.target
     host = request.hmap.get("host", "")
     if not target.startswith("/"):  # absolute form (RFC 9112 §3.2.2): its own authority
@@ -160,6 +163,8 @@ def to_https(request: Request) -> Redirect | None:
         return None
     host = host.strip(" \t")
     name = host if host.endswith("]") or ":" not in host else host.rpartition(":")[0]
+    if port != 443:
+        name = f"{name}:{port}"
     status = 301 if request.method in CACHEABLE_METHODS else 308
     return Redirect(status, f"https://{name}{target or '/'}")
 

@@ -97,8 +97,12 @@ class Edge:
         stats: WorkerStats,
         limits: Limits,
         access_log: AccessLog | None = None,
+        https_port: int = 443,
     ) -> None:
         self.state = state
+        self.cdn_id = origin.cdn_id
+        # The HTTPS listener's port (--edge-tls): where `ssl.redirect` sends plain HTTP.
+        self.https_port = https_port
         self.stats = stats
         self.access_log = access_log
         self.index = index
@@ -138,7 +142,7 @@ class Edge:
         if request.method in CACHEABLE_METHODS:
             stored = self.lookup.find(view, key, request.hmap)
         decision = on_request(
-            request, view.zone, stored, now, state.revalidate_all, self.origin.cdn_id
+            request, view.zone, stored, now, state.revalidate_all, self.cdn_id, self.https_port
         )
         if decision is DELIVER_HIT and stored is not None:  # the hot path: one identity test
             if now - stored.touched >= LRU_INTERVAL:

@@ -80,7 +80,16 @@ async def serve(settings: Settings, ready: ProcessEvent | None = None) -> None:
         else None
     )
     limits = Limits(settings.max_object_size, settings.max_cache_size)
-    edge = Edge(state, index, BodyStore(settings.cache_dir), origin, stats, limits, access_log)
+    edge = Edge(
+        state,
+        index,
+        BodyStore(settings.cache_dir),
+        origin,
+        stats,
+        limits,
+        access_log,
+        https_port=settings.edge_tls_port or 443,
+    )
     # LRU times and log lines are written from a thread, off the event loop (the LRU
     # times on a connection of their own).
     access_index = CacheIndex(connect(settings.cache_db))
