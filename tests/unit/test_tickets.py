@@ -4,6 +4,7 @@ they hold the node's key file, and not before; in memory (BIOs), no sockets."""
 
 from __future__ import annotations
 
+import gc
 import ssl
 from pathlib import Path
 
@@ -96,10 +97,42 @@ def test_two_workers_resume_each_others_sessions_with_the_nodes_key(
     for server in (one, two, two, one):
         assert connect(server, client, issued.session).session_reused
 
-    # A rotated key: the next connection is a full handshake, then resumes again.
+    # A rotation keeps the previous key: its tickets still resume (and are renewed).
+    tickets.write_key(path, keep_previous=True)
+    assert path.stat().st_size == 2 * tickets.KEY_SIZE
+    for context in (one, two):
+        assert tickets.TicketKeys(context, path).refresh()
+    renewed = connect(two, client, issued.session)
+    assert renewed.session_reused
+    assert renewed.session is not None and renewed.session.id != issued.session.id
+    assert connect(one, client, renewed.session).session_reused
+
+    # Two rotations on, or a key file written anew: a full handshake, then resumption.
+    tickets.write_key(path, keep_previous=True)
     tickets.write_key(path)
     for context in (one, two):
         assert tickets.TicketKeys(context, path).refresh()
     again = connect(two, client, issued.session)
     assert not again.session_reused
     assert connect(one, client, again.session).session_reused
+
+
+def test_the_callback_lives_as_long_as_the_context(ca: trustme.CA, tmp_path: Path) -> None:
+    path = tickets.key_path(tmp_path)
+    tickets.write_key(path)
+    server, client = server_context(ca), client_context(ca)
+    assert tickets.TicketKeys(server, path).refresh()  # no reference kept here
+    gc.collect()
+    issued = connect(server, client)  # OpenSSL calls the callback: still there
+    assert connect(server, client, issued.session).session_reused
+
+
+def test_a_worker_takes_a_rotated_key_file_once(ca: trustme.CA, tmp_path: Path) -> None:
+    path = tickets.key_path(tmp_path)
+    tickets.write_key(path)
+    keys = tickets.TicketKeys(server_context(ca), path)
+    assert keys.refresh() and not keys.refresh()
+    tickets.write_key(path, keep_previous=True)
+    assert keys.refresh() and not keys.refresh()
+    path.write_bytes(b"short")
+    assert not keys.refresh()  # a bad file is not taken: the keys held stay

@@ -3,13 +3,14 @@
 OpenSSL encrypts session tickets (RFC 8446 §4.6.1, RFC 5077) with keys each SSL_CTX
 draws at random: with workers started by "spawn", each worker had its own, and a client
 resuming on another worker (SO_REUSEPORT hands it any) got a full handshake. So the
-supervisor writes the node's key to `DATA_DIR/run/tls-ticket.key` (mode 0600, 80 random
-bytes: a 16-byte key name, a 32-byte HMAC-SHA256 key, a 32-byte AES-256 key) before it
-starts the workers, and replaces it every ROTATE_EVERY; each worker installs it on its
-TLS listener's context (the one whose keys OpenSSL uses for tickets, whichever
-certificate's context the SNI callback switched to) and again whenever the file changes.
-OpenSSL holds one key this way: tickets issued under the previous one get a full
-handshake (and a new ticket) once after a rotation.
+supervisor writes the node's keys to `DATA_DIR/run/tls-ticket.key` (mode 0600, replaced
+atomically) before it starts the workers, and rotates them every ROTATE_EVERY: the file
+holds the current key and the previous one, 80 random bytes each (a 16-byte key name,
+a 32-byte HMAC-SHA256 key, a 32-byte AES-256 key). Each worker reads the file again
+when it changes, and hands OpenSSL the keys through the ticket key callback
+(SSL_CTX_set_tlsext_ticket_key_cb) on its TLS listener's context (the one OpenSSL uses
+for tickets, whichever certificate's context the SNI callback switched to): new tickets
+under the current key; a ticket under the previous key still resumes, and is renewed.
 
 Python does not expose a context's SSL_CTX*. It is the first field after PyObject_HEAD
 of CPython's PySSLContext, read with ctypes; it is used only if it is verified:
@@ -32,22 +33,45 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-KEY_SIZE = 80  # OpenSSL ≥ 1.1: name (16) + HMAC key (32) + AES key (32)
+KEY_SIZE = 80  # name (16) + HMAC-SHA256 key (32) + AES-256 key (32)
+NAME_SIZE = 16
+IV_SIZE = 16  # AES-CBC
 ROTATE_EVERY = 24 * 3600.0  # seconds
-SSL_CTRL_SET_TLSEXT_TICKET_KEYS = 59
+SSL_CTRL_SET_TLSEXT_TICKET_KEY_CB = 72
 FILE_NAME = "tls-ticket.key"
+KEEPER = "_pullzone_ticket_keys"  # the context's reference to the callback's owner
+
+# int cb(SSL *s, unsigned char key_name[16], unsigned char *iv, EVP_CIPHER_CTX *ctx,
+#        HMAC_CTX *hctx, int enc)
+_Callback = ctypes.CFUNCTYPE(
+    ctypes.c_int,
+    ctypes.c_void_p,
+    ctypes.c_void_p,
+    ctypes.c_void_p,
+    ctypes.c_void_p,
+    ctypes.c_void_p,
+    ctypes.c_int,
+)
 
 
 def key_path(run_dir: Path) -> Path:
     return run_dir / FILE_NAME
 
 
-def write_key(path: Path) -> None:
-    """A new random key at `path`, 0600, replaced atomically (a worker never reads half)."""
+def write_key(path: Path, *, keep_previous: bool = False) -> None:
+    """A new random key at `path`, followed by the current one when `keep_previous` (a
+    rotation: its tickets still resume); 0600, replaced atomically (a worker never reads
+    half a file)."""
+    previous = b""
+    if keep_previous:
+        with contextlib.suppress(OSError):
+            previous = path.read_bytes()[:KEY_SIZE]
+        if len(previous) != KEY_SIZE:
+            previous = b""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=".ticket-")  # mode 0600
     try:
-        os.write(fd, os.urandom(KEY_SIZE))
+        os.write(fd, os.urandom(KEY_SIZE) + previous)
         os.fsync(fd)
         os.close(fd)
         os.replace(name, path)
@@ -73,9 +97,32 @@ class _LibSsl:
         self.get_options = lib.SSL_CTX_get_options
         self.get_options.restype = ctypes.c_uint64
         self.get_options.argtypes = [ctypes.c_void_p]
-        self.ctrl = lib.SSL_CTX_ctrl
-        self.ctrl.restype = ctypes.c_long
-        self.ctrl.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_long, ctypes.c_void_p]
+        self.set_callback = lib.SSL_CTX_callback_ctrl
+        self.set_callback.restype = ctypes.c_long
+        self.set_callback.argtypes = [ctypes.c_void_p, ctypes.c_int, _Callback]
+        cipher, digest = lib.EVP_aes_256_cbc, lib.EVP_sha256
+        cipher.restype = digest.restype = ctypes.c_void_p
+        cipher.argtypes = digest.argtypes = []
+        self.aes_256_cbc, self.sha256 = cipher(), digest()
+        self.encrypt_init, self.decrypt_init = lib.EVP_EncryptInit_ex, lib.EVP_DecryptInit_ex
+        for init in (self.encrypt_init, self.decrypt_init):
+            init.restype = ctypes.c_int
+            init.argtypes = [
+                ctypes.c_void_p,
+                ctypes.c_void_p,
+                ctypes.c_void_p,
+                ctypes.c_char_p,
+                ctypes.c_void_p,
+            ]
+        self.hmac_init = lib.HMAC_Init_ex
+        self.hmac_init.restype = ctypes.c_int
+        self.hmac_init.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_char_p,
+            ctypes.c_int,
+            ctypes.c_void_p,
+            ctypes.c_void_p,
+        ]
 
 
 def ssl_ctx(context: ssl.SSLContext, lib: _LibSsl) -> int | None:
@@ -101,7 +148,7 @@ def ssl_ctx(context: ssl.SSLContext, lib: _LibSsl) -> int | None:
 
 
 class TicketKeys:
-    """The node's ticket key on one worker's TLS listener context (see the module doc)."""
+    """The node's ticket keys on one worker's TLS listener context (see the module doc)."""
 
     def __init__(self, context: ssl.SSLContext, path: Path) -> None:
         self.context = context
@@ -109,6 +156,9 @@ class TicketKeys:
         self._pointer: int | None = None
         self._lib: _LibSsl | None = None
         self._stamp: tuple[int, int] | None = None
+        # (name, HMAC key, AES key), the current one first: read by the callback.
+        self._keys: tuple[tuple[bytes, bytes, bytes], ...] = ()
+        self._callback = _Callback(self._ticket_key)  # kept alive with the context
         try:
             self._lib = _LibSsl()
             self._pointer = ssl_ctx(context, self._lib)
@@ -123,7 +173,7 @@ class TicketKeys:
         return self._pointer is not None
 
     def refresh(self) -> bool:
-        """Install the key file's key when it changed since the last call (True then)."""
+        """Take the key file's keys when it changed since the last call (True then)."""
         if self._pointer is None or self._lib is None:
             return False
         try:
@@ -131,17 +181,63 @@ class TicketKeys:
             stamp = (st.st_ino, st.st_mtime_ns)
             if stamp == self._stamp:
                 return False
-            key = self.path.read_bytes()
+            data = self.path.read_bytes()
         except OSError as exc:
-            log.warning("TLS ticket key %s unreadable: %s", self.path, exc)
+            log.warning("TLS ticket keys %s unreadable: %s", self.path, exc)
             return False
-        if len(key) != KEY_SIZE:
-            log.warning("TLS ticket key %s: %d bytes, not %d", self.path, len(key), KEY_SIZE)
+        if not data or len(data) % KEY_SIZE:
+            log.warning(
+                "TLS ticket keys %s: %d bytes, not keys of %d", self.path, len(data), KEY_SIZE
+            )
             return False
-        buffer = ctypes.create_string_buffer(key, KEY_SIZE)
-        if self._lib.ctrl(self._pointer, SSL_CTRL_SET_TLSEXT_TICKET_KEYS, KEY_SIZE, buffer) != 1:
-            log.warning("OpenSSL refused the TLS ticket key")
+        self._keys = tuple(
+            (data[i : i + 16], data[i + 16 : i + 48], data[i + 48 : i + 80])
+            for i in range(0, len(data), KEY_SIZE)
+        )
+        first = self._stamp is None  # the first keys: from now on OpenSSL asks the callback
+        if first and self._install() != 1:
+            log.warning("OpenSSL refused the TLS ticket key callback")
+            self._keys = ()
             return False
-        ctypes.memset(buffer, 0, KEY_SIZE)
         self._stamp = stamp
         return True
+
+    def _install(self) -> int:
+        """The callback on the SSL_CTX, and this object (with the C thunk OpenSSL now
+        calls) kept alive by the context: a thunk freed while the context still calls it
+        would crash the process."""
+        assert self._lib is not None
+        done = int(
+            self._lib.set_callback(self._pointer, SSL_CTRL_SET_TLSEXT_TICKET_KEY_CB, self._callback)
+        )
+        if done == 1:
+            setattr(self.context, KEEPER, self)  # an attribute of our own
+        return done
+
+    def _ticket_key(
+        self, _ssl: int, name: int, iv: int, cipher: int, hmac: int, encrypt: int
+    ) -> int:
+        """OpenSSL's ticket key callback: 1 done, 2 decrypted with an older key (issue a
+        new ticket), 0 unknown key (a full handshake), -1 failure."""
+        lib, keys = self._lib, self._keys
+        if lib is None or not keys:
+            return 0  # no ticket issued, or none accepted
+        if encrypt:
+            key_name, hmac_key, aes_key = keys[0]
+            ctypes.memmove(name, key_name, NAME_SIZE)
+            ctypes.memmove(iv, os.urandom(IV_SIZE), IV_SIZE)
+            init = lib.encrypt_init
+            found = 1
+        else:
+            wanted = ctypes.string_at(name, NAME_SIZE)
+            position = next((i for i, key in enumerate(keys) if key[0] == wanted), None)
+            if position is None:
+                return 0
+            _, hmac_key, aes_key = keys[position]
+            found = 1 if position == 0 else 2
+            init = lib.decrypt_init
+        if lib.hmac_init(hmac, hmac_key, len(hmac_key), lib.sha256, None) != 1:
+            return -1
+        if init(cipher, lib.aes_256_cbc, None, aes_key, iv) != 1:
+            return -1
+        return found

@@ -83,11 +83,14 @@ class Supervisor:
                     self.workers[i] = await asyncio.to_thread(self.start_worker)
 
     async def rotate_ticket_key(self) -> None:
-        """A new TLS session ticket key every ROTATE_EVERY (the workers pick it up)."""
+        """A new TLS session ticket key every ROTATE_EVERY, the previous one kept for the
+        tickets it issued (the workers pick them up, edge/tickets.py)."""
         while True:
             await asyncio.sleep(tickets.ROTATE_EVERY)
             try:
-                await asyncio.to_thread(tickets.write_key, self.settings.ticket_key_path)
+                await asyncio.to_thread(
+                    tickets.write_key, self.settings.ticket_key_path, keep_previous=True
+                )
             except OSError as exc:
                 log.warning("TLS ticket key not rotated: %s", exc)
 
