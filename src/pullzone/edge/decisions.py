@@ -83,7 +83,15 @@ class Redirect:
     `ssl.redirect`)."""
 
     status: int  # 301 for GET and HEAD, 308 for the rest (RFC 9110 §15.4.2, RFC 7538)
-    location: str
+    host: str  # without a port; an IPv6 literal in brackets
+    target: str  # origin-form: path and query
+
+    def location(self, https_port: int = 443) -> str:
+        """The URL on the node's HTTPS listener (`--edge-tls`), its port named unless
+        it is https' default (443). The port is the executor's to give, so on_request
+        takes no argument for it: a HIT pays nothing for redirects."""
+        port = "" if https_port == 443 else f":{https_port}"
+        return f"https://{self.host}{port}{self.target}"
 
 
 # ACME HTTP-01 challenges (RFC 8555 §8.3) are answered over plain HTTP: never redirected.
@@ -111,20 +119,18 @@ def on_request(
     now: float,
     revalidate_all: int,
     cdn_id: str,
-    https_port: int = 443,
 ) -> RequestDecision:
     """What to do with `request` to `zone`, given the stored response that matches it
     (its variant, RFC 9111 §4.1: `select_variant`). `revalidate_all` (nonzero): this node
     may not know of every purge (a cluster edge out of touch), so nothing is served
-    unvalidated. `https_port`: the node's HTTPS listener (`--edge-tls`), where
-    `ssl.redirect` sends plain HTTP."""
+    unvalidated."""
     if zone.disabled:
         return ZONE_DISABLED
     ssl = zone.ssl
     # HTTPS only (before the fresh check: it holds for HITs too); one test for a zone
     # without it, whatever the scheme.
     if ssl.redirect and ssl.enabled and request.scheme == "http":
-        redirect = to_https(request, https_port)
+        redirect = to_https(request)
         if redirect is not None:
             return redirect
     cacheable = request.method in CACHEABLE_METHODS
@@ -149,10 +155,10 @@ def on_request(
     return on_stale(zone.cache, stored)
 
 
-def to_https(request: Request, port: int = 443) -> Redirect | None:
+def to_https(request: Request) -> Redirect | None:
     """Where a plain-HTTP request is sent on `ssl.redirect`: the same host (without the
-    plain listener's port) and target over https, on `port` (the HTTPS listener's: in the
-    URL unless it is https' default, 443); None for an ACME challenge."""
+    plain listener's port) and target over https (on the HTTPS listener's port:
+    `Redirect.location`); None for an ACME challenge."""
     target = request.target
     host = request.hmap.get("host", "")
     if not target.startswith("/"):  # absolute form (RFC 9112 §3.2.2): its own authority
@@ -163,10 +169,8 @@ def to_https(request: Request, port: int = 443) -> Redirect | None:
         return None
     host = host.strip(" \t")
     name = host if host.endswith("]") or ":" not in host else host.rpartition(":")[0]
-    if port != 443:
-        name = f"{name}:{port}"
     status = 301 if request.method in CACHEABLE_METHODS else 308
-    return Redirect(status, f"https://{name}{target or '/'}")
+    return Redirect(status, name, target or "/")
 
 
 def on_stored(

@@ -100,9 +100,6 @@ class Edge:
         https_port: int = 443,
     ) -> None:
         self.state = state
-        self.cdn_id = origin.cdn_id
-        # The HTTPS listener's port (--edge-tls): where `ssl.redirect` sends plain HTTP.
-        self.https_port = https_port
         self.stats = stats
         self.access_log = access_log
         self.index = index
@@ -111,7 +108,8 @@ class Edge:
         self.lookup = Lookup(state, index, bodies)
         signals = FillSignals()
         self.filler = Filler(self.lookup, origin, limits, stats, signals)
-        self.deliver = Deliverer(signals)
+        # https_port: the HTTPS listener's (--edge-tls), where `ssl.redirect` sends to.
+        self.deliver = Deliverer(signals, https_port)
         self.accessed: dict[str, float] = {}
         # Routes by (Host field, request target), for the hosts map they were worked out
         # from: a hot object's next request skips parsing its target and host again.
@@ -142,7 +140,7 @@ class Edge:
         if request.method in CACHEABLE_METHODS:
             stored = self.lookup.find(view, key, request.hmap)
         decision = on_request(
-            request, view.zone, stored, now, state.revalidate_all, self.cdn_id, self.https_port
+            request, view.zone, stored, now, state.revalidate_all, self.origin.cdn_id
         )
         if decision is DELIVER_HIT and stored is not None:  # the hot path: one identity test
             if now - stored.touched >= LRU_INTERVAL:
