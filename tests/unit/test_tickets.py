@@ -136,3 +136,18 @@ def test_a_worker_takes_a_rotated_key_file_once(ca: trustme.CA, tmp_path: Path) 
     assert keys.refresh() and not keys.refresh()
     path.write_bytes(b"short")
     assert not keys.refresh()  # a bad file is not taken: the keys held stay
+
+
+def test_tls12_tickets_resume_across_workers_too(ca: trustme.CA, tmp_path: Path) -> None:
+    path = tickets.key_path(tmp_path)
+    tickets.write_key(path)
+    one, two = server_context(ca), server_context(ca)
+    for context in (one, two):
+        assert tickets.TicketKeys(context, path).refresh()
+    client = ssl.create_default_context()
+    ca.configure_trust(client)
+    client.maximum_version = ssl.TLSVersion.TLSv1_2
+    issued = connect(one, client)
+    assert issued.version() == "TLSv1.2" and issued.session is not None
+    assert issued.session.has_ticket
+    assert connect(two, client, issued.session).session_reused
