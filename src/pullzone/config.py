@@ -107,6 +107,12 @@ class Settings:
         return self.data_dir / "run" / "tls"
 
     @property
+    def ticket_key_path(self) -> Path:
+        """The node's TLS session ticket key (mode 0600), written by the supervisor and
+        read by every edge worker (edge/tickets.py)."""
+        return self.data_dir / "run" / "tls-ticket.key"
+
+    @property
     def seq_path(self) -> Path:
         return self.data_dir / "run" / "seq"
 

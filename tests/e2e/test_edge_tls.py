@@ -147,13 +147,16 @@ def test_plain_http_is_redirected_to_https(
 ) -> None:
     origin.route(path, Reply(headers=CACHEABLE, body=b"r"))
     host = redirecting["fqdn"]
-    location = f"https://{host}{path}?q=1"
+    # The HTTPS listener is not on 443: its port is in the Location.
+    location = url(tls_server, host, path + "?q=1")
     for method, status in (("GET", 301), ("HEAD", 301), ("POST", 308), ("DELETE", 308)):
         r = tls_server.edge.request(method, path + "?q=1", headers={"Host": host})
         assert (r.status_code, r.headers["location"]) == (status, location), method
-    with tls.client(tls_server) as client:
-        r = client.get(url(tls_server, host, path))
-    assert (r.status_code, r.content) == (200, b"r")
+    # A client following it from the plain listener gets the object over TLS.
+    with tls.client(tls_server, follow_redirects=True) as client:
+        r = client.get(f"http://{host}:{tls_server.edge_port}{path}")
+    assert (r.status_code, r.content, str(r.url)) == (200, b"r", url(tls_server, host, path))
+    assert [h.status_code for h in r.history] == [301]
     # A cached object is redirected over plain HTTP too.
     assert tls_server.get(host, path).status_code == 301
     assert origin.count(path) == 1

@@ -34,6 +34,7 @@ from pullzone.edge.decisions import (
     on_request,
     on_stored,
     select_variant,
+    to_https,
     validators,
 )
 from pullzone.edge.entry import Entry
@@ -424,17 +425,30 @@ class TestRedirectToHttps:
     def test_get_and_head_are_301_to_the_same_url_over_https(self) -> None:
         for method in ("GET", "HEAD"):
             decision = decide(stored(MAX_AGE_60), self.req(method), the_zone=self.https_zone())
-            assert decision == Redirect(301, "https://www.example.com/a.css?v=1")
+            assert decision == Redirect(301, "www.example.com", "/a.css?v=1")
+            assert isinstance(decision, Redirect)
+            assert decision.location() == "https://www.example.com/a.css?v=1"
 
     def test_other_methods_are_308(self) -> None:
         for method in ("POST", "PUT", "DELETE", "OPTIONS"):
             decision = decide(None, self.req(method), the_zone=self.https_zone())
-            assert decision == Redirect(308, "https://www.example.com/a.css?v=1")
+            assert decision == Redirect(308, "www.example.com", "/a.css?v=1")
+
+    def test_the_https_listeners_port_is_in_the_location_unless_443(self) -> None:
+        redirect = to_https(self.req())
+        assert redirect is not None
+        assert redirect.location(8443) == "https://www.example.com:8443/a.css?v=1"
+        assert redirect.location(443) == "https://www.example.com/a.css?v=1"
+        v6 = [("Host", "[::1]:8080")]
+        req = Request("GET", "/x", v6, header_map(v6), "1.1", True, b"", "http")
+        assert to_https(req) == Redirect(301, "[::1]", "/x")
+        assert Redirect(301, "[::1]", "/x").location(8443) == "https://[::1]:8443/x"
+        assert Redirect(301, "[::1]", "/x").location(443) == "https://[::1]/x"
 
     def test_an_absolute_form_target_keeps_its_path(self) -> None:
         req = self.req(target="http://www.example.com/b?x")
         assert decide(None, req, the_zone=self.https_zone()) == Redirect(
-            301, "https://www.example.com/b?x"
+            301, "www.example.com", "/b?x"
         )
 
     def test_https_requests_are_served(self) -> None:

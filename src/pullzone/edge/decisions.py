@@ -83,7 +83,15 @@ class Redirect:
     `ssl.redirect`)."""
 
     status: int  # 301 for GET and HEAD, 308 for the rest (RFC 9110 §15.4.2, RFC 7538)
-    location: str
+    host: str  # without a port; an IPv6 literal in brackets
+    target: str  # origin-form: path and query
+
+    def location(self, https_port: int = 443) -> str:
+        """The URL on the node's HTTPS listener (`--edge-tls`), its port named unless
+        it is https' default (443). The port is the executor's to give, so on_request
+        takes no argument for it: a HIT pays nothing for redirects."""
+        port = "" if https_port == 443 else f":{https_port}"
+        return f"https://{self.host}{port}{self.target}"
 
 
 # ACME HTTP-01 challenges (RFC 8555 §8.3) are answered over plain HTTP: never redirected.
@@ -149,7 +157,8 @@ def on_request(
 
 def to_https(request: Request) -> Redirect | None:
     """Where a plain-HTTP request is sent on `ssl.redirect`: the same host (without the
-    plain listener's port) and target over https; None for an ACME challenge."""
+    plain listener's port) and target over https (on the HTTPS listener's port:
+    `Redirect.location`); None for an ACME challenge."""
     target = request.target
     host = request.hmap.get("host", "")
     if not target.startswith("/"):  # absolute form (RFC 9112 §3.2.2): its own authority
@@ -161,7 +170,7 @@ def to_https(request: Request) -> Redirect | None:
     host = host.strip(" \t")
     name = host if host.endswith("]") or ":" not in host else host.rpartition(":")[0]
     status = 301 if request.method in CACHEABLE_METHODS else 308
-    return Redirect(status, f"https://{name}{target or '/'}")
+    return Redirect(status, name, target or "/")
 
 
 def on_stored(

@@ -56,8 +56,9 @@ class Resume:
 
 
 class Deliverer:
-    def __init__(self, signals: FillSignals) -> None:
+    def __init__(self, signals: FillSignals, https_port: int = 443) -> None:
         self.signals = signals
+        self.https_port = https_port
 
     def _tail(self, conn: Exchange, request: Request, xcache: XCache, age: float | None) -> bytes:
         """The fields that depend on this exchange, not on the response."""
@@ -70,11 +71,12 @@ class Deliverer:
         self.error(conn, request, answer.status, answer.message)
 
     def redirect(self, conn: Exchange, request: Request, redirect: Redirect) -> None:
-        location = redirect.location.encode("latin-1", "replace")
+        url = redirect.location(self.https_port)
+        location = url.encode("latin-1", "replace")
         conn.write(
             plain(
                 redirect.status,
-                f"moved to {redirect.location}",
+                f"moved to {url}",
                 head_only=request.method == "HEAD",
                 fields=b"Location: %s\r\n" % location,
                 tail=self._tail(conn, request, XCache.BYPASS, None),

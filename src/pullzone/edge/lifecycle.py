@@ -97,6 +97,7 @@ class Edge:
         stats: WorkerStats,
         limits: Limits,
         access_log: AccessLog | None = None,
+        https_port: int = 443,
     ) -> None:
         self.state = state
         self.stats = stats
@@ -107,7 +108,8 @@ class Edge:
         self.lookup = Lookup(state, index, bodies)
         signals = FillSignals()
         self.filler = Filler(self.lookup, origin, limits, stats, signals)
-        self.deliver = Deliverer(signals)
+        # https_port: the HTTPS listener's (--edge-tls), where `ssl.redirect` sends to.
+        self.deliver = Deliverer(signals, https_port)
         self.accessed: dict[str, float] = {}
         # Routes by (Host field, request target), for the hosts map they were worked out
         # from: a hot object's next request skips parsing its target and host again.

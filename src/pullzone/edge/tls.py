@@ -104,7 +104,7 @@ class Certificates:
         self._built_for = -1
         self.names: dict[str, ssl.SSLContext] = {}
         # Contexts by certificate content and ALPN offer: a table rebuilt for another
-        # zone's change keeps the contexts (and their session ticket keys) it had.
+        # zone's change keeps the contexts it had (ticket keys are the listener's: tickets.py).
         self._contexts: dict[tuple[str, tuple[str, ...]], ssl.SSLContext] = {}
 
     def sni_callback(

@@ -16,7 +16,7 @@ from pullzone.bus.signal import SeqSignal
 from pullzone.cache.bodies import BodyStore
 from pullzone.cache.index import CacheIndex
 from pullzone.config import NOFILE_WANTED, Settings, default_worker_connections
-from pullzone.edge import http, tls
+from pullzone.edge import http, tickets, tls
 from pullzone.edge.access_log import AccessLog
 from pullzone.edge.bounds import Limits
 from pullzone.edge.lifecycle import Edge
@@ -80,7 +80,16 @@ async def serve(settings: Settings, ready: ProcessEvent | None = None) -> None:
         else None
     )
     limits = Limits(settings.max_object_size, settings.max_cache_size)
-    edge = Edge(state, index, BodyStore(settings.cache_dir), origin, stats, limits, access_log)
+    edge = Edge(
+        state,
+        index,
+        BodyStore(settings.cache_dir),
+        origin,
+        stats,
+        limits,
+        access_log,
+        https_port=settings.edge_tls_port or 443,
+    )
     # LRU times and log lines are written from a thread, off the event loop (the LRU
     # times on a connection of their own).
     access_index = CacheIndex(connect(settings.cache_db))
@@ -95,10 +104,14 @@ async def serve(settings: Settings, ready: ProcessEvent | None = None) -> None:
 
     loop = asyncio.get_running_loop()
     tls_server = None
+    ticket_keys = None
     if settings.edge_tls_port is not None:
         # HTTPS, shared among the workers as the plain port is (SO_REUSEPORT).
         certificates = tls.Certificates(state, edge.catch_up, settings.tls_dir)
         handshakes = tls.Handshakes(tls.MAX_HANDSHAKES, stats.fault)
+        # The node's session ticket key, and each one it rotates to (edge/tickets.py).
+        ticket_keys = tickets.TicketKeys(certificates.context, settings.ticket_key_path)
+        ticket_keys.refresh()
         tls_server = await loop.create_server(
             tls.protocol_factory(
                 certificates.context, handshakes, edge.handle, edge.finished, connections
@@ -118,6 +131,8 @@ async def serve(settings: Settings, ready: ProcessEvent | None = None) -> None:
         while not stop.is_set():
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), ACCESS_FLUSH_INTERVAL)
+            if ticket_keys is not None:
+                ticket_keys.refresh()
             # Each write is best-effort: out of descriptors, a full disk or a locked
             # database costs this second's LRU times, log lines or snapshot, never the
             # worker; it is counted (stats.WriteFailures).

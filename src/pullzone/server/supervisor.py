@@ -27,7 +27,7 @@ from pullzone.control import history
 from pullzone.control.app import create_app
 from pullzone.control.keys import ensure_admin_key
 from pullzone.control.log import EventLog, LocalLog
-from pullzone.edge import worker
+from pullzone.edge import tickets, worker
 from pullzone.server.acme import AcmeScheduler
 from pullzone.server.cache_node import CacheNode
 from pullzone.server.cluster import ClusterNode, DataMismatch
@@ -81,6 +81,18 @@ class Supervisor:
                         process.exitcode,
                     )
                     self.workers[i] = await asyncio.to_thread(self.start_worker)
+
+    async def rotate_ticket_key(self) -> None:
+        """A new TLS session ticket key every ROTATE_EVERY, the previous one kept for the
+        tickets it issued (the workers pick them up, edge/tickets.py)."""
+        while True:
+            await asyncio.sleep(tickets.ROTATE_EVERY)
+            try:
+                await asyncio.to_thread(
+                    tickets.write_key, self.settings.ticket_key_path, keep_previous=True
+                )
+            except OSError as exc:
+                log.warning("TLS ticket key not rotated: %s", exc)
 
     def stop_workers(self) -> None:
         self._stopping = True
@@ -141,6 +153,10 @@ class Supervisor:
                 settings.stats_dir,
             )
             janitor.remove_orphans()
+            if settings.edge_tls_port is not None:
+                # One ticket key for every worker: a session resumes on any of them.
+                tickets.write_key(settings.ticket_key_path)
+                background.append(asyncio.create_task(self.rotate_ticket_key()))
             self.workers = [self.start_worker() for _ in range(settings.workers)]
             background += [
                 asyncio.create_task(self.watch_workers()),
