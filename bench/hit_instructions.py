@@ -99,8 +99,9 @@ class _Origin(http.server.BaseHTTPRequestHandler):
 
 def instructions(src: Path, data_dir: Path, host: str, count: int) -> int:
     """Instructions the child executes, counted by callgrind (this VM has no hardware
-    counters for `perf stat`)."""
-    env = {**os.environ, "PYTHONPATH": str(src)}
+    counters for `perf stat`). One hash seed for every run: string hashing decides how
+    many probes dict lookups take, which would differ from run to run otherwise."""
+    env = {**os.environ, "PYTHONPATH": str(src), "PYTHONHASHSEED": "0"}
     with tempfile.NamedTemporaryFile(prefix="callgrind-") as out_file:
         run = subprocess.run(
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file.name}",
