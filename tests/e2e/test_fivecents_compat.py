@@ -690,6 +690,21 @@ def test_zone_answers_carry_the_contract_fields(fc: Server, made: Made) -> None:
     )
 
 
+@pytest.mark.parametrize("encoding", ["json", "form"])
+def test_create_needs_alias_and_origin_only(fc: Server, made: Made, encoding: str) -> None:
+    alias = f"fc-only-{encoding}"
+    body = {"alias": alias, "origin": made.origin.url}
+    answer = send(fc, "POST", f"{ZONES}/new", body, encoding)
+    assert answer.status_code == 200, answer.text
+    zone = answer.json()["zone"]
+    made.zones.append(int(zone["id"]))
+    assert (zone["alias"], zone["name"], zone["origin"]) == (alias, alias, made.origin.url)
+    for missing in ("alias", "origin"):
+        short = {k: v for k, v in body.items() if k != missing}
+        refused = send(fc, "POST", f"{ZONES}/new", short, encoding)
+        error(refused, 400, missing)
+
+
 def test_optimize(fc: Server, made: Made) -> None:
     zone_id = made.zone()["id"]
     accepted = fc.api.post(f"{ZONES}/{zone_id}", json={"optimize": "http"})
