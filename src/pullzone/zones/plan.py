@@ -25,14 +25,15 @@ class PurgeFile:
 
     @classmethod
     def from_payload(cls, item: Mapping[str, Any]) -> PurgeFile:
+        path = item["path"]  # first: a payload that is no mapping raises TypeError here
         glob = item.get("glob")
         pattern = None
         if isinstance(glob, Mapping) and glob.get("v") == GLOB_VERSION:
             pattern = glob["pattern"]
-            if not isinstance(pattern, str) or not pattern.startswith(item["path"]):
+            if not isinstance(pattern, str) or not pattern.startswith(path):
                 raise ValueError("a glob's pattern must be text starting with its path")
         # A glob of a version this code does not know stays the prefix purge it also is.
-        return cls(item["path"], item.get("query"), bool(item.get("prefix", False)), pattern)
+        return cls(path, item.get("query"), bool(item.get("prefix", False)), pattern)
 
     def to_payload(self) -> dict[str, Any]:
         payload: dict[str, Any] = {"path": self.path, "query": self.query, "prefix": self.prefix}
