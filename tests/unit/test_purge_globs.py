@@ -19,7 +19,7 @@ from pullzone.cache.index import CacheIndex, StoredObject, create_schema
 from pullzone.cache.key import cache_key, key_hash
 from pullzone.cache.stored import ResponseHead
 from pullzone.sqlite import connect
-from pullzone.zones.glob import literal_prefix, sqlite_pattern
+from pullzone.zones.glob import sqlite_pattern
 from pullzone.zones.model import Zone
 from pullzone.zones.plan import PurgeFile, PurgePlan
 from pullzone.zones.purge import plan_purge
@@ -102,9 +102,7 @@ def test_a_glob_whose_pattern_does_not_start_with_its_path_is_refused() -> None:
 
 
 @given(st.text(alphabet="ab/.*", min_size=1, max_size=10), st.text(alphabet="ab/.", max_size=12))
-def test_what_an_old_node_reads_covers_everything_the_glob_matches(
-    pattern: str, path: str
-) -> None:
+def test_what_an_old_node_reads_covers_everything_the_glob_matches(pattern: str, path: str) -> None:
     """A node whose code predates globs reads `path`, `query` and `prefix` only: the prefix
     purge of the literal prefix, never less than the glob."""
     text = "/" + pattern.replace("**", "*")
@@ -225,8 +223,10 @@ def _fill_rows(conn: sqlite3.Connection, zone: int, count: int, prefix: str) -> 
         conn.executemany(
             "INSERT INTO objects (id, key_hash, zone_id, path, query, meta, body_offset, size,"
             " stored_seq, last_access) VALUES (?, ?, ?, ?, '', '{}', 0, 0, 0, 0)",
-            ((f"{prefix}{zone}-{i}", f"k{prefix}{zone}-{i}", zone, f"/{prefix}/{i}.js")
-             for i in range(count)),
+            (
+                (f"{prefix}{zone}-{i}", f"k{prefix}{zone}-{i}", zone, f"/{prefix}/{i}.js")
+                for i in range(count)
+            ),
         )
 
 

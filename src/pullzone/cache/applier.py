@@ -4,8 +4,9 @@ Whole-zone purges (and zone deletion) only record the purge's sequence number in
 `zone_state`: O(1) whatever the zone holds; lookups compare each object's `stored_seq`
 with it, and the janitor reclaims hard-purged bytes in the background. Listed files,
 prefixes, globs and tags touch exactly the rows they match, through the (zone, path) and
-tag indexes: a glob reads only the zone's rows under its literal prefix. The applied sequence is written in the same transaction as the changes, so a
-crash between two events replays the second one, never half of it.
+tag indexes: a glob reads only the zone's rows under its literal prefix. The applied
+sequence is written in the same transaction as the changes, so a crash between two
+events replays the second one, never half of it.
 """
 
 from __future__ import annotations
