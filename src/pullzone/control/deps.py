@@ -237,11 +237,12 @@ def json_body(model: type[M], methods: tuple[str, ...] = ("PUT",)) -> Callable[.
 
     async def dependency(request: Request) -> M:
         raw = await read_body(request)
-        if not raw.strip():
+        content_type = request.headers.get("content-type")
+        if not raw.strip() and body.media_type(content_type) != body.FORM:
             raise BadRequest(
                 "this call needs a body: a JSON object (or a form) with the fields to set"
             )
-        data = body.decode(raw, request.headers.get("content-type"))
+        data = body.decode(raw, content_type)  # an empty form: no fields
         if not own_method:
             body.method_of(data, methods, f"{request.method} {request.url.path}")
         try:

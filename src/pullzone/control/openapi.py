@@ -60,14 +60,25 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return responses
 
 
+FORM = "application/x-www-form-urlencoded"
+# An operation's form body is documented under this key until `build` has the components
+# to spell it out (`form_schema`).
+_FORM_OF = "x-pullzone-form-of"
+
+
+def form_of(schema: dict[str, Any]) -> dict[str, Any]:
+    """The form content of a hand-written request body whose JSON schema is `schema`."""
+    return {"schema": {_FORM_OF: schema}}
+
+
 def request_body(model: type[BaseModel], description: str = "") -> dict[str, Any]:
-    """The `openapi_extra=` of a route whose body `deps.json_body(model)` reads."""
+    """The `openapi_extra=` of a route whose body `deps.json_body(model)` reads: JSON, or
+    the same fields as a form in PHP's array syntax (control/body.py)."""
     _REQUEST_MODELS[model.__name__] = model
+    ref = {"$ref": f"#/components/schemas/{model.__name__}"}
     body: dict[str, Any] = {
         "required": True,
-        "content": {
-            "application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}
-        },
+        "content": {"application/json": {"schema": ref}, FORM: {"schema": {_FORM_OF: ref}}},
     }
     if description:
         body["description"] = description
@@ -93,7 +104,55 @@ def build(app: FastAPI) -> dict[str, Any]:
     for path_item in schema.get("paths", {}).values():
         for operation in path_item.values():
             operation.get("responses", {}).pop("422", None)
+            form = operation.get("requestBody", {}).get("content", {}).get(FORM)
+            if form is not None and _FORM_OF in form["schema"]:
+                form["schema"] = form_schema(form["schema"][_FORM_OF], components)
     for unused in ("HTTPValidationError", "ValidationError"):
         components.pop(unused, None)
     app.openapi_schema = schema
     return schema
+
+
+def form_schema(schema: dict[str, Any], components: dict[str, Any]) -> dict[str, Any]:
+    """`schema` (an object's JSON Schema) as a form's fields: nested objects and lists in
+    PHP's array syntax (`cache[cache]`, `files[]`), as control/body.py reads them. A
+    field that is a string or a list is documented as a string (the comma-separated form);
+    free-form objects (5centscdn blocks accepted only when off) are left out."""
+    resolved = _resolved(schema, components)
+    properties: dict[str, Any] = {}
+    for name, sub in resolved.get("properties", {}).items():
+        _flatten(name, sub, components, properties)
+    form: dict[str, Any] = {"type": "object", "properties": properties}
+    if "additionalProperties" in resolved:
+        form["additionalProperties"] = resolved["additionalProperties"]
+    required = [name for name in resolved.get("required", []) if name in properties]
+    if required:
+        form["required"] = required
+    return form
+
+
+def _resolved(schema: dict[str, Any], components: dict[str, Any]) -> dict[str, Any]:
+    if "$ref" in schema:
+        found: dict[str, Any] = components[schema["$ref"].rsplit("/", 1)[1]]
+        return found
+    options = [o for o in schema.get("anyOf", ()) if o.get("type") != "null"]
+    if options:
+        text = [o for o in options if o.get("type") == "string"]
+        chosen = {**schema, **(text or options)[0]}
+        chosen.pop("anyOf")
+        return _resolved(chosen, components)
+    return schema
+
+
+def _flatten(
+    name: str, schema: dict[str, Any], components: dict[str, Any], out: dict[str, Any]
+) -> None:
+    resolved = _resolved(schema, components)
+    kind = resolved.get("type")
+    if kind == "object":
+        for inner, sub in resolved.get("properties", {}).items():
+            _flatten(f"{name}[{inner}]", sub, components, out)
+    elif kind == "array":
+        out[f"{name}[]"] = resolved
+    elif resolved:
+        out[name] = resolved

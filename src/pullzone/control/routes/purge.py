@@ -14,7 +14,7 @@ from pullzone.bus.events import PurgeRequest
 from pullzone.control import body as bodies
 from pullzone.control import history
 from pullzone.control.deps import Caller, Ctl, body_object, zone_for
-from pullzone.control.openapi import errors
+from pullzone.control.openapi import FORM, errors, form_of
 from pullzone.control.schemas import PurgeAnswer, PurgeHistory
 from pullzone.limits import MAX_PURGE_FILES, MAX_PURGE_PATH, MAX_PURGE_TAGS, MAX_TAG
 from pullzone.zones.model import Zone
@@ -70,6 +70,9 @@ _PURGE_BODY = {
         },
     }
 }
+# The same fields as a form (`files[]=/a&files[]=/b`), as 5centscdn's plugin sends them.
+_PURGE_CONTENT = _PURGE_BODY["requestBody"]["content"]
+_PURGE_CONTENT[FORM] = form_of(_PURGE_CONTENT["application/json"]["schema"])
 
 
 @router.post(
