@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends
 from pullzone.bus.events import CreateZone, DeleteZone, PutCertificate, PutZone
 from pullzone.certs.check import check_name, check_upload
 from pullzone.control import certs
-from pullzone.control.deps import Caller, Control, Ctl, admin_only, json_body, zone_for
+from pullzone.control.deps import Caller, Control, Ctl, json_body, zone_creator, zone_for
 from pullzone.control.errors import BadRequest
 from pullzone.control.keys import Principal
 from pullzone.control.log import Committed
@@ -33,9 +33,10 @@ from pullzone.zones.model import Zone
 
 router = APIRouter(prefix="/zones/http/pull", tags=["zones"])
 
-Admin = Annotated[Principal, Depends(admin_only)]
+Creator = Annotated[Principal, Depends(zone_creator)]
 Readable = Annotated[Zone, Depends(zone_for("read"))]
-Writable = Annotated[Zone, Depends(zone_for("write"))]
+Writable = Annotated[Zone, Depends(zone_for("update"))]
+Deletable = Annotated[Zone, Depends(zone_for("delete"))]
 NewZone = Annotated[ZoneCreate, Depends(json_body(ZoneCreate))]
 Changes = Annotated[ZoneUpdate, Depends(json_body(ZoneUpdate))]
 CacheChanges = Annotated[CacheUpdate, Depends(json_body(CacheUpdate))]
@@ -61,13 +62,14 @@ async def list_zones(principal: Caller, ctl: Ctl) -> dict[str, Any]:
     "/new",
     response_model=ZoneChanged,
     summary="Create an HTTP pull zone",
-    description="Admin key only. `name` and `origin` are required; a zone created without "
+    description="The admin key, or a key for every zone with the create permission. `name` "
+    "and `origin` are required; a zone created without "
     'a `cache` block gets `{"cache": "4h", "expiry": "", "querystring": "Y", '
     '"cachecontrol": "Y", "usestale": "Y", "revalidate": "Y"}`.',
     responses=errors(400, 401, 403, 413, 415),
     openapi_extra=request_body(ZoneCreate),
 )
-async def create_zone(_: Admin, body: NewZone, ctl: Ctl) -> dict[str, Any]:
+async def create_zone(_: Creator, body: NewZone, ctl: Ctl) -> dict[str, Any]:
     draft = body.draft()
     certs.check_zone_ssl(ctl.conn, draft, ctl.settings.acme_directory)
     proposal = CreateZone(draft, derive_alias=body.alias is None, stamp=now())
@@ -168,6 +170,6 @@ def _zone_of(ctl: Control, committed: Committed) -> dict[str, Any]:
     "their bytes are reclaimed.",
     responses=_ZONE_ERRORS,
 )
-async def delete_zone(zone: Writable, ctl: Ctl) -> dict[str, Any]:
+async def delete_zone(zone: Deletable, ctl: Ctl) -> dict[str, Any]:
     await ctl.log.commit(zone.id, DeleteZone())
     return {"result": "success", "message": "Zone Deleted"}
