@@ -1129,10 +1129,10 @@ PermissionList = Annotated[
             "type": "array",
             "items": {"type": "string", "enum": list(PERMISSIONS)},
             "minItems": 1,
-            "uniqueItems": True,
             "description": "What the key may do: read, create (zones), update (change and "
             "purge zones), delete (zones); purge is pullzone's (purging without update). "
-            "Sent as `permission[]` (5centscdn's name) or `permission`.",
+            "Sent as `permission[]` (5centscdn's name) or `permission`; a permission named "
+            "twice counts once.",
             "examples": [["read", "update"]],
         }
     ),
