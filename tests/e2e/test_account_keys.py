@@ -1,6 +1,7 @@
 """5centscdn's API key routes (`/v2/account/api`) against a real `pullzone serve`: its own
 curl and Python examples, what each permission lets a key do, 401 and 403 in 5centscdn's
-shape, keys that survive a restart, and a control.db from before keys had permissions."""
+shape, keys that survive a restart, a control.db from before keys had permissions, and two
+API nodes of a cluster agreeing on a key's changes."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from typing import Any
 
 import pytest
 import requests
+from nats_servers import NatsServer
 from origin import Origin
 from server import API_KEY, Server
+from test_cluster import node, running, until
 
 
 def ok(response: Any) -> dict[str, Any]:
@@ -206,3 +209,41 @@ def test_a_key_in_a_control_db_from_before_permissions_keeps_its_meaning(
             assert changed.status_code == 200, changed.text
     finally:
         node.stop()
+
+
+@pytest.mark.timeout(120)
+def test_every_api_node_of_a_cluster_agrees_on_a_keys_changes(tmp_path: Path) -> None:
+    """Created on one node, the key works on the other; changed there, the other enforces
+    the change; deleted on the other, the first refuses it (each is an event of the
+    stream)."""
+    nats = NatsServer(tmp_path, "nats")
+    one = node(tmp_path, "api-1", "api", [nats.url])
+    two = node(tmp_path, "api-2", "api", [nats.url])
+    try:
+        nats.start()
+        with running([one, two]):
+            zone = one.create_zone("http://127.0.0.1:9", alias="clusterkeys")
+            path = f"/zones/http/pull/{zone['id']}"
+            made = ok(
+                one.api.post("/account/api/new", json={"name": "c", "permission[]": ["read"]})
+            )
+            key = {"X-API-Key": made["hash"]}
+
+            def status_on(server: Server, route: str = path) -> int:
+                return server.api.get(route, headers=key).status_code
+
+            until(lambda: status_on(two) == 200, 10, "the new key working on api-2")
+            changed = {"permission[]": ["update"], "description": "no read"}
+            ok(one.api.post(f"/account/api/{made['id']}", json=changed))
+            until(lambda: status_on(two) == 403, 10, "the key's change enforced on api-2")
+            refused(two.api.get(path, headers=key), 403, "may not read")
+            assert (
+                ok(two.api.get(f"/account/api/{made['id']}"))["apikey"]["description"] == "no read"
+            )
+            renamed = two.api.post(path, json={"name": "renamed"}, headers=key)
+            assert renamed.status_code == 200, renamed.text
+            ok(two.api.delete(f"/account/api/{made['id']}"))
+            until(lambda: status_on(one, "/zones/http/pull") == 401, 10, "the deletion on api-1")
+            refused(one.api.get("/zones/http/pull", headers=key), 401, "unknown or revoked")
+    finally:
+        nats.stop()
