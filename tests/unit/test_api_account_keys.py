@@ -302,6 +302,14 @@ async def test_only_the_admin_key_manages_keys_and_403s_carry_5centscdns_shape(
     assert await every_key(api) == before
 
 
+async def test_metrics_refusals_carry_5centscdns_shape_too(api: ApiHarness) -> None:
+    _, secret = await create(api, permission=EVERY)
+    async with api.client_with(None) as anonymous:
+        error(await anonymous.get("http://api.test/metrics"), 401, "admin key")
+    async with api.client_with(secret) as client:
+        error(await client.get("http://api.test/metrics"), 403, "only the admin key")
+
+
 # --- what each permission lets a key do ---------------------------------------------------
 
 

@@ -114,6 +114,14 @@ async def test_create_answers_the_key_and_its_secret_once(api: ApiHarness) -> No
         assert (await client.get(f"/zones/http/pull/{zone['id']}")).status_code == 200
 
 
+async def test_method_override_put_is_accepted_as_on_5centscdns_create_routes(
+    api: ApiHarness,
+) -> None:
+    _, key = await new_key(api, _METHOD="PUT")
+    assert key["name"] == "bot"
+    error(await api.client.post("/keys", json={"name": "n", "_METHOD": "DELETE"}), 400, "_METHOD")
+
+
 async def test_defaults_every_zone_and_not_purge_only(api: ApiHarness) -> None:
     _, key = await new_key(api)
     assert (key["zones"], key["purge_only"]) == (None, False)

@@ -918,6 +918,10 @@ def _key_zones(value: object) -> object:
     return sorted(set(value))
 
 
+def _method(value: object) -> object:
+    return value.strip().upper() if isinstance(value, str) else value
+
+
 class KeyCreate(BaseModel):
     """Body of `POST /v2/keys`. Unknown fields are refused; `zones` null means every zone."""
 
@@ -957,6 +961,11 @@ class KeyCreate(BaseModel):
         False,
         description="true: the key may read and purge its zones, never change or delete "
         "them. Only the admin key creates zones, whatever this says.",
+    )
+    method_override: Annotated[Literal["PUT", "POST"] | None, BeforeValidator(_method)] = Field(
+        None,
+        alias="_METHOD",
+        description='As on 5centscdn\'s create routes: "PUT" (or "POST"), accepted and ignored.',
     )
 
 
@@ -1002,10 +1011,6 @@ class KeyCreated(BaseModel):
 
 
 # --- account certificates (5centscdn's /v2/account/ssl) --------------------------------
-
-
-def _method(value: object) -> object:
-    return value.strip().upper() if isinstance(value, str) else value
 
 
 class CertUpload(_Strict):
