@@ -33,7 +33,12 @@ def assert_error(response: httpx.Response, status: int, *words: str) -> str:
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/json")
     body = response.json()
-    assert set(body) == {"result", "message"}, body
+    if status in (401, 403):  # 5centscdn's shape beside ours, the same message
+        assert set(body) == {"result", "message", "status", "errors"}, body
+        assert body["status"] == "error", body
+        assert body["errors"] == [{"code": status, "message": body["message"]}], body
+    else:
+        assert set(body) == {"result", "message"}, body
     assert body["result"] == "error"
     message = body["message"]
     assert isinstance(message, str) and message

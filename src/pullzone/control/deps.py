@@ -118,16 +118,24 @@ def admin_for(doing: str) -> Callable[..., Awaitable[Principal]]:
     return dependency
 
 
-admin_only = admin_for("create zones")
+async def zone_creator(principal: Caller) -> Principal:
+    """The caller, when its key may create zones: the admin key, or a key for every zone
+    with the `create` permission (403 otherwise)."""
+    if not principal.may("create"):
+        raise Forbidden(
+            "this API key may not create zones: that takes the admin key, or a key for "
+            "every zone with the create permission"
+        )
+    return principal
 
 
 async def account_key(principal: Caller) -> Principal:
     """The caller, when its key is for the whole account: the admin key, or a key for
-    every zone that is not purge-only (403 otherwise)."""
-    if not (principal.admin or (principal.zones is None and not principal.purge_only)):
+    every zone that may update them (403 otherwise)."""
+    if not (principal.admin or (principal.zones is None and principal.may("update"))):
         raise Forbidden(
             "only a key for every zone that may change them (not limited to some zones, "
-            "not purge-only) may manage account certificates"
+            "with the update permission) may manage account certificates"
         )
     return principal
 

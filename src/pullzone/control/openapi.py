@@ -15,16 +15,17 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
-from pullzone.control.schemas import ErrorAnswer, RequestSchema
+from pullzone.control.errors import AUTH_STATUSES
+from pullzone.control.schemas import AuthErrorAnswer, ErrorAnswer, RequestSchema
 
 _REQUEST_MODELS: dict[str, type[BaseModel]] = {}
 
 _ERROR_DESCRIPTIONS = {
     400: "Malformed or invalid input, or a zone id that is not a positive integer.",
-    401: "Missing or unknown X-API-Key.",
-    403: "The key may not do this (to this zone).",
-    404: "No such zone (under /v2/keys: no such live key; under /v2/account/ssl: no such "
-    "certificate).",
+    401: "Missing or unknown X-API-Key (in 5centscdn's shape too: `status`, `errors`).",
+    403: "The key may not do this (to this zone) (in 5centscdn's shape too: `status`, `errors`).",
+    404: "No such zone (under /v2/keys and /v2/account/api: no such live key; under "
+    "/v2/account/ssl: no such certificate).",
     409: "The certificate is in use: a zone's ssl.certid names it.",
     413: "The body is larger than 1 MiB.",
     415: "The body is not JSON.",
@@ -51,7 +52,7 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     responses: dict[int | str, dict[str, Any]] = {}
     for status in sorted(set(every)):
         response: dict[str, Any] = {
-            "model": ErrorAnswer,
+            "model": AuthErrorAnswer if status in AUTH_STATUSES else ErrorAnswer,
             "description": _ERROR_DESCRIPTIONS[status],
         }
         if status == 429:

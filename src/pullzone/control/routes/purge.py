@@ -26,7 +26,7 @@ audit = logging.getLogger("pullzone.audit")  # one JSON line per answered purge
 Purgeable = Annotated[Zone, Depends(zone_for("purge"))]
 Readable = Annotated[Zone, Depends(zone_for("read"))]
 
-_PURGE_BODY = {
+_PURGE_BODY: dict[str, Any] = {
     "requestBody": {
         "required": False,
         "description": "Omit the body (or send `{}`) to purge the whole zone.",

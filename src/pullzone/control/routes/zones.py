@@ -18,12 +18,12 @@ from pullzone.control.deps import (
     Caller,
     Control,
     Ctl,
-    admin_only,
     control,
     json_body,
+    zone_creator,
     zone_for,
 )
-from pullzone.control.errors import BadRequest
+from pullzone.control.errors import BadRequest, Forbidden
 from pullzone.control.keys import Principal
 from pullzone.control.log import Committed
 from pullzone.control.openapi import errors, request_body
@@ -42,9 +42,10 @@ from pullzone.zones.model import Zone
 router = APIRouter(prefix="/zones/http/pull", tags=["zones"])
 every_zone = APIRouter(prefix="/zones", tags=["zones"])
 
-Admin = Annotated[Principal, Depends(admin_only)]
+Creator = Annotated[Principal, Depends(zone_creator)]
 Readable = Annotated[Zone, Depends(zone_for("read"))]
-Writable = Annotated[Zone, Depends(zone_for("write"))]
+Writable = Annotated[Zone, Depends(zone_for("update"))]
+Deletable = Annotated[Zone, Depends(zone_for("delete"))]
 NewZone = Annotated[ZoneCreate, Depends(json_body(ZoneCreate))]
 Changes = Annotated[ZoneUpdate, Depends(json_body(ZoneUpdate, ("PUT", "DELETE")))]
 CacheChanges = Annotated[CacheUpdate, Depends(json_body(CacheUpdate))]
@@ -82,14 +83,14 @@ async def list_every_zone(principal: Caller, ctl: Ctl) -> dict[str, Any]:
     "/new",
     response_model=ZoneChanged,
     summary="Create an HTTP pull zone",
-    description="Admin key only. `alias` (or `name`) and `origin` are required; `name` "
-    "defaults to the alias. A zone created without a `cache` block gets "
-    '`{"cache": "4h", "expiry": "", "querystring": "Y", "cachecontrol": "Y", '
-    '"usestale": "Y", "revalidate": "Y"}`.',
+    description="The admin key, or a key for every zone with the create permission. "
+    "`alias` (or `name`) and `origin` are required; `name` defaults to the alias. A zone "
+    'created without a `cache` block gets `{"cache": "4h", "expiry": "", "querystring": '
+    '"Y", "cachecontrol": "Y", "usestale": "Y", "revalidate": "Y"}`.',
     responses=errors(400, 401, 403, 413, 415),
     openapi_extra=request_body(ZoneCreate),
 )
-async def create_zone(_: Admin, body: NewZone, ctl: Ctl) -> dict[str, Any]:
+async def create_zone(_: Creator, body: NewZone, ctl: Ctl) -> dict[str, Any]:
     draft = body.draft()
     refuse_not_applied(draft)
     certs.check_zone_ssl(ctl.conn, draft, ctl.settings.acme_directory)
@@ -118,9 +119,11 @@ async def show_zone(zone: Readable, ctl: Ctl) -> dict[str, Any]:
     responses=_BODY_ERRORS,
     openapi_extra=request_body(ZoneUpdate),
 )
-async def update_zone(zone: Writable, body: Changes, ctl: Ctl) -> dict[str, Any]:
+async def update_zone(zone: Writable, body: Changes, principal: Caller, ctl: Ctl) -> dict[str, Any]:
     if body.deletes:
         body.apply_to(zone, None)  # refuses other fields beside _METHOD
+        if not principal.may("delete", zone.id):
+            raise Forbidden(f"this API key may not delete zone {zone.id}")
         return await _delete(ctl, zone)
     current = ctl.zone_api(zone)
     return await _update(ctl, zone, lambda zone: body.apply_to(zone, current))
@@ -198,7 +201,7 @@ def _zone_of(ctl: Control, committed: Committed) -> dict[str, Any]:
     "their bytes are reclaimed.",
     responses=_ZONE_ERRORS,
 )
-async def delete_zone(zone: Writable, ctl: Ctl) -> dict[str, Any]:
+async def delete_zone(zone: Deletable, ctl: Ctl) -> dict[str, Any]:
     return await _delete(ctl, zone)
 
 
@@ -207,7 +210,7 @@ async def _delete(ctl: Control, zone: Zone) -> dict[str, Any]:
     return {"result": "success", "message": "Zone Deleted"}
 
 
-_WRITABLE = Depends(zone_for("write"))
+_WRITABLE = Depends(zone_for("update"))
 _CONTROL = Depends(control)
 
 
