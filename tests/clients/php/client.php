@@ -28,9 +28,8 @@ $client = new Client(['handler' => $stack, 'http_errors' => false]);
 $api = rtrim($base, '/') . '/';
 $headers = ['Accept' => 'application/json', 'x-api-key' => $key];
 
-function call(string $method, string $path, ?array $form = null, ?string $message = null): array
-{
-    global $client, $api, $headers;
+$call = function (string $method, string $path, ?array $form = null, ?string $message = null)
+    use ($client, $api, $headers): array {
     $options = ['headers' => $headers];
     if ($form !== null) {
         $options['form_params'] = $form;
@@ -45,26 +44,26 @@ function call(string $method, string $path, ?array $form = null, ?string $messag
         exit(1);
     }
     return $answer;
-}
+};
 
 if ($zoneid === null) {
-    $zone = call('POST', 'zones/http/pull/new',
+    $zone = $call('POST', 'zones/http/pull/new',
         ['_METHOD' => 'PUT', 'alias' => 'php-client', 'origin' => $origin])['zone'];
     $id = $zone['id'];
-    call('GET', 'zones/http/pull');                          // listPullZones
-    call('GET', "zones/http/pull/$id");                      // getPullZones
-    call('POST', "zones/http/pull/$id",                      // updatePullZoneCname
+    $call('GET', 'zones/http/pull');                          // listPullZones
+    $call('GET', "zones/http/pull/$id");                      // getPullZones
+    $call('POST', "zones/http/pull/$id",                      // updatePullZoneCname
         ['origin' => $origin, 'optimize' => 'http', 'cnames' => $cname],
         'Zone updated successfully');
-    call('POST', "zones/http/pull/$id/cache",
+    $call('POST', "zones/http/pull/$id/cache",
         ['cache' => ['cache' => '1h', 'expiry' => '1d']], 'Zone updated successfully');
-    call('POST', "zones/http/pull/$id/ssl",                  // updatePullZoneSsl
+    $call('POST', "zones/http/pull/$id/ssl",                  // updatePullZoneSsl
         ['http2' => 'Y', 'enabled' => 'N', 'mode' => 'S', 'redirect' => 'N'],
         'Zone updated successfully');
 } else {
     // purgePullZoneFile: the plugin sends the pages' full URLs.
-    call('POST', "zones/http/pull/$zoneid/purge",
+    $call('POST', "zones/http/pull/$zoneid/purge",
         ['_METHOD' => 'DELETE', 'files' => ["http://$cname/clients/a.css", "http://$cname/clients/c.css"]],
         'Zone Purged');
-    call('POST', "zones/http/pull/$zoneid/purge", ['_METHOD' => 'DELETE'], 'Zone Purged'); // purgePullZone
+    $call('POST', "zones/http/pull/$zoneid/purge", ['_METHOD' => 'DELETE'], 'Zone Purged'); // purgePullZone
 }
