@@ -82,7 +82,7 @@ async def post_raw(api: ApiHarness, path: str, content: bytes, ctype: str | None
         (b"[1, 2]", ("JSON object",)),
         (b'"text"', ("JSON object",)),
         (b"null", ("JSON object",)),
-        (b"", ("JSON object body",)),
+        (b"", ("needs a body",)),
         (b"[" * 100_000, ("malformed JSON",)),
         (b'{"name": "x", "origin": "http://o", "id": ' + b"9" * 5000 + b"}", ("malformed JSON",)),
     ],
@@ -304,17 +304,28 @@ async def test_a_cache_derived_field_that_disagrees_changes_nothing(
 # --- content type and size -------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "ctype", ["application/x-www-form-urlencoded", "text/plain", "multipart/form-data; b=x"]
-)
-async def test_a_body_that_is_not_json_is_415(
+@pytest.mark.parametrize("ctype", ["text/plain", "multipart/form-data; b=x", "application/xml"])
+async def test_a_body_neither_json_nor_form_is_415_naming_both(
     api: ApiHarness, zone: dict[str, Any], ctype: str
 ) -> None:
     raw = json.dumps({"name": "x", "origin": ORIGIN}).encode()
     async with Unchanged(api):
         for path in ["/zones/http/pull/new", f"/zones/http/pull/{zone['id']}"]:
             assert_error(
-                await post_raw(api, path, raw, ctype), 415, "Content-Type: application/json"
+                await post_raw(api, path, raw, ctype),
+                415,
+                "application/json",
+                "application/x-www-form-urlencoded",
+            )
+
+
+async def test_json_sent_as_a_form_is_400_saying_so(api: ApiHarness, zone: dict[str, Any]) -> None:
+    raw = json.dumps({"name": "x", "origin": ORIGIN}).encode()
+    form = "application/x-www-form-urlencoded"
+    async with Unchanged(api):
+        for path in ["/zones/http/pull/new", f"/zones/http/pull/{zone['id']}"]:
+            assert_error(
+                await post_raw(api, path, raw, form), 400, "Content-Type: application/json"
             )
 
 

@@ -6,15 +6,20 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pullzone.control import body as bodies
 from pullzone.control.errors import STATUS_OF_REFUSAL
 from pullzone.refusal import Refused
 from pullzone.zones.model import CachePolicy, Zone
 from pullzone.zones.plan import PurgeFile, PurgePlan
-from pullzone.zones.purge import parse_body, parse_delete, plan_purge
+from pullzone.zones.purge import check_fields, parse_delete, plan_purge
 
 ZONE = Zone(
     id=42, name="site", alias="site", origin="http://o.example", cnames=("cdn.example.com",)
 )
+
+
+def parse_body(raw: bytes, content_type: str) -> dict:
+    return check_fields(bodies.decode(raw, content_type))
 
 
 def plan(files: object = None, tags: object = None, zone: Zone = ZONE) -> PurgePlan:

@@ -9,7 +9,6 @@ can see another request's transaction half done.
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 from collections.abc import Awaitable, Callable
@@ -21,7 +20,7 @@ from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, ValidationError
 
 from pullzone.config import Settings
-from pullzone.control import certs, keys
+from pullzone.control import body, certs, keys
 from pullzone.control.errors import (
     ApiError,
     BadRequest,
@@ -39,7 +38,6 @@ from pullzone.control.schemas import MAX_ZONE_ID, UNSUPPORTED_BLOCKS, short
 from pullzone.control.stats import NodeStats
 from pullzone.control.store import ZoneStore
 from pullzone.limits import MAX_API_BODY
-from pullzone.text import invalid_text
 from pullzone.zones.model import Zone
 
 M = TypeVar("M", bound=BaseModel)
@@ -189,15 +187,6 @@ def zone_for(action: Action) -> Callable[..., Awaitable[Zone]]:
 # --- the body --------------------------------------------------------------------------
 
 
-def _is_json(content_type: str | None) -> bool:
-    if content_type is None:
-        return True  # no Content-Type: read it as JSON, as most clients mean it
-    media = content_type.split(";")[0].strip().lower()
-    return media in ("application/json", "") or (
-        media.startswith("application/") and media.endswith("+json")
-    )
-
-
 async def read_body(request: Request) -> bytes:
     """The body, up to MAX_API_BODY bytes (413 beyond, without reading the rest)."""
     too_large = ApiError(
@@ -218,39 +207,9 @@ async def read_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-async def json_object(request: Request) -> dict[str, Any]:
-    """The body as a JSON object: 413 when too large, 415 when not JSON, 400 when
-    malformed, empty, or not an object."""
-    raw = await read_body(request)
-    if raw.strip() and not _is_json(request.headers.get("content-type")):
-        raise ApiError(
-            "send the body as JSON with the header Content-Type: application/json",
-            status=415,
-        )
-    if not raw.strip():
-        raise BadRequest('this call needs a JSON object body, for example {"name": …}')
-    try:
-        data = json.loads(raw, parse_constant=_reject_constant)
-    except json.JSONDecodeError as exc:
-        raise BadRequest(
-            f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
-        ) from None
-    except UnicodeDecodeError:
-        raise BadRequest("malformed JSON: the body is not UTF-8") from None
-    except RecursionError:
-        raise BadRequest("malformed JSON: nested too deeply") from None
-    except ValueError as exc:  # NaN/Infinity, integers with too many digits
-        raise BadRequest(f"malformed JSON: {short(str(exc), 120)}") from None
-    if not isinstance(data, dict):
-        raise BadRequest(f"the body must be a JSON object, not a JSON {type(data).__name__}")
-    not_text = invalid_text(data)
-    if not_text is not None:
-        raise BadRequest(not_text)
-    return data
+async def body_object(request: Request) -> dict[str, Any]:
+    """The body as an object, JSON or form (`body.decode`); `{}` when there is none."""
+    return body.decode(await read_body(request), request.headers.get("content-type"))
 
 
 def known_fields(model: type[BaseModel]) -> dict[str, list[str]]:
@@ -267,13 +226,23 @@ def known_fields(model: type[BaseModel]) -> dict[str, list[str]]:
     return fields
 
 
-def json_body(model: type[M]) -> Callable[..., Awaitable[M]]:
-    """A dependency: the body validated as `model` (after the key and the zone checks of
-    the route, which are declared before it)."""
+def json_body(model: type[M], methods: tuple[str, ...] = ("PUT",)) -> Callable[..., Awaitable[M]]:
+    """A dependency: the body (JSON or form) validated as `model`, after the key and the
+    zone checks of the route, which are declared before it. `_METHOD` may be POST or one
+    of `methods` (5centscdn's create examples send PUT); a model that declares `_METHOD`
+    itself (to act on DELETE) gets it as a field instead."""
     accepted = known_fields(model)
+    own_method = any(f.alias == "_METHOD" for f in model.model_fields.values())
 
     async def dependency(request: Request) -> M:
-        data = await json_object(request)
+        raw = await read_body(request)
+        if not raw.strip():
+            raise BadRequest(
+                "this call needs a body: a JSON object (or a form) with the fields to set"
+            )
+        data = body.decode(raw, request.headers.get("content-type"))
+        if not own_method:
+            body.method_of(data, methods, f"{request.method} {request.url.path}")
         try:
             return model.model_validate(data)
         except ValidationError as exc:

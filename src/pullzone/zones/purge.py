@@ -7,14 +7,12 @@ the applier matches the plan against the index.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from pullzone.limits import MAX_PURGE_FILES, MAX_PURGE_PATH, MAX_PURGE_TAGS, MAX_TAG
 from pullzone.refusal import Reason, Refused
 from pullzone.spec.uri import normalise
-from pullzone.text import invalid_text
 from pullzone.zones.model import Zone
 from pullzone.zones.plan import PurgeFile, PurgePlan
 
@@ -34,22 +32,9 @@ def parse_delete(value: str | None) -> bool:
     raise Refused(Reason.INVALID, "delete must be one of true, false, 1, 0, yes, no")
 
 
-def parse_body(raw: bytes, content_type: str | None) -> dict[str, Any]:
-    """The JSON object of the body; an absent or empty body means a whole-zone purge."""
-    if not raw.strip():
-        return {}
-    media = (content_type or "").split(";")[0].strip().lower()
-    if media and media != "application/json" and not media.endswith("+json"):
-        raise Refused(Reason.UNSUPPORTED_MEDIA, "send the purge body as application/json")
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise Refused(Reason.INVALID, "the body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise Refused(Reason.INVALID, 'the body must be a JSON object such as {"files": ["/path"]}')
-    not_text = invalid_text(body)
-    if not_text is not None:
-        raise Refused(Reason.INVALID, not_text)
+def check_fields(body: dict[str, Any]) -> dict[str, Any]:
+    """The decoded body (JSON or form, `control/body.py`), when it holds only what a purge
+    takes; `{}` (no body) is a whole-zone purge."""
     unknown = sorted(set(body) - {"files", "tags"})
     if unknown:
         raise Refused(Reason.INVALID, f"unknown field {unknown[0]!r}: a purge takes files and tags")

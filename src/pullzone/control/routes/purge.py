@@ -11,13 +11,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 
 from pullzone.bus.events import PurgeRequest
+from pullzone.control import body as bodies
 from pullzone.control import history
-from pullzone.control.deps import Caller, Ctl, read_body, zone_for
+from pullzone.control.deps import Caller, Ctl, body_object, zone_for
 from pullzone.control.openapi import errors
 from pullzone.control.schemas import PurgeAnswer, PurgeHistory
 from pullzone.limits import MAX_PURGE_FILES, MAX_PURGE_PATH, MAX_PURGE_TAGS, MAX_TAG
 from pullzone.zones.model import Zone
-from pullzone.zones.purge import parse_body, parse_delete, plan_purge
+from pullzone.zones.purge import check_fields, parse_delete, plan_purge
 
 router = APIRouter(prefix="/zones/http/pull", tags=["purge"])
 audit = logging.getLogger("pullzone.audit")  # one JSON line per answered purge
@@ -92,7 +93,10 @@ async def purge(
     ] = None,
 ) -> dict[str, Any]:
     hard = parse_delete(delete)
-    body = parse_body(await read_body(request), request.headers.get("content-type"))
+    data = await body_object(request)
+    # 5centscdn's WordPress plugin purges with `_METHOD=DELETE` in a form body.
+    bodies.method_of(data, ("DELETE",), f"POST {request.url.path}")
+    body = check_fields(data)
     plan = plan_purge(body, zone, ctl.settings.edge_domain, hard)
     started = time.perf_counter()
     committed = await ctl.log.commit(zone.id, PurgeRequest(plan, principal.key_id))
