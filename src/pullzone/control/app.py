@@ -61,6 +61,7 @@ def create_app(settings: Settings, log: EventLog) -> FastAPI:
     app.state.control = Control(settings, conn, store, log, stats, metrics)
     errors.install(app)
     app.include_router(zones.router, prefix="/v2")
+    app.include_router(zones.every_zone, prefix="/v2")
     app.include_router(purge.router, prefix="/v2")
     app.include_router(key_routes.router, prefix="/v2")
     app.include_router(ssl.router, prefix="/v2")

@@ -34,9 +34,10 @@ from pullzone.control.keys import Action, Principal
 from pullzone.control.log import EventLog
 from pullzone.control.metrics import ApiMetrics
 from pullzone.control.ratelimit import RateLimiter
-from pullzone.control.schemas import MAX_ZONE_ID, UNSUPPORTED_BLOCKS, short
+from pullzone.control.schemas import MAX_ZONE_ID, short
 from pullzone.control.stats import NodeStats
 from pullzone.control.store import ZoneStore
+from pullzone.control.zone_schemas import READ_ONLY, UNSUPPORTED_BLOCKS
 from pullzone.limits import MAX_API_BODY
 from pullzone.zones.model import Zone
 
@@ -216,13 +217,13 @@ def known_fields(model: type[BaseModel]) -> dict[str, list[str]]:
     """Fields accepted at each level of `model`, for "unknown field" messages."""
     fields: dict[str, list[str]] = {"": []}
     for name, info in model.model_fields.items():
-        if name in UNSUPPORTED_BLOCKS:
+        if name in UNSUPPORTED_BLOCKS or name in READ_ONLY:
             continue  # accepted, but not worth listing
         fields[""].append(info.alias or name)
         annotation = info.annotation
         for candidate in getattr(annotation, "__args__", (annotation,)):
             if isinstance(candidate, type) and issubclass(candidate, BaseModel):
-                fields[name] = list(candidate.model_fields)
+                fields[name] = [f.alias or n for n, f in candidate.model_fields.items()]
     return fields
 
 
