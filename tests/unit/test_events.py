@@ -50,6 +50,12 @@ STORED = [
         PurgePlan(False, True, FILES, ("t1", "t2")),
     ),
     (
+        PurgePlan,
+        '{"all":false,"delete":false,"files":[{"path":"/img/","query":"w=1","prefix":true,'
+        '"glob":{"v":1,"pattern":"/img/*.png"}}],"tags":[]}',
+        PurgePlan(False, False, (PurgeFile("/img/", "w=1", prefix=True, glob="/img/*.png"),)),
+    ),
+    (
         PurgeRequest,
         '{"all":true,"delete":true,"key_id":"admin"}',
         PurgeRequest(PurgePlan(True, delete=True), "admin"),

@@ -184,7 +184,8 @@ class Zone:
 
     def to_record(self) -> dict[str, Any]:
         """A JSON-ready dict for storage and for the event log."""
-        return _json_ready(asdict(self))
+        record: dict[str, Any] = _json_ready(asdict(self))
+        return record
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Zone:

@@ -45,10 +45,16 @@ _PURGE_BODY = {
                                 "minLength": 1,
                                 "maxLength": MAX_PURGE_PATH,
                             },
-                            "description": "Paths (`/videos/file.mp4`) or URLs on the zone's "
-                            "hostnames. Without a query string every variant of the path; "
-                            "with one, that variant; a trailing `*` is a prefix.",
-                            "example": ["/videos/file.mp4", "/images/logo.png"],
+                            "description": "Paths (`/videos/file.mp4`), or http(s) URLs on "
+                            "the zone's hostnames or on its origin's host (the origin URL's "
+                            "host or the zone's hostHeader; such a URL is read relative to "
+                            "the origin's path, and one outside it is a 400). Without a query "
+                            "string every variant of the path; with one, that variant. A `*` "
+                            "is a glob matching any characters, `/` included (`*.js`, "
+                            "`/img/*/thumb.png`), at most 16 per file, `**` refused, never in "
+                            "a host; a trailing `*` is a prefix. A query string after a glob "
+                            "or prefix purges that variant of every matching path.",
+                            "example": ["/videos/file.mp4", "/images/*", "*.js"],
                         },
                         "tags": {
                             "type": "array",
