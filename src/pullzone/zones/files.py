@@ -21,6 +21,12 @@ from pullzone.zones.model import Zone
 from pullzone.zones.plan import PurgeFile
 
 
+def looks_like_file(text: str) -> bool:
+    """Whether `text` is spelled as a purge file at all (a path, a glob such as `*.js`, an
+    http(s) URL), for the CLI's checks before anything is sent; the API checks the rest."""
+    return text.startswith(("/", "*")) or text.lower().startswith(("http://", "https://"))
+
+
 @dataclass(frozen=True, slots=True)
 class FileHosts:
     """The hosts whose URLs a purge of one zone accepts (lower case, no port)."""
