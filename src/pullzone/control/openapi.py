@@ -154,6 +154,8 @@ def _flatten(
         for inner, sub in resolved.get("properties", {}).items():
             _flatten(f"{name}[{inner}]", sub, components, out)
     elif kind == "array":
-        out[f"{name}[]"] = resolved
+        # A form cannot send an empty list (it sends no field): the JSON body's minItems
+        # has no form counterpart.
+        out[f"{name}[]"] = {k: v for k, v in resolved.items() if k != "minItems"}
     elif resolved:
         out[name] = resolved
