@@ -56,6 +56,11 @@ include-path = "/v2/keys/{keyid}"
 include-method = "DELETE"
 checks.positive_data_acceptance.expected-statuses = [200, 400, 401, 403, 404, 409, 429]
 
+# 5centscdn's key routes: id 1 is the admin key, which is never changed or deleted (400).
+[[operations]]
+include-path = "/v2/account/api/{apikeyid}"
+checks.positive_data_acceptance.expected-statuses = [200, 400, 401, 403, 404, 409, 429]
+
 # Certificates: a schema-valid `crt` is a PEM certificate only by chance, a `certid` names
 # a certificate only if one exists, and `enabled: Y` needs one: 400s for what the schema
 # cannot say; a certificate a zone uses is a 409 to delete.
@@ -73,10 +78,12 @@ checks.positive_data_acceptance.expected-statuses = [200, 400, 401, 403, 404, 40
 @pytest.fixture(scope="module")
 def fuzz_server(tmp_path_factory: pytest.TempPathFactory, origin: Origin) -> Iterator[Server]:
     s = Server(tmp_path_factory.mktemp("fuzz") / "data", workers=1).start()
-    # Something for the fuzzer's ids to find: a zone, a key limited to it, a purge, a
-    # certificate.
+    # Something for the fuzzer's ids to find: a zone, a key limited to it, a key of
+    # 5centscdn's key routes, a purge, a certificate.
     zone = s.create_zone(origin.url, alias="fuzzed", cnames="fuzz.example")
     assert s.api.post("/keys", json={"name": "k", "zones": [zone["id"]]}).status_code == 200
+    account_key = {"name": "k2", "permission[]": ["read", "update"]}
+    assert s.api.post("/account/api/new", json=account_key).status_code == 200
     assert s.purge(zone["id"], ["/a"]).status_code == 200
     pem = issued("fuzzed.localhost")
     cert = {"name": "c", "crt": pem.crt, "key": pem.key}
@@ -171,6 +178,8 @@ def test_the_fuzzer_reached_past_validation(fuzz_run: dict[str, Any]) -> None:
         ("POST", "/v2/zones/http/pull/{zoneid}/purge"),
         ("GET", "/v2/keys"),
         ("POST", "/v2/keys"),
+        ("GET", "/v2/account/api"),
+        ("POST", "/v2/account/api/new"),
     ]:
         assert expected in succeeded, (expected, sorted(succeeded))
 

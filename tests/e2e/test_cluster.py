@@ -326,6 +326,31 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 
 @pytest.mark.timeout(90)
+def test_a_glob_purge_reaches_every_edge_before_the_answer(
+    cluster: Cluster, origin: Origin, path: str
+) -> None:
+    zone = cluster.zone(origin)
+    base = path.rsplit("/", 1)[0]
+    soft, hard, other = (f"{base}/{name}" for name in ("s/a.js", "h/b/c.js", "s/a.css"))
+    for p in (soft, hard, other):
+        versioned(origin, p)
+    edges = cluster.edges.values()
+    warm(edges, zone, [soft, hard, other])
+
+    answer = purged(cluster.api, zone, [f"{base}/s/*.js"])
+    assert not answer.get("pending"), answer
+    for edge in edges:
+        assert cache(edge, zone, soft) in NOT_HIT_SOFT, edge.edge_url
+        assert cache(edge, zone, hard) == "HIT", edge.edge_url
+
+    answer = purged(cluster.api, zone, [f"{base}/*/c.js"], delete=True)
+    assert not answer.get("pending"), answer
+    for edge in edges:
+        assert cache(edge, zone, hard) == "MISS", edge.edge_url
+        assert cache(edge, zone, other) == "HIT", edge.edge_url
+
+
+@pytest.mark.timeout(90)
 def test_a_purge_through_the_api_node_reaches_every_edge_before_the_answer(
     cluster: Cluster, origin: Origin, path: str
 ) -> None:

@@ -190,6 +190,103 @@ def test_full_url_on_a_zone_hostname(server: Server, origin: Origin, zone: Zone,
     assert r.json()["purged"] == 1
 
 
+def cached(server: Server, origin: Origin, zone: Zone, paths: list[str]) -> None:
+    for p in paths:
+        versioned(origin, p)
+        server.get(zone["fqdn"], p)
+        assert server.get(zone["fqdn"], p).headers["x-cache"] == "HIT"
+
+
+def x_cache(server: Server, zone: Zone, paths: list[str]) -> list[str]:
+    return [server.get(zone["fqdn"], p).headers["x-cache"] for p in paths]
+
+
+def test_glob_star_js_purges_every_js_path_across_slashes(
+    server: Server, origin: Origin, zone: Zone, path: str
+) -> None:
+    base = path.rsplit("/", 1)[0]
+    js, css = [f"{base}/a.js", f"{base}/x/b.js"], [f"{base}/a.css"]
+    cached(server, origin, zone, js + css)
+    answer = server.purge(zone["id"], ["*.js"]).json()
+    assert answer["purged"] == 2, answer
+    assert x_cache(server, zone, js + css) == ["REVALIDATED", "REVALIDATED", "HIT"]
+    listing = server.api.get(f"/zones/http/pull/{zone['id']}/purges").json()["purges"]
+    assert listing[0]["files"] == ["/*.js"]
+
+
+def test_glob_in_the_middle_of_a_path(
+    server: Server, origin: Origin, zone: Zone, path: str
+) -> None:
+    base = path.rsplit("/", 1)[0]
+    thumbs = [f"{base}/img/1/thumb.png", f"{base}/img/2/x/thumb.png"]
+    others = [f"{base}/img/1/full.png", f"{base}/img/thumb.png"]
+    cached(server, origin, zone, thumbs + others)
+    assert server.purge(zone["id"], [f"{base}/img/*/thumb.png"]).json()["purged"] == 2
+    assert x_cache(server, zone, thumbs + others) == ["REVALIDATED"] * 2 + ["HIT"] * 2
+
+
+def test_hard_glob_purge_removes_the_bytes_before_answering(
+    server: Server, origin: Origin, zone: Zone, path: str
+) -> None:
+    base = path.rsplit("/", 1)[0]
+    gone, kept = [f"{base}/a.js", f"{base}/d/b.js"], [f"{base}/c.css"]
+    cached(server, origin, zone, gone + kept)
+    objects = server.data_dir / "cache" / "objects"
+    before = {p for p in objects.rglob("*") if p.is_file()}
+    assert server.purge(zone["id"], [f"{base}/*.js"], delete=True).json()["purged"] == 2
+    after = {p for p in objects.rglob("*") if p.is_file()}
+    assert len(before - after) == 2
+    assert x_cache(server, zone, gone + kept) == ["MISS", "MISS", "HIT"]
+
+
+def test_glob_with_a_query_purges_that_variant_of_each_path(
+    server: Server, origin: Origin, zone: Zone, path: str
+) -> None:
+    base = path.rsplit("/", 1)[0]
+    asked = [f"{base}/a.png?w=1", f"{base}/b/c.png?w=1"]
+    other = [f"{base}/a.png?w=2"]
+    cached(server, origin, zone, asked + other)
+    assert server.purge(zone["id"], [f"{base}/*.png?w=1"], delete=True).json()["purged"] == 2
+    assert x_cache(server, zone, asked + other) == ["MISS", "MISS", "HIT"]
+
+
+def test_full_url_on_the_origin_host_relative_to_the_origin_path(
+    server: Server, origin: Origin, path: str
+) -> None:
+    zone = server.create_zone(f"{origin.url}/static", alias=f"static{abs(hash(path))}")
+    versioned(origin, f"/static{path}")
+    server.get(zone["fqdn"], path)
+    assert server.get(zone["fqdn"], path).headers["x-cache"] == "HIT"
+    outside = server.purge(zone["id"], [f"{origin.url}/elsewhere{path}"])
+    assert outside.status_code == 400
+    assert "outside the zone's origin path /static/" in outside.json()["message"]
+    assert server.get(zone["fqdn"], path).headers["x-cache"] == "HIT"
+    # the site's own URL, as a plugin on the origin sends it (the port does not matter)
+    site_url = f"https://127.0.0.1/static{path}"
+    assert server.purge(zone["id"], [site_url], delete=True).json()["purged"] == 1
+    assert server.get(zone["fqdn"], path).headers["x-cache"] == "MISS"
+
+
+def test_full_url_on_the_zone_host_header(server: Server, origin: Origin, path: str) -> None:
+    zone = server.create_zone(
+        origin.url, alias=f"hh{abs(hash(path))}", hostHeader="www.site.example"
+    )
+    cached(server, origin, zone, [path])
+    r = server.purge(zone["id"], [f"http://WWW.site.example{path}"], delete=True)
+    assert r.json()["purged"] == 1
+    assert x_cache(server, zone, [path]) == ["MISS"]
+
+
+def test_full_url_on_a_foreign_host_is_a_400_naming_it(
+    server: Server, origin: Origin, zone: Zone, path: str
+) -> None:
+    cached(server, origin, zone, [path])
+    r = server.purge(zone["id"], [f"https://evil.example{path}"])
+    assert r.status_code == 400
+    assert r.json()["result"] == "error" and "'evil.example'" in r.json()["message"]
+    assert x_cache(server, zone, [path]) == ["HIT"]
+
+
 def test_tag_purge_from_surrogate_key(
     server: Server, origin: Origin, zone: Zone, path: str
 ) -> None:
@@ -284,6 +381,17 @@ BAD = [
     ("wrong content type", b'{"files": ["/a"]}', "text/plain", "", 415),
     ("delete=maybe", b'{"files": ["/a"]}', "application/json", "?delete=maybe", 400),
     ("unknown field", b'{"file": ["/a"]}', "application/json", "", 400),
+    ("double star", b'{"files": ["/a/**.js"]}', "application/json", "", 400),
+    ("17 stars", json.dumps({"files": ["/" + "*a" * 17]}).encode(), "application/json", "", 400),
+    (
+        "glob over 4096 characters",
+        json.dumps({"files": ["/*" + "a" * 4095]}).encode(),
+        "application/json",
+        "",
+        400,
+    ),
+    ("glob in the host", b'{"files": ["https://*.localhost/a.js"]}', "application/json", "", 400),
+    ("unbalanced [ in a host", b'{"files": ["http://[/a"]}', "application/json", "", 400),
 ]
 
 
@@ -348,6 +456,27 @@ def test_no_worker_serves_purged_content_after_the_answer(
     )
     assert checked > 200
     print(f"consistency: {checked} requests checked against {purges} purges")
+
+
+def test_no_worker_serves_glob_purged_content_after_the_answer(
+    server: Server, origin: Origin, zone: Zone, path: str
+) -> None:
+    version = versioned(origin, path)
+    server.get(zone["fqdn"], path)
+    glob = path.rsplit("/", 1)[0] + "/*ject.*"
+
+    def purge(n: int) -> httpx.Response:
+        version[0] = n
+        return server.purge(zone["id"], [glob], delete=n % 2 == 0)
+
+    checked, _ = hammer_through_purges(
+        lambda: httpx.Client(base_url=server.edge_url, headers={"Host": zone["fqdn"]}),
+        path,
+        purge,
+        connections=6,
+        purges=20,
+    )
+    assert checked > 200
 
 
 def test_soft_purged_content_is_served_stale_while_the_origin_fails(

@@ -35,7 +35,9 @@ DEFAULT_CACHE_ANSWER = {
     "usestale": "Y",
     "revalidate": "Y",
     "cacheInSecs": 14400,
+    "cacheInMins": 240,
     "expiryInSecs": 0,
+    "expiryInMins": 0,
 }
 
 
@@ -57,16 +59,21 @@ async def test_create_answers_zone_created_with_every_5centscdn_field(api: ApiHa
     zone = body["zone"]
     assert STAMP.match(zone.pop("created_at"))
     assert STAMP.match(zone.pop("updated_at"))
+    assert re.fullmatch(r"[0-9a-z]{12}", zone.pop("hashid"))
+    assert isinstance(zone.pop("serviceid"), int)
     assert zone == {
         "id": 1,
         "type": "pull",
         "mode": "http",
+        "optimize": "http",
         "alias": "my-site",
         "name": "My Site",
         "origin": "https://origin.example.com/static",
+        "backup": "",
         "hostHeader": "www.example.com",
         "cnames": "cdn.example.com,img.example.com",
         "cnamesArr": ["cdn.example.com", "img.example.com"],
+        "cnamesArrFqdn": [f"my-site.{API_EDGE_DOMAIN}", "cdn.example.com", "img.example.com"],
         "fqdn": f"my-site.{API_EDGE_DOMAIN}",
         "disabled": "0",
         "status": "Enabled",
@@ -79,6 +86,44 @@ async def test_create_answers_zone_created_with_every_5centscdn_field(api: ApiHa
             "certid": 0,
             "warning": "",
         },
+        "edge": {
+            **dict.fromkeys(
+                ("compression", "disposition", "stripcookie", "xff", "cors", "webp"), "N"
+            ),
+            **dict.fromkeys(("pseudostreaming", "wp", "lfo", "prefresh"), "N"),
+            "compressionlevel": "6",
+        },
+        "securetoken": {
+            "enabled": "N",
+            "policy": "Q",
+            "keyip": "N",
+            "list": "",
+            "timeout": 3600,
+            "session": "0",
+            "ips": "",
+            "active": "N",
+        },
+        "domainlock": {
+            "enabled": "N",
+            "policy": "Y",
+            "list": "",
+            "ips": "",
+            "noreferer": "N",
+            "active": "N",
+        },
+        "geoblock": {"enabled": "N", "policy": "Y", "list": [], "ips": "", "active": "N"},
+        "ipaccess": {"enabled": "N", "policy": "Y", "list": "", "ips": "", "active": "N"},
+        "useragent": {
+            "enabled": "N",
+            "policy": "Y",
+            "list": "",
+            "ips": "",
+            "casesensitive": "N",
+            "active": "N",
+        },
+        "bwlimit": {"enabled": "N", "policy": "0", "rate": 0, "rateafter": 0},
+        "originip": {"enabled": "N", "ip": "", "customhostheader": ""},
+        "shield": {"enabled": "N", "network": "0"},
         "warnings": None,
     }
 
@@ -86,7 +131,7 @@ async def test_create_answers_zone_created_with_every_5centscdn_field(api: ApiHa
 async def test_a_zone_created_without_cache_block_gets_the_default_one(api: ApiHarness) -> None:
     zone = await api.create()
     assert zone["cache"] == DEFAULT_CACHE_ANSWER
-    assert zone["hostHeader"] == ""
+    assert zone["hostHeader"] == "origin.test"  # none set: the origin's host
     assert zone["cnames"] == "" and zone["cnamesArr"] == []
 
 
@@ -155,6 +200,7 @@ async def test_a_partial_cache_block_keeps_the_other_defaults(api: ApiHarness) -
         "querystring": "N",
         "expiry": "1d",
         "expiryInSecs": 86400,
+        "expiryInMins": 1440,
     }
 
 
@@ -216,7 +262,12 @@ async def test_update_can_clear_cnames_and_host_header_and_move_the_alias(api: A
         f"/zones/http/pull/{zone['id']}", json={"cnames": "", "hostHeader": "", "alias": "moved"}
     )
     updated = response.json()["zone"]
-    assert (updated["cnames"], updated["cnamesArr"], updated["hostHeader"]) == ("", [], "")
+    # no Host of its own: the answer names the origin's, which the edge sends
+    assert (updated["cnames"], updated["cnamesArr"], updated["hostHeader"]) == (
+        "",
+        [],
+        "origin.test",
+    )
     assert updated["fqdn"] == f"moved.{API_EDGE_DOMAIN}"
     # the freed names can be taken by another zone now
     other = await api.create(cnames="a.example.com", alias="site")
@@ -235,6 +286,7 @@ async def test_update_cache_takes_the_block_fields_at_top_level(api: ApiHarness)
         **DEFAULT_CACHE_ANSWER,
         "cache": "1h",
         "cacheInSecs": 3600,
+        "cacheInMins": 60,
         "querystring": "N",
     }
 

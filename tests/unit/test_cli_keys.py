@@ -99,7 +99,8 @@ def test_create_prints_the_secret_alone_on_stdout(live_api: str) -> None:
     secret = result.stdout.strip()
     assert result.stdout == secret + "\n" and len(secret) >= 40
     told = said(result.stderr)
-    assert "Key Created: id key_" in told and "(ci), zones: all, may: read, write, purge" in told
+    assert "Key Created: id key_" in told
+    assert "(ci), zones: all, may: read, update, purge, delete" in told
     assert "shown only this once" in told
     assert secret not in result.stderr
     # the secret is a working key
@@ -124,7 +125,7 @@ def test_create_for_zones_by_reference_purge_only(live_api: str) -> None:
     assert answer["message"] == "Key Created" and answer["secret"]
     assert (answer["key"]["zones"], answer["key"]["purge_only"]) == ([1, 2], True)
     told = said(run("keys", "create", "--name", "b2", "--zone", "one", env=env).stderr)
-    assert "zones: 1, may: read, write, purge" in told
+    assert "zones: 1, may: read, update, purge, delete" in told
 
 
 def test_create_for_a_zone_that_does_not_exist(live_api: str) -> None:
@@ -146,7 +147,7 @@ def test_list_and_revoke(live_api: str) -> None:
     rows = {line.split()[1]: said(line) for line in listed.stdout.splitlines() if "key_" in line}
     assert set(rows) == {key_id}
     assert re.search(
-        r"ci all read, write, purge \d{4}-\d\d-\d\d \d\d:\d\d:\d\d active", rows[key_id]
+        r"ci all read, update, purge, delete \d{4}-\d\d-\d\d \d\d:\d\d:\d\d active", rows[key_id]
     )
     admin_row = [said(line) for line in listed.stdout.splitlines() if "everything" in line]
     assert len(admin_row) == 1 and admin_row[0].startswith("admin admin all everything")

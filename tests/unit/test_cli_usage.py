@@ -62,7 +62,13 @@ def test_purge_all_does_not_mix_with_paths_or_tags() -> None:
 def test_purge_paths_start_with_a_slash_or_are_urls(path: str) -> None:
     result = run("purge", "3", path)
     assert result.exit_code == 2
-    assert "a path starts with /" in said(result.stderr)
+    assert "a path starts with / or *" in said(result.stderr)
+
+
+def test_a_glob_starting_with_a_star_is_a_purge_file() -> None:
+    from pullzone.cli.purge import listed_paths
+
+    assert listed_paths("*.js\n/img/*/t.png\n") == [(1, "*.js"), (2, "/img/*/t.png")]
 
 
 def test_purge_all_asks_first_and_stops_on_no(closed_url: str) -> None:

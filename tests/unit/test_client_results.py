@@ -211,6 +211,19 @@ def test_keys() -> None:
         result(_requests.list_keys(), {"result": "success", "keys": [{**KEY, "zones": ["a"]}]})
 
 
+def test_a_key_answer_with_permissions_and_its_account_api_id() -> None:
+    """What servers with /v2/account/api add to a key; older answers read as above."""
+    fields = {"description": "ci", "permission": ["read", "purge"], "apikeyid": 69931128008014}
+    [key] = result(_requests.list_keys(), {"result": "success", "keys": [{**KEY, **fields}]})
+    assert (key.description, key.permission, key.apikeyid) == (
+        "ci",
+        ("read", "purge"),
+        fields["apikeyid"],
+    )
+    with pytest.raises(ApiError, match="'permission' is not a list of strings"):
+        result(_requests.list_keys(), {"result": "success", "keys": [{**KEY, "permission": [1]}]})
+
+
 def test_calls_that_answer_only_a_message() -> None:
     done = {"result": "success", "message": "Zone Deleted"}
     assert result(_requests.delete_zone(42), done) is None

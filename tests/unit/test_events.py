@@ -19,6 +19,7 @@ from pullzone.bus.events import (
     PurgeRequest,
     PutZone,
     RevokeKey,
+    UpdateKey,
 )
 from pullzone.zones.model import Zone
 from pullzone.zones.plan import PurgeFile, PurgePlan
@@ -50,6 +51,12 @@ STORED = [
         PurgePlan(False, True, FILES, ("t1", "t2")),
     ),
     (
+        PurgePlan,
+        '{"all":false,"delete":false,"files":[{"path":"/img/","query":"w=1","prefix":true,'
+        '"glob":{"v":1,"pattern":"/img/*.png"}}],"tags":[]}',
+        PurgePlan(False, False, (PurgeFile("/img/", "w=1", prefix=True, glob="/img/*.png"),)),
+    ),
+    (
         PurgeRequest,
         '{"all":true,"delete":true,"key_id":"admin"}',
         PurgeRequest(PurgePlan(True, delete=True), "admin"),
@@ -75,6 +82,24 @@ STORED = [
         RevokeKey,
         '{"id":"key_1","at":"2026-01-02 00:00:00"}',
         RevokeKey("key_1", "2026-01-02 00:00:00"),
+    ),
+    # A key of /v2/account/api: description and permissions after the older fields.
+    (
+        CreateKey,
+        '{"key":{"id":"k","name":"app","key_hash":"h","zones":null,"purge_only":true,'
+        '"created_at":"t","description":"mobile","permissions":["read","create"]}}',
+        CreateKey(KeyRecord("k", "app", "h", None, True, "t", "mobile", ("read", "create"))),
+    ),
+    (
+        CreateKey,
+        '{"key":{"id":"k","name":"app","key_hash":"h","zones":null,"purge_only":false,'
+        '"created_at":"t","permissions":["read","update","delete"]}}',
+        CreateKey(KeyRecord("k", "app", "h", None, False, "t", "", ("read", "update", "delete"))),
+    ),
+    (
+        UpdateKey,
+        '{"id":"key_1","name":"app","description":"","permissions":["read","purge"]}',
+        UpdateKey("key_1", "app", "", ("read", "purge")),
     ),
 ]
 
@@ -106,8 +131,30 @@ def test_what_older_or_hand_written_purges_leave_out_reads_as_the_appliers_read_
         (PutZone, {"zone": "not a record"}),
         (CreateKey, {"key": {"id": "k"}}),
         (RevokeKey, {"at": "t"}),
+        (CreateKey, {"key": {**KEY.to_payload(), "permissions": ["read", "admin"]}}),
+        (CreateKey, {"key": {**KEY.to_payload(), "permissions": []}}),
+        (CreateKey, {"key": {**KEY.to_payload(), "permissions": "read"}}),
+        (UpdateKey, {"id": "k", "name": "n", "description": ""}),  # no permissions
+        (UpdateKey, {"id": "k", "name": "n", "description": "", "permissions": ["sudo"]}),
     ],
 )
 def test_a_payload_its_kind_cannot_use_is_quarantined(record: Any, payload: dict[str, Any]) -> None:
     with pytest.raises(local.UNAPPLICABLE):
         record.from_payload(payload)
+
+
+def test_a_key_record_of_an_older_release_reads_as_a_key_without_permissions() -> None:
+    """Keys made before /v2/account/api: no description, permissions by purge_only."""
+    older = next(text for _, text, _ in STORED if text.startswith('{"key":{"id":"key_0a1b2c"'))
+    record = KeyRecord.from_payload(json.loads(older)["key"])
+    assert (record.description, record.permissions, record.purge_only) == ("", None, True)
+
+
+def test_permissions_are_read_in_one_order_without_purge_beside_update() -> None:
+    payload = {
+        "id": "k",
+        "name": "n",
+        "description": "",
+        "permissions": ["purge", "update", "read"],
+    }
+    assert UpdateKey.from_payload(payload).permissions == ("read", "update")

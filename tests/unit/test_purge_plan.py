@@ -81,7 +81,12 @@ def test_query_is_dropped_when_the_zone_ignores_query_strings() -> None:
         ["ftp://cdn.example.com/x"],
         ["/nul\x00byte"],
         ["/" + "a" * 8192],
-        ["/a*b"],
+        ["/a**b"],
+        ["**"],
+        ["/" + "*a" * 17],
+        ["https://*.example.com/a.js"],
+        ["http://[/a"],
+        ["https://o.example.com.evil/a"],
     ],
 )
 def test_bad_files_are_400(files: object) -> None:
@@ -147,3 +152,124 @@ def test_any_list_of_strings_is_planned_or_refused_with_a_client_error(files: li
         assert STATUS_OF_REFUSAL[exc.reason] in (400, 413)
     else:
         assert all(f.path.startswith("/") for f in p.files)
+
+
+# -- globs ------------------------------------------------------------------------------
+
+
+def test_a_star_inside_a_path_is_a_glob_under_its_literal_prefix() -> None:
+    assert plan(files=["/img/*/thumb.png"]).files == (
+        PurgeFile("/img/", None, prefix=True, glob="/img/*/thumb.png"),
+    )
+
+
+def test_a_file_may_start_with_a_star_and_then_matches_from_the_root() -> None:
+    assert plan(files=["*.js"]).files == (PurgeFile("/", None, prefix=True, glob="/*.js"),)
+    assert plan(files=["*.js"]).files == plan(files=["/*.js"]).files
+
+
+def test_a_glob_or_a_prefix_with_a_query_string_purges_that_variant_of_each_path() -> None:
+    assert plan(files=["/img/*.png?w=100", "/img/*?w=1"]).files == (
+        PurgeFile("/img/", "w=100", prefix=True, glob="/img/*.png"),
+        PurgeFile("/img/", "w=1", prefix=True),
+    )
+
+
+def test_a_star_in_the_query_string_is_the_character_itself() -> None:
+    assert plan(files=["/a?x=*"]).files == (PurgeFile("/a", "x=*", prefix=False),)
+
+
+def test_a_glob_is_spelled_as_the_cache_key_spells_paths() -> None:
+    assert plan(files=["/%62*/caf\u00e9.png"]).files == (
+        PurgeFile("/b", None, prefix=True, glob="/b*/caf%C3%A9.png"),
+    )
+
+
+def test_a_glob_on_a_zone_that_ignores_query_strings_drops_the_query() -> None:
+    zone = Zone(id=1, name="n", alias="n", origin="http://o", cache=CachePolicy(querystring=False))
+    assert plan(files=["/*.js?v=1"], zone=zone).files == (
+        PurgeFile("/", None, prefix=True, glob="/*.js"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("files", "says"),
+    [
+        (["/a**b"], "single *"),
+        (["/" + "*a" * 17], "at most 16"),
+        (["https://*.cdn.example.com/a.js"], "not in the host"),
+        (["/*" + "a" * 4095], "longer than 4096"),
+    ],
+)
+def test_bad_globs_say_what_is_wrong(files: list[str], says: str) -> None:
+    status, message = error_of(files=files)
+    assert status == 400 and says in message, message
+
+
+def test_sixteen_stars_are_allowed() -> None:
+    assert plan(files=["/" + "*a" * 16]).files[0].glob == "/" + "*a" * 16
+
+
+# -- URLs on the origin's host ----------------------------------------------------------
+
+STATIC = Zone(
+    id=7,
+    name="s",
+    alias="s",
+    origin="https://o.example/static/",
+    host_header="www.site.example:8443",
+    cnames=("cdn.site.example",),
+)
+
+
+def paths(files: list[str], zone: Zone) -> list[tuple[str, str | None]]:
+    return [(f.glob or f.path, f.query) for f in plan(files=files, zone=zone).files]
+
+
+def test_a_url_on_the_origin_host_names_the_zone_path_it_was_fetched_for() -> None:
+    assert paths(["http://O.example/a.js?v=1", "https://o.example:9/b"], ZONE) == [
+        ("/a.js", "v=1"),
+        ("/b", None),
+    ]
+
+
+def test_a_url_on_the_origin_host_is_relative_to_the_origin_path() -> None:
+    files = [
+        "https://o.example/static/a.js",
+        "http://www.site.example/static/img/*.png",
+        "https://o.example/static/",
+    ]
+    assert paths(files, STATIC) == [("/a.js", None), ("/img/*.png", None), ("/", None)]
+
+
+def test_a_url_on_a_zone_hostname_is_the_path_itself_whatever_the_origin_path() -> None:
+    assert paths(["https://cdn.site.example/static/a.js"], STATIC) == [("/static/a.js", None)]
+
+
+def test_the_origin_path_compares_as_normalised() -> None:
+    zone = STATIC.with_changes(origin="https://o.example/st%61tic")
+    assert paths(["https://o.example/%73tatic/a.js"], zone) == [("/a.js", None)]
+
+
+def test_an_ipv6_origin_host() -> None:
+    zone = ZONE.with_changes(origin="http://[2001:db8::1]:8080")
+    assert paths(["http://[2001:DB8::1]/a"], zone) == [("/a", None)]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://o.example/other/a.js",
+        "https://o.example/staticfile.js",
+        "https://o.example/static",
+        "https://o.example/*.js",
+    ],
+)
+def test_a_url_on_the_origin_host_outside_the_origin_path_is_400(url: str) -> None:
+    status, message = error_of(files=[url], zone=STATIC)
+    assert status == 400 and "outside the zone's origin path /static/" in message, message
+
+
+def test_a_url_on_a_foreign_host_is_400_naming_it() -> None:
+    status, message = error_of(files=["https://evil.example/a.js"], zone=STATIC)
+    assert status == 400 and "'evil.example'" in message, message

@@ -15,6 +15,7 @@ from pullzone.bus.events import (
     CERT_PUT,
     KEY_CREATE,
     KEY_REVOKE,
+    KEY_UPDATE,
     PURGE,
     ZONE_CREATE,
     ZONE_DELETE,
@@ -132,6 +133,26 @@ def test_keys_are_events_too(replica: Replica) -> None:
     replica.apply(event(2, KEY_REVOKE, id=record.id, at="2026-01-02 00:00:00"))
     assert keys.authenticate(replica.conn, secret) is None
     assert local.read_since(replica.conn, 0) == [] and replica.position == 2
+
+
+def test_a_key_update_changes_what_the_key_may_do_at_once(replica: Replica) -> None:
+    secret, record = keys.new_key("app", permissions=("read",))
+    replica.apply(event(1, KEY_CREATE, key=record.to_payload()))
+    principal = keys.authenticate(replica.conn, secret)
+    assert principal is not None and principal.may("read", 3) and not principal.may("update", 3)
+    change = {"id": record.id, "name": "app2", "description": "d", "permissions": ["update"]}
+    assert replica.apply(event(2, KEY_UPDATE, **change)) is None  # not for the edge
+    principal = keys.authenticate(replica.conn, secret)
+    assert principal is not None and principal.may("update", 3) and not principal.may("read", 3)
+    info = keys.get_key(replica.conn, record.id)
+    assert info is not None and (info.name, info.description) == ("app2", "d")
+    # a key another node deleted first stays deleted: refused, only the position moves
+    replica.apply(event(3, KEY_REVOKE, id=record.id, at="2026-01-02 00:00:00"))
+    with pytest.raises(Refused) as refused:
+        replica.apply(event(4, KEY_UPDATE, **change))
+    assert refused.value.reason is Reason.NOT_FOUND
+    replica.skip(4)
+    assert keys.authenticate(replica.conn, secret) is None and replica.position == 4
 
 
 # --- certificates ------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 from pullzone.certs.model import Certificate
+from pullzone.permissions import Permission, normalized
 from pullzone.zones.model import Zone
 from pullzone.zones.plan import PURGE_KIND, PurgePlan
 
@@ -23,6 +24,7 @@ from pullzone.zones.plan import PURGE_KIND, PurgePlan
 ZONE_CREATE = "zone.create"  # payload: the draft zone; its id becomes the event's sequence
 KEY_CREATE = "key.create"
 KEY_REVOKE = "key.revoke"
+KEY_UPDATE = "key.update"  # payload: the key's new name, description and permissions
 # ... and what the edge reads from a node's log (a create is stored as the ZONE_PUT it made).
 ZONE_PUT = "zone.put"
 ZONE_DELETE = "zone.delete"
@@ -138,9 +140,20 @@ class PurgeRequest:
 # --- API keys ------------------------------------------------------------------------
 
 
+def _permissions(value: Any) -> tuple[Permission, ...]:
+    if not isinstance(value, list) or not value:
+        raise TypeError("a key's permissions are a non-empty list")
+    return normalized(str(p) for p in value)
+
+
 @dataclass(frozen=True, slots=True)
 class KeyRecord:
-    """An API key as stored: hashed, never the key itself."""
+    """An API key as stored: hashed, never the key itself.
+
+    `description` and `permissions` came with 5centscdn's `/v2/account/api`: a record
+    without them (every key `/v2/keys` makes, and every older payload) is written and read
+    exactly as before, and its permissions follow from `purge_only` (pullzone.permissions).
+    """
 
     id: str
     name: str
@@ -148,10 +161,13 @@ class KeyRecord:
     zones: tuple[int, ...] | None  # None: every zone
     purge_only: bool
     created_at: str
+    description: str = ""
+    permissions: tuple[Permission, ...] | None = None  # None: of_legacy(purge_only)
 
     @classmethod
     def from_payload(cls, record: Mapping[str, Any]) -> KeyRecord:
         zones = record["zones"]
+        permissions = record.get("permissions")
         return cls(
             id=record["id"],
             name=record["name"],
@@ -159,10 +175,12 @@ class KeyRecord:
             zones=None if zones is None else tuple(int(zone) for zone in zones),
             purge_only=bool(record["purge_only"]),
             created_at=record["created_at"],
+            description=str(record.get("description", "")),
+            permissions=None if permissions is None else _permissions(permissions),
         )
 
     def to_payload(self) -> dict[str, Any]:
-        return {
+        payload: dict[str, Any] = {
             "id": self.id,
             "name": self.name,
             "key_hash": self.key_hash,
@@ -170,6 +188,11 @@ class KeyRecord:
             "purge_only": self.purge_only,
             "created_at": self.created_at,
         }
+        if self.description:
+            payload["description"] = self.description
+        if self.permissions is not None:
+            payload["permissions"] = list(self.permissions)
+        return payload
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +222,36 @@ class RevokeKey:
 
     def to_payload(self) -> dict[str, Any]:
         return {"id": self.id, "at": self.at}
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateKey:
+    """A live key's new name, description and permissions (`POST /v2/account/api/{id}`);
+    its secret, zones and creation time stay."""
+
+    KIND: ClassVar[str] = KEY_UPDATE
+
+    id: str
+    name: str
+    description: str
+    permissions: tuple[Permission, ...]
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> UpdateKey:
+        return cls(
+            str(payload["id"]),
+            str(payload["name"]),
+            str(payload["description"]),
+            _permissions(payload["permissions"]),
+        )
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "description": self.description,
+            "permissions": list(self.permissions),
+        }
 
 
 # --- certificates ----------------------------------------------------------------------
@@ -281,6 +334,7 @@ Proposal = (
     | PurgeRequest
     | CreateKey
     | RevokeKey
+    | UpdateKey
     | PutCertificate
     | DeleteCertificate
     | PutAcmeChallenge

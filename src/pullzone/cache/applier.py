@@ -3,9 +3,10 @@
 Whole-zone purges (and zone deletion) only record the purge's sequence number in
 `zone_state`: O(1) whatever the zone holds; lookups compare each object's `stored_seq`
 with it, and the janitor reclaims hard-purged bytes in the background. Listed files,
-prefixes and tags touch exactly the rows they match, through the (zone, path) and tag
-indexes. The applied sequence is written in the same transaction as the changes, so a
-crash between two events replays the second one, never half of it.
+prefixes, globs and tags touch exactly the rows they match, through the (zone, path) and
+tag indexes: a glob reads only the zone's rows under its literal prefix. The applied
+sequence is written in the same transaction as the changes, so a crash between two
+events replays the second one, never half of it.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from pullzone.bus.events import (
 )
 from pullzone.cache.bodies import BodyStore
 from pullzone.sqlite import transaction
-from pullzone.zones.plan import PurgePlan
+from pullzone.zones.glob import literal_prefix, sqlite_pattern
+from pullzone.zones.plan import PurgeFile, PurgePlan
 
 # Events that change nothing the cache holds.
 NOTHING_STORED_CHANGES = frozenset(
@@ -41,25 +43,30 @@ class Applied:
     matched: int  # objects a selective purge touched; -1 for whole-zone purges
 
 
+def _file_rows(conn: sqlite3.Connection, zone_id: int, item: PurgeFile) -> sqlite3.Cursor:
+    """The ids of the zone's objects one file matches. Each query is bounded by the zone's
+    own rows: an equality or a range on objects_path (zone_id, path), a glob's range
+    being its literal prefix, which GLOB then filters."""
+    if item.prefix or item.glob is not None:
+        start = literal_prefix(item.glob) if item.glob is not None else item.path
+        sql = "SELECT id FROM objects WHERE zone_id = ? AND path >= ? AND path < ?"
+        params: list[object] = [zone_id, start, start + _PREFIX_END]
+        if item.glob is not None:
+            sql += " AND path GLOB ?"
+            params.append(sqlite_pattern(item.glob))
+    else:
+        sql = "SELECT id FROM objects WHERE zone_id = ? AND path = ?"
+        params = [zone_id, item.path]
+    if item.query is not None:
+        sql += " AND query = ?"
+        params.append(item.query)
+    return conn.execute(sql, params)
+
+
 def _matching_ids(conn: sqlite3.Connection, zone_id: int, plan: PurgePlan) -> set[str]:
     ids: set[str] = set()
     for item in plan.files:
-        path, query = item.path, item.query
-        if item.prefix:
-            rows = conn.execute(
-                "SELECT id FROM objects WHERE zone_id = ? AND path >= ? AND path < ?",
-                (zone_id, path, path + _PREFIX_END),
-            )
-        elif query is None:
-            rows = conn.execute(
-                "SELECT id FROM objects WHERE zone_id = ? AND path = ?", (zone_id, path)
-            )
-        else:
-            rows = conn.execute(
-                "SELECT id FROM objects WHERE zone_id = ? AND path = ? AND query = ?",
-                (zone_id, path, query),
-            )
-        ids.update(row[0] for row in rows)
+        ids.update(row[0] for row in _file_rows(conn, zone_id, item))
     for tag in plan.tags:
         rows = conn.execute(
             "SELECT object_id FROM object_tags WHERE zone_id = ? AND tag = ?", (zone_id, tag)

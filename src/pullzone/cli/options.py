@@ -16,6 +16,7 @@ import typer
 
 from pullzone.config import split_host_port
 from pullzone.zones.durations import parse_duration, parse_size
+from pullzone.zones.files import looks_like_file
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,11 +128,12 @@ def origin(value: str | None) -> str | None:
 
 
 def purge_paths(values: list[str] | None) -> list[str] | None:
-    """Paths that start with `/`, or full http(s) URLs."""
+    """Paths that start with `/`, globs (`*.js`), or full http(s) URLs."""
     for value in values or ():
-        if not value.startswith("/") and not value.lower().startswith(("http://", "https://")):
+        if not looks_like_file(value):
             raise typer.BadParameter(
-                f"{value!r}: a path starts with / (or give a full URL on one of the zone's hosts)"
+                f"{value!r}: a path starts with / or * (or give a full URL on one of the "
+                "zone's hosts)"
             )
     return values
 

@@ -125,6 +125,9 @@ def key_zones(key: ApiKey) -> str:
 def key_access(key: ApiKey) -> str:
     if key.admin:
         return "everything"
+    if key.permission:  # `update` includes purging (docs/api.md, Keys and scopes)
+        return ", ".join("update, purge" if p == "update" else p for p in key.permission)
+    # a server that predates permissions
     return "read, purge" if key.purge_only else "read, write, purge"
 
 

@@ -35,6 +35,7 @@ from pullzone.cli.zone_lookup import ZoneRef, find_zone_id
 from pullzone.client import ApiError, Client, PurgeResult, purge_batches
 from pullzone.client import _requests as calls
 from pullzone.client._requests import Answer
+from pullzone.zones.files import looks_like_file
 
 STDIN = "-"
 
@@ -61,9 +62,9 @@ def listed_paths(text: str, skip: int = 0) -> list[tuple[int, str]]:
         path = line.strip()
         if number <= skip or not path or path.startswith("#"):
             continue
-        if not path.startswith("/") and not path.lower().startswith(("http://", "https://")):
+        if not looks_like_file(path):
             raise ValueError(
-                f"line {number}: {path[:80]!r} is not a path starting with / nor a full "
+                f"line {number}: {path[:80]!r} is not a path starting with / or * nor a full "
                 "http(s) URL (comment lines start with #)"
             )
         found.append((number, path))

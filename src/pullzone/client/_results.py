@@ -143,7 +143,9 @@ class PurgeRecord:
 @dataclass(frozen=True, slots=True)
 class ApiKey:
     """An API key as the API shows it (never the secret). `zones` None: every zone;
-    `purge_only`: it may read and purge, never change; `revoked_at` None: it is live."""
+    `purge_only`: it may read and purge, never change; `revoked_at` None: it is live;
+    `permission`: what it may do (docs/api.md, Keys and scopes; empty from a server that
+    predates permissions); `apikeyid`: its id under /v2/account/api."""
 
     __module__ = "pullzone.client"
 
@@ -154,6 +156,9 @@ class ApiKey:
     purge_only: bool
     created_at: str
     revoked_at: str | None
+    description: str = ""
+    permission: tuple[str, ...] = ()
+    apikeyid: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,6 +371,9 @@ def api_key(body: Mapping[str, Any]) -> ApiKey:
         purge_only=_get(body, "purge_only", bool, False),
         created_at=_text(body, "created_at"),
         revoked_at=_optional_text(body, "revoked_at"),
+        description=_text(body, "description"),
+        permission=_strings(body, "permission"),
+        apikeyid=_optional_int(body, "apikeyid"),
     )
 
 

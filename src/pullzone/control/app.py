@@ -23,7 +23,7 @@ from pullzone.control import errors, openapi, replica
 from pullzone.control.deps import Control
 from pullzone.control.log import EventLog
 from pullzone.control.metrics import ApiMetrics
-from pullzone.control.routes import dashboard, purge, ssl, zones
+from pullzone.control.routes import account_keys, dashboard, purge, ssl, zones
 from pullzone.control.routes import keys as key_routes
 from pullzone.control.routes import stats as stats_routes
 from pullzone.control.stats import NodeStats
@@ -32,7 +32,8 @@ from pullzone.sqlite import connect
 DESCRIPTION = """\
 Management API of pullzone, a self-hosted CDN for HTTP pull zones, wire-compatible with
 the 5centscdn v2 API for HTTP pull zones. Every call needs the header `X-API-Key`.
-Every error answers `{"result": "error", "message": "…"}`.
+Every error answers `{"result": "error", "message": "…"}`; 401 and 403 answers also
+carry 5centscdn's `"status": "error"` and `"errors": [{"code": …, "message": …}]`.
 """
 
 
@@ -61,9 +62,11 @@ def create_app(settings: Settings, log: EventLog) -> FastAPI:
     app.state.control = Control(settings, conn, store, log, stats, metrics)
     errors.install(app)
     app.include_router(zones.router, prefix="/v2")
+    app.include_router(zones.every_zone, prefix="/v2")
     app.include_router(purge.router, prefix="/v2")
     app.include_router(key_routes.router, prefix="/v2")
     app.include_router(ssl.router, prefix="/v2")
+    app.include_router(account_keys.router, prefix="/v2")
     app.include_router(stats_routes.router)
     app.include_router(dashboard.router)
 

@@ -34,9 +34,10 @@ from pullzone.control.keys import Action, Principal
 from pullzone.control.log import EventLog
 from pullzone.control.metrics import ApiMetrics
 from pullzone.control.ratelimit import RateLimiter
-from pullzone.control.schemas import MAX_ZONE_ID, UNSUPPORTED_BLOCKS, short
+from pullzone.control.schemas import MAX_ZONE_ID, short
 from pullzone.control.stats import NodeStats
 from pullzone.control.store import ZoneStore
+from pullzone.control.zone_schemas import READ_ONLY, UNSUPPORTED_BLOCKS
 from pullzone.limits import MAX_API_BODY
 from pullzone.zones.model import Zone
 
@@ -117,16 +118,24 @@ def admin_for(doing: str) -> Callable[..., Awaitable[Principal]]:
     return dependency
 
 
-admin_only = admin_for("create zones")
+async def zone_creator(principal: Caller) -> Principal:
+    """The caller, when its key may create zones: the admin key, or a key for every zone
+    with the `create` permission (403 otherwise)."""
+    if not principal.may("create"):
+        raise Forbidden(
+            "this API key may not create zones: that takes the admin key, or a key for "
+            "every zone with the create permission"
+        )
+    return principal
 
 
 async def account_key(principal: Caller) -> Principal:
     """The caller, when its key is for the whole account: the admin key, or a key for
-    every zone that is not purge-only (403 otherwise)."""
-    if not (principal.admin or (principal.zones is None and not principal.purge_only)):
+    every zone that may update them (403 otherwise)."""
+    if not (principal.admin or (principal.zones is None and principal.may("update"))):
         raise Forbidden(
             "only a key for every zone that may change them (not limited to some zones, "
-            "not purge-only) may manage account certificates"
+            "with the update permission) may manage account certificates"
         )
     return principal
 
@@ -216,13 +225,13 @@ def known_fields(model: type[BaseModel]) -> dict[str, list[str]]:
     """Fields accepted at each level of `model`, for "unknown field" messages."""
     fields: dict[str, list[str]] = {"": []}
     for name, info in model.model_fields.items():
-        if name in UNSUPPORTED_BLOCKS:
+        if name in UNSUPPORTED_BLOCKS or name in READ_ONLY:
             continue  # accepted, but not worth listing
         fields[""].append(info.alias or name)
         annotation = info.annotation
         for candidate in getattr(annotation, "__args__", (annotation,)):
             if isinstance(candidate, type) and issubclass(candidate, BaseModel):
-                fields[name] = list(candidate.model_fields)
+                fields[name] = [f.alias or n for n, f in candidate.model_fields.items()]
     return fields
 
 
@@ -236,11 +245,12 @@ def json_body(model: type[M], methods: tuple[str, ...] = ("PUT",)) -> Callable[.
 
     async def dependency(request: Request) -> M:
         raw = await read_body(request)
-        if not raw.strip():
+        content_type = request.headers.get("content-type")
+        if not raw.strip() and body.media_type(content_type) != body.FORM:
             raise BadRequest(
                 "this call needs a body: a JSON object (or a form) with the fields to set"
             )
-        data = body.decode(raw, request.headers.get("content-type"))
+        data = body.decode(raw, content_type)  # an empty form: no fields
         if not own_method:
             body.method_of(data, methods, f"{request.method} {request.url.path}")
         try:

@@ -14,6 +14,10 @@
 | 429 | the key made more calls than its rate limit allows (with `Retry-After`) |
 | 500 | a bug: a generic message here, the traceback in the server log only |
 
+401 and 403 answers also carry 5centscdn's shape beside ours, the same message in both
+(5centscdn's Authentication page):
+`{"result": "error", "message": M, "status": "error", "errors": [{"code": 401, "message": M}]}`.
+
 Nothing a client sends produces a 500, and no answer carries a traceback or echoes more
 than a short piece of the input.
 """
@@ -99,14 +103,24 @@ STATUS_OF_REFUSAL: dict[Reason, int] = {
 }
 
 
+AUTH_STATUSES = (401, 403)  # answered in 5centscdn's shape too
+
+
+def error_body(status: int, message: str) -> dict[str, Any]:
+    """The body of an error answer: ours, and 5centscdn's beside it for 401 and 403."""
+    if len(message) > MAX_MESSAGE:
+        message = message[: MAX_MESSAGE - 1] + "…"
+    body: dict[str, Any] = {"result": "error", "message": message}
+    if status in AUTH_STATUSES:
+        body["status"] = "error"
+        body["errors"] = [{"code": status, "message": message}]
+    return body
+
+
 def error_response(
     status: int, message: str, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
-    if len(message) > MAX_MESSAGE:
-        message = message[: MAX_MESSAGE - 1] + "…"
-    return JSONResponse(
-        {"result": "error", "message": message}, status_code=status, headers=headers
-    )
+    return JSONResponse(error_body(status, message), status_code=status, headers=headers)
 
 
 # --- pydantic errors in one readable line ---------------------------------------------
@@ -217,7 +231,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     if exc.status_code == 404:
         message = (
             f"no such route: {method} {path}; the API is under /v2/zones/http/pull, "
-            "/v2/account/ssl and /v2/keys (see /v2/openapi.json)"
+            "/v2/account/ssl, /v2/account/api and /v2/keys (see /v2/openapi.json)"
         )
     elif exc.status_code == 405:
         allowed = _allowed_methods(request)

@@ -82,14 +82,7 @@ def listing(
                 "key": row["key_id"],
                 "all": plan.whole_zone,
                 "delete": plan.delete,
-                "files": [
-                    shown(
-                        f.path
-                        + ("*" if f.prefix else "")
-                        + (f"?{f.query}" if f.query is not None else "")
-                    )
-                    for f in plan.files
-                ],
+                "files": [shown(f.shown()) for f in plan.files],
                 "tags": [shown(tag) for tag in plan.tags],
                 "matched": row["matched"],
                 "reclaimed_at": _iso(row["reclaimed_at"]),

@@ -1,11 +1,17 @@
 """API keys: stored as SHA-256 hashes, never in clear; what each key may do.
 
 A key is either the admin key (everything, including creating zones and managing keys
-through `/v2/keys`) or a scoped key: limited to some zones (`zones`, a JSON list of ids;
-NULL = every zone) and optionally to purging (`purge_only`). Zone ids are never reused
-(each is the sequence of the event that created the zone), so a key scoped to a deleted
-zone can never reach a new one. Keys other than the admin key are made by events
-(KEY_CREATE, KEY_REVOKE), so every API node of a cluster knows them.
+through `/v2/keys` and `/v2/account/api`) or a scoped key: it holds permissions
+(pullzone.permissions: `read`, `create`, `update`, `delete`, `purge`; NULL for a key
+`/v2/keys` made, whose `purge_only` says which) and may be limited to some zones
+(`zones`, a JSON list of ids; NULL = every zone). Zone ids are never reused (each is the
+sequence of the event that created the zone), so a key scoped to a deleted zone can never
+reach a new one. Keys other than the admin key are made by events (KEY_CREATE,
+KEY_UPDATE, KEY_REVOKE), so every API node of a cluster knows them.
+
+5centscdn's key routes name keys by integer: a key's number is its id's 12 hex digits
+(`key_00000000002a` is 42), the admin key's is 1; no generated key gets 0 or 1. That is a
+function of the id alone, so every node and every older control.db agrees on it.
 
 Keys are never logged. `ensure_admin_key` is the bootstrap of the README's Serve section: the
 `PULLZONE_API_KEY` given to `serve` becomes (or stays) the admin key; without it, a first
@@ -19,13 +25,15 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pullzone.bus.events import KeyRecord
+from pullzone import permissions as perms
+from pullzone.bus.events import KeyRecord, UpdateKey
 from pullzone.config import Settings
 from pullzone.control.store import now
 from pullzone.sqlite import transaction
@@ -39,17 +47,55 @@ CREATE TABLE IF NOT EXISTS api_keys (
     zones      TEXT,               -- JSON list of zone ids; NULL = every zone
     purge_only INTEGER NOT NULL DEFAULT 0,
     created_at TEXT NOT NULL,
-    revoked_at TEXT
+    revoked_at TEXT,
+    description TEXT NOT NULL DEFAULT '',
+    permissions TEXT                -- JSON list (pullzone.permissions); NULL: by purge_only
 );
 """
+# Columns a control.db made before them lacks (ALTER TABLE … ADD COLUMN on open).
+_ADDED_COLUMNS = {
+    "description": "TEXT NOT NULL DEFAULT ''",
+    "permissions": "TEXT",
+}
 
 ADMIN_KEY_ID = "admin"
+ADMIN_KEY_NUMBER = 1
+_ID = re.compile(r"key_([0-9a-f]{12})")
+_ID_DIGITS = 12
 
-Action = Literal["read", "write", "purge", "create"]
+# "write" is the older name of "update".
+Action = Literal["read", "create", "update", "delete", "purge", "write"]
 
 
 def create_schema(conn: sqlite3.Connection) -> None:
     conn.executescript(SCHEMA)
+    have = {str(row[1]) for row in conn.execute("PRAGMA table_info(api_keys)")}
+    for column, declaration in _ADDED_COLUMNS.items():
+        if column in have:
+            continue
+        try:
+            conn.execute(f"ALTER TABLE api_keys ADD COLUMN {column} {declaration}")
+        except sqlite3.OperationalError as exc:
+            if "duplicate column" not in str(exc):  # another connection added it first
+                raise
+
+
+def number_of(key_id: str) -> int | None:
+    """The key's integer id (`/v2/account/api/{id}`), or None for an id no generated key
+    has."""
+    if key_id == ADMIN_KEY_ID:
+        return ADMIN_KEY_NUMBER
+    match = _ID.fullmatch(key_id)
+    return None if match is None else int(match[1], 16)
+
+
+def id_of(number: int) -> str | None:
+    """The key id whose number is `number`, or None when no key can have it."""
+    if number == ADMIN_KEY_NUMBER:
+        return ADMIN_KEY_ID
+    if ADMIN_KEY_NUMBER < number < 16**_ID_DIGITS:
+        return f"key_{number:0{_ID_DIGITS}x}"
+    return None
 
 
 def hash_key(key: str) -> str:
@@ -64,22 +110,30 @@ class Principal:
     admin: bool = False
     zones: frozenset[int] | None = None  # None: every zone
     purge_only: bool = False
+    permissions: frozenset[perms.Permission] | None = None  # None: by purge_only
+
+    def granted(self) -> frozenset[perms.Permission]:
+        if self.admin:
+            return frozenset(perms.PERMISSIONS)
+        if self.permissions is not None:
+            return self.permissions
+        return frozenset(perms.of_legacy(self.purge_only))
 
     def may(self, action: Action, zone_id: int | None = None) -> bool:
         """May this key do `action` on zone `zone_id`?
 
-        Admin: anything. Others never create zones; within their zones a purge-only key
-        may read and purge, any other key may also write (update, delete).
+        Admin: anything. Others as their permissions say (pullzone.permissions), within
+        their zones; creating a zone needs `create` and a key for every zone (a key
+        limited to some could not reach the zone it made).
         """
         if self.admin:
             return True
-        if action == "create":
-            return False
+        wanted = "update" if action == "write" else action
+        if wanted == "create":
+            return self.zones is None and perms.allows(self.granted(), "create")
         if self.zones is not None and zone_id not in self.zones:
             return False
-        if self.purge_only:
-            return action in ("read", "purge")
-        return True
+        return perms.allows(self.granted(), wanted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,34 +147,70 @@ class KeyInfo:
     purge_only: bool
     created_at: str
     revoked_at: str | None
+    description: str = ""
+    permissions: tuple[perms.Permission, ...] | None = None  # as stored; None: by purge_only
+
+    @property
+    def number(self) -> int | None:
+        return number_of(self.id)
+
+    def granted(self) -> tuple[perms.Permission, ...]:
+        """The key's permissions, as answers list them."""
+        if self.admin:
+            return perms.FIVECENTS_PERMISSIONS
+        if self.permissions is not None:
+            return self.permissions
+        return perms.of_legacy(self.purge_only)
 
     def principal(self) -> Principal:
         zones = None if self.zones is None else frozenset(self.zones)
-        return Principal(self.id, self.admin, zones, self.purge_only)
+        permissions = None if self.permissions is None else frozenset(self.permissions)
+        return Principal(self.id, self.admin, zones, self.purge_only, permissions)
 
     def to_api(self) -> dict[str, Any]:
         """The key as `/v2/keys` shows it: never the key itself, nor its hash."""
         return {
             "id": self.id,
+            "apikeyid": self.number,
             "name": self.name,
+            "description": self.description,
             "admin": self.admin,
             "zones": self.zones,
             "purge_only": self.purge_only,
+            "permission": list(self.granted()),
             "created_at": self.created_at,
             "revoked_at": self.revoked_at,
+        }
+
+    def to_account_api(self) -> dict[str, Any]:
+        """The key as 5centscdn's `/v2/account/api` shows it (without `serviceid`, which
+        pullzone has no use for, and without `hash`: the key is stored hashed, so it is
+        in the answer that creates it only); `zones` and `created_at` are pullzone's."""
+        return {
+            "id": self.number,
+            "name": self.name,
+            "description": self.description,
+            "permission": list(self.granted()),
+            "zones": self.zones,
+            "created_at": self.created_at,
         }
 
 
 def _info(row: sqlite3.Row) -> KeyInfo:
     zones = None if row["zones"] is None else [int(z) for z in json.loads(row["zones"])]
+    stored = row["permissions"]
+    permissions = None if stored is None else perms.normalized(json.loads(stored))
+    purge_only = bool(row["purge_only"])
     return KeyInfo(
         id=row["id"],
         name=row["name"],
         admin=bool(row["admin"]),
         zones=zones,
-        purge_only=bool(row["purge_only"]),
+        purge_only=purge_only if permissions is None else perms.purge_only(permissions),
         created_at=row["created_at"],
         revoked_at=row["revoked_at"],
+        description=row["description"],
+        permissions=permissions,
     )
 
 
@@ -136,27 +226,45 @@ def authenticate(conn: sqlite3.Connection, key: str) -> Principal | None:
 
 
 def new_key(
-    name: str = "", *, zones: list[int] | None = None, purge_only: bool = False
+    name: str = "",
+    *,
+    zones: list[int] | None = None,
+    purge_only: bool = False,
+    description: str = "",
+    permissions: tuple[perms.Permission, ...] | None = None,
 ) -> tuple[str, KeyRecord]:
-    """A new key: (the key in clear, shown once; the record a KEY_CREATE event carries)."""
+    """A new key: (the key in clear, shown once; the record a KEY_CREATE event carries).
+    `permissions` None: a `/v2/keys` key, whose `purge_only` says what it may do."""
     key = secrets.token_urlsafe(32)
+    digits = secrets.token_hex(_ID_DIGITS // 2)
+    while int(digits, 16) <= ADMIN_KEY_NUMBER:  # numbers 0 and 1 are no key's
+        digits = secrets.token_hex(_ID_DIGITS // 2)
+    if permissions is not None:
+        permissions = perms.normalized(permissions)
+        purge_only = perms.stored_purge_only(permissions)
     record = KeyRecord(
-        id="key_" + secrets.token_hex(6),
+        id="key_" + digits,
         name=name,
         key_hash=hash_key(key),
         zones=None if zones is None else tuple(sorted(set(zones))),
         purge_only=purge_only,
         created_at=now(),
+        description=description,
+        permissions=permissions,
     )
     return key, record
+
+
+def _permissions_column(permissions: tuple[perms.Permission, ...] | None) -> str | None:
+    return None if permissions is None else json.dumps(list(permissions))
 
 
 def store_key(conn: sqlite3.Connection, record: KeyRecord) -> None:
     """Store the key of a KEY_CREATE event (never an admin key)."""
     zones = record.zones
     conn.execute(
-        "INSERT INTO api_keys (id, name, key_hash, admin, zones, purge_only, created_at)"
-        " VALUES (?, ?, ?, 0, ?, ?, ?)",
+        "INSERT INTO api_keys (id, name, key_hash, admin, zones, purge_only, created_at,"
+        " description, permissions) VALUES (?, ?, ?, 0, ?, ?, ?, ?, ?)",
         (
             record.id,
             record.name,
@@ -164,8 +272,30 @@ def store_key(conn: sqlite3.Connection, record: KeyRecord) -> None:
             None if zones is None else json.dumps(list(zones)),
             int(record.purge_only),
             record.created_at,
+            record.description,
+            _permissions_column(record.permissions),
         ),
     )
+
+
+def update_key(conn: sqlite3.Connection, update: UpdateKey) -> bool:
+    """Apply a KEY_UPDATE event; False when there is no such live key (the admin key is
+    never one: it may do everything, always)."""
+    if update.id == ADMIN_KEY_ID:
+        return False
+    permissions = perms.normalized(update.permissions)
+    cur = conn.execute(
+        "UPDATE api_keys SET name = ?, description = ?, permissions = ?, purge_only = ?"
+        " WHERE id = ? AND revoked_at IS NULL AND admin = 0",
+        (
+            update.name,
+            update.description,
+            _permissions_column(permissions),
+            int(perms.stored_purge_only(permissions)),
+            update.id,
+        ),
+    )
+    return cur.rowcount > 0
 
 
 def get_key(conn: sqlite3.Connection, key_id: str) -> KeyInfo | None:

@@ -23,6 +23,7 @@ from pullzone.bus.events import (
     CERT_PUT,
     KEY_CREATE,
     KEY_REVOKE,
+    KEY_UPDATE,
     PURGE,
     ZONE_CREATE,
     ZONE_DELETE,
@@ -37,6 +38,7 @@ from pullzone.bus.events import (
     PutCertificate,
     PutZone,
     RevokeKey,
+    UpdateKey,
 )
 from pullzone.control import history, keys
 from pullzone.control.store import ZoneStore
@@ -103,6 +105,12 @@ class Replica:
             revoke = RevokeKey.from_payload(event.payload)
             if not keys.revoke_key(self.conn, revoke.id, revoke.at):
                 raise Refused(Reason.NOT_FOUND, f"no live API key {revoke.id}")
+            return None
+        if event.kind == KEY_UPDATE:
+            update = UpdateKey.from_payload(event.payload)
+            # a key another node deleted meanwhile stays deleted, the same way everywhere
+            if not keys.update_key(self.conn, update):
+                raise Refused(Reason.NOT_FOUND, f"no live API key {update.id}")
             return None
         if event.kind == CERT_PUT:
             cert = PutCertificate.from_payload(event.payload).cert

@@ -46,23 +46,24 @@ from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
+    AliasChoices,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
-    ValidationInfo,
     WithJsonSchema,
-    field_validator,
     model_validator,
 )
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
 from pullzone.control.errors import BadRequest
+from pullzone.permissions import PERMISSIONS, normalized
+from pullzone.permissions import Permission as PermissionName
 from pullzone.spec.uri import split_authority
 from pullzone.zones.durations import parse_duration
-from pullzone.zones.model import CachePolicy, SslPolicy, Zone
+from pullzone.zones.model import CachePolicy, SslPolicy
 
 MAX_CNAMES = 100
 MAX_NAME = 255
@@ -70,34 +71,6 @@ MAX_ORIGIN = 2048
 MAX_ALIAS = 63
 MAX_ZONE_ID = 2**63 - 1  # SQLite's INTEGER
 MAX_KEY_ZONES = 10_000  # zones one API key may be limited to
-
-# 5centscdn zone blocks that pullzone does not implement, and the fields inside each that
-# switch the feature on ("Y", "1", true). A block is accepted when none of them is on.
-UNSUPPORTED_BLOCKS: dict[str, tuple[str, ...]] = {
-    "domainlock": ("enabled",),
-    "geoblock": ("enabled",),
-    "ipaccess": ("enabled",),
-    "useragent": ("enabled",),
-    "securetoken": ("enabled",),
-    "bwlimit": ("enabled",),
-    "eac": ("enabled",),
-    "waf": ("enabled",),
-    "shield": ("enabled",),
-    "originip": ("enabled",),
-    "edgerules": ("enabled",),
-    "edge": (
-        "compression",
-        "disposition",
-        "stripcookie",
-        "xff",
-        "cors",
-        "webp",
-        "pseudostreaming",
-        "wp",
-        "lfo",
-        "prefresh",
-    ),
-}
 
 _LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _LOOSE_LABEL = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$")
@@ -115,7 +88,7 @@ def short(value: object, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 5] + "…" + text[-4:]
 
 
-def _on(value: object) -> bool:
+def on(value: object) -> bool:
     if isinstance(value, bool):
         return value
     if isinstance(value, int):
@@ -197,7 +170,7 @@ def _check_alias(value: str) -> str:
     return alias
 
 
-def _check_origin(value: str) -> str:
+def check_origin(value: str) -> str:
     origin = value.strip()
     hint = "give an absolute http or https URL such as https://origin.example.com"
     if not origin:
@@ -234,7 +207,7 @@ def _check_origin(value: str) -> str:
     return origin
 
 
-def _check_host_header(value: str) -> str:
+def check_host_header(value: str) -> str:
     text = value.strip().lower()
     if not text:
         return ""
@@ -318,7 +291,7 @@ Alias = Annotated[
 ]
 Origin = Annotated[
     str,
-    AfterValidator(_check_origin),
+    AfterValidator(check_origin),
     Field(
         description="Absolute http or https URL; a path is a prefix for every request.",
         examples=["https://origin.example.com"],
@@ -327,7 +300,7 @@ Origin = Annotated[
 ]
 HostHeader = Annotated[
     str,
-    AfterValidator(_check_host_header),
+    AfterValidator(check_host_header),
     Field(
         description="Host header sent to the origin; empty: the origin URL's host.",
         examples=["www.example.com"],
@@ -370,7 +343,7 @@ DerivedSeconds = Annotated[
 
 class RequestSchema(GenerateJsonSchema):
     """JSON Schema of request bodies: `X | None = None` fields are documented as X, since
-    `None` only stands for "left out" (an explicit null is refused by `_Strict`)."""
+    `None` only stands for "left out" (an explicit null is refused by `Strict`)."""
 
     def nullable_schema(self, schema: core_schema.NullableSchema) -> JsonSchemaValue:
         return self.generate_inner(schema["schema"])
@@ -381,10 +354,15 @@ class RequestSchema(GenerateJsonSchema):
         return super().default_schema(schema)
 
 
-class _Strict(BaseModel):
+class Strict(BaseModel):
     """Unknown fields are refused; `X | None = None` fields may be left out, not sent null."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @classmethod
+    def nullable(cls) -> frozenset[str]:
+        """Fields that may be sent as null (read-only ones that answers carry as null)."""
+        return frozenset()
 
     @model_validator(mode="before")
     @classmethod
@@ -393,7 +371,7 @@ class _Strict(BaseModel):
             fields = cls.model_fields
             names = set(fields) | {f.alias for f in fields.values() if f.alias}
             for key, value in data.items():
-                if value is None and key in names:
+                if value is None and key in names and key not in cls.nullable():
                     raise ValueError(
                         f'{key}: null is not a value here; leave the field out, or send "" '
                         "to clear a text field"
@@ -404,7 +382,7 @@ class _Strict(BaseModel):
 # --- the cache block -------------------------------------------------------------------
 
 
-class CacheIn(_Strict):
+class CacheIn(Strict):
     """The zone's `cache` block; fields left out keep their value (default on create)."""
 
     cache: Duration | None = Field(
@@ -488,6 +466,10 @@ def _flag(value: object) -> object:
         return "Y" if value else "N"
     if isinstance(value, str):
         text = value.strip().upper()
+        if text in ("1", "TRUE", "YES", "ON"):  # PHP forms send true as 1
+            return "Y"
+        if text in ("0", "FALSE", "NO", "OFF"):
+            return "N"
         return None if text == "" else text
     return value
 
@@ -629,107 +611,6 @@ class SslUpdate(SslIn):
         return bool(self.crt.strip() or self.key.strip() or self.cabundle.strip())
 
 
-# --- zones -----------------------------------------------------------------------------
-
-
-def _block_doc(name: str) -> str:
-    switches = " or ".join(UNSUPPORTED_BLOCKS[name])
-    return f"5centscdn's {name} block: not implemented; accepted only with {switches} off."
-
-
-class _Unsupported5centsBlocks(_Strict):
-    """5centscdn blocks pullzone does not implement: accepted only when switched off."""
-
-    domainlock: dict[str, Any] | None = Field(None, description=_block_doc("domainlock"))
-    geoblock: dict[str, Any] | None = Field(None, description=_block_doc("geoblock"))
-    ipaccess: dict[str, Any] | None = Field(None, description=_block_doc("ipaccess"))
-    useragent: dict[str, Any] | None = Field(None, description=_block_doc("useragent"))
-    securetoken: dict[str, Any] | None = Field(None, description=_block_doc("securetoken"))
-    bwlimit: dict[str, Any] | None = Field(None, description=_block_doc("bwlimit"))
-    eac: dict[str, Any] | None = Field(None, description=_block_doc("eac"))
-    waf: dict[str, Any] | None = Field(None, description=_block_doc("waf"))
-    shield: dict[str, Any] | None = Field(None, description=_block_doc("shield"))
-    originip: dict[str, Any] | None = Field(None, description=_block_doc("originip"))
-    edgerules: dict[str, Any] | None = Field(None, description=_block_doc("edgerules"))
-    edge: dict[str, Any] | None = Field(None, description=_block_doc("edge"))
-
-    @field_validator(*UNSUPPORTED_BLOCKS)
-    @classmethod
-    def _switched_off(cls, block: dict[str, Any] | None, info: ValidationInfo) -> Any:
-        name = info.field_name or "block"
-        on = [f for f in UNSUPPORTED_BLOCKS[name] if block and _on(block.get(f))]
-        if on:
-            fields = ", ".join(f"{name}.{f}" for f in on)
-            raise ValueError(
-                f"pullzone does not implement 5centscdn's {name} ({fields} is on): "
-                f'send it with {on[0]} "N" or leave {name} out'
-            )
-        return block
-
-
-class ZoneUpdate(_Unsupported5centsBlocks):
-    """Body of `POST …/{zoneid}`: the fields to change; the cache block merges field-wise."""
-
-    name: Name | None = None
-    alias: Alias | None = None
-    origin: Origin | None = None
-    hostHeader: HostHeader | None = None
-    cnames: Cnames | None = None
-    disabled: Disabled | None = None
-    cache: CacheIn | None = None
-    ssl: SslIn | None = None
-
-    def apply_to(self, zone: Zone) -> Zone:
-        """`zone` with the fields given here changed (id and timestamps untouched)."""
-        changes: dict[str, Any] = {}
-        if self.name is not None:
-            changes["name"] = self.name
-        if self.alias is not None:
-            changes["alias"] = self.alias
-        if self.origin is not None:
-            changes["origin"] = self.origin
-        if self.hostHeader is not None:
-            changes["host_header"] = self.hostHeader
-        if self.cnames is not None:
-            changes["cnames"] = self.cnames
-        if self.disabled is not None:
-            changes["disabled"] = self.disabled == "1"
-        if self.cache is not None:
-            changes["cache"] = self.cache.apply_to(zone.cache)
-        if self.ssl is not None:
-            changes["ssl"] = self.ssl.apply_to(zone.ssl)
-        return zone.with_changes(**changes)
-
-
-class ZoneCreate(ZoneUpdate):
-    """Body of `POST …/new`. `name` and `origin` are required."""
-
-    name: Name
-    origin: Origin
-    method_override: Literal["PUT"] | None = Field(
-        None,
-        alias="_METHOD",
-        description='5centscdn\'s create examples send "_METHOD": "PUT"; accepted and ignored.',
-    )
-
-    @field_validator("method_override", mode="before")
-    @classmethod
-    def _put(cls, value: Any) -> Any:
-        return _upper(value)
-
-    def draft(self) -> Zone:
-        """The zone to store (id 0 until stored; alias the slug of the name if not given)."""
-        zone = Zone(id=0, name=self.name, alias=self.alias or slug(self.name), origin=self.origin)
-        return self.apply_to(zone)
-
-
-def slug(name: str) -> str:
-    """A DNS label from a zone name: `My Site!` → `my-site`; `zone` when nothing is left."""
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    text = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
-    return text[:MAX_ALIAS].rstrip("-") or "zone"
-
-
 # --- answers ---------------------------------------------------------------------------
 
 
@@ -741,7 +622,9 @@ class CacheOut(BaseModel):
     usestale: Literal["Y", "N"]
     revalidate: Literal["Y", "N"]
     cacheInSecs: int = Field(examples=[14400])
+    cacheInMins: int = Field(examples=[240])
     expiryInSecs: int = Field(examples=[0])
+    expiryInMins: int = Field(examples=[0])
 
 
 class SslOut(BaseModel):
@@ -757,14 +640,25 @@ class ZoneOut(BaseModel):
     """A zone, in 5centscdn's field names."""
 
     id: int = Field(examples=[42])
+    serviceid: int = Field(description="One number per installation.", examples=[4822541])
+    hashid: str = Field(description="Stable per zone.", examples=["1oc20xaw7t04"])
     type: Literal["pull"]
     mode: Literal["http"]
+    optimize: Literal["http"]
     alias: str = Field(examples=["my-site"])
     name: str = Field(examples=["my site"])
     origin: str = Field(examples=["https://origin.example.com"])
-    hostHeader: str = Field(examples=[""])
+    backup: str = Field(description='A second origin URL; "": none.', examples=[""])
+    hostHeader: str = Field(
+        description="Host sent to the origin (the origin's host when none is set).",
+        examples=["origin.example.com"],
+    )
     cnames: str = Field(examples=["cdn.example.com"])
     cnamesArr: list[str] = Field(examples=[["cdn.example.com"]])
+    cnamesArrFqdn: list[str] = Field(
+        description="Every hostname of the zone: its fqdn and its cnames.",
+        examples=[["my-site.localhost", "cdn.example.com"]],
+    )
     fqdn: str = Field(examples=["my-site.localhost"])
     disabled: Literal["0", "1"]
     status: Literal["Enabled", "Disabled"]
@@ -776,6 +670,15 @@ class ZoneOut(BaseModel):
     )
     cache: CacheOut
     ssl: SslOut
+    edge: dict[str, str] = Field(description="The edge block (docs/zones.md, Blocks).")
+    securetoken: dict[str, str | int] = Field(description="Signed URLs.")
+    domainlock: dict[str, str] = Field(description="Referer rules.")
+    geoblock: dict[str, str | list[str]] = Field(description="Country rules.")
+    ipaccess: dict[str, str] = Field(description="Client address rules.")
+    useragent: dict[str, str] = Field(description="User-Agent rules.")
+    bwlimit: dict[str, str | int] = Field(description="Per-connection rate limit.")
+    originip: dict[str, str] = Field(description="A pinned origin address.")
+    shield: dict[str, str] = Field(description="The origin shield.")
     warnings: list[str] | None = Field(
         None,
         description="What may not work as configured (e.g. a certificate that does not "
@@ -807,6 +710,18 @@ class Done(BaseModel):
 class ErrorAnswer(BaseModel):
     result: Literal["error"]
     message: str = Field(description="What is wrong and how to fix it.")
+
+
+class AuthError(BaseModel):
+    code: Literal[401, 403]
+    message: str = Field(description="The same message as the answer's `message`.")
+
+
+class AuthErrorAnswer(ErrorAnswer):
+    """A 401 or 403: our shape, and 5centscdn's (`status`, `errors`) beside it."""
+
+    status: Literal["error"]
+    errors: list[AuthError] = Field(min_length=1, max_length=1)
 
 
 class PurgeAnswer(BaseModel):
@@ -903,6 +818,10 @@ def _key_zones(value: object) -> object:
     return sorted(set(value))
 
 
+def _method(value: object) -> object:
+    return value.strip().upper() if isinstance(value, str) else value
+
+
 class KeyCreate(BaseModel):
     """Body of `POST /v2/keys`. Unknown fields are refused; `zones` null means every zone."""
 
@@ -943,18 +862,33 @@ class KeyCreate(BaseModel):
         description="true: the key may read and purge its zones, never change or delete "
         "them. Only the admin key creates zones, whatever this says.",
     )
+    method_override: Annotated[Literal["PUT", "POST"] | None, BeforeValidator(_method)] = Field(
+        None,
+        alias="_METHOD",
+        description='As on 5centscdn\'s create routes: "PUT" (or "POST"), accepted and ignored.',
+    )
 
 
 class KeyOut(BaseModel):
     """An API key as the API shows it: never the key itself, nor its hash."""
 
     id: str = Field(examples=["key_3f9a1c0b2d4e"])
+    apikeyid: int | None = Field(
+        description="The key's id under /v2/account/api (null for none: the key was not "
+        "generated by pullzone).",
+        examples=[69931128008014],
+    )
     name: str = Field(examples=["deploy-bot"])
+    description: str = Field(description="Set through /v2/account/api; empty by default.")
     admin: bool = Field(description="The admin key (id `admin`): may do anything.")
     zones: list[int] | None = Field(
         description="Zone ids the key may use; null: every zone.", examples=[[42, 43]]
     )
     purge_only: bool = Field(description="The key may read and purge, not change or delete.")
+    permission: list[PermissionName] = Field(
+        description="What the key may do in its zones (docs/api.md, Keys and scopes).",
+        examples=[["read", "update", "delete"]],
+    )
     created_at: str = Field(
         description="UTC, YYYY-MM-DD HH:MM:SS", examples=["2025-01-31 12:00:00"]
     )
@@ -979,11 +913,7 @@ class KeyCreated(BaseModel):
 # --- account certificates (5centscdn's /v2/account/ssl) --------------------------------
 
 
-def _method(value: object) -> object:
-    return value.strip().upper() if isinstance(value, str) else value
-
-
-class CertUpload(_Strict):
+class CertUpload(Strict):
     """Body of `POST /v2/account/ssl/new`."""
 
     name: str = Field("", description="A label; default: the certificate's domain and expiry date.")
@@ -997,7 +927,7 @@ class CertUpload(_Strict):
     )
 
 
-class CertUpdate(_Strict):
+class CertUpdate(Strict):
     """Body of `POST /v2/account/ssl/{id}`: `crt` and `key` together (with `cabundle`),
     or `name` alone, or both; `"_METHOD": "DELETE"` deletes the certificate instead."""
 
@@ -1042,3 +972,132 @@ class CertChanged(CertAnswer):
 class CertList(BaseModel):
     result: Literal["success"]
     certs: list[CertOut]
+
+
+# --- API keys as 5centscdn's /v2/account/api ----------------------------------------------
+
+MAX_DESCRIPTION = 1000
+
+_PERMISSION_HINT = "read, create, update, delete (or purge: purging without update)"
+
+
+def _check_description(value: str) -> str:
+    text = value.strip()
+    if len(text) > MAX_DESCRIPTION:
+        raise ValueError(f"must be at most {MAX_DESCRIPTION} characters")
+    if any(unicodedata.category(c) == "Cc" for c in text):
+        raise ValueError("must not contain control characters")
+    return text
+
+
+def _permission_list(value: Any) -> Any:
+    """`permission[]`: a non-empty list of known permissions (a lone string, as a form's
+    `permission=read` sends it, is a list of one)."""
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        raise ValueError(f"must be a JSON array of permissions: {_PERMISSION_HINT}")
+    if not value:
+        raise ValueError(f"must name at least one permission: {_PERMISSION_HINT}")
+    names = []
+    for item in value:
+        name = item.strip().lower() if isinstance(item, str) else item
+        if name not in PERMISSIONS:
+            raise ValueError(f"unknown permission {short(item)}; use {_PERMISSION_HINT}")
+        names.append(name)
+    return list(normalized(names))
+
+
+KeyName = Annotated[
+    str,
+    AfterValidator(_check_name),
+    Field(
+        description="A label for the key (not empty, no control characters).",
+        examples=["My Application"],
+        json_schema_extra={"maxLength": MAX_NAME, "pattern": _NAME_PATTERN},
+    ),
+]
+KeyDescription = Annotated[
+    str,
+    AfterValidator(_check_description),
+    Field(
+        description="What the key is for (no control characters).",
+        examples=["Used by the mobile app"],
+        json_schema_extra={"maxLength": MAX_DESCRIPTION, "pattern": rf"^[^{_NO_CC}]*$"},
+    ),
+]
+PermissionList = Annotated[
+    list[PermissionName],
+    BeforeValidator(_permission_list),
+    WithJsonSchema(
+        {
+            "type": "array",
+            "items": {"type": "string", "enum": list(PERMISSIONS)},
+            "minItems": 1,
+            "description": "What the key may do: read, create (zones), update (change and "
+            "purge zones), delete (zones); purge is pullzone's (purging without update). "
+            "Sent as `permission[]` (5centscdn's name) or `permission`; a permission named "
+            "twice counts once.",
+            "examples": [["read", "update"]],
+        }
+    ),
+]
+_PERMISSION_FIELD = AliasChoices("permission[]", "permission")
+
+
+class AccountKeyCreate(Strict):
+    """Body of `POST /v2/account/api/new`."""
+
+    name: KeyName
+    description: KeyDescription = ""
+    permission: PermissionList = Field(validation_alias=_PERMISSION_FIELD)
+    method_override: Annotated[Literal["PUT", "POST"] | None, BeforeValidator(_method)] = Field(
+        None,
+        alias="_METHOD",
+        description='5centscdn\'s examples send "_METHOD": "PUT"; accepted and ignored.',
+    )
+
+
+class AccountKeyUpdate(Strict):
+    """Body of `POST /v2/account/api/{apikeyid}`: the fields to change (those left out
+    keep their value); `"_METHOD": "DELETE"` deletes the key instead."""
+
+    name: KeyName | None = None
+    description: KeyDescription | None = None
+    permission: PermissionList | None = Field(None, validation_alias=_PERMISSION_FIELD)
+    method_override: Annotated[
+        Literal["POST", "PUT", "DELETE"] | None, BeforeValidator(_method)
+    ] = Field(None, alias="_METHOD", description='"DELETE": delete the key.')
+
+
+class AccountKeyOut(BaseModel):
+    """A key as 5centscdn's `/v2/account/api` shows it; never its secret or hash."""
+
+    id: int = Field(description="The key's id (`apikeyid`); the admin key's is 1.")
+    name: str = Field(examples=["My Application"])
+    description: str = Field(examples=["Used by the mobile app"])
+    permission: list[PermissionName] = Field(examples=[["read", "update"]])
+    zones: list[int] | None = Field(
+        description="pullzone's: the zones a key made by /v2/keys is limited to; null: every zone."
+    )
+    created_at: str = Field(description="pullzone's: UTC, YYYY-MM-DD HH:MM:SS")
+
+
+class AccountKeyList(BaseModel):
+    result: Literal["success"]
+    apikeys: list[AccountKeyOut]
+
+
+class AccountKeyAnswer(BaseModel):
+    result: Literal["success"]
+    apikey: AccountKeyOut
+
+
+class AccountKeyCreated(BaseModel):
+    result: Literal["success"]
+    message: Literal["API Key Created"]
+    id: int = Field(description="The new key's id (`apikeyid`).")
+    hash: str = Field(
+        description="The key to send as X-API-Key. Shown only in this answer: pullzone "
+        "stores it hashed, so `GET /v2/account/api` cannot show it again."
+    )

@@ -20,7 +20,7 @@ from typing import Any
 
 from pullzone import __version__
 from pullzone.bus import local
-from pullzone.bus.events import CreateKey, Event, Proposal, RevokeKey
+from pullzone.bus.events import CreateKey, Event, Proposal, RevokeKey, UpdateKey
 from pullzone.bus.jetstream import LIVE_WITHIN, BusUnavailable, JetStreamBus
 from pullzone.config import Settings
 from pullzone.control.log import Committed, check_storable
@@ -151,7 +151,7 @@ class ClusterNode:
         refusal = self._refusals.pop(event.seq, None)
         if refusal is not None:
             raise refusal
-        if isinstance(change, CreateKey | RevokeKey):
+        if isinstance(change, CreateKey | RevokeKey | UpdateKey):
             return Committed(event.seq, None)  # nothing for the edge: no edge to wait for
         pending = await self.bus.wait_applied(event.seq, edges, self.settings.purge_wait)
         stored = local.get(self.replica.conn, event.seq)

@@ -2,10 +2,28 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
+from urllib.parse import urlsplit
 
+from pullzone.zones.blocks import (
+    BLOCKS,
+    BwLimit,
+    DomainLock,
+    EdgeOptions,
+    GeoBlock,
+    IpAccess,
+    OriginIp,
+    SecureToken,
+    Shield,
+    UserAgent,
+    block_from_record,
+    yn,
+)
 from pullzone.zones.durations import parse_duration
+
+_BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 DEFAULT_CACHE = {
     "cache": "4h",
@@ -15,10 +33,6 @@ DEFAULT_CACHE = {
     "usestale": "Y",
     "revalidate": "Y",
 }
-
-
-def _yn(flag: bool) -> str:
-    return "Y" if flag else "N"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,12 +60,14 @@ class CachePolicy:
         return {
             "cache": self.cache,
             "expiry": self.expiry,
-            "querystring": _yn(self.querystring),
-            "cachecontrol": _yn(self.cachecontrol),
-            "usestale": _yn(self.usestale),
-            "revalidate": _yn(self.revalidate),
+            "querystring": yn(self.querystring),
+            "cachecontrol": yn(self.cachecontrol),
+            "usestale": yn(self.usestale),
+            "revalidate": yn(self.revalidate),
             "cacheInSecs": self.cache_secs,
+            "cacheInMins": self.cache_secs // 60,
             "expiryInSecs": self.expiry_secs,
+            "expiryInMins": self.expiry_secs // 60,
         }
 
     @classmethod
@@ -81,9 +97,9 @@ class SslPolicy:
 
     def to_api(self) -> dict[str, Any]:
         return {
-            "enabled": _yn(self.enabled),
-            "http2": _yn(self.http2),
-            "redirect": _yn(self.redirect),
+            "enabled": yn(self.enabled),
+            "http2": yn(self.http2),
+            "redirect": yn(self.redirect),
             "mode": self.mode,
             "certid": self.certid,
             "warning": self.warning,
@@ -101,6 +117,16 @@ class Zone:
     disabled: bool = False
     cache: CachePolicy = field(default_factory=CachePolicy)
     ssl: SslPolicy = field(default_factory=SslPolicy)
+    edge: EdgeOptions = field(default_factory=EdgeOptions)
+    securetoken: SecureToken = field(default_factory=SecureToken)
+    domainlock: DomainLock = field(default_factory=DomainLock)
+    geoblock: GeoBlock = field(default_factory=GeoBlock)
+    ipaccess: IpAccess = field(default_factory=IpAccess)
+    useragent: UserAgent = field(default_factory=UserAgent)
+    bwlimit: BwLimit = field(default_factory=BwLimit)
+    originip: OriginIp = field(default_factory=OriginIp)
+    shield: Shield = field(default_factory=Shield)
+    backup: str = ""  # a second origin URL; "": none
     created_at: str = ""
     updated_at: str = ""
 
@@ -111,18 +137,39 @@ class Zone:
         """Every Host (lower case, no port) this zone answers for."""
         return [self.fqdn(edge_domain), *(c.lower() for c in self.cnames)]
 
+    @property
+    def origin_host(self) -> str:
+        """The origin URL's host (with its port when it has one), sent as Host by default."""
+        return urlsplit(self.origin).netloc.lower()
+
+    def hashid(self) -> str:
+        """5centscdn's `hashid`: 12 base-36 characters, stable for the zone's life and the
+        same on every node (made of what the event log replicates)."""
+        digest = hashlib.sha256(f"{self.id}:{self.created_at}".encode()).digest()
+        number = int.from_bytes(digest[:8], "big")
+        chars = []
+        for _ in range(12):
+            number, digit = divmod(number, 36)
+            chars.append(_BASE36[digit])
+        return "".join(chars)
+
     def to_api(self, edge_domain: str) -> dict[str, Any]:
         """The ZONE object of the API, in 5centscdn field names."""
-        return {
+        answer: dict[str, Any] = {
             "id": self.id,
+            "serviceid": service_id(edge_domain),
+            "hashid": self.hashid(),
             "type": "pull",
             "mode": "http",
+            "optimize": "http",
             "alias": self.alias,
             "name": self.name,
             "origin": self.origin,
-            "hostHeader": self.host_header,
+            "backup": self.backup,
+            "hostHeader": self.host_header or self.origin_host,
             "cnames": ",".join(self.cnames),
             "cnamesArr": list(self.cnames),
+            "cnamesArrFqdn": self.hostnames(edge_domain),
             "fqdn": self.fqdn(edge_domain),
             "disabled": "1" if self.disabled else "0",
             "status": "Disabled" if self.disabled else "Enabled",
@@ -131,11 +178,13 @@ class Zone:
             "cache": self.cache.to_api(),
             "ssl": self.ssl.to_api(),
         }
+        for name in BLOCKS:
+            answer[name] = getattr(self, name).to_api()
+        return answer
 
     def to_record(self) -> dict[str, Any]:
         """A JSON-ready dict for storage and for the event log."""
-        record = asdict(self)
-        record["cnames"] = list(self.cnames)
+        record: dict[str, Any] = _json_ready(asdict(self))
         return record
 
     @classmethod
@@ -144,7 +193,24 @@ class Zone:
         data["cnames"] = tuple(data.get("cnames", ()))
         data["cache"] = CachePolicy(**data.get("cache", {}))
         data["ssl"] = SslPolicy(**data.get("ssl", {}))  # zones stored before HTTPS: none
+        for name, block in BLOCKS.items():
+            data[name] = block_from_record(block, data.get(name))  # older zones: defaults
         return cls(**data)
 
     def with_changes(self, **changes: Any) -> Zone:
         return replace(self, **changes)
+
+
+def service_id(edge_domain: str) -> int:
+    """5centscdn's `serviceid`: one number per installation, the same on every node of a
+    cluster (they share the edge domain), derived rather than stored."""
+    return int.from_bytes(hashlib.sha256(edge_domain.lower().encode()).digest()[:3], "big")
+
+
+def _json_ready(value: Any) -> Any:
+    """Tuples as lists, all the way down: what a JSON round trip gives back."""
+    if isinstance(value, dict):
+        return {key: _json_ready(item) for key, item in value.items()}
+    if isinstance(value, (tuple, list)):
+        return [_json_ready(item) for item in value]
+    return value

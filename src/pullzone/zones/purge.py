@@ -8,13 +8,12 @@ the applier matches the plan against the index.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
-from pullzone.limits import MAX_PURGE_FILES, MAX_PURGE_PATH, MAX_PURGE_TAGS, MAX_TAG
+from pullzone.limits import MAX_PURGE_FILES, MAX_PURGE_TAGS, MAX_TAG
 from pullzone.refusal import Reason, Refused
-from pullzone.spec.uri import normalise
+from pullzone.zones.files import FileHosts, parse_file
 from pullzone.zones.model import Zone
-from pullzone.zones.plan import PurgeFile, PurgePlan
+from pullzone.zones.plan import PurgePlan
 
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
@@ -39,38 +38,6 @@ def check_fields(body: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise Refused(Reason.INVALID, f"unknown field {unknown[0]!r}: a purge takes files and tags")
     return body
-
-
-def _file_item(text: str, zone: Zone, hostnames: set[str]) -> PurgeFile:
-    if "\x00" in text:
-        raise Refused(Reason.INVALID, "a file must not contain NUL bytes")
-    if len(text) > MAX_PURGE_PATH:
-        raise Refused(Reason.INVALID, f"a file is longer than {MAX_PURGE_PATH} characters")
-    if not text.startswith("/"):
-        parts = urlsplit(text)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise Refused(
-                Reason.INVALID,
-                f"{text[:100]!r} is neither a path starting with / nor a URL of this zone",
-            )
-        if parts.hostname.lower() not in hostnames:
-            raise Refused(Reason.INVALID, f"{parts.hostname!r} is not a hostname of zone {zone.id}")
-        text = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    # Spelled as the cache key spells it (RFC 3986 §6.2.2): `/%62` purges `/b`.
-    path, sep, query = normalise(text).partition("?")
-    segments = unquote(path).split("/")
-    if ".." in segments or "." in segments:
-        raise Refused(Reason.INVALID, f"{text[:100]!r} has a . or .. segment: give the path itself")
-    if not path.startswith("/"):
-        raise Refused(Reason.INVALID, f"{text[:100]!r} must start with /")
-    prefix = not sep and path.endswith("*")
-    if prefix:
-        path = path[:-1]
-    if "*" in path:
-        raise Refused(Reason.INVALID, "a * may only end a path (a prefix purge such as /images/*)")
-    if not zone.cache.querystring:
-        sep, query = "", ""  # the zone ignores query strings: one object per path
-    return PurgeFile(path, query if sep else None, prefix)
 
 
 def plan_purge(body: dict[str, Any], zone: Zone, edge_domain: str, delete: bool) -> PurgePlan:
@@ -100,6 +67,6 @@ def plan_purge(body: dict[str, Any], zone: Zone, edge_domain: str, delete: bool)
             raise Refused(
                 Reason.INVALID, f"invalid tag {tag[:100]!r}: no spaces, 1 to {MAX_TAG} chars"
             )
-    hostnames = set(zone.hostnames(edge_domain))
-    unique = dict.fromkeys(_file_item(text, zone, hostnames) for text in files)
+    hosts = FileHosts.of(zone, edge_domain)
+    unique = dict.fromkeys(parse_file(text, zone, hosts) for text in files)
     return PurgePlan(False, delete, tuple(unique), tuple(sorted(set(tags))))

@@ -14,7 +14,7 @@ from pullzone.bus.events import PurgeRequest
 from pullzone.control import body as bodies
 from pullzone.control import history
 from pullzone.control.deps import Caller, Ctl, body_object, zone_for
-from pullzone.control.openapi import errors
+from pullzone.control.openapi import FORM, errors, form_of
 from pullzone.control.schemas import PurgeAnswer, PurgeHistory
 from pullzone.limits import MAX_PURGE_FILES, MAX_PURGE_PATH, MAX_PURGE_TAGS, MAX_TAG
 from pullzone.zones.model import Zone
@@ -26,7 +26,7 @@ audit = logging.getLogger("pullzone.audit")  # one JSON line per answered purge
 Purgeable = Annotated[Zone, Depends(zone_for("purge"))]
 Readable = Annotated[Zone, Depends(zone_for("read"))]
 
-_PURGE_BODY = {
+_PURGE_BODY: dict[str, Any] = {
     "requestBody": {
         "required": False,
         "description": "Omit the body (or send `{}`) to purge the whole zone.",
@@ -45,10 +45,16 @@ _PURGE_BODY = {
                                 "minLength": 1,
                                 "maxLength": MAX_PURGE_PATH,
                             },
-                            "description": "Paths (`/videos/file.mp4`) or URLs on the zone's "
-                            "hostnames. Without a query string every variant of the path; "
-                            "with one, that variant; a trailing `*` is a prefix.",
-                            "example": ["/videos/file.mp4", "/images/logo.png"],
+                            "description": "Paths (`/videos/file.mp4`), or http(s) URLs on "
+                            "the zone's hostnames or on its origin's host (the origin URL's "
+                            "host or the zone's hostHeader; such a URL is read relative to "
+                            "the origin's path, and one outside it is a 400). Without a query "
+                            "string every variant of the path; with one, that variant. A `*` "
+                            "is a glob matching any characters, `/` included (`*.js`, "
+                            "`/img/*/thumb.png`), at most 16 per file, `**` refused, never in "
+                            "a host; a trailing `*` is a prefix. A query string after a glob "
+                            "or prefix purges that variant of every matching path.",
+                            "example": ["/videos/file.mp4", "/images/*", "*.js"],
                         },
                         "tags": {
                             "type": "array",
@@ -64,6 +70,9 @@ _PURGE_BODY = {
         },
     }
 }
+# The same fields as a form (`files[]=/a&files[]=/b`), as 5centscdn's plugin sends them.
+_PURGE_CONTENT = _PURGE_BODY["requestBody"]["content"]
+_PURGE_CONTENT[FORM] = form_of(_PURGE_CONTENT["application/json"]["schema"])
 
 
 @router.post(
