@@ -35,8 +35,8 @@ def no(why: str) -> str:
 
 
 NO_EDGE_RULES = no("pullzone has no edge rules; caching follows the cache block and RFC 9111")
-NOT_DEPLOYED = no("5centscdn's deployment state; pullzone applies a change before it answers")
 ORIGINIP = no("set by the originip example's body: originip is not implemented (a 400 when on)")
+EAC = no("external authentication: accepted switched off, not stored (docs/zones.md)")
 UNDOCUMENTED = no("not described on the pages read; pullzone has no meaning for it")
 
 # Every field of the example zone answers, by path. Blocks pullzone stores and answers
@@ -119,23 +119,20 @@ ZONE_FIELDS: dict[str, str] = {
     "origin_auth.type": no("pullzone does not authenticate to origins"),
     "domainlock": SAME,
     **{f"domainlock.{n}": SAME for n in ("enabled", "policy", "list", "ips", "noreferer")},
-    "domainlock.active": NOT_DEPLOYED,
+    "domainlock.active": SAME,
     "domainlock.type": UNDOCUMENTED,
     "geoblock": SAME,
     **{f"geoblock.{n}": SAME for n in ("enabled", "policy", "list", "ips")},
-    "geoblock.active": NOT_DEPLOYED,
+    "geoblock.active": SAME,
     "securetoken": SAME,
     **{
         f"securetoken.{n}": SAME
         for n in ("enabled", "policy", "keyip", "list", "timeout", "session", "ips")
     },
     "securetoken.dirs": UNDOCUMENTED,
-    "securetoken.active": NOT_DEPLOYED,
-    "eac": no("external authentication (an origin script per request)"),
-    **{
-        f"eac.{n}": no("external authentication (an origin script per request)")
-        for n in ("policy", "list", "ips", "enabled", "active")
-    },
+    "securetoken.active": SAME,
+    "eac": EAC,
+    **{f"eac.{n}": EAC for n in ("policy", "list", "ips", "enabled", "active")},
     "cache": SAME,
     "cache.smart": UNDOCUMENTED,
     **{
