@@ -35,7 +35,7 @@ def no(why: str) -> str:
 
 
 NO_EDGE_RULES = no("pullzone has no edge rules; caching follows the cache block and RFC 9111")
-ORIGINIP = no("set by the originip example's body: originip is not implemented (a 400 when on)")
+ORIGINIP = no("answered inside originip (docs/zones.md), not at the top level")
 EAC = no("external authentication: accepted switched off, not stored (docs/zones.md)")
 UNDOCUMENTED = no("not described on the pages read; pullzone has no meaning for it")
 
@@ -56,7 +56,7 @@ ZONE_FIELDS: dict[str, str] = {
     "live": UNDOCUMENTED,
     "wafid": no("pullzone has no WAF"),
     "edgeruleids": NO_EDGE_RULES,
-    "dnscheck": ORIGINIP,
+    "dnscheck": no("5centscdn's originip option; pullzone has none"),
     "ip": ORIGINIP,
     "customhostheader": ORIGINIP,
     "iswordpress": no("WordPress integration"),
