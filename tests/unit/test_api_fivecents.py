@@ -301,3 +301,12 @@ def test_hashid_is_stable_and_differs_per_zone() -> None:
     one = Zone(1, "a", "a", ORIGIN, created_at="2026-01-01 00:00:00")
     two = Zone(2, "a", "a", ORIGIN, created_at="2026-01-01 00:00:00")
     assert one.hashid() == one.with_changes(name="b").hashid() != two.hashid()
+
+
+async def test_ten_thousand_and_one_form_files_is_413_and_purges_nothing(
+    api: ApiHarness, zone: dict[str, Any]
+) -> None:
+    fields = [("_METHOD", "DELETE"), *(("files[]", f"/f{i}") for i in range(10_001))]
+    async with Unchanged(api):
+        response = await form(api, f"/zones/http/pull/{zone['id']}/purge", fields)
+        assert_error(response, 413, "10000 files")

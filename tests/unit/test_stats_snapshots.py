@@ -69,8 +69,9 @@ def test_a_file_written_before_the_record_reads_the_same() -> None:
         fills_not_stored={"too_big": 1},
         evicted=6,
     )
-    # The same figures, as ints (and the protocol counts, none in a file from before them).
-    assert json.loads(snap.to_json()) == {**json.loads(BEFORE), "protocols": {}}
+    # The same figures, as ints (and the protocol and refusal counts, none in a file from
+    # before them).
+    assert json.loads(snap.to_json()) == {**json.loads(BEFORE), "protocols": {}, "refused": {}}
 
 
 def test_the_node_adds_up_every_worker_and_the_janitor(tmp_path: Path) -> None:

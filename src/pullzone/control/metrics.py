@@ -144,6 +144,13 @@ class EdgeCollector(Collector):
             "reason",
             totals.fills_not_stored,
         )
+        yield _by_label(
+            "pullzone_edge_refused",
+            "Requests a zone block refused (403, or 410 for an expired signed URL), by "
+            "block: securetoken, domainlock, ipaccess, geoblock, useragent.",
+            "reason",
+            totals.refused,
+        )
         node_seq = self.stats.node_seq()
         if node_seq is not None:
             lag = GaugeMetricFamily(

@@ -154,8 +154,9 @@ def _flatten(
         for inner, sub in resolved.get("properties", {}).items():
             _flatten(f"{name}[{inner}]", sub, components, out)
     elif kind == "array":
-        # A form cannot send an empty list (it sends no field): the JSON body's minItems
-        # has no form counterpart.
-        out[f"{name}[]"] = {k: v for k, v in resolved.items() if k != "minItems"}
+        # A form cannot send an empty list (it sends no field), nor tell a list of one
+        # from a single value (`tags[]=a`): one item stands for a list of it.
+        listed = {k: v for k, v in resolved.items() if k != "minItems"}
+        out[f"{name}[]"] = {"anyOf": [listed, resolved.get("items", {})]}
     elif resolved:
         out[name] = resolved

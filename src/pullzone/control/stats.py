@@ -64,6 +64,7 @@ class Totals:
     # Best-effort writes that failed, by kind, in every worker and the janitor.
     write_failures: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     fills_not_stored: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    refused: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     evicted: int = 0  # by fills in the workers (the janitor's: NodeStats.evictions)
     # Responses by (protocol, scheme): ("http/1.1", "http"), ("h2", "https"), …
     protocols: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
@@ -112,6 +113,8 @@ class NodeStats:
                 totals.write_failures[what] += n
             for reason, n in snap.fills_not_stored.items():
                 totals.fills_not_stored[reason] += n
+            for rule, n in snap.refused.items():
+                totals.refused[rule] += n
             totals.evicted += snap.evicted
         for what, n in self._janitor().write_failures.items():
             totals.write_failures[what] += n

@@ -42,6 +42,7 @@ from pullzone.edge.lookup import Lookup
 from pullzone.edge.origin import Origin, OriginError, forward_headers
 from pullzone.edge.outcomes import Cached, Fetched, Passed, Revalidated, Withdrawn
 from pullzone.edge.progress import FillSignals
+from pullzone.edge.rules import refusal
 from pullzone.edge.state import EdgeState, ZoneView
 from pullzone.edge.stats import WorkerStats
 from pullzone.spec.headers import header_map
@@ -136,6 +137,12 @@ class Edge:
         view, target, key = route
         conn.zone_id = view.zone.id
         now = time.time()
+        if view.rules:
+            refused = refusal(view.rules, request, conn.peer, now)
+            if refused is not None:
+                self.stats.refused[refused.reason] = self.stats.refused.get(refused.reason, 0) + 1
+                self.deliver.error(conn, request, refused.status, refused.message)
+                return None
         stored = None
         if request.method in CACHEABLE_METHODS:
             stored = self.lookup.find(view, key, request.hmap)

@@ -34,6 +34,7 @@ from pullzone.bus.events import (
 from pullzone.bus.signal import SeqSignal
 from pullzone.cache.index import CacheIndex
 from pullzone.certs.model import Certificate
+from pullzone.edge.rules import Rule, rules_of
 from pullzone.zones.model import Zone
 from pullzone.zones.plan import PurgePlan
 
@@ -46,6 +47,8 @@ class ZoneView:
     changed_seq: int = 0
     soft_all_seq: int = 0
     hard_all_seq: int = 0
+    # The zone's access rules (edge/rules.py), compiled with the zone: () when all are off.
+    rules: tuple[Rule, ...] = ()
 
 
 class EdgeState:
@@ -68,7 +71,7 @@ class EdgeState:
         for row in control.execute("SELECT record FROM zones"):
             zone = Zone.from_record(json.loads(row[0]))
             state = states.get(zone.id)
-            view = ZoneView(zone)
+            view = ZoneView(zone, rules=rules_of(zone))
             if state is not None:
                 view.changed_seq = state.last_purge_seq
                 view.soft_all_seq = state.soft_all_seq
@@ -123,6 +126,7 @@ class EdgeState:
             if view is None:
                 view = self.zones[zone.id] = ZoneView(zone)
             view.zone = zone
+            view.rules = rules_of(zone)
             view.changed_seq = event.seq
             self._rebuild_hosts()
         elif event.kind == ZONE_DELETE:

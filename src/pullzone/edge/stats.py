@@ -75,6 +75,7 @@ class Snapshot:
     evicted: int  # objects evicted by this worker's fills
     # Responses by "protocol scheme" ("http/1.1 http", "http/1.1 https", "h2 https").
     protocols: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    refused: Mapping[str, int] = dataclasses.field(default_factory=dict)  # by zone rule
 
     def to_json(self) -> str:
         return json.dumps(
@@ -93,6 +94,7 @@ class Snapshot:
                 "fills_not_stored": dict(self.fills_not_stored),
                 "evicted": self.evicted,
                 "protocols": dict(self.protocols),
+                "refused": dict(self.refused),
             },
             separators=(",", ":"),
         )
@@ -116,6 +118,7 @@ class Snapshot:
             fills_not_stored=_counts(data.get("fills_not_stored", {})),
             evicted=int(data.get("evicted", 0)),
             protocols=_counts(data.get("protocols", {})),
+            refused=_counts(data.get("refused", {})),
         )
 
 
@@ -165,6 +168,7 @@ class WorkerStats:
         self.fills_not_stored: dict[str, int] = {}  # reason (edge/bounds.py): n
         self.evicted = 0  # objects evicted by this worker's fills to make room
         self.protocols: dict[str, int] = {}  # responses by Exchange.label
+        self.refused: dict[str, int] = {}  # requests a zone rule refused, by rule (edge/rules.py)
 
     def fault(self, kind: str) -> None:
         self.faults[kind] = self.faults.get(kind, 0) + 1
@@ -217,6 +221,7 @@ class WorkerStats:
             fills_not_stored=dict(self.fills_not_stored),
             evicted=self.evicted,
             protocols=dict(self.protocols),
+            refused=dict(self.refused),
         )
 
     def write(self, applied: int) -> None:
