@@ -1,7 +1,7 @@
 """The dashboard in a real headless Chromium (Debian's `chromium` and `chromedriver`, driven
 by Selenium), against a real `pullzone serve` and a real origin: sign in, watch a zone's
 numbers change after known edge traffic, purge through the form and see the next request
-MISS.
+MISS, change a zone block through its settings panel.
 
 Every wait is a bounded WebDriverWait on what the page shows (it refreshes every 5 s).
 `PULLZONE_SCREENSHOTS=1` also saves docs/dashboard.png and docs/dashboard-purge.png.
@@ -23,7 +23,7 @@ from selenium.webdriver.chrome.webdriver import WebDriver as Chrome
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 from server import API_KEY, Server
 
 CHROMIUM = "/usr/bin/chromium"
@@ -259,3 +259,40 @@ def test_sign_in_watch_traffic_and_purge_through_the_form(
     until(browser, lambda d: d.find_element(By.ID, "login").is_displayed(), "the key form")
     assert session_key(browser) is None
     assert not browser.find_element(By.ID, "app").is_displayed()
+
+
+@pytest.mark.zone(name="blocks")
+def test_a_block_is_changed_through_its_settings_panel(
+    browser: Chrome, server: Server, zone: Zone
+) -> None:
+    row = f'#zones tr[data-zone-id="{zone["id"]}"]'
+    sign_in(browser, server, API_KEY)
+    until(browser, lambda d: zone["fqdn"] in text_of(d, row), "the zone in the zones table")
+    browser.find_element(By.CSS_SELECTOR, f"{row} button").click()
+    until(browser, lambda d: d.find_element(By.ID, "zone-panel").is_displayed(), "zone panel")
+    Select(browser.find_element(By.ID, "block-select")).select_by_visible_text("domainlock")
+    until(browser, lambda d: d.find_elements(By.ID, "block-list"), "the domainlock fields")
+    assert "active: N" in text_of(browser, "#block-fields")  # read-only: shown, not edited
+
+    # A refusal is shown as the API words it, and nothing changes.
+    listed = browser.find_element(By.ID, "block-list")
+    listed.clear()
+    listed.send_keys("https://example.com/")
+    button(browser, "Save").click()
+    until(browser, lambda d: "domain only" in text_of(d, "#block-error"), "the 400 message")
+    assert server.api.get(f"/zones/http/pull/{zone['id']}").json()["zone"]["domainlock"] == (
+        zone["domainlock"]
+    )
+
+    # A list and a flag saved through the block's route: the API has them.
+    listed.clear()
+    listed.send_keys("Example.com, example.org")
+    browser.find_element(By.ID, "block-noreferer").click()
+    button(browser, "Save").click()
+    until(browser, lambda d: text_of(d, "#block-status").startswith("Zone updated"), "answer")
+    assert text_of(browser, "#block-error") == ""
+    stored = server.api.get(f"/zones/http/pull/{zone['id']}").json()["zone"]["domainlock"]
+    assert (stored["list"], stored["noreferer"]) == ("example.com,example.org", "Y")
+    assert browser.find_element(By.ID, "block-list").get_attribute("value") == (
+        "example.com,example.org"
+    )

@@ -50,6 +50,31 @@ def test_age_header_from_origin_is_carried_into_age(
     assert int(second.headers["age"]) >= 100
 
 
+def test_cdn_cache_control_rules_the_edge_and_is_not_sent_to_clients(
+    server: Server, origin: Origin, zone: Zone, path: str
+) -> None:
+    """RFC 9213: the origin keeps browsers from storing, and lets the CDN store for 10 min."""
+    headers = [("Cache-Control", "no-store"), ("CDN-Cache-Control", "max-age=600")]
+    origin.route(path, Reply(headers=headers, body=b"t"))
+    first, second = hit_twice(server, zone, path)
+    assert (first.headers["x-cache"], second.headers["x-cache"]) == ("MISS", "HIT")
+    assert second.headers["cache-control"] == "no-store"
+    assert "cdn-cache-control" not in first.headers and "cdn-cache-control" not in second.headers
+    assert origin.count(path) == 1
+
+
+def test_two_age_lines_count_as_the_first(
+    server: Server, origin: Origin, zone: Zone, path: str
+) -> None:
+    """RFC 9111 §5.1: the first member of a list-valued Age (once ignored as invalid)."""
+    origin.route(
+        path,
+        Reply(headers=[("Cache-Control", "max-age=600"), ("Age", "100"), ("Age", "7")], body=b"a"),
+    )
+    _, second = hit_twice(server, zone, path)
+    assert 100 <= int(second.headers["age"]) < 150
+
+
 def test_unknown_host_is_404_and_never_forwarded(server: Server, origin: Origin, path: str) -> None:
     r = server.get("nope.example", path)
     assert r.status_code == 404

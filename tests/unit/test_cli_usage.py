@@ -288,7 +288,7 @@ def test_completion_is_offered() -> None:
 
 def test_completion_completes_commands_and_options() -> None:
     assert complete("pullzone zo").split() == ["zones"]
-    zones_commands = ["list", "show", "create", "update", "ssl", "delete"]
+    zones_commands = ["list", "show", "create", "update", "set", "ssl", "delete"]
     assert complete("pullzone zones ").split() == zones_commands
     assert complete("pullzone purge 3 --from").split() == ["--from-file"]
 

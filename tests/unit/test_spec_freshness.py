@@ -316,10 +316,16 @@ def test_date_in_the_future_gives_no_negative_apparent_age() -> None:
     assert current_age(resp, request_time=NOW - 1, response_time=NOW, now=NOW + 3) == 4
 
 
-@pytest.mark.parametrize("age_value", ["abc", "-3", "5, 6", "1.5"])
+@pytest.mark.parametrize("age_value", ["abc", "-3", "1.5", "x, 5"])
 def test_invalid_age_header_is_ignored(age_value: str) -> None:
     resp = {"date": DATE, "age": age_value}
     assert current_age(resp, request_time=NOW, response_time=NOW, now=NOW + 7) == 7
+
+
+def test_a_list_valued_age_counts_as_its_first_member() -> None:
+    """RFC 9111 §5.1: "use the first member of the field value"."""
+    resp = {"date": DATE, "age": "5, 6"}
+    assert current_age(resp, request_time=NOW, response_time=NOW, now=NOW + 7) == 12
 
 
 def test_missing_date_counts_as_the_response_time() -> None:

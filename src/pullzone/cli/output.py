@@ -67,6 +67,13 @@ def print_zone(zone: Zone) -> None:
         "ssl.mode": zone.ssl.mode,
         "ssl.certid": zone.ssl.certid,
         "ssl.warning": zone.ssl.warning,
+        **({"backup": zone.backup} if zone.backup else {}),
+        # The other blocks, field by field, in the names `zones set` takes.
+        **{
+            f"{block}.{name}": ",".join(value) if isinstance(value, list) else value
+            for block, fields in zone.blocks.items()
+            for name, value in fields.items()
+        },
         **{f"warning {n}": text for n, text in enumerate(zone.warnings, 1)},
     }
     grid = Table.grid(padding=(0, 2))

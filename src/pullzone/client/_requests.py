@@ -247,6 +247,25 @@ def update_cache(zone_id: int | str, **fields: Unpack[CacheFields]) -> Call[Zone
     return Call("POST", path, _results.one_zone, json=_cache_body(fields))
 
 
+def update_block(
+    zone_id: int | str, block: str, **fields: str | int | bool | Sequence[str]
+) -> Call[Zone]:
+    """Change one block of the zone (`edge`, `securetoken`, `domainlock`, `geoblock`,
+    `ipaccess`, `useragent`, `bwlimit`, `originip`, `shield`; docs/zones.md, Blocks) field
+    by field: True/False are sent as Y/N, lists as lists. The zone as it is now."""
+    if not block.isidentifier() or block.startswith("_"):
+        raise TypeError(f"{block!r} is not a block name")
+    body: dict[str, Any] = {}
+    for name, value in fields.items():
+        if isinstance(value, bool):
+            body[name] = "Y" if value else "N"
+        elif isinstance(value, str | int):
+            body[name] = value
+        else:
+            body[name] = _strings(f"{block}.{name}", value)
+    return Call("POST", f"{zone_path(zone_id)}/{block}", _results.one_zone, json=body)
+
+
 def delete_zone(zone_id: int | str) -> Call[None]:
     """Delete the zone and everything it has cached."""
     return Call("DELETE", zone_path(zone_id), _results.nothing)

@@ -104,6 +104,10 @@ class Zone:
     cache: CachePolicy
     ssl: SslPolicy = field(default_factory=SslPolicy)
     warnings: tuple[str, ...] = ()  # what may not work as configured
+    # The other blocks (edge, securetoken, domainlock, …) as the API answers them, and the
+    # backup origin; a 5centscdn server's blocks are there too.
+    blocks: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)
+    backup: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,6 +293,12 @@ def zone(body: Mapping[str, Any]) -> Zone:
         cache=cache_policy(_get(body, "cache", dict, {})),
         ssl=ssl_policy(_get(body, "ssl", dict, {})),
         warnings=_strings(body, "warnings"),
+        blocks={
+            name: dict(value)
+            for name, value in body.items()
+            if isinstance(value, dict) and name not in ("cache", "ssl")
+        },
+        backup=_text(body, "backup", ""),
     )
 
 

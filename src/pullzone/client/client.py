@@ -102,6 +102,7 @@ class Zones(_Group[C_co]):
     update = _Call(_requests.update_zone)
     update_cache = _Call(_requests.update_cache)
     update_ssl = _Call(_requests.update_ssl)
+    update_block = _Call(_requests.update_block)
     delete = _Call(_requests.delete_zone)
 
 

@@ -16,8 +16,8 @@ out of the cache unless it is a static asset or the origin gave it a lifetime.
 
 from __future__ import annotations
 
-from pullzone.spec.cache_control import parse_cache_control
 from pullzone.spec.headers import HeaderMap
+from pullzone.spec.targeted import has_expires, response_directives
 
 _IMAGE = ("image/",)
 _FONT = ("font/", "application/font", "application/x-font", "application/vnd.ms-fontobject")
@@ -48,8 +48,9 @@ _ANY = ("application/octet-stream", "binary/octet-stream")
 
 
 def _has_explicit_freshness(resp: HeaderMap) -> bool:
-    cc = parse_cache_control(resp.get("cache-control"))
-    return "public" in cc or "max-age" in cc or "s-maxage" in cc or "expires" in resp
+    directives = response_directives(resp)
+    cc = directives.cc
+    return "public" in cc or "max-age" in cc or "s-maxage" in cc or has_expires(resp, directives)
 
 
 _STATIC_TYPES = tuple(sorted({t for types in EXPECTED_TYPES.values() for t in types})) + _ANY

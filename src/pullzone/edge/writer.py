@@ -58,6 +58,7 @@ _NOT_DELIVERED = HOP_BY_HOP | {
     "content-length",
     "surrogate-key",
     "surrogate-control",
+    "cdn-cache-control",  # RFC 9213: for this cache, not for browsers
     "cache-tag",
     "age",
     "x-cache",

@@ -1,4 +1,7 @@
-"""Storing, freshness, age and reuse for a shared cache (RFC 9111 §3, §4)."""
+"""Storing, freshness, age and reuse for a shared cache (RFC 9111 §3, §4).
+
+The response directives are those of `targeted.response_directives`: CDN-Cache-Control
+or Surrogate-Control when the origin sent one (RFC 9213), else Cache-Control."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from typing import Final, Literal
 from pullzone.spec.cache_control import delta_seconds, parse_cache_control
 from pullzone.spec.dates import parse_http_date
 from pullzone.spec.headers import HeaderMap, split_list
+from pullzone.spec.targeted import has_expires, response_directives
 
 # RFC 9110 §15.1: status codes that are heuristically cacheable.
 HEURISTICALLY_CACHEABLE: frozenset[int] = frozenset(
@@ -72,7 +76,8 @@ def unstorable(
     # RFC 9111 §5.2.1.5: request no-store.
     if req_cc_value and "no-store" in parse_cache_control(req_cc_value):
         return "request_no_store"
-    cc = parse_cache_control(resp.get("cache-control"))
+    directives = response_directives(resp)
+    cc = directives.cc
     # RFC 9111 §5.2.2.7: a shared cache never stores a private response. A qualified
     # private="field" is treated like the unqualified form (the safe reading).
     if "private" in cc:
@@ -94,7 +99,7 @@ def unstorable(
     if not honour_origin:
         return None  # the zone's TTL (or heuristics) decides how long; status understood
     # RFC 9111 §3: explicit freshness, public, or a heuristically cacheable status.
-    if "public" in cc or "s-maxage" in cc or "max-age" in cc or "expires" in resp:
+    if "public" in cc or "s-maxage" in cc or "max-age" in cc or has_expires(resp, directives):
         return None
     if status in HEURISTICALLY_CACHEABLE:
         return None
@@ -130,7 +135,8 @@ def freshness_lifetime(
     `default_ttl` applies when set, else the heuristic of §4.2.2.
     """
     if honour_origin:
-        cc = parse_cache_control(resp.get("cache-control"))
+        directives = response_directives(resp)
+        cc = directives.cc
         # RFC 9111 §5.2.2.10: s-maxage overrides max-age and Expires in a shared cache.
         if "s-maxage" in cc:
             return float(delta_seconds(cc["s-maxage"]) or 0)
@@ -138,7 +144,7 @@ def freshness_lifetime(
         if "max-age" in cc:
             return float(delta_seconds(cc["max-age"]) or 0)
         # RFC 9111 §5.3: Expires - Date; an invalid Expires (e.g. "0") is in the past.
-        expires_value = resp.get("expires")
+        expires_value = resp.get("expires") if has_expires(resp, directives) else None
         if expires_value is not None:
             expires = parse_http_date(expires_value)
             if expires is None:
@@ -152,6 +158,14 @@ def freshness_lifetime(
     return _heuristic(status, resp, response_time)
 
 
+def age_field(value: str | None) -> int:
+    """RFC 9111 §5.1: the first member of an Age list (two Age lines arrive joined as
+    one list); an invalid value (not a non-negative integer) is ignored: 0."""
+    if value is None:
+        return 0
+    return delta_seconds(value.split(",", 1)[0].strip()) or 0
+
+
 CLOCK_SKEW = 1.0  # seconds the clock may step back before stored ages are unknown
 
 
@@ -161,7 +175,7 @@ def current_age(resp: HeaderMap, *, request_time: float, response_time: float, n
     for as long as the clock was off (a clock set back years must not make it immortal)."""
     if now < response_time - CLOCK_SKEW:
         return math.inf
-    age_value = delta_seconds(resp.get("age")) or 0  # §5.1: invalid or a list → ignored
+    age_value = age_field(resp.get("age"))
     date_value = parse_http_date(resp.get("date"))
     if date_value is None:  # RFC 9110 §6.6.1: a missing Date is the time of receipt
         date_value = response_time
@@ -206,7 +220,7 @@ def freshness(
     initial_age = current_age(
         resp, request_time=request_time, response_time=response_time, now=response_time
     )
-    always_validate = honour_origin and "no-cache" in parse_cache_control(resp.get("cache-control"))
+    always_validate = honour_origin and "no-cache" in response_directives(resp).cc
     if always_validate:
         return Freshness(lifetime, initial_age, True, 0.0, 0.0)
     return Freshness(
@@ -239,10 +253,8 @@ def reuse(
         return STALE
     # RFC 9111 §5.2.2.4: response no-cache. A qualified no-cache="field" would allow
     # reuse without those fields; treated as unqualified (always validate), the safe side.
-    if honour_origin:
-        resp_cc_value = resp.get("cache-control")
-        if resp_cc_value and "no-cache" in parse_cache_control(resp_cc_value):
-            return STALE
+    if honour_origin and "no-cache" in response_directives(resp).cc:
+        return STALE
     req_cc_value = req.get("cache-control")
     if req_cc_value is None:
         # RFC 9111 §5.4: Pragma: no-cache counts only without a request Cache-Control.
@@ -276,7 +288,7 @@ def stale_allowed_on_error(resp: HeaderMap, *, honour_origin: bool) -> bool:
     """
     if not honour_origin:
         return True
-    cc = parse_cache_control(resp.get("cache-control"))
+    cc = response_directives(resp).cc
     return not (
         "must-revalidate" in cc or "proxy-revalidate" in cc or "s-maxage" in cc or "no-cache" in cc
     )

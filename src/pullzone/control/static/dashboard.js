@@ -342,9 +342,13 @@
     $("history").tBodies[0].replaceChildren();
     const zone = id === null ? null : zoneById(id);
     $("zone-panel").hidden = !zone;
+    $("block-status").textContent = "";
+    $("block-error").textContent = "";
+    shownBlock = null;
     if (zone) {
       $("zone-title").textContent = `Zone ${zone.name} (${zone.fqdn})`;
       $("confirm-word").textContent = zone.alias;
+      renderBlock();
     }
   }
 
@@ -412,6 +416,74 @@
     purge(body);
   }
 
+  // --- the selected zone's settings, one block at a time ------------------------------------
+
+  // The blocks the form edits, each through its own route (POST …/{id}/{block}); fields the
+  // API sets itself are shown, not edited.
+  const BLOCKS = ["cache", "edge", "securetoken", "domainlock", "geoblock", "ipaccess",
+    "useragent", "bwlimit", "originip", "shield"];
+  const READ_ONLY = new Set(["active", "session", "cacheInSecs", "cacheInMins",
+    "expiryInSecs", "expiryInMins"]);
+  let shownBlock = null; // "zone id/block" the fields were built for
+
+  function renderBlock(force = false) {
+    const zone = zoneById(selected);
+    const name = $("block-select").value;
+    if (!zone || !zone[name]) return;
+    const shown = `${zone.id}/${name}`;
+    if (shown === shownBlock && !force) return; // keep what the user is typing
+    shownBlock = shown;
+    const fields = Object.entries(zone[name]).map(([field, value]) => {
+      const id = `block-${field}`;
+      const label = el("label", { for: id }, field);
+      if (READ_ONLY.has(field)) {
+        return el("p", { class: "muted", "data-field": field }, `${field}: ${value}`);
+      }
+      if (value === "Y" || value === "N") {
+        const box = el("input", { id, type: "checkbox", "data-field": field, "data-flag": "" });
+        box.checked = value === "Y";
+        const wrap = el("label", { class: "check" });
+        wrap.append(box, ` ${field}`);
+        return wrap;
+      }
+      const input = el("input", { id, type: "text", "data-field": field, spellcheck: "false" });
+      input.value = Array.isArray(value) ? value.join(",") : String(value);
+      const wrap = el("div");
+      wrap.append(label, input);
+      return wrap;
+    });
+    $("block-fields").replaceChildren(...fields);
+  }
+
+  async function saveBlock(event) {
+    event.preventDefault();
+    const zone = zoneById(selected);
+    const name = $("block-select").value;
+    if (!zone) return;
+    const body = {};
+    for (const input of $("block-fields").querySelectorAll("input[data-field]")) {
+      const field = input.dataset.field;
+      body[field] = "flag" in input.dataset ? (input.checked ? "Y" : "N") : input.value;
+    }
+    $("block-save").disabled = true;
+    $("block-status").textContent = "Saving…";
+    $("block-error").textContent = "";
+    try {
+      const answer = await api(`/zones/http/pull/${zone.id}/${name}`, { method: "POST", body });
+      Object.assign(zone, answer.zone);
+      $("block-status").textContent = `${answer.message}: ${name}`;
+      renderBlock(true);
+    } catch (err) {
+      $("block-status").textContent = "";
+      if (err.status === 401) {
+        signOut(err.message);
+        return;
+      }
+      $("block-error").textContent = err.message;
+    }
+    $("block-save").disabled = false;
+  }
+
   // --- wiring ------------------------------------------------------------------------------
 
   document.addEventListener("DOMContentLoaded", () => {
@@ -430,6 +502,15 @@
       $("purge-all").disabled = !zone || $("purge-confirm").value.trim() !== zone.alias;
     });
     $("purge-all").addEventListener("click", () => purge(undefined));
+    $("block-select").replaceChildren(
+      ...BLOCKS.map((name) => el("option", { value: name }, name)),
+    );
+    $("block-select").addEventListener("change", () => {
+      $("block-status").textContent = "";
+      $("block-error").textContent = "";
+      renderBlock();
+    });
+    $("block-form").addEventListener("submit", saveBlock);
     if (sessionStorage.getItem(KEY)) signIn(sessionStorage.getItem(KEY));
   });
 })();
