@@ -280,8 +280,9 @@ def test_a_block_is_changed_through_its_settings_panel(
     listed.send_keys("https://example.com/")
     button(browser, "Save").click()
     until(browser, lambda d: "domain only" in text_of(d, "#block-error"), "the 400 message")
-    assert server.api.get(f"/zones/http/pull/{zone['id']}").json()["zone"]["domainlock"] == (
-        zone["domainlock"]
+    assert (
+        server.api.get(f"/zones/http/pull/{zone['id']}").json()["zone"]["domainlock"]
+        == (zone["domainlock"])
     )
 
     # A list and a flag saved through the block's route: the API has them.

@@ -92,6 +92,8 @@ async def test_list_and_show_in_5centscdns_shape_never_with_the_secret(api: ApiH
     assert set(by_id) == {1, key_id}
     mine = by_id[key_id]
     assert STAMP.match(mine.pop("created_at"))
+    serviceid = mine.pop("serviceid")
+    assert isinstance(serviceid, int) and serviceid == admin_serviceid(body)
     assert mine == {
         "id": key_id,
         "name": "My Application",
@@ -104,7 +106,11 @@ async def test_list_and_show_in_5centscdns_shape_never_with_the_secret(api: ApiH
     assert secret not in response.text and "hash" not in response.text
     shown = ok(await api.client.get(f"/account/api/{key_id}"))
     assert set(shown) == {"result", "apikey"} and shown["result"] == "success"
-    assert shown["apikey"] == {**mine, "created_at": shown["apikey"]["created_at"]}
+    assert shown["apikey"] == {
+        **mine,
+        "serviceid": serviceid,
+        "created_at": shown["apikey"]["created_at"],
+    }
     assert ok(await api.client.get("/account/api/1"))["apikey"]["permission"] == EVERY
 
 
@@ -408,3 +414,10 @@ async def test_the_openapi_document_has_the_routes_and_5centscdns_error_shape(
                     ref = operation["responses"][status]["content"]["application/json"]["schema"]
                     assert ref["$ref"].endswith("/AuthErrorAnswer")
     assert set(schemas["AuthErrorAnswer"]["required"]) == {"result", "message", "status", "errors"}
+
+
+def admin_serviceid(listing: dict[str, object]) -> object:
+    """Every key of one installation has the same serviceid: the admin key's."""
+    keys = listing["apikeys"]
+    assert isinstance(keys, list)
+    return next(k["serviceid"] for k in keys if k["id"] == 1)

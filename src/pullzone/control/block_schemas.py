@@ -320,10 +320,14 @@ class BwLimitIn(BlockIn):
 
 class OriginIpIn(BlockIn):
     NAME: ClassVar[str] = "originip"
+    IGNORED: ClassVar[frozenset[str]] = BlockIn.IGNORED | {"dnscheck"}
     enabled: Flag = Field(None, description="Y: connect to `ip` for the origin.")
     ip: Annotated[str, AfterValidator(_ip)] | None = Field(None, description="The address.")
     customhostheader: Annotated[str, AfterValidator(check_host_header)] | None = Field(
         None, description="Host and TLS SNI sent; empty: the origin's host."
+    )
+    dnscheck: Flag = Field(
+        None, description="5centscdn's DNS check of the address: accepted, not stored."
     )
 
 

@@ -235,7 +235,7 @@ def known_fields(model: type[BaseModel]) -> dict[str, list[str]]:
     return fields
 
 
-def json_body(model: type[M], methods: tuple[str, ...] = ("PUT",)) -> Callable[..., Awaitable[M]]:
+def json_body(model: type[M], methods: tuple[str, ...] = ()) -> Callable[..., Awaitable[M]]:
     """A dependency: the body (JSON or form) validated as `model`, after the key and the
     zone checks of the route, which are declared before it. `_METHOD` may be POST or one
     of `methods` (5centscdn's create examples send PUT); a model that declares `_METHOD`

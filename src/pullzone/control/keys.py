@@ -182,12 +182,14 @@ class KeyInfo:
             "revoked_at": self.revoked_at,
         }
 
-    def to_account_api(self) -> dict[str, Any]:
-        """The key as 5centscdn's `/v2/account/api` shows it (without `serviceid`, which
-        pullzone has no use for, and without `hash`: the key is stored hashed, so it is
-        in the answer that creates it only); `zones` and `created_at` are pullzone's."""
+    def to_account_api(self, serviceid: int) -> dict[str, Any]:
+        """The key as 5centscdn's `/v2/account/api` shows it, with the installation's
+        `serviceid` (zones/model.py `service_id`) and without `hash`: the key is stored
+        hashed, so it is in the answer that creates it only; `zones` and `created_at` are
+        pullzone's."""
         return {
             "id": self.number,
+            "serviceid": serviceid,
             "name": self.name,
             "description": self.description,
             "permission": list(self.granted()),

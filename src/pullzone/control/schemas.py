@@ -492,8 +492,8 @@ def _mode(value: object) -> object:
 
 
 def _warning(value: object) -> str:
-    """5centscdn's `false` and an empty string both mean "no warning"."""
-    if value is None or value is False:
+    """5centscdn's `false` (a form's `0`) and an empty string both mean "no warning"."""
+    if value is None or value is False or value in ("0", "false"):
         return ""
     if isinstance(value, str):
         return value
@@ -1074,6 +1074,7 @@ class AccountKeyOut(BaseModel):
     """A key as 5centscdn's `/v2/account/api` shows it; never its secret or hash."""
 
     id: int = Field(description="The key's id (`apikeyid`); the admin key's is 1.")
+    serviceid: int = Field(description="The installation's number, as in zone answers.")
     name: str = Field(examples=["My Application"])
     description: str = Field(examples=["Used by the mobile app"])
     permission: list[PermissionName] = Field(examples=[["read", "update"]])

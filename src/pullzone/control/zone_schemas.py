@@ -121,6 +121,10 @@ def _optimize(value: object) -> object:
     return text
 
 
+def _method(value: object) -> object:
+    return value.strip().upper() if isinstance(value, str) else value
+
+
 def _backup(value: str) -> str:
     return check_origin(value) if value.strip() else ""
 
@@ -170,10 +174,14 @@ class ZoneUpdate(Strict):
     eac: dict[str, Any] | None = Field(None, description=_block_doc("eac"))
     waf: dict[str, Any] | None = Field(None, description=_block_doc("waf"))
     edgerules: dict[str, Any] | None = Field(None, description=_block_doc("edgerules"))
-    method_override: Annotated[
-        Literal["POST", "PUT", "DELETE"] | None,
-        BeforeValidator(lambda v: v.strip().upper() if isinstance(v, str) else v),
-    ] = Field(None, alias="_METHOD", description='"DELETE": delete the zone instead.')
+    METHODS: ClassVar[tuple[str, ...]] = ("POST", "DELETE")
+    method_override: Annotated[str | None, BeforeValidator(_method)] = Field(
+        None,
+        alias="_METHOD",
+        description='5centscdn\'s method override: "POST", or "DELETE" to delete the zone '
+        'instead ("PUT" or "POST" on create).',
+        json_schema_extra={"enum": ["POST", "PUT", "DELETE"]},
+    )
     id: Any = Field(None, json_schema_extra=_READ_ONLY_SCHEMA)
     serviceid: Any = Field(None, json_schema_extra=_READ_ONLY_SCHEMA)
     hashid: Any = Field(None, json_schema_extra=_READ_ONLY_SCHEMA)
@@ -190,6 +198,17 @@ class ZoneUpdate(Strict):
     @classmethod
     def nullable(cls) -> frozenset[str]:
         return frozenset(READ_ONLY)  # answers carry `"warnings": null`
+
+    @field_validator("method_override")
+    @classmethod
+    def _method_fits(cls, value: str | None) -> str | None:
+        if value is not None and value not in cls.METHODS:
+            action = "creating" if "PUT" in cls.METHODS else "updating"
+            raise ValueError(
+                f"{short(value, 20)} does not fit {action} a zone: send "
+                f"{' or '.join(cls.METHODS)}, or leave _METHOD out"
+            )
+        return value
 
     @field_validator(*UNSUPPORTED_BLOCKS)
     @classmethod
@@ -264,12 +283,11 @@ class ZoneCreate(ZoneUpdate):
     """Body of `POST …/new`: `origin` and `alias` (or `name`) are required."""
 
     origin: Origin
+    METHODS: ClassVar[tuple[str, ...]] = ("POST", "PUT")  # 5centscdn's examples send PUT
 
     def draft(self) -> Zone:
         """The zone to store (id 0 until stored; alias the slug of the name if not given,
         name the alias if not given)."""
-        if self.deletes:
-            raise BadRequest('_METHOD "DELETE" does not fit creating a zone: send PUT or POST')
         if self.alias is None and self.name is None:
             raise BadRequest(
                 "alias: required (the zone's DNS label, e.g. my-site); name is optional"

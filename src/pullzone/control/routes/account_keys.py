@@ -8,7 +8,7 @@ Decisions where 5centscdn's reference is silent:
 - Only the admin key manages keys, as for `/v2/keys`.
 - The key itself is in the answer that creates it, as `hash` (the field 5centscdn's key
   records hold it in), and nowhere else, ever: pullzone stores its SHA-256 only. So
-  records have no `hash`, nor `serviceid`, which pullzone has no use for; they carry
+  records have no `hash`; `serviceid` is the installation's, as in zone answers; they carry
   `zones` (the zones a key from `/v2/keys` is limited to) and `created_at`.
 - The admin key is listed (id 1, every permission) so that a client sees every key that
   works; updating or deleting it is a 400 (restart `serve` with another PULLZONE_API_KEY).
@@ -41,6 +41,7 @@ from pullzone.control.schemas import (
     Done,
 )
 from pullzone.control.store import now
+from pullzone.zones.model import service_id
 
 router = APIRouter(prefix="/account/api", tags=["API keys"])
 
@@ -99,7 +100,7 @@ def _changeable(ctl: Control, number: int) -> KeyInfo:
 )
 async def list_keys(_: KeyAdmin, ctl: Ctl) -> dict[str, Any]:
     listed = [
-        key.to_account_api()
+        key.to_account_api(service_id(ctl.settings.edge_domain))
         for key in keys.list_keys(ctl.conn)
         if key.revoked_at is None and key.number is not None
     ]
@@ -135,7 +136,10 @@ async def create_key(_: KeyAdmin, body: NewKey, ctl: Ctl, response: Response) ->
     responses=_ID_ERRORS,
 )
 async def show_key(_: KeyAdmin, apikeyid: ApiKeyId, ctl: Ctl) -> dict[str, Any]:
-    return {"result": "success", "apikey": _live(ctl, apikeyid).to_account_api()}
+    return {
+        "result": "success",
+        "apikey": _live(ctl, apikeyid).to_account_api(service_id(ctl.settings.edge_domain)),
+    }
 
 
 @router.post(

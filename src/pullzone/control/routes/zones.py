@@ -47,7 +47,7 @@ Readable = Annotated[Zone, Depends(zone_for("read"))]
 Writable = Annotated[Zone, Depends(zone_for("update"))]
 Deletable = Annotated[Zone, Depends(zone_for("delete"))]
 NewZone = Annotated[ZoneCreate, Depends(json_body(ZoneCreate))]
-Changes = Annotated[ZoneUpdate, Depends(json_body(ZoneUpdate, ("PUT", "DELETE")))]
+Changes = Annotated[ZoneUpdate, Depends(json_body(ZoneUpdate))]
 CacheChanges = Annotated[CacheUpdate, Depends(json_body(CacheUpdate))]
 SslChanges = Annotated[SslUpdate, Depends(json_body(SslUpdate))]
 
