@@ -35,6 +35,7 @@ from pullzone.bus.signal import SeqSignal
 from pullzone.cache.index import CacheIndex
 from pullzone.certs.model import Certificate
 from pullzone.edge.rules import Rule, rules_of
+from pullzone.edge.switches import NO_EDITS, ResponseEdits, response_edits
 from pullzone.zones.model import Zone
 from pullzone.zones.plan import PurgePlan
 
@@ -49,6 +50,8 @@ class ZoneView:
     hard_all_seq: int = 0
     # The zone's access rules (edge/rules.py), compiled with the zone: () when all are off.
     rules: tuple[Rule, ...] = ()
+    # What the zone's edge switches add to or remove from its responses (edge/switches.py).
+    edits: ResponseEdits = NO_EDITS
 
 
 class EdgeState:
@@ -71,7 +74,7 @@ class EdgeState:
         for row in control.execute("SELECT record FROM zones"):
             zone = Zone.from_record(json.loads(row[0]))
             state = states.get(zone.id)
-            view = ZoneView(zone, rules=rules_of(zone))
+            view = ZoneView(zone, rules=rules_of(zone), edits=response_edits(zone.edge))
             if state is not None:
                 view.changed_seq = state.last_purge_seq
                 view.soft_all_seq = state.soft_all_seq
@@ -127,6 +130,7 @@ class EdgeState:
                 view = self.zones[zone.id] = ZoneView(zone)
             view.zone = zone
             view.rules = rules_of(zone)
+            view.edits = response_edits(zone.edge)
             view.changed_seq = event.seq
             self._rebuild_hosts()
         elif event.kind == ZONE_DELETE:
