@@ -172,7 +172,9 @@ def test_backup_origin_answers_a_5xx_and_a_timeout(
     origin.route(path + "5xx", Reply(503, body=b"down"))
     origin.route(path + "slow", Reply(delay=3.0, body=b"late"))  # the server waits 2 s
     for suffix in ("5xx", "slow"):
-        other_origin.route(path + suffix, Reply(headers=[("Cache-Control", "no-store")], body=b"ok"))
+        other_origin.route(
+            path + suffix, Reply(headers=[("Cache-Control", "no-store")], body=b"ok")
+        )
         response = server.get(zone["fqdn"], path + suffix)
         assert (response.status_code, response.content) == (200, b"ok")
         assert origin.count(path + suffix) == 1 and other_origin.count(path + suffix) == 1

@@ -314,9 +314,7 @@ class Edge:
             return self.deliver.error(conn, request, exc.status, "origin failed")
         if request.method not in CACHEABLE_METHODS:
             self._invalidate(view, request, target, response.status, response.raw_headers)
-        await self.deliver.origin_response(
-            conn, request, response, xcache, zone.cache, view.edits
-        )
+        await self.deliver.origin_response(conn, request, response, xcache, zone.cache, view.edits)
 
     def _invalidate(
         self,
