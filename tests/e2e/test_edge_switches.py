@@ -5,7 +5,10 @@ its pinned origin address, through a real `pullzone serve` and real origins on l
 from __future__ import annotations
 
 import itertools
+import threading
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +18,7 @@ from server import Server, free_port, until
 Zone = dict[str, Any]
 FAILOVERS = 'pullzone_edge_faults_total{kind="origin_failover"}'
 _aliases = itertools.count(1)
+BIG = bytes(range(256)) * (4 * 1024 * 1024 // 256)  # 4 MiB
 
 
 def _alias() -> str:
@@ -216,3 +220,66 @@ def test_originip_connects_to_the_pinned_address_with_the_origins_host(
         assert server.get(zone["fqdn"], path).status_code == 502
     finally:
         pinned.close()
+
+
+@pytest.fixture()
+def one_worker(tmp_path: Path) -> Iterator[Server]:
+    """One edge worker: a paced response and a HIT share its loop."""
+    s = Server(tmp_path / "data", workers=1).start()
+    yield s
+    s.stop()
+
+
+def _timed_get(server: Server, host: str, path: str) -> tuple[float, int, str]:
+    started = time.monotonic()
+    response = server.get(host, path)
+    return time.monotonic() - started, len(response.content), response.headers["x-cache"]
+
+
+def test_bwlimit_paces_a_connection_and_not_the_others(
+    one_worker: Server, origin: Origin, path: str
+) -> None:
+    server = one_worker
+    limited = server.create_zone(origin.url, alias=_alias())
+    free = server.create_zone(origin.url, alias=_alias())
+    origin.route(path, Reply(headers=[("Cache-Control", "max-age=600")], body=BIG))
+    origin.route(path + "small", Reply(headers=[("Cache-Control", "max-age=600")], body=b"s"))
+    fast, size, _ = _timed_get(server, limited["fqdn"], path)  # stored at full speed
+    assert size == len(BIG) and fast < 4
+    assert server.get(free["fqdn"], path + "small").headers["x-cache"] == "MISS"
+    block = {"enabled": "Y", "policy": "0", "rate": 4096}  # 4096 kbit/s: 512 KiB/s
+    changed = server.api.post(f"/zones/http/pull/{limited['id']}/bwlimit", json=block)
+    assert changed.status_code == 200, changed.text
+
+    result: dict[str, tuple[float, int, str]] = {}
+    begun = threading.Event()
+
+    def download() -> None:
+        started = time.monotonic()
+        headers = {"Host": limited["fqdn"]}
+        with server.edge.stream("GET", path, headers=headers) as response:
+            begun.set()
+            size = sum(len(piece) for piece in response.iter_bytes())
+            result["big"] = (time.monotonic() - started, size, response.headers["x-cache"])
+
+    paced = threading.Thread(target=download)
+    paced.start()
+    assert begun.wait(10)
+    # While the paced transfer runs on the worker's one loop, another connection's HIT
+    # is answered at once.
+    hits = [_timed_get(server, free["fqdn"], path + "small") for _ in range(5)]
+    assert paced.is_alive()
+    assert all(took < 0.5 and cache == "HIT" for took, _, cache in hits), hits
+    paced.join()
+    took, size, cache = result["big"]
+    assert (size, cache) == (len(BIG), "HIT")
+    assert 8.0 * 0.9 <= took <= 8.0 * 1.1, took  # 4 MiB at 512 KiB/s
+    print(f"bwlimit: 4 MiB at 4096 kbit/s in {took:.2f} s")
+
+    # Policy 1: the first 2048 KB at full speed, the other 2 MiB at the rate.
+    block = {"enabled": "Y", "policy": "1", "rate": 4096, "rateafter": 2048}
+    changed = server.api.post(f"/zones/http/pull/{limited['id']}/bwlimit", json=block)
+    assert changed.status_code == 200, changed.text
+    took, size, _ = _timed_get(server, limited["fqdn"], path)
+    assert size == len(BIG) and 4.0 * 0.9 <= took <= 4.0 * 1.1, took
+    print(f"bwlimit: 4 MiB, 2048 KB free then 4096 kbit/s, in {took:.2f} s")

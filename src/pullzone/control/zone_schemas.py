@@ -73,7 +73,6 @@ NOT_APPLIED: dict[str, str] = {
     "geoblock.enabled": "country rules are not checked by this version",
     "ipaccess.enabled": "address rules are not checked by this version",
     "useragent.enabled": "User-Agent rules are not checked by this version",
-    "bwlimit.enabled": "bandwidth limits are not applied by this version",
     "shield.enabled": "an origin shield is not used by this version",
     "edge.compression": "compression is not applied by this version",
     "edge.lfo": "large objects are not cached in slices by this version",

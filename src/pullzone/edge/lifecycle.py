@@ -42,6 +42,7 @@ from pullzone.edge.labels import NotStored, XCache
 from pullzone.edge.lookup import Lookup
 from pullzone.edge.origin import Origin, OriginError, forward_headers
 from pullzone.edge.outcomes import Cached, Fetched, Passed, Revalidated, Withdrawn
+from pullzone.edge.pacing import Paced
 from pullzone.edge.progress import FillSignals
 from pullzone.edge.rules import refusal
 from pullzone.edge.state import EdgeState, ZoneView
@@ -137,6 +138,9 @@ class Edge:
                 return None
         view, target, key = route
         conn.zone_id = view.zone.id
+        if view.pace is not None and not isinstance(conn, Paced):  # the zone's bwlimit
+            paced = Paced(conn, view.pace)
+            return paced.run(self.handle(request, paced))
         now = time.time()
         if view.rules:
             refused = refusal(view.rules, request, conn.peer, now)
