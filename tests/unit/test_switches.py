@@ -16,6 +16,7 @@ from pullzone.edge.decisions import (
 from pullzone.edge.entry import Entry
 from pullzone.edge.http import Request
 from pullzone.edge.origin import attempts, forward_headers
+from pullzone.edge.pacing import Pace, pace_of, wait_for
 from pullzone.edge.switches import (
     NO_EDITS,
     fails_over,
@@ -25,7 +26,7 @@ from pullzone.edge.switches import (
 )
 from pullzone.edge.writer import client_headers
 from pullzone.spec.headers import header_map
-from pullzone.zones.blocks import EdgeOptions, OriginIp
+from pullzone.zones.blocks import BwLimit, EdgeOptions, OriginIp
 from pullzone.zones.model import CachePolicy, Zone
 
 NOW = 1_800_000_000.0
@@ -166,3 +167,18 @@ def test_originip_pins_the_address_and_keeps_the_host_and_sni() -> None:
     off = zone(originip=OriginIp(False, "127.0.0.2", "www.example.com"))
     assert str(attempts(off, "/p")[0].url) == "http://origin.test:8080/p"
     assert attempts(off, "/p")[0].host == "origin.test:8080"
+
+
+def test_a_bwlimit_is_paced_in_bytes_from_its_first_byte_or_after_rateafter() -> None:
+    assert pace_of(BwLimit()) is None
+    assert pace_of(BwLimit(enabled=True, rate=0)) is None
+    assert pace_of(BwLimit(enabled=True, policy="0", rate=4096, rateafter=99)) == Pace(524_288, 0)
+    assert pace_of(BwLimit(enabled=True, policy="1", rate=8, rateafter=2)) == Pace(1024, 2048)
+    pace = Pace(rate=1000, free=0)
+    assert wait_for(pace, 0.0, 0, 500) == 0.5
+    assert wait_for(pace, 1.0, 500, 500) == 0.0  # a second's worth, half of it sent
+    assert wait_for(pace, 1.0, 1000, 250) == 0.25
+    after = Pace(rate=1000, free=4096)
+    assert wait_for(after, 0.0, 0, 4096) == 0.0  # the free bytes go at once
+    assert wait_for(after, 0.0, 4096, 1000) == 1.0
+    assert Pace(rate=100, free=0).slice == 1460 and Pace(rate=2_000_000, free=0).slice == 100_000
