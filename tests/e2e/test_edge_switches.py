@@ -5,6 +5,7 @@ its pinned origin address, through a real `pullzone serve` and real origins on l
 from __future__ import annotations
 
 import itertools
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 from origin import Origin, Reply
 from server import Server, free_port, until
 
@@ -283,3 +285,43 @@ def test_bwlimit_paces_a_connection_and_not_the_others(
     took, size, _ = _timed_get(server, limited["fqdn"], path)
     assert size == len(BIG) and 4.0 * 0.9 <= took <= 4.0 * 1.1, took
     print(f"bwlimit: 4 MiB, 2048 KB free then 4096 kbit/s, in {took:.2f} s")
+
+
+def test_originip_over_https_sends_the_origins_name_as_sni(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    ca = trustme.CA()
+    cafile = tmp_path / "origin-ca.pem"
+    ca.cert_pem.write_to_path(str(cafile))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("secure.invalid").configure_cert(context)
+    names: list[str | None] = []
+
+    def note_sni(_sock: ssl.SSLObject, name: str | None, _ctx: ssl.SSLContext) -> None:
+        names.append(name)
+
+    context.sni_callback = note_sni  # type: ignore[assignment]
+    pinned = Origin("127.0.0.2", tls=context)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cafile))  # the edge trusts the origin's CA
+    server = Server(tmp_path / "data", workers=1).start()
+    try:
+        pinned.route(path, Reply(headers=[("Cache-Control", "no-store")], body=b"secure"))
+        zone = server.create_zone(
+            f"https://secure.invalid:{pinned.port}",
+            alias=_alias(),
+            originip={"enabled": "Y", "ip": "127.0.0.2"},
+        )
+        response = server.get(zone["fqdn"], path)
+        assert (response.status_code, response.content) == (200, b"secure"), response.text
+        assert names[-1] == "secure.invalid"
+        assert pinned.seen[path][-1].headers["host"] == f"secure.invalid:{pinned.port}"
+        # A Host (and SNI) the certificate does not cover is refused: the name is checked.
+        changed = server.api.post(
+            f"/zones/http/pull/{zone['id']}/originip", json={"customhostheader": "other.invalid"}
+        )
+        assert changed.status_code == 200, changed.text
+        assert server.get(zone["fqdn"], path).status_code == 502
+        assert names[-1] == "other.invalid"
+    finally:
+        server.stop()
+        pinned.close()
