@@ -167,7 +167,8 @@ async def test_unknown_fields_are_400_naming_them(api: ApiHarness, zone: dict[st
         ("geoblock", {"enabled": "y", "list": ["US"]}),
         ("securetoken", {"enabled": True}),
         ("ipaccess", {"enabled": "1"}),
-        ("edge", {"compression": "N", "cors": "Y"}),
+        ("edge", {"compression": "N", "cors": "Y", "lfo": "Y"}),
+        ("shield", {"enabled": "Y"}),
     ],
 )
 async def test_a_block_switched_on_that_the_edge_does_not_apply_is_400_naming_it(

@@ -265,7 +265,7 @@ async def test_bad_block_fields_are_400_naming_them(
             assert_error(response, 400, *words)
 
 
-async def test_a_backup_origin_is_validated_and_not_switched_on_yet(
+async def test_a_backup_origin_is_validated_and_stored(
     api: ApiHarness, zone: dict[str, Any]
 ) -> None:
     async with Unchanged(api):
@@ -273,10 +273,11 @@ async def test_a_backup_origin_is_validated_and_not_switched_on_yet(
             f"/zones/http/pull/{zone['id']}", json={"backup": "ftp://b.example"}
         )
         assert_error(response, 400, "backup", "scheme")
-        response = await api.client.post(
-            f"/zones/http/pull/{zone['id']}", json={"backup": "https://b.example"}
-        )
-        assert_error(response, 400, "backup: a backup origin is not used")
+    response = await api.client.post(
+        f"/zones/http/pull/{zone['id']}", json={"backup": "https://b.example"}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["zone"]["backup"] == "https://b.example"
 
 
 def test_a_zone_stored_before_the_blocks_reads_back_with_their_defaults() -> None:

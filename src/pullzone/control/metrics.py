@@ -107,7 +107,8 @@ class EdgeCollector(Collector):
             "left; writes that found none are pullzone_write_failures), "
             "tls_handshake_failed (no certificate for the name, a bad ClientHello), "
             "tls_handshake_timeout (not done within 10 s), tls_handshake_shed (the oldest "
-            "handshake closed for a new one, beyond 256 at once per worker).",
+            "handshake closed for a new one, beyond 256 at once per worker), "
+            "origin_failover (a request asked again of the zone's backup origin).",
             "kind",
             totals.faults,
         )

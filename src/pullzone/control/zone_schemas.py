@@ -73,20 +73,13 @@ NOT_APPLIED: dict[str, str] = {
     "geoblock.enabled": "country rules are not checked by this version",
     "ipaccess.enabled": "address rules are not checked by this version",
     "useragent.enabled": "User-Agent rules are not checked by this version",
-    "bwlimit.enabled": "bandwidth limits are not applied by this version",
-    "originip.enabled": "a pinned origin address is not used by this version",
     "shield.enabled": "an origin shield is not used by this version",
     "edge.compression": "compression is not applied by this version",
-    "edge.disposition": "Content-Disposition is not added by this version",
-    "edge.stripcookie": "cookie stripping is not applied by this version",
-    "edge.xff": "X-Forwarded-For is not sent to origins by this version",
-    "edge.cors": "CORS headers are not added by this version",
     "edge.lfo": "large objects are not cached in slices by this version",
     "edge.prefresh": "pre-refresh is not applied by this version",
     "edge.webp": "pullzone has no image conversion",
     "edge.pseudostreaming": "pullzone has no pseudo-streaming (?start=)",
     "edge.wp": "pullzone has no WordPress mode",
-    "backup": "a backup origin is not used by this version",
 }
 
 # Answer fields a body may carry back only unchanged.

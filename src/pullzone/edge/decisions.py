@@ -24,6 +24,7 @@ from pullzone.edge.bounds import Limits, storable_length
 from pullzone.edge.deception import disguised, personal
 from pullzone.edge.entry import Entry
 from pullzone.edge.labels import NotStored, XCache
+from pullzone.edge.switches import is_preflight
 from pullzone.spec.cache_control import parse_cache_control
 from pullzone.spec.cdn_loop import looped
 from pullzone.spec.freshness import stale_allowed_on_error, unstorable
@@ -108,6 +109,8 @@ LOOP: Final = Answer(508, "loop detected: the origin is this CDN")
 NO_TRACE: Final = Answer(405, "TRACE is not supported")
 OPTIONS_HERE: Final = Answer(200, "OK")
 NOT_CACHED: Final = Answer(504, "not in cache")
+# A CORS preflight to a zone with `edge.cors`: answered at the edge (deliver.preflight).
+PREFLIGHT: Final = Answer(204, "preflight")
 
 RequestDecision = Deliver | Revalidate | Fetch | Pass | Answer | Redirect
 
@@ -146,6 +149,8 @@ def on_request(
     if refusal is not None:
         return refusal
     if not cacheable:
+        if zone.edge.cors and is_preflight(request.method, request.hmap):
+            return PREFLIGHT
         return PASS_METHOD
     cc = parse_cache_control(request.hmap.get("cache-control"))
     if "only-if-cached" in cc:  # RFC 9111 §5.2.1.7

@@ -21,6 +21,7 @@ from pullzone.edge.http import Exchange, Request
 from pullzone.edge.labels import XCache
 from pullzone.edge.outcomes import Fetched, Handoff
 from pullzone.edge.progress import FillSignals
+from pullzone.edge.switches import NO_EDITS, ResponseEdits, preflight_fields
 from pullzone.edge.writer import (
     ALLOW,
     LAST_CHUNK,
@@ -29,6 +30,7 @@ from pullzone.edge.writer import (
     chunk,
     client_headers,
     connection_field,
+    encode_headers,
     partial_head,
     plain,
     response_head,
@@ -107,6 +109,15 @@ class Deliverer:
                     conn, request, XCache.BYPASS if status < 500 else XCache.MISS, None
                 ),
             )
+        )
+
+    def preflight(self, conn: Exchange, request: Request) -> None:
+        """A CORS preflight answered at the edge (`edge.cors`): 204, no body."""
+        conn.write(
+            status_line(204)
+            + encode_headers(preflight_fields(request.hmap))
+            + self._tail(conn, request, XCache.BYPASS, None)
+            + b"\r\n"
         )
 
     # -- from the cache ---------------------------------------------------------------
@@ -221,13 +232,14 @@ class Deliverer:
         fetched: Fetched,
         policy: CachePolicy,
         xcache: XCache,
+        edits: ResponseEdits = NO_EDITS,
     ) -> Resume | None:
         """The response a fill is storing, as its body arrives; a Resume when the fill's
         leader died before the end and the rest must come from the origin."""
         reader, head = fetched.reader, fetched.head
         try:
             hmap = header_map(head.headers)
-            fields = client_headers(head.headers, hmap, policy)
+            fields = client_headers(head.headers, hmap, policy, edits)
             ranges = _fill_ranges(request, head, hmap)
             length = head.length
             if ranges is not None and length is not None:
@@ -330,14 +342,17 @@ class Deliverer:
         response: aiohttp.ClientResponse,
         xcache: XCache,
         policy: CachePolicy,
+        edits: ResponseEdits = NO_EDITS,
     ) -> None:
         """A response that is not stored, relayed as it arrives, with the same header
         rules as a stored one (writer.client_headers; the zone's `expiry` for GET and
         HEAD only: no other method's answer is reused)."""
         try:
-            pairs = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in response.raw_headers]
+            pairs = edits.strip(
+                tuple((n.decode("latin-1"), v.decode("latin-1")) for n, v in response.raw_headers)
+            )
             reusable = request.method in ("GET", "HEAD")
-            fields = client_headers(pairs, header_map(pairs), policy if reusable else None)
+            fields = client_headers(pairs, header_map(pairs), policy if reusable else None, edits)
             framing = body_framing(
                 request.method, response.status, response.content_length, request.version
             )

@@ -12,6 +12,7 @@ import os
 from collections import OrderedDict
 
 from pullzone.cache.stored import StoredObject
+from pullzone.edge.switches import NO_EDITS, ResponseEdits
 from pullzone.edge.writer import (
     NOT_MODIFIED_FIELDS,
     body_framing,
@@ -32,6 +33,7 @@ class Entry:
     __slots__ = (
         "body",
         "checked_seq",
+        "edits",
         "etag",
         "fresh_from",
         "fresh_until",
@@ -59,8 +61,10 @@ class Entry:
         path: str,
         checked_seq: int,
         stale: bool,
+        edits: ResponseEdits = NO_EDITS,
     ) -> None:
         self.obj = obj
+        self.edits = edits  # the zone's own fields (edge/switches.py), in the prebuilt head
         head = obj.head
         self.path = path
         self.checked_seq = checked_seq
@@ -97,7 +101,7 @@ class Entry:
     def client_fields(self) -> list[tuple[str, str]]:
         """The stored header fields as clients see them (built again when asked: only
         the prebuilt head is kept, an entry's memory being most of a worker's)."""
-        return client_headers(self.obj.head.headers, self.hmap, self.policy)
+        return client_headers(self.obj.head.headers, self.hmap, self.policy, self.edits)
 
     def age(self, now: float) -> float:
         """RFC 9111 §4.2.3: corrected initial age plus resident time (infinite when the
@@ -129,6 +133,7 @@ class Entry:
 
     def not_modified_head(self) -> bytes:
         fields = [(n, v) for n, v in self.client_fields() if n.lower() in NOT_MODIFIED_FIELDS]
+        fields += self.edits.added  # the zone's fields are on every response, a 304's too
         return status_line(304) + encode_headers(fields)
 
     def load_body(self) -> bool:

@@ -187,9 +187,12 @@ class Filler:
         head = ResponseHead(
             status=response.status,
             reason=response.reason or "",
-            headers=tuple(
-                (name.decode("latin-1"), value.decode("latin-1"))
-                for name, value in response.raw_headers
+            # `edge.stripcookie`: stored and forwarded without Set-Cookie, so storable.
+            headers=fill.view.edits.strip(
+                tuple(
+                    (name.decode("latin-1"), value.decode("latin-1"))
+                    for name, value in response.raw_headers
+                )
             ),
             request_time=request_time,
             response_time=time.time(),

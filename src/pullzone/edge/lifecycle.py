@@ -23,6 +23,7 @@ from pullzone.edge.decisions import (
     CACHEABLE_METHODS,
     DELIVER_HIT,
     FETCH_MISS,
+    PREFLIGHT,
     Answer,
     Fail,
     Fetch,
@@ -41,6 +42,7 @@ from pullzone.edge.labels import NotStored, XCache
 from pullzone.edge.lookup import Lookup
 from pullzone.edge.origin import Origin, OriginError, forward_headers
 from pullzone.edge.outcomes import Cached, Fetched, Passed, Revalidated, Withdrawn
+from pullzone.edge.pacing import Paced
 from pullzone.edge.progress import FillSignals
 from pullzone.edge.rules import refusal
 from pullzone.edge.state import EdgeState, ZoneView
@@ -136,6 +138,9 @@ class Edge:
                 return None
         view, target, key = route
         conn.zone_id = view.zone.id
+        if view.pace is not None and not isinstance(conn, Paced):  # the zone's bwlimit
+            paced = Paced(conn, view.pace)
+            return paced.run(self.handle(request, paced))
         now = time.time()
         if view.rules:
             refused = refusal(view.rules, request, conn.peer, now)
@@ -154,6 +159,9 @@ class Edge:
                 stored.touched = now
                 self.accessed[stored.obj.id] = now
             return self.deliver.entry(conn, request, stored, decision.xcache, now)
+        if decision is PREFLIGHT:
+            self.deliver.preflight(conn, request)
+            return None
         if isinstance(decision, Answer):
             self.deliver.answer(conn, request, decision)
             return None
@@ -234,7 +242,7 @@ class Edge:
             # What was stored when the fill began (a purge may have removed it since the
             # lookup): a fetch that replaces it is EXPIRED, one with nothing stored a MISS.
             xcache = XCache.MISS if job.stored is None else XCache.EXPIRED
-            resume = await self.deliver.fill(conn, request, outcome, policy, xcache)
+            resume = await self.deliver.fill(conn, request, outcome, policy, xcache, view.edits)
             if resume is not None:  # its leader died mid-body: the rest from the origin
                 rest = await self.filler.resume(job, outcome.head, resume.position)
                 await self.deliver.relay(conn, rest, resume.chunked)
@@ -259,7 +267,7 @@ class Edge:
                 await self.pass_through(view, request, target, conn, XCache.MISS, method)
             else:
                 await self.deliver.origin_response(
-                    conn, request, outcome.response, XCache.MISS, policy
+                    conn, request, outcome.response, XCache.MISS, policy, view.edits
                 )
         elif isinstance(outcome, ServeStale) and job.stored is not None:
             # Stale on error, as stale-if-error / proxy_cache_use_stale do.
@@ -276,7 +284,7 @@ class Edge:
         file goes once it is delivered (a worker already streaming it holds it open)."""
         obj = withdrawn.obj
         path = self.bodies.object_path(obj.id)
-        entry = Entry(obj, view.zone.cache, str(path), self.state.applied, stale=True)
+        entry = Entry(obj, view.zone.cache, str(path), self.state.applied, True, view.edits)
         try:
             await self.deliver.entry_async(conn, request, entry, XCache.REVALIDATED, time.time())
         finally:
@@ -310,7 +318,7 @@ class Edge:
             return self.deliver.error(conn, request, exc.status, "origin failed")
         if request.method not in CACHEABLE_METHODS:
             self._invalidate(view, request, target, response.status, response.raw_headers)
-        await self.deliver.origin_response(conn, request, response, xcache, zone.cache)
+        await self.deliver.origin_response(conn, request, response, xcache, zone.cache, view.edits)
 
     def _invalidate(
         self,

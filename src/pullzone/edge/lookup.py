@@ -50,7 +50,7 @@ class Lookup:
                 continue
             stale = obj.stale or obj.stored_seq < view.soft_all_seq
             path = str(self.bodies.object_path(obj.id))  # a str is a fraction of a Path
-            entry = Entry(obj, view.zone.cache, path, self.state.applied, stale)
+            entry = Entry(obj, view.zone.cache, path, self.state.applied, stale, view.edits)
             if entry.load_body():
                 entries.append(entry)
             else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -10,7 +11,9 @@ from yarl import URL
 
 from pullzone.edge.http import OUT_OF_FILES
 from pullzone.edge.stats import WorkerStats
+from pullzone.edge.switches import fails_over
 from pullzone.spec.headers import HOP_BY_HOP, connection_tokens
+from pullzone.spec.uri import split_authority
 from pullzone.zones.model import Zone
 
 # Headers that some origins and frameworks trust to rewrite the URL, host or method. The
@@ -77,7 +80,44 @@ def origin_url(zone: Zone, target: str) -> URL:
 
 
 def origin_host(zone: Zone) -> str:
-    return zone.host_header or (urlsplit(zone.origin).netloc.rpartition("@")[2])
+    pinned = zone.originip
+    if pinned.enabled and pinned.ip and pinned.customhostheader:
+        return pinned.customhostheader
+    return zone.host_header or _netloc(zone.origin)
+
+
+def _netloc(url: str) -> str:
+    return urlsplit(url).netloc.rpartition("@")[2]
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One way of asking for a target: where to connect, the Host sent, and the TLS SNI
+    (and name the certificate must match) when it is not the URL's host."""
+
+    url: URL
+    host: str
+    server_hostname: str | None = None
+    backup: bool = False
+
+
+def attempts(zone: Zone, target: str) -> list[Attempt]:
+    """The zone's origin for `target`, then its backup origin if it has one (same path,
+    its own host). `originip` pins the first one's address: the URL names the address,
+    Host and SNI stay the origin's host (or `customhostheader`)."""
+    host = origin_host(zone)
+    url = origin_url(zone, target)
+    sni = None
+    pinned = zone.originip
+    if pinned.enabled and pinned.ip:
+        url = url.with_host(pinned.ip)
+        if url.scheme == "https":
+            sni = split_authority(host)[0]
+    found = [Attempt(url, host, sni)]
+    if zone.backup:
+        backup_url = URL(zone.backup.rstrip("/") + target, encoded=True)
+        found.append(Attempt(backup_url, _netloc(zone.backup), backup=True))
+    return found
 
 
 def forward_headers(
@@ -103,8 +143,9 @@ def forward_headers(
         for name, value in headers
         if name.lower() not in drop and name.lower().replace("_", "-") not in drop
     ]
-    forwarded_for = hmap.get("x-forwarded-for")
-    out.append(("X-Forwarded-For", f"{forwarded_for}, {peer}" if forwarded_for else peer))
+    if zone.edge.xff:  # `edge.xff`: off by default, the client's address is not sent
+        forwarded_for = hmap.get("x-forwarded-for")
+        out.append(("X-Forwarded-For", f"{forwarded_for}, {peer}" if forwarded_for else peer))
     out.append(("X-Forwarded-Proto", scheme))
     out.append(("Via", f"{hmap['via']}, 1.1 pullzone" if "via" in hmap else "1.1 pullzone"))
     # RFC 8586: this CDN is added to the request's CDN-Loop, so one that comes back is seen.
@@ -165,16 +206,45 @@ class Origin:
         headers: list[tuple[str, str]],
         body: bytes | None = None,
     ) -> aiohttp.ClientResponse:
-        """Send the request and return once the response head has arrived."""
+        """Send the request and return once the response head has arrived. A refused or
+        timed-out connection, or a 5xx, is asked again of the zone's backup origin, once
+        (counted: the `origin_failover` fault); the backup's answer is the answer."""
+        first, *rest = attempts(zone, target)
+        if not rest:
+            return await self._send(zone, method, first, headers, body)
+        try:
+            response = await self._send(zone, method, first, headers, body)
+        except OriginError:
+            pass
+        else:
+            if not fails_over(response.status):
+                return response
+            response.release()
+        if self.stats is not None:
+            self.stats.fault("origin_failover")
+        return await self._send(zone, method, rest[0], headers, body)
+
+    async def _send(
+        self,
+        zone: Zone,
+        method: str,
+        attempt: Attempt,
+        headers: list[tuple[str, str]],
+        body: bytes | None,
+    ) -> aiohttp.ClientResponse:
         started = time.monotonic()
         failed = True
+        if attempt.backup:
+            headers = [(n, v) for n, v in headers if n.lower() != "host"]
+            headers.append(("Host", attempt.host))
         try:
             response = await self._client().request(
                 method,
-                origin_url(zone, target),
+                attempt.url,
                 headers=headers,
                 data=body if body else None,
                 allow_redirects=False,
+                server_hostname=attempt.server_hostname,
             )
             problem = unusable_status(response.status, headers)
             if problem is not None:

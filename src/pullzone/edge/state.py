@@ -34,7 +34,9 @@ from pullzone.bus.events import (
 from pullzone.bus.signal import SeqSignal
 from pullzone.cache.index import CacheIndex
 from pullzone.certs.model import Certificate
+from pullzone.edge.pacing import Pace, pace_of
 from pullzone.edge.rules import Rule, rules_of
+from pullzone.edge.switches import NO_EDITS, ResponseEdits, response_edits
 from pullzone.zones.model import Zone
 from pullzone.zones.plan import PurgePlan
 
@@ -49,6 +51,10 @@ class ZoneView:
     hard_all_seq: int = 0
     # The zone's access rules (edge/rules.py), compiled with the zone: () when all are off.
     rules: tuple[Rule, ...] = ()
+    # What the zone's edge switches add to or remove from its responses (edge/switches.py).
+    edits: ResponseEdits = NO_EDITS
+    # The zone's bwlimit (edge/pacing.py): None when off.
+    pace: Pace | None = None
 
 
 class EdgeState:
@@ -71,7 +77,12 @@ class EdgeState:
         for row in control.execute("SELECT record FROM zones"):
             zone = Zone.from_record(json.loads(row[0]))
             state = states.get(zone.id)
-            view = ZoneView(zone, rules=rules_of(zone))
+            view = ZoneView(
+                zone,
+                rules=rules_of(zone),
+                edits=response_edits(zone.edge),
+                pace=pace_of(zone.bwlimit),
+            )
             if state is not None:
                 view.changed_seq = state.last_purge_seq
                 view.soft_all_seq = state.soft_all_seq
@@ -127,6 +138,8 @@ class EdgeState:
                 view = self.zones[zone.id] = ZoneView(zone)
             view.zone = zone
             view.rules = rules_of(zone)
+            view.edits = response_edits(zone.edge)
+            view.pace = pace_of(zone.bwlimit)
             view.changed_seq = event.seq
             self._rebuild_hosts()
         elif event.kind == ZONE_DELETE:

@@ -10,6 +10,7 @@ import secrets
 from dataclasses import dataclass
 
 from pullzone.edge.labels import XCache
+from pullzone.edge.switches import NO_EDITS, ResponseEdits
 from pullzone.spec.cache_control import parse_cache_control
 from pullzone.spec.freshness import client_cache_control
 from pullzone.spec.headers import HOP_BY_HOP, HeaderMap, connection_tokens
@@ -83,18 +84,20 @@ def client_headers(
     headers: tuple[tuple[str, str], ...] | list[tuple[str, str]],
     hmap: HeaderMap,
     policy: CachePolicy | None,
+    edits: ResponseEdits = NO_EDITS,
 ) -> list[tuple[str, str]]:
     """An origin's response headers as the client sees them, whether the response was
     stored or not: framing, hop-by-hop fields and tags removed, and the zone's `expiry`
     (given a `policy`) in place of the origin's Cache-Control and Expires, unless the
     origin kept the response to one user or one use (private, no-store, no-cache, a
-    Set-Cookie): a browser TTL must not make a personal answer reusable."""
+    Set-Cookie): a browser TTL must not make a personal answer reusable. `edits`: the
+    zone's own fields (edge/switches.py), in place of the origin's."""
     drop = _NOT_DELIVERED | connection_tokens(hmap.get("connection"))
     out = [(n, v) for n, v in headers if n.lower() not in drop]
     if policy is not None and policy.expiry_secs > 0 and not _kept_personal(hmap):
         out = [(n, v) for n, v in out if n.lower() not in ("cache-control", "expires")]
         out.append(("Cache-Control", client_cache_control(None, policy.expiry_secs) or ""))
-    return out
+    return edits.apply(out)
 
 
 def _kept_personal(hmap: HeaderMap) -> bool:
