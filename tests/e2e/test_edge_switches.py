@@ -184,6 +184,11 @@ def test_backup_origin_answers_a_5xx_and_a_timeout(
         response = server.get(zone["fqdn"], path + suffix)
         assert (response.status_code, response.content) == (200, b"ok")
         assert origin.count(path + suffix) == 1 and other_origin.count(path + suffix) == 1
+    # A POST is not idempotent (RFC 9110 §9.2.2): the origin's 5xx is its answer, and
+    # the backup never sees it.
+    posted = server.edge.post(path + "5xx", headers={"Host": zone["fqdn"]}, content=b"x")
+    assert posted.status_code == 503
+    assert origin.count(path + "5xx") == 2 and other_origin.count(path + "5xx") == 1
     # Without a backup, the 5xx is the answer.
     plain = server.create_zone(origin.url, alias=_alias())
     assert server.get(plain["fqdn"], path + "5xx").status_code == 503

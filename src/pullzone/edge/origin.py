@@ -101,6 +101,9 @@ class Attempt:
     backup: bool = False
 
 
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+
+
 def attempts(zone: Zone, target: str) -> list[Attempt]:
     """The zone's origin for `target`, then its backup origin if it has one (same path,
     its own host). `originip` pins the first one's address: the URL names the address,
@@ -208,9 +211,11 @@ class Origin:
     ) -> aiohttp.ClientResponse:
         """Send the request and return once the response head has arrived. A refused or
         timed-out connection, or a 5xx, is asked again of the zone's backup origin, once
-        (counted: the `origin_failover` fault); the backup's answer is the answer."""
+        (counted: the `origin_failover` fault); the backup's answer is the answer. Only an
+        idempotent request is asked twice (RFC 9110 §9.2.2): a POST that timed out may have
+        reached the first origin, and must not reach a second one."""
         first, *rest = attempts(zone, target)
-        if not rest:
+        if not rest or method not in IDEMPOTENT:
             return await self._send(zone, method, first, headers, body)
         try:
             response = await self._send(zone, method, first, headers, body)
