@@ -76,7 +76,6 @@ NOT_APPLIED: dict[str, str] = {
     "bwlimit.enabled": "bandwidth limits are not applied by this version",
     "originip.enabled": "a pinned origin address is not used by this version",
     "shield.enabled": "an origin shield is not used by this version",
-    "edge.compression": "compression is not applied by this version",
     "edge.disposition": "Content-Disposition is not added by this version",
     "edge.stripcookie": "cookie stripping is not applied by this version",
     "edge.xff": "X-Forwarded-For is not sent to origins by this version",
