@@ -31,8 +31,11 @@ def server(tmp_path: Path) -> Iterator[Server]:
     yield node
     node.stop()
 
+
 COMPRESSING = pytest.mark.zone(edge={"compression": "Y", "compressionlevel": "5"})
-BODY = b"".join(b"line %06d: the quick brown fox jumps over the lazy dog\n" % i for i in range(2000))
+BODY = b"".join(
+    b"line %06d: the quick brown fox jumps over the lazy dog\n" % i for i in range(2000)
+)
 CSS = [("Content-Type", "text/css"), ("Cache-Control", "max-age=600"), ("ETag", '"v1"')]
 
 
@@ -49,7 +52,9 @@ def settled(server: Server, zone: Zone, hits: int) -> dict[str, float]:
     return found
 
 
-def get(server: Server, zone: Zone, path: str, accept: str | None, **headers: str) -> httpx.Response:
+def get(
+    server: Server, zone: Zone, path: str, accept: str | None, **headers: str
+) -> httpx.Response:
     """A GET on a new connection (either worker) with this Accept-Encoding."""
     sent = {"Host": zone["fqdn"], **headers}
     if accept is not None:
@@ -115,8 +120,16 @@ def test_curl_compressed_gets_brotli_at_the_zones_level(
     origin.route(path, Reply(headers=json_type, body=BODY))
     get(server, zone, path, None)  # the fill
     done = subprocess.run(
-        ["curl", "-sS", "--compressed", "-D", "-", "-H", f"Host: {zone['fqdn']}",
-         server.edge_url + path],
+        [
+            "curl",
+            "-sS",
+            "--compressed",
+            "-D",
+            "-",
+            "-H",
+            f"Host: {zone['fqdn']}",
+            server.edge_url + path,
+        ],
         capture_output=True,
         timeout=30,
     )
