@@ -9,6 +9,7 @@ import contextlib
 import sqlite3
 import subprocess
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -282,3 +283,37 @@ def stored_rows(server: Server, zone: Zone, path: str) -> int:
             "SELECT COUNT(*) FROM objects WHERE zone_id = ? AND path = ?", (zone["id"], path)
         ).fetchone()
     return int(row[0])
+
+
+@COMPRESSING
+def test_concurrent_first_hits_compress_once(
+    server: Server, origin: Origin, zone: Zone, path: str
+) -> None:
+    origin.route(path, Reply(headers=CSS, body=BODY))
+    get(server, zone, path, None)  # the fill
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda _i: get(server, zone, path, "br"), range(48)))
+    for r in answers:  # the variant, or the identity while another worker makes it
+        assert r.status_code == 200 and r.headers["x-cache"] == "HIT"
+        assert r.headers.get("content-encoding") in ("br", None) and r.content == BODY
+    assert any(r.headers.get("content-encoding") == "br" for r in answers)
+    found = settled(server, zone, len(answers))
+    assert found['pullzone_compressions_total{encoding="br"}'] == 1
+
+
+def test_switching_compression_on_serves_what_was_stored_compressed(
+    server: Server, origin: Origin, zone: Zone, path: str
+) -> None:
+    origin.route(path, Reply(headers=CSS, body=BODY))
+    get(server, zone, path, "br")
+    before = get(server, zone, path, "br")
+    assert before.headers["x-cache"] == "HIT" and "vary" not in before.headers
+    changed = server.api.post(f"/zones/http/pull/{zone['id']}/edge", json={"compression": "Y"})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["zone"]["edge"]["compression"] == "Y"
+    r = get(server, zone, path, "br")  # a change is applied before the API answers it
+    assert r.headers["x-cache"] == "HIT" and r.headers["content-encoding"] == "br"
+    assert r.content == BODY and "accept-encoding" in vary(r)
+    plain = get(server, zone, path, "identity")  # stored before: Vary added as it is served
+    assert plain.headers["x-cache"] == "HIT" and "accept-encoding" in vary(plain)
+    assert origin.count(path) == 1
