@@ -41,8 +41,11 @@ from pzbench.procs import Nginx, Origin, Pullzone, PurgeUnavailable, Varnish
 from pzbench.report import TARGETS, Row
 
 BENCH = Path(__file__).resolve().parent
-SCENARIOS = ("S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8", "S9", "S10", "S11", "S2TLS")
+SCENARIOS = (
+    "S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8", "S9", "S10", "S11", "S2TLS", "S14"
+)  # fmt: skip
 TLS_SCENARIOS = ("S9", "S10", "S11", "S2TLS")  # pullzone and nginx only: Varnish has no TLS
+PULLZONE_ONLY = ("S14",)  # pullzone against itself
 TLS_TARGETS = ("pullzone", "nginx")
 # The HTTPS rows' name: the SNI wrk and h2load send is the URL's host, so it must resolve
 # to 127.0.0.1 here, and `localhost` is the one name sure to (`*.localhost` does not
@@ -56,6 +59,9 @@ NO_PURGE_API = "n/a (purge API not available)"
 NGINX_NO_PURGE = "n/a (no purge API in nginx OSS)"
 
 SMALL = 1024
+TEXT = 100 * 1024  # S14's text object
+GZ_HOST = "gz.localhost"  # S14's zone with compression on
+PULLZONE_ONLY_NOTE = "n/a (pullzone only)"
 LARGE = 50 * 1024 * 1024
 TEN = 10 * 1024
 SLOW = 256 * 1024
@@ -84,7 +90,7 @@ class Config:
 
     def wants_varnish(self) -> bool:
         """Every scenario but the HTTPS ones has Varnish in it."""
-        return any(s not in TLS_SCENARIOS for s in self.only)
+        return any(s not in TLS_SCENARIOS + PULLZONE_ONLY for s in self.only)
 
 
 def human_count(n: int) -> str:
@@ -216,6 +222,19 @@ class Bench:
                 True,
                 goal="≥0.7× nginx TLS",
             ),
+            Row(
+                "S14 off",
+                f"100 KiB text HIT, compression off, Accept-Encoding: br, wrk -t2 -c64 -d{d}s",
+                "req/s",
+                True,
+            ),
+            Row(
+                "S14",
+                "same, compression on (brotli variant stored)",
+                "req/s",
+                True,
+                goal="≥0.9× S14 off, 1 compression",
+            ),
         ]
         for row in defs:
             self.rows[row.id] = row
@@ -239,6 +258,10 @@ class Bench:
             for _ in range(LARGE // len(block)):
                 f.write(block)
         (root / "10k.bin").write_bytes(os.urandom(TEN))  # every /ten/<N>.bin (see config)
+        lines = b"".join(
+            b"%06d pullzone compresses text once per coding\n" % i for i in range(3000)
+        )
+        (root / "100k.txt").write_bytes(lines[:TEXT])  # text/plain (configs/origin-nginx.conf)
 
     def make_certificate(self) -> None:
         """One trustme CA and one leaf for the bench's TLS names, for pullzone's zone "tls"
@@ -321,6 +344,10 @@ class Bench:
         t_files = time.monotonic()
         for alias in ("bench", "purge"):
             self.zones[alias] = self.pz.create_zone(alias, self.origin.base)
+        if self.cfg.wants("S14"):
+            self.zones["gz"] = self.pz.create_zone(
+                "gz", self.origin.base, edge={"compression": "Y", "compressionlevel": "6"}
+            )
         if self.cfg.wants("S4") or self.cfg.wants("S7"):
             # The one real object the big index is copied from (see pzbench/fill.py).
             self.zones["big"] = self.pz.create_zone("big", self.origin.base)
@@ -847,6 +874,41 @@ class Bench:
         finally:
             big.stop()
 
+    def s14(self, r: int) -> None:
+        """A 100 KiB text HIT asked with Accept-Encoding: br, in a zone with compression
+        off (identity) and in one with it on (the stored brotli variant), in alternating
+        order; the node's compression counter must not move during the runs."""
+        cases = [("S14 off", HOST, None), ("S14", GZ_HOST, "br")]
+        if r % 2:
+            cases.reverse()
+        for row_id, host, coding in cases:
+            row = self.rows[row_id]
+            for other in ("nginx", "varnish"):
+                row.notes[other] = PULLZONE_ONLY_NOTE
+            seen = [_text_hit(self.pz.base, host) for _ in range(3)]
+            before = _compressions(self.pz)
+            res = load.wrk(
+                self.pz.base + "/100k.txt",
+                host,
+                threads=2,
+                connections=64,
+                duration=self.cfg.duration,
+                headers=("Accept-Encoding: br",),
+            )
+            during = _compressions(self.pz) - before
+            row.add("pullzone", res.rps)
+            extra = {**res.as_dict(), "warm": seen, "compressions_during_run": during}
+            row.extra.setdefault("pullzone", []).append(extra)
+            last = seen[-1]
+            if last[0] != "HIT" or last[1] != coding:
+                raise RuntimeError(f"{row_id}: X-Cache, Content-Encoding {last}, not HIT, {coding}")
+            log(
+                f"  {row_id:7} pullzone {res.rps:10,.0f} req/s  ({res.bytes_per_s / 1e6:.0f} MB/s,"
+                f" Content-Encoding {coding or 'none'}, compressions during the run {during},"
+                f" errors {res.error_count})"
+            )
+        self.s14_compressions = _compressions(self.pz)
+
     # -- driver -----------------------------------------------------------------------
 
     def run(self) -> None:
@@ -864,6 +926,7 @@ class Bench:
             ("S8", self.s8),
             ("S4", self.s4_small),
             ("S5", self.s5),
+            ("S14", self.s14),
         ]
         for r in range(cfg.rounds):
             running = tuple(t for t in TARGETS if t in self.services)
@@ -914,10 +977,38 @@ class Bench:
         for rid in ("S7 idle", "S7"):
             if (m := rows[rid].median("pullzone")) is not None:
                 rows[rid].met = m < 256
+        off, on = rows["S14 off"].median("pullzone"), rows["S14"].median("pullzone")
+        if off and on:
+            # Every run's warm-up compresses once; the counter is the node's, over the rounds.
+            once = getattr(self, "s14_compressions", None) == 1
+            rows["S14"].met = on >= 0.9 * off and once
+            made = getattr(self, "s14_compressions", "?")
+            rows["S14"].goal_detail = f"{on / off:.2f}×, {made} compression(s)"
         for rid, goal in (("S9", 0.9), ("S10", 0.5), ("S11", 0.8), ("S2tls", 0.7)):
             if (rn := rows[rid].ratio("nginx")) is not None:
                 rows[rid].met = rn >= goal
                 rows[rid].goal_detail = f"{rn:.3f}×"
+
+
+def _text_hit(base: str, host: str) -> tuple[str, str | None]:
+    """S14: GET /100k.txt with Accept-Encoding: br; (X-Cache, Content-Encoding)."""
+    r = httpx.get(base + "/100k.txt", headers={"Host": host, "Accept-Encoding": "br"}, timeout=30)
+    if r.status_code != 200:
+        raise RuntimeError(f"S14 {host}: {r.status_code}")
+    return r.headers.get("x-cache", ""), r.headers.get("content-encoding")
+
+
+def _compressions(pz: Pullzone) -> int:
+    """The node's pullzone_compressions_total (every coding), once every worker's snapshot
+    is newer than now (they are written once a second)."""
+    assert pz.api is not None
+    time.sleep(1.2)  # the workers' stats snapshots are written once a second
+    text = pz.api.get(pz.api_url.removesuffix("/v2") + "/metrics").text
+    return sum(
+        int(float(line.rpartition(" ")[2]))
+        for line in text.splitlines()
+        if line.startswith("pullzone_compressions_total")
+    )
 
 
 def _cpu(seconds: float, requests: int) -> dict[str, Any]:

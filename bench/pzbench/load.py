@@ -74,6 +74,7 @@ def wrk(
     timeout_s: int = 10,
     min_bytes: int = 0,
     max_bytes: int = 1 << 60,
+    headers: tuple[str, ...] = (),
 ) -> WrkResult:
     """Run wrk against `url` with a `Host` header; `mode` as in configs/wrk.lua.
 
@@ -88,6 +89,7 @@ def wrk(
         f"--timeout={timeout_s}s",
         "-H",
         f"Host: {host}",
+        *[arg for header in headers for arg in ("-H", header)],
         "-s",
         str(WRK_SCRIPT),
         url,

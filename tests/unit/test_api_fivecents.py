@@ -182,6 +182,11 @@ async def test_get_zones_lists_every_zone(api: ApiHarness, zone: dict[str, Any])
     [
         ("edge", [("compressionlevel", "9")], {"compressionlevel": "9"}),
         (
+            "edge",
+            [("compression", "Y"), ("compressionlevel", "4")],
+            {"compression": "Y", "compressionlevel": "4"},
+        ),
+        (
             "ipaccess",
             [("list", "10.1.2.3/8, 2001:DB8::1"), ("ips", "192.0.2.1"), ("mode", "save")],
             {"list": "10.0.0.0/8,2001:db8::1", "ips": "192.0.2.1"},

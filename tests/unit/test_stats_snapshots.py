@@ -3,6 +3,7 @@ counted, the file it writes, and the node's totals the API adds up from those fi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -69,9 +70,14 @@ def test_a_file_written_before_the_record_reads_the_same() -> None:
         fills_not_stored={"too_big": 1},
         evicted=6,
     )
-    # The same figures, as ints (and the protocol and refusal counts, none in a file from
-    # before them).
-    assert json.loads(snap.to_json()) == {**json.loads(BEFORE), "protocols": {}, "refused": {}}
+    # The same figures, as ints (and the protocol, refusal and compression counts, none in
+    # a file from before them).
+    assert json.loads(snap.to_json()) == {
+        **json.loads(BEFORE),
+        "protocols": {},
+        "refused": {},
+        "compressions": {},
+    }
 
 
 def test_the_node_adds_up_every_worker_and_the_janitor(tmp_path: Path) -> None:
@@ -80,6 +86,7 @@ def test_the_node_adds_up_every_worker_and_the_janitor(tmp_path: Path) -> None:
     directory.mkdir(parents=True)
     (directory / "worker-41.json").write_text(BEFORE)
     other = Snapshot.from_json(BEFORE.replace('"pid":41', '"pid":42'))
+    other = dataclasses.replace(other, compressions={"br": 2, "gzip": 1})
     (directory / "worker-42.json").write_text(other.to_json())
     (directory / "worker-43.json").write_text('{"pid": 43}')  # half a file: skipped
     write_janitor(directory, evicted=3, write_failures={"janitor": 2})
@@ -94,6 +101,7 @@ def test_the_node_adds_up_every_worker_and_the_janitor(tmp_path: Path) -> None:
     assert totals.faults == {"header_timeout": 4} and totals.connections == 8
     assert totals.write_failures == {"lru": 2, "janitor": 2}
     assert totals.fills_not_stored == {"too_big": 2} and totals.evicted == 12
+    assert totals.compressions == {"br": 2, "gzip": 1}
     assert stats.evictions() == 3
 
 

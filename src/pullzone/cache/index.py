@@ -104,6 +104,10 @@ class CacheIndex:
         rows = self.conn.execute("SELECT * FROM objects WHERE key_hash = ?", (key_hash,))
         return [_from_row(row) for row in rows]
 
+    def get(self, object_id: str) -> StoredObject | None:
+        row = self.conn.execute("SELECT * FROM objects WHERE id = ?", (object_id,)).fetchone()
+        return None if row is None else _from_row(row)
+
     def zone_state(self, zone_id: int) -> ZoneState:
         row = self.conn.execute(
             "SELECT last_purge_seq, soft_all_seq, hard_all_seq FROM zone_state WHERE zone_id = ?",

@@ -152,6 +152,13 @@ class EdgeCollector(Collector):
             "reason",
             totals.refused,
         )
+        yield _by_label(
+            "pullzone_compressions",
+            "Compressed variants made by the edge (a zone's edge.compression), by content "
+            "coding: once per stored object and coding for the node, never per request.",
+            "encoding",
+            totals.compressions,
+        )
         node_seq = self.stats.node_seq()
         if node_seq is not None:
             lag = GaugeMetricFamily(

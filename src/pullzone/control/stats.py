@@ -65,6 +65,7 @@ class Totals:
     write_failures: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     fills_not_stored: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     refused: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    compressions: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # by coding
     evicted: int = 0  # by fills in the workers (the janitor's: NodeStats.evictions)
     # Responses by (protocol, scheme): ("http/1.1", "http"), ("h2", "https"), …
     protocols: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
@@ -115,6 +116,8 @@ class NodeStats:
                 totals.fills_not_stored[reason] += n
             for rule, n in snap.refused.items():
                 totals.refused[rule] += n
+            for coding, n in snap.compressions.items():
+                totals.compressions[coding] += n
             totals.evicted += snap.evicted
         for what, n in self._janitor().write_failures.items():
             totals.write_failures[what] += n

@@ -74,7 +74,6 @@ NOT_APPLIED: dict[str, str] = {
     "ipaccess.enabled": "address rules are not checked by this version",
     "useragent.enabled": "User-Agent rules are not checked by this version",
     "shield.enabled": "an origin shield is not used by this version",
-    "edge.compression": "compression is not applied by this version",
     "edge.lfo": "large objects are not cached in slices by this version",
     "edge.prefresh": "pre-refresh is not applied by this version",
     "edge.webp": "pullzone has no image conversion",

@@ -34,6 +34,7 @@ class Entry:
         "body",
         "checked_seq",
         "edits",
+        "encodings",
         "etag",
         "fresh_from",
         "fresh_until",
@@ -97,6 +98,9 @@ class Entry:
         )
         self.body: bytes | None = None
         self.touched = 0.0  # when this worker last recorded an access (see LRU_INTERVAL)
+        # Compressed variants of this identity, by content coding (edge/compress.py):
+        # None until a zone with compression looks; {} when it may not be compressed.
+        self.encodings: dict[str, Entry] | None = None
 
     def client_fields(self) -> list[tuple[str, str]]:
         """The stored header fields as clients see them (built again when asked: only

@@ -62,6 +62,7 @@ from pullzone.edge.decisions import (
     on_stored,
     validators,
 )
+from pullzone.edge.encoding import stored_head
 from pullzone.edge.entry import Entry
 from pullzone.edge.http import Request
 from pullzone.edge.labels import NotStored
@@ -202,7 +203,8 @@ class Filler:
             fill.request, fill.path, zone.cache, stored, fill.asked, head, self.limits
         )
         if isinstance(decision, Store):
-            return self._store(writer, fill, response, decision.head, fill_seq)
+            head = stored_head(zone.edge.compression, decision.head)
+            return self._store(writer, fill, response, head, fill_seq)
         if isinstance(decision, Pass):
             if decision.reason is NotStored.TOO_BIG:
                 log.warning(
@@ -218,7 +220,9 @@ class Filler:
             self._end(writer, fill, FAILED, head.status)
             return decision
         assert stored is not None  # a 304 is taken only for what was stored (decisions.py)
-        updated = dataclasses.replace(stored.obj, head=decision.head, stored_seq=fill_seq)
+        updated = dataclasses.replace(
+            stored.obj, head=stored_head(zone.edge.compression, decision.head), stored_seq=fill_seq
+        )
         if isinstance(decision, Withdraw):
             # No later request may be served what this one made of the stored response.
             self.stats.not_stored(decision.reason)

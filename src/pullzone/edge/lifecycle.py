@@ -18,6 +18,7 @@ from pullzone.cache.index import CacheIndex
 from pullzone.cache.key import cache_key, key_hash, split_target
 from pullzone.edge.access_log import AccessLog
 from pullzone.edge.bounds import Limits
+from pullzone.edge.compress import Compressor
 from pullzone.edge.decisions import (
     ACME_CHALLENGE_PREFIX,
     CACHEABLE_METHODS,
@@ -114,10 +115,16 @@ class Edge:
         # https_port: the HTTPS listener's (--edge-tls), where `ssl.redirect` sends to.
         self.deliver = Deliverer(signals, https_port)
         self.accessed: dict[str, float] = {}
+        self.compressor = Compressor(
+            self.lookup, self.deliver, limits, stats, self._accessed, LRU_INTERVAL
+        )
         # Routes by (Host field, request target), for the hosts map they were worked out
         # from: a hot object's next request skips parsing its target and host again.
         self._routes: dict[tuple[str | None, str], Route] = {}
         self._routes_for: dict[str, ZoneView] | None = None
+
+    def _accessed(self, object_id: str, at: float) -> None:
+        self.accessed[object_id] = at  # `accessed` is swapped for a new dict on each flush
 
     def catch_up(self) -> None:
         """What `handle` does first, for the TLS listener's SNI callback (edge/tls.py)."""
@@ -158,6 +165,8 @@ class Edge:
             if now - stored.touched >= LRU_INTERVAL:
                 stored.touched = now
                 self.accessed[stored.obj.id] = now
+            if view.zone.edge.compression:  # br or gzip as the client accepts
+                return self.compressor.hit(conn, request, view, key, stored, decision.xcache, now)
             return self.deliver.entry(conn, request, stored, decision.xcache, now)
         if decision is PREFLIGHT:
             self.deliver.preflight(conn, request)

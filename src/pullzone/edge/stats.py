@@ -76,6 +76,8 @@ class Snapshot:
     # Responses by "protocol scheme" ("http/1.1 http", "http/1.1 https", "h2 https").
     protocols: Mapping[str, int] = dataclasses.field(default_factory=dict)
     refused: Mapping[str, int] = dataclasses.field(default_factory=dict)  # by zone rule
+    # Compressed variants made (edge/compress.py), by content coding.
+    compressions: Mapping[str, int] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -95,6 +97,7 @@ class Snapshot:
                 "evicted": self.evicted,
                 "protocols": dict(self.protocols),
                 "refused": dict(self.refused),
+                "compressions": dict(self.compressions),
             },
             separators=(",", ":"),
         )
@@ -119,6 +122,7 @@ class Snapshot:
             evicted=int(data.get("evicted", 0)),
             protocols=_counts(data.get("protocols", {})),
             refused=_counts(data.get("refused", {})),
+            compressions=_counts(data.get("compressions", {})),
         )
 
 
@@ -169,6 +173,7 @@ class WorkerStats:
         self.evicted = 0  # objects evicted by this worker's fills to make room
         self.protocols: dict[str, int] = {}  # responses by Exchange.label
         self.refused: dict[str, int] = {}  # requests a zone rule refused, by rule (edge/rules.py)
+        self.compressions: dict[str, int] = {}  # variants made, by coding (edge/compress.py)
 
     def fault(self, kind: str) -> None:
         self.faults[kind] = self.faults.get(kind, 0) + 1
@@ -176,6 +181,9 @@ class WorkerStats:
     def not_stored(self, reason: str) -> None:
         """A fill that stopped storing its body (too big, no room, abandoned)."""
         self.fills_not_stored[reason] = self.fills_not_stored.get(reason, 0) + 1
+
+    def compressed(self, coding: str) -> None:
+        self.compressions[coding] = self.compressions.get(coding, 0) + 1
 
     def count(self, zone_id: int, status: str, sent: int) -> None:
         counts = self.requests.get((zone_id, status))
@@ -222,6 +230,7 @@ class WorkerStats:
             evicted=self.evicted,
             protocols=dict(self.protocols),
             refused=dict(self.refused),
+            compressions=dict(self.compressions),
         )
 
     def write(self, applied: int) -> None:
