@@ -253,7 +253,7 @@ async def test_a_block_route_stores_the_block_and_answers_the_zone(
         ("originip", {"ip": "host.example"}, ("ip", "not an IP address")),
         ("shield", {"nope": "1"}, ("unknown field", "nope", "accepted: enabled, network")),
         ("edge", {"webp": "Y"}, ("edge.webp", "no image conversion")),
-        ("securetoken", {"enabled": "Y"}, ("securetoken.enabled", "not checked")),
+        ("shield", {"enabled": "Y"}, ("shield.enabled", "not used")),
     ],
 )
 async def test_bad_block_fields_are_400_naming_them(
