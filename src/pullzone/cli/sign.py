@@ -15,9 +15,7 @@ from pullzone.cli.zone_lookup import ZoneRef, find_zone_id
 def sign(
     api: Api,
     zone: ZoneRef,
-    path: Annotated[
-        str, typer.Argument(metavar="PATH", help="The path to sign (/videos/a.mp4).")
-    ],
+    path: Annotated[str, typer.Argument(metavar="PATH", help="The path to sign (/videos/a.mp4).")],
     expires: Annotated[
         int | None,
         typer.Option(

@@ -12,9 +12,7 @@ from pullzone.edge.securetoken import sign
 from pullzone.zones.blocks import SecureToken
 
 
-def signed_url(
-    answer: Mapping[str, Any], path: str, lifetime: int | None, ip: str | None
-) -> str:
+def signed_url(answer: Mapping[str, Any], path: str, lifetime: int | None, ip: str | None) -> str:
     """The full signed URL of `path` on the zone of `answer` (a zone's GET answer), valid
     `lifetime` seconds from now (default: the block's `timeout`)."""
     zone = answer.get("zone")
