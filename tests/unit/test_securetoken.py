@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import time
 
 import pytest
 
@@ -137,3 +138,36 @@ def test_sign_refuses_what_no_edge_would_accept(path: str, words: str) -> None:
 def test_a_path_is_signed_as_a_client_sends_it() -> None:
     link = sign(block("F"), "/é b.txt", E)
     assert link == f"/md5={m(f'{E}/%C3%A9%20b.txt {SECRET}')},expires={E}/%C3%A9%20b.txt"
+
+
+def zone_answer(**block: str) -> dict[str, object]:
+    token = {"enabled": "Y", "policy": "Q", "keyip": "N", "list": SECRET, "timeout": 600}
+    return {
+        "zone": {
+            "id": 7,
+            "fqdn": "site.localhost",
+            "ssl": {"enabled": "N"},
+            "securetoken": {**token, **block},
+        }
+    }
+
+
+def test_the_sdk_signs_with_the_zones_block_for_its_timeout() -> None:
+    from pullzone.client._requests import Answer, sign_url
+
+    call = sign_url(7, "/v/a.mp4")
+    assert (call.method, call.path) == ("GET", "/zones/http/pull/7")
+    url = call.result(Answer(200, zone_answer()))
+    head, _, expires = url.partition("&expires=")
+    assert abs(int(expires) - (time.time() + 600)) < 5
+    assert head == f"http://site.localhost/v/a.mp4?md5={m(f'{expires}/v/a.mp4 {SECRET}')}"
+    ssl_zone = zone_answer(policy="D")
+    ssl_zone["zone"]["ssl"] = {"enabled": "Y"}  # type: ignore[index]
+    url = sign_url(7, "/v/a.mp4", expires=30).result(Answer(200, ssl_zone))
+    assert url.startswith("https://site.localhost/md5=") and url.endswith(
+        ",expires=" + str(int(url.split("expires=")[1].split("/")[0])) + "/v/a.mp4"
+    )
+    with pytest.raises(ValueError, match="secret"):
+        sign_url(7, "/a").result(Answer(200, zone_answer(list="")))
+    with pytest.raises(ValueError, match="keyip"):
+        sign_url(7, "/a").result(Answer(200, zone_answer(keyip="Y")))
