@@ -107,6 +107,7 @@ def test_keyip_binds_the_link_to_the_address() -> None:
     check = Check(block("Q", keyip=True))
     assert check.verify(link, CLIENT, NOW)[0] == OK
     assert check.verify(link, "203.0.113.8", NOW)[0] == WRONG
+    assert check.verify(link, f"::ffff:{CLIENT}", NOW)[0] == OK  # a dual-stack listener
     with pytest.raises(ValueError, match="keyip"):
         sign(block("Q", keyip=True), "/x", E)
 
@@ -116,6 +117,7 @@ def test_exempt_addresses_pass_without_a_token_and_lose_any_they_carry() -> None
     assert check.verify("/x", "198.51.100.9", NOW) == (OK, "/x")
     assert check.verify("/x?md5=bad&expires=1&a=1", "2001:db8::5", NOW) == (OK, "/x?a=1")
     assert check.verify("/x", "198.51.101.9", NOW)[0] == WRONG
+    assert check.verify("/x", "::ffff:198.51.100.9", NOW)[0] == OK
     assert check.verify("/x", "", NOW)[0] == WRONG
 
 

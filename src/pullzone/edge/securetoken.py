@@ -138,6 +138,8 @@ class Check:
             address = ipaddress.ip_address(client)
         except ValueError:
             return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+            address = address.ipv4_mapped  # a dual-stack listener's IPv4 client
         return any(address in network for network in self.exempt)
 
     def verify(self, target: str, client: str, now: float) -> tuple[int, str]:
@@ -155,6 +157,8 @@ class Check:
         # Under D the signed directory must be the one served: `/dir/..` is not in `/dir/`.
         if self.block.policy == "D" and _dot_segment(path):
             return WRONG, carried.target
+        if self.block.keyip and client.startswith("::ffff:") and "." in client:
+            client = client[7:]  # signed for the IPv4 address a dual-stack listener maps
         expected = digest(self.block, expires, path, client)
         if not hmac.compare_digest(expected.encode(), md5.encode("latin-1", "replace")):
             return WRONG, carried.target
