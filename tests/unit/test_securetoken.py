@@ -173,3 +173,18 @@ def test_the_sdk_signs_with_the_zones_block_for_its_timeout() -> None:
         sign_url(7, "/a").result(Answer(200, zone_answer(list="")))
     with pytest.raises(ValueError, match="keyip"):
         sign_url(7, "/a").result(Answer(200, zone_answer(keyip="Y")))
+
+
+def test_the_remembered_signature_never_outlives_its_link() -> None:
+    check = Check(block("Q", keyip=True))
+    link = sign(block("Q", keyip=True), "/x", E, CLIENT)
+    assert check.status(link, CLIENT, NOW) == OK
+    assert check.status(link, CLIENT, NOW) == OK  # remembered
+    assert check.status(link, CLIENT, E + 1) == EXPIRED
+    assert check.status(link, "203.0.113.8", NOW) == WRONG  # keyed by address too
+    assert check.status("/x", CLIENT, NOW) == WRONG
+    assert check.status("/x", CLIENT, NOW) == WRONG
+    absolute = f"http://site.localhost{link}"
+    assert check.status(absolute, CLIENT, NOW) == OK
+    encoded = link.replace("/x", "/%78")  # routed as /x: the same resource
+    assert check.status(encoded, CLIENT, NOW) == OK

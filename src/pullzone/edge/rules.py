@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 from pullzone.edge import securetoken
 from pullzone.edge.http import Request
-from pullzone.spec.uri import normalise
 from pullzone.zones.blocks import SecureToken
 from pullzone.zones.model import Zone
 
@@ -46,10 +45,9 @@ def signed_urls(block: SecureToken) -> Rule:
     check = securetoken.Check(block)
 
     def rule(request: Request, client: str, now: float) -> Refusal | None:
-        # The target as it is routed (edge/lifecycle.py `_route`), so what is checked is
-        # what is served.
-        target = normalise(securetoken.origin_form(request.target), "latin-1")
-        status = check.verify(target, client, now)[0]
+        # Checked on the target as it is routed (edge/lifecycle.py `_route`), so what is
+        # checked is what is served.
+        status = check.status(request.target, client, now)
         if status == securetoken.OK:
             return None
         if status == securetoken.EXPIRED:

@@ -12,11 +12,11 @@ Every policy accepts either carrier; `sign` writes Q in the query, F and D in th
 
 from __future__ import annotations
 
-import base64
+import binascii
 import hashlib
 import hmac
 import ipaddress
-from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import quote
 
 from pullzone.spec.uri import normalise
@@ -26,10 +26,13 @@ PATH_PREFIX = "/md5="
 OK, WRONG, EXPIRED = 200, 403, 410
 # Longer than any Unix time a link can mean (year 33658): longer is malformed, not parsed.
 MAX_EXPIRES_DIGITS = 12
+# The signatures remembered (Check.status): at most this many targets, of at most this
+# length, as edge/lifecycle.py bounds its route memo.
+MEMO_TARGETS = 4096
+MEMO_TARGET_LIMIT = 512
 
 
-@dataclass(frozen=True, slots=True)
-class Carried:
+class Carried(NamedTuple):
     """A target split into what routes (`target`, without the token) and the token."""
 
     target: str
@@ -50,6 +53,8 @@ def origin_form(target: str) -> str:
 
 def strip(target: str) -> Carried:
     """`target` (origin-form) without its token, and the token."""
+    if "md5=" not in target and "expires=" not in target:
+        return Carried(target)
     path, sep, query = target.partition("?")
     md5 = expires = None
     malformed = False
@@ -83,12 +88,20 @@ def _signed_path(policy: str, path: str) -> str:
     return path[: path.rfind("/") + 1] if policy == "D" else path
 
 
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
+def _m(signed: bytes) -> bytes:
+    # An MD5 is 16 bytes: 22 base64 characters and `==`, which links leave out.
+    raw = hashlib.md5(signed).digest()
+    return binascii.b2a_base64(raw, newline=False)[:22].translate(_URLSAFE)
+
+
 def digest(block: SecureToken, expires: int | str, path: str, client: str) -> str:
     """M for a link to `path` (without query) expiring at `expires`, for `client`."""
     address = client if block.keyip else ""
     text = f"{expires}{_signed_path(block.policy, path)}{address} {block.secret}"
-    raw = hashlib.md5(text.encode("utf-8", "surrogateescape")).digest()
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+    return _m(text.encode("utf-8", "surrogateescape")).decode("ascii")
 
 
 def _dot_segment(path: str) -> bool:
@@ -125,11 +138,16 @@ def sign(block: SecureToken, path: str, expires: int, ip: str | None = None) -> 
 class Check:
     """A zone's `securetoken` block, compiled once per zone change."""
 
-    __slots__ = ("block", "exempt")
+    __slots__ = ("_memo", "block", "directory", "exempt", "keyip", "suffix")
 
     def __init__(self, block: SecureToken) -> None:
         self.block = block
         self.exempt = tuple(ipaddress.ip_network(n, strict=False) for n in block.ips)
+        self.keyip = block.keyip
+        self.directory = block.policy == "D"
+        self.suffix = f" {block.secret}".encode("utf-8", "surrogateescape")
+        # (target as received, address with keyip) → the link's expiry, or -1: wrong.
+        self._memo: dict[tuple[str, str], int] = {}
 
     def is_exempt(self, client: str) -> bool:
         if not self.exempt:
@@ -148,20 +166,49 @@ class Check:
         carried = strip(target)
         if self.is_exempt(client):
             return OK, carried.target
+        until = self._valid_until(carried, client)
+        if until < 0:
+            return WRONG, carried.target
+        return (EXPIRED if until < now else OK), carried.target
+
+    def status(self, received: str, client: str, now: float) -> int:
+        """`verify`'s status for a request target as received, what the edge asks on
+        every request. Whether the signature is right depends on the target (and the
+        address, with keyip) alone, so it is remembered per target; the expiry is
+        compared with `now` every time, so no remembered answer outlives its link."""
+        if self.exempt and self.is_exempt(client):
+            return OK
+        key = (received, client if self.keyip else "")
+        until = self._memo.get(key)
+        if until is None:
+            target = normalise(origin_form(received), "latin-1")
+            until = self._valid_until(strip(target), client)
+            if len(received) <= MEMO_TARGET_LIMIT:
+                if len(self._memo) >= MEMO_TARGETS:
+                    self._memo.clear()
+                self._memo[key] = until
+        if until < 0:
+            return WRONG
+        return EXPIRED if until < now else OK
+
+    def _valid_until(self, carried: Carried, client: str) -> int:
+        """The link's expiry when its signature is right, else -1."""
         md5, expires = carried.md5, carried.expires
         if carried.malformed or md5 is None or expires is None:
-            return WRONG, carried.target
+            return -1
         if not (expires.isascii() and expires.isdigit()) or len(expires) > MAX_EXPIRES_DIGITS:
-            return WRONG, carried.target
+            return -1
         path = carried.target.partition("?")[0]
-        # Under D the signed directory must be the one served: `/dir/..` is not in `/dir/`.
-        if self.block.policy == "D" and _dot_segment(path):
-            return WRONG, carried.target
-        if self.block.keyip and client.startswith("::ffff:") and "." in client:
-            client = client[7:]  # signed for the IPv4 address a dual-stack listener maps
-        expected = digest(self.block, expires, path, client)
-        if not hmac.compare_digest(expected.encode(), md5.encode("latin-1", "replace")):
-            return WRONG, carried.target
-        if int(expires) < now:
-            return EXPIRED, carried.target
-        return OK, carried.target
+        if self.directory:
+            # The signed directory must be the one served: `/dir/..` is not in `/dir/`.
+            if _dot_segment(path):
+                return -1
+            path = path[: path.rfind("/") + 1]
+        address = ""
+        if self.keyip:
+            # Signed for the IPv4 address that a dual-stack listener maps.
+            address = client[7:] if client.startswith("::ffff:") and "." in client else client
+        expected = _m(f"{expires}{path}{address}".encode() + self.suffix)
+        if not hmac.compare_digest(expected, md5.encode()):
+            return -1
+        return int(expires)
