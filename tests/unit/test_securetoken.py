@@ -188,3 +188,9 @@ def test_the_remembered_signature_never_outlives_its_link() -> None:
     assert check.status(absolute, CLIENT, NOW) == OK
     encoded = link.replace("/x", "/%78")  # routed as /x: the same resource
     assert check.status(encoded, CLIENT, NOW) == OK
+
+
+def test_no_secret_no_link() -> None:
+    empty = SecureToken(enabled=True, policy="Q", secret="")
+    link = f"/x?md5={m(f'{E}/x ')}&expires={E}"
+    assert Check(empty).verify(link, CLIENT, NOW)[0] == WRONG

@@ -194,8 +194,8 @@ class Check:
     def _valid_until(self, carried: Carried, client: str) -> int:
         """The link's expiry when its signature is right, else -1."""
         md5, expires = carried.md5, carried.expires
-        if carried.malformed or md5 is None or expires is None:
-            return -1
+        if carried.malformed or md5 is None or expires is None or not self.block.secret:
+            return -1  # without a secret anyone could sign: the API refuses that too
         if not (expires.isascii() and expires.isdigit()) or len(expires) > MAX_EXPIRES_DIGITS:
             return -1
         path = carried.target.partition("?")[0]
