@@ -23,7 +23,7 @@ def sign(
             metavar="S",
             min=1,
             show_default=False,
-            help="The link's lifetime in seconds [default: the zone's securetoken timeout].",
+            help="The link's lifetime in seconds (default: the zone's securetoken timeout).",
         ),
     ] = None,
     ip: Annotated[
