@@ -40,9 +40,13 @@ from pzbench import fill, load, procs, report
 from pzbench.procs import Nginx, Origin, Pullzone, PurgeUnavailable, Varnish
 from pzbench.report import TARGETS, Row
 
+from pullzone.edge.securetoken import sign
+from pullzone.zones.blocks import SecureToken
+
 BENCH = Path(__file__).resolve().parent
 SCENARIOS = (
-    "S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8", "S9", "S10", "S11", "S2TLS", "S14"
+    "S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8", "S9", "S10", "S11", "S2TLS", "S13",
+    "S14",
 )  # fmt: skip
 TLS_SCENARIOS = ("S9", "S10", "S11", "S2TLS")  # pullzone and nginx only: Varnish has no TLS
 PULLZONE_ONLY = ("S14",)  # pullzone against itself
@@ -169,6 +173,13 @@ class Bench:
                 goal="p50 < 5 ms",
             ),
             Row("S5", "purge of 1,000 listed files, p50", "ms", False, goal="p50 < 100 ms"),
+            Row(
+                "S13",
+                f"1 KiB HIT, signed URL (securetoken Q), wrk -t2 -c64 -d{d}s",
+                "req/s",
+                True,
+                goal="≥0.85× pullzone S1",
+            ),
             Row("S6", "1 KiB HIT while 1 purge/s arrives", "req/s", True, goal="within 5 % of S1"),
             Row(
                 "S7 idle",
@@ -417,6 +428,27 @@ class Bench:
                 f"  {row_id} {name:8} {res.rps:10,.0f} req/s  p99 "
                 f"{res.latency_us['p99'] / 1000:.1f} ms  errors {res.error_count}"
             )
+
+    def s13(self, r: int) -> None:
+        """S1's HIT through a zone that checks signed URLs (pullzone's own block: nginx
+        and Varnish have no counterpart measured here)."""
+        row = self.rows["S13"]
+        row.notes.update(nginx="—", varnish="—")
+        if "signed" not in self.zones:
+            token = {"enabled": "Y", "policy": "Q", "list": "bench-secret", "timeout": 3600}
+            self.zones["signed"] = self.pz.create_zone(
+                "signed", self.origin.base, securetoken=token
+            )
+        block = SecureToken(enabled=True, policy="Q", secret="bench-secret")
+        target = sign(block, "/1k.bin", int(time.time()) + 3600)
+        host = f"{self.zones['signed']['alias']}.localhost"
+        xcache = load.warm(self.pz.base, host, target)
+        res = load.wrk(
+            self.pz.base + target, host, threads=2, connections=64, duration=self.cfg.duration
+        )
+        row.add("pullzone", res.rps)
+        row.extra.setdefault("pullzone", []).append({**res.as_dict(), "x_cache": xcache})
+        log(f"  S13 pullzone {res.rps:10,.0f} req/s  errors {res.error_count}")
 
     def s2(self, r: int) -> None:
         row = self.rows["S2"]
@@ -917,6 +949,7 @@ class Bench:
         steps = [
             ("S1", self.s1),
             ("S6", self.s6),
+            ("S13", self.s13),
             ("S2", self.s2),
             ("S9", self.s9),
             ("S10", self.s10),
@@ -974,6 +1007,10 @@ class Bench:
             s6.goal_detail = f"{with_purges / base:.2f}× pullzone S1"
         elif with_purges:
             s6.goal_detail = "S1 not run"
+        s13 = rows["S13"]
+        if base and (signed := s13.median("pullzone")):
+            s13.met = signed >= 0.85 * base
+            s13.goal_detail = f"{signed / base:.2f}× pullzone S1"
         for rid in ("S7 idle", "S7"):
             if (m := rows[rid].median("pullzone")) is not None:
                 rows[rid].met = m < 256

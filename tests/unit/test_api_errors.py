@@ -165,7 +165,7 @@ async def test_unknown_fields_are_400_naming_them(api: ApiHarness, zone: dict[st
     [
         ("domainlock", {"enabled": "Y", "list": "example.com"}),
         ("geoblock", {"enabled": "y", "list": ["US"]}),
-        ("securetoken", {"enabled": True}),
+        ("shield", {"enabled": True}),
         ("ipaccess", {"enabled": "1"}),
         ("edge", {"compression": "N", "cors": "Y", "lfo": "Y"}),
         ("shield", {"enabled": "Y"}),

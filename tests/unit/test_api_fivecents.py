@@ -202,6 +202,11 @@ async def test_get_zones_lists_every_zone(api: ApiHarness, zone: dict[str, Any])
             [("policy", "D"), ("list", "s3cret"), ("timeout", "600"), ("keyip", "1")],
             {"policy": "D", "list": "s3cret", "timeout": 600, "keyip": "Y"},
         ),
+        (  # applied at the edge: switched on, and answered as active
+            "securetoken",
+            [("enabled", "Y"), ("list", "k1"), ("policy", "F")],
+            {"enabled": "Y", "list": "k1", "policy": "F", "active": "Y"},
+        ),
         (
             "useragent",
             [("list", "curl,Wget"), ("casesensitive", "Y")],
@@ -252,13 +257,14 @@ async def test_a_block_route_stores_the_block_and_answers_the_zone(
         ("securetoken", {"timeout": 4}, ("timeout",)),
         ("securetoken", {"session": "1"}, ("session", "not supported")),
         ("securetoken", {"policy": "X"}, ("policy",)),
+        ("securetoken", {"enabled": "Y", "list": ""}, ("securetoken.list", "secret is needed")),
         ("edge", {"compressionlevel": 10}, ("compressionlevel", "1 to 9")),
         ("domainlock", {"list": "https://example.com/"}, ("list", "domain only")),
         ("bwlimit", {"rate": -1}, ("rate",)),
         ("originip", {"ip": "host.example"}, ("ip", "not an IP address")),
         ("shield", {"nope": "1"}, ("unknown field", "nope", "accepted: enabled, network")),
         ("edge", {"webp": "Y"}, ("edge.webp", "no image conversion")),
-        ("securetoken", {"enabled": "Y"}, ("securetoken.enabled", "not checked")),
+        ("shield", {"enabled": "Y"}, ("shield.enabled", "not used")),
     ],
 )
 async def test_bad_block_fields_are_400_naming_them(

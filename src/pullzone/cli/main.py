@@ -21,6 +21,7 @@ from pullzone.cli.keys import keys_app
 from pullzone.cli.output import out
 from pullzone.cli.purge import purge
 from pullzone.cli.serve import demo, serve
+from pullzone.cli.sign import sign
 from pullzone.cli.zones import zones_app
 from pullzone.client import _requests as calls
 
@@ -35,6 +36,7 @@ app.command()(serve)
 app.command()(demo)
 app.add_typer(zones_app, name="zones")
 app.command()(purge)
+app.command()(sign)
 app.add_typer(keys_app, name="keys")
 app.add_typer(certs_app, name="certs")
 app.add_typer(cluster_app, name="cluster")

@@ -19,7 +19,7 @@ from typing import Any, Generic, NamedTuple, TypedDict, TypeVar, Unpack
 import httpx
 
 from pullzone import __version__, defaults
-from pullzone.client import _results
+from pullzone.client import _results, _signing
 from pullzone.client._results import (
     ApiKey,
     Certificate,
@@ -223,6 +223,19 @@ def list_zones() -> Call[list[Zone]]:
 def get_zone(zone_id: int | str) -> Call[Zone]:
     """One zone."""
     return Call("GET", zone_path(zone_id), _results.one_zone)
+
+
+def sign_url(
+    zone_id: int | str, path: str, *, expires: int | None = None, ip: str | None = None
+) -> Call[str]:
+    """A signed URL of `path` on the zone's hostname (its `securetoken` block, docs/zones.md),
+    valid `expires` seconds from now (default: the block's `timeout`); `ip`: the client's
+    address, needed when the block binds links to it (keyip). Reads the zone (its secret)
+    through the API; raises ValueError when the zone has no secret or the link could not
+    be used (a path without a leading /, keyip without `ip`)."""
+    return Call(
+        "GET", zone_path(zone_id), lambda answer: _signing.signed_url(answer, path, expires, ip)
+    )
 
 
 def create_zone(

@@ -68,7 +68,6 @@ UNSUPPORTED_BLOCKS: dict[str, tuple[str, ...]] = {
 # Switches pullzone stores and answers but does not apply at the edge (yet), each with
 # what a user is told when switching it on.
 NOT_APPLIED: dict[str, str] = {
-    "securetoken.enabled": "signed URLs are not checked by this version",
     "domainlock.enabled": "Referer rules are not checked by this version",
     "geoblock.enabled": "country rules are not checked by this version",
     "ipaccess.enabled": "address rules are not checked by this version",
@@ -292,6 +291,8 @@ class ZoneCreate(ZoneUpdate):
 def refuse_not_applied(zone: Zone) -> None:
     """A BadRequest naming each switch of `zone` that is on although the edge does not
     apply it (NOT_APPLIED)."""
+    if zone.securetoken.enabled and not zone.securetoken.secret:  # anyone could sign
+        raise BadRequest('securetoken.list: a secret is needed with securetoken "enabled": "Y"')
     on_now = []
     for switch in NOT_APPLIED:
         block, _, field = switch.partition(".")

@@ -16,6 +16,7 @@ from collections.abc import Awaitable
 from pullzone.cache.bodies import BodyStore
 from pullzone.cache.index import CacheIndex
 from pullzone.cache.key import cache_key, key_hash, split_target
+from pullzone.edge import securetoken
 from pullzone.edge.access_log import AccessLog
 from pullzone.edge.bounds import Limits
 from pullzone.edge.compress import Compressor
@@ -182,6 +183,8 @@ class Edge:
                 # Not cached, so not keyed: the origin gets the query whatever
                 # `querystring` says.
                 target = (request_host(request) or ("", target))[1]
+                if view.zone.securetoken.enabled:
+                    target = securetoken.strip(normalise(target, "latin-1")).target
             return self.pass_through(view, request, target, conn)
         if isinstance(decision, Revalidate | Fetch):
             return self.fill(view, key, target, request, conn, stored, decision)
@@ -209,6 +212,8 @@ class Edge:
         if view is None:
             self.deliver.error(conn, request, 404, "no zone serves this host")
             return None
+        if view.zone.securetoken.enabled:  # the token routes nowhere (edge/securetoken.py)
+            target = securetoken.strip(target).target
         path, query = split_target(target)
         keyed = view.zone.cache.querystring
         # A query that is not in the key is not sent either: an origin that reflects it

@@ -14,7 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from pullzone.edge import securetoken
 from pullzone.edge.http import Request
+from pullzone.zones.blocks import SecureToken
 from pullzone.zones.model import Zone
 
 
@@ -32,7 +34,27 @@ Rule = Callable[[Request, str, float], Refusal | None]
 def rules_of(zone: Zone) -> tuple[Rule, ...]:
     """The rules `zone`'s blocks switch on, in the order they are checked."""
     rules: list[Rule] = []
+    if zone.securetoken.enabled:
+        rules.append(signed_urls(zone.securetoken))
     return tuple(rules)
+
+
+def signed_urls(block: SecureToken) -> Rule:
+    """The `securetoken` rule: a signed link, checked on every request (edge/securetoken.py;
+    the route memo keeps the routing of the target without its token, never this verdict)."""
+    check = securetoken.Check(block)
+
+    def rule(request: Request, client: str, now: float) -> Refusal | None:
+        # Checked on the target as it is routed (edge/lifecycle.py `_route`), so what is
+        # checked is what is served.
+        status = check.status(request.target, client, now)
+        if status == securetoken.OK:
+            return None
+        if status == securetoken.EXPIRED:
+            return Refusal(410, "securetoken", "this signed link has expired")
+        return Refusal(403, "securetoken", "a valid signed link is needed")
+
+    return rule
 
 
 def refusal(rules: tuple[Rule, ...], request: Request, client: str, now: float) -> Refusal | None:
