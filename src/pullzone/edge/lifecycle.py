@@ -18,6 +18,7 @@ from pullzone.cache.index import CacheIndex
 from pullzone.cache.key import cache_key, key_hash, split_target
 from pullzone.edge.access_log import AccessLog
 from pullzone.edge.bounds import Limits
+from pullzone.edge.client import Network, client_address
 from pullzone.edge.decisions import (
     ACME_CHALLENGE_PREFIX,
     CACHEABLE_METHODS,
@@ -99,8 +100,11 @@ class Edge:
         limits: Limits,
         access_log: AccessLog | None = None,
         https_port: int = 443,
+        trusted_proxies: tuple[Network, ...] = (),
     ) -> None:
         self.state = state
+        # --trusted-proxies: whose X-Forwarded-For names the client (edge/client.py).
+        self.trusted_proxies = trusted_proxies
         self.stats = stats
         self.access_log = access_log
         self.index = index
@@ -124,6 +128,9 @@ class Edge:
 
     def handle(self, request: Request, conn: Exchange) -> Awaitable[None] | None:
         state = self.state
+        if self.trusted_proxies:
+            xff = request.hmap.get("x-forwarded-for")
+            conn.client = client_address(conn.peer, xff, self.trusted_proxies)
         if state.catch_up():  # another worker changed stored objects (bus/signal.py)
             self.lookup.memory.clear()
         if self._routes_for is not state.hosts:  # zones changed: routes are worked out anew
@@ -138,7 +145,7 @@ class Edge:
         conn.zone_id = view.zone.id
         now = time.time()
         if view.rules:
-            refused = refusal(view.rules, request, conn.peer, now)
+            refused = refusal(view.rules, request, conn.client, now)
             if refused is not None:
                 self.stats.refused[refused.reason] = self.stats.refused.get(refused.reason, 0) + 1
                 self.deliver.error(conn, request, refused.status, refused.message)

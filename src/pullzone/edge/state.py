@@ -34,7 +34,7 @@ from pullzone.bus.events import (
 from pullzone.bus.signal import SeqSignal
 from pullzone.cache.index import CacheIndex
 from pullzone.certs.model import Certificate
-from pullzone.edge.rules import Rule, rules_of
+from pullzone.edge.rules import CountryOf, Rule, rules_of
 from pullzone.zones.model import Zone
 from pullzone.zones.plan import PurgePlan
 
@@ -53,9 +53,15 @@ class ZoneView:
 
 class EdgeState:
     def __init__(
-        self, control: sqlite3.Connection, index: CacheIndex, signal: SeqSignal, edge_domain: str
+        self,
+        control: sqlite3.Connection,
+        index: CacheIndex,
+        signal: SeqSignal,
+        edge_domain: str,
+        country_of: CountryOf | None = None,  # --geoip-db (edge/geoip.py), for geoblock
     ) -> None:
         self._control = control
+        self._country_of = country_of
         self._signal = signal
         self.edge_domain = edge_domain
         self.zones: dict[int, ZoneView] = {}
@@ -71,7 +77,7 @@ class EdgeState:
         for row in control.execute("SELECT record FROM zones"):
             zone = Zone.from_record(json.loads(row[0]))
             state = states.get(zone.id)
-            view = ZoneView(zone, rules=rules_of(zone))
+            view = ZoneView(zone, rules=rules_of(zone, country_of))
             if state is not None:
                 view.changed_seq = state.last_purge_seq
                 view.soft_all_seq = state.soft_all_seq
@@ -126,7 +132,7 @@ class EdgeState:
             if view is None:
                 view = self.zones[zone.id] = ZoneView(zone)
             view.zone = zone
-            view.rules = rules_of(zone)
+            view.rules = rules_of(zone, self._country_of)
             view.changed_seq = event.seq
             self._rebuild_hosts()
         elif event.kind == ZONE_DELETE:
