@@ -169,8 +169,11 @@ def test_useragent_by_substring(server: Server, origin: Origin, path: str) -> No
     assert origin.count(path) == 0
     assert get(server, zone, path, user_agent="Mozilla/5.0").status_code == 200
     curl = subprocess.run(
-        ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}"]
-        + ["-H", f"Host: {zone['fqdn']}", server.edge_url + path],
+        [
+            *("curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-H"),
+            f"Host: {zone['fqdn']}",
+            server.edge_url + path,
+        ],
         capture_output=True,
         text=True,
         timeout=30,
@@ -320,8 +323,17 @@ def test_proxy_protocol_names_the_client_the_rules_see(
         assert s.recv(65536).startswith(b"HTTP/1.1 403")
     # curl --haproxy-protocol sends v1 with the connection's own address: 127.0.0.1
     curl = subprocess.run(
-        ["curl", "-sS", "--haproxy-protocol", "-D-", "-o", "/dev/null"]
-        + ["-H", f"Host: {host}", proxied.edge_url + path],
+        [
+            "curl",
+            "-sS",
+            "--haproxy-protocol",
+            "-D-",
+            "-o",
+            "/dev/null",
+            "-H",
+            f"Host: {host}",
+            proxied.edge_url + path,
+        ],
         capture_output=True,
         text=True,
         timeout=30,
