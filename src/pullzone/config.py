@@ -75,6 +75,12 @@ class Settings:
     acme_ca_bundle: str = ""
     acme_retry_min: float = defaults.ACME_RETRY_MIN  # a failed order's first retry, doubling
     acme_retry_max: float = defaults.ACME_RETRY_MAX
+    # The client's address and country (docs/zones.md, Blocks): a MaxMind Country
+    # database (--geoip-db), the proxies whose X-Forwarded-For names the client, and
+    # whether the edge listeners expect a PROXY protocol header.
+    geoip_db: str | None = None
+    trusted_proxies: tuple[str, ...] = ()
+    proxy_protocol: bool = False
 
     @property
     def runs_edge(self) -> bool:

@@ -163,12 +163,9 @@ async def test_unknown_fields_are_400_naming_them(api: ApiHarness, zone: dict[st
 @pytest.mark.parametrize(
     ("block", "value"),
     [
-        ("domainlock", {"enabled": "Y", "list": "example.com"}),
-        ("geoblock", {"enabled": "y", "list": ["US"]}),
-        ("shield", {"enabled": True}),
-        ("ipaccess", {"enabled": "1"}),
+        ("shield", {"enabled": "Y", "network": "1"}),
         ("edge", {"compression": "N", "cors": "Y", "lfo": "Y"}),
-        ("shield", {"enabled": "Y"}),
+        ("edge", {"prefresh": "Y"}),
     ],
 )
 async def test_a_block_switched_on_that_the_edge_does_not_apply_is_400_naming_it(
@@ -182,6 +179,45 @@ async def test_a_block_switched_on_that_the_edge_does_not_apply_is_400_naming_it
         for path, body in ((f"/{zone['id']}", {block: value}), (f"/{zone['id']}/{block}", value)):
             response = await api.client.post(f"/zones/http/pull{path}", json=body)
             assert_error(response, 400, block, "by this version")
+
+
+async def test_geoblock_switched_on_without_a_geoip_db_is_400_saying_so(
+    api: ApiHarness, zone: dict[str, Any]
+) -> None:
+    value = {"enabled": "y", "list": ["US"]}
+    async with Unchanged(api):
+        response = await api.client.post(
+            "/zones/http/pull/new", json={"name": "x", "origin": ORIGIN, "geoblock": value}
+        )
+        assert_error(response, 400, "geoblock.enabled", "--geoip-db")
+        for path, body in (
+            (f"/{zone['id']}", {"geoblock": value}),
+            (f"/{zone['id']}/geoblock", value),
+        ):
+            response = await api.client.post(f"/zones/http/pull{path}", json=body)
+            assert_error(response, 400, "geoblock.enabled", "no --geoip-db")
+    # off, its list is stored all the same
+    response = await api.client.post(f"/zones/http/pull/{zone['id']}/geoblock", json={"list": "FR"})
+    assert response.status_code == 200, response.text
+    assert response.json()["zone"]["geoblock"]["list"] == ["FR"]
+
+
+@pytest.mark.parametrize(
+    ("block", "value"),
+    [
+        ("domainlock", {"enabled": "Y", "list": "example.com", "noreferer": "Y"}),
+        ("ipaccess", {"enabled": "1", "list": "10.0.0.0/8"}),
+        ("useragent", {"enabled": "Y", "list": "curl,wget", "policy": "N"}),
+    ],
+)
+async def test_an_access_block_switched_on_is_stored_and_active(
+    api: ApiHarness, zone: dict[str, Any], block: str, value: dict[str, Any]
+) -> None:
+    response = await api.client.post(f"/zones/http/pull/{zone['id']}/{block}", json=value)
+    assert response.status_code == 200, response.text
+    answered = response.json()["zone"][block]
+    assert answered["enabled"] == "Y"
+    assert answered["active"] == "Y"
 
 
 @pytest.mark.parametrize("block", ["eac", "waf", "edgerules"])

@@ -30,6 +30,7 @@ def serve_options(*args: str) -> dict[str, Any]:
     later = {"cluster", "node_id", "role", "replicas", "purge_wait", "max_bus_silence"}
     later |= {"access_log", "access_log_format", "api_cert", "api_key_file"}
     later |= {"acme_directory", "acme_email", "acme_ca_bundle", "acme_retry"}
+    later |= {"geoip_db", "trusted_proxies", "proxy_protocol"}
     return {k: v for k, v in values.items() if k not in later}
 
 

@@ -16,6 +16,7 @@ from pullzone import defaults
 from pullzone.cli import options
 from pullzone.cli.options import Address, LogFormat, Role
 from pullzone.config import FD_RESERVE, Settings, default_data_dir
+from pullzone.edge.client import networks
 from pullzone.zones.durations import size_text
 
 DEFAULT_EDGE = Address(defaults.HOST, defaults.EDGE_PORT)
@@ -116,6 +117,39 @@ def serve_settings(
         api_rate=api_rate_limit,
         api_burst=api_burst,
         admin_key=admin_key or None,
+    )
+
+
+def client_settings(
+    settings: Settings,
+    *,
+    geoip_db: Path | None,
+    trusted_proxies: str,
+    proxy_protocol: bool,
+) -> Settings:
+    """`settings` with how the edge knows its clients: their country (--geoip-db), the
+    proxies whose X-Forwarded-For names them, and the PROXY protocol header."""
+    if geoip_db is not None:
+        from pullzone.edge.geoip import GeoIpError, check
+
+        try:
+            check(geoip_db)
+        except GeoIpError as exc:
+            raise typer.BadParameter(str(exc), param_hint="'--geoip-db'") from None
+    proxies = tuple(item.strip() for item in trusted_proxies.split(",") if item.strip())
+    for item in proxies:
+        try:
+            networks((item,))
+        except ValueError:
+            raise typer.BadParameter(
+                f"{item!r} is not an address or CIDR (e.g. 10.0.0.0/8, 2001:db8::/32)",
+                param_hint="'--trusted-proxies'",
+            ) from None
+    return dataclasses.replace(
+        settings,
+        geoip_db=str(geoip_db) if geoip_db is not None else None,
+        trusted_proxies=proxies,
+        proxy_protocol=proxy_protocol,
     )
 
 
@@ -458,6 +492,41 @@ def serve(
             rich_help_panel="HTTPS",
         ),
     ] = defaults.ACME_RETRY_MIN,
+    geoip_db: Annotated[
+        Path | None,
+        typer.Option(
+            "--geoip-db",
+            envvar="PULLZONE_GEOIP_DB",
+            metavar="FILE",
+            dir_okay=False,
+            show_default="none: zones cannot switch geoblock on",
+            help="A MaxMind GeoIP2/GeoLite2 Country database (.mmdb): the clients' "
+            "countries, for zones' geoblock.",
+            rich_help_panel="Clients",
+        ),
+    ] = None,
+    trusted_proxies: Annotated[
+        str,
+        typer.Option(
+            "--trusted-proxies",
+            envvar="PULLZONE_TRUSTED_PROXIES",
+            metavar="CIDR,…",
+            show_default="none",
+            help="Proxies (addresses, CIDRs) whose X-Forwarded-For names the client: the "
+            "right-most address in it that is not one of them.",
+            rich_help_panel="Clients",
+        ),
+    ] = "",
+    proxy_protocol: Annotated[
+        bool,
+        typer.Option(
+            "--proxy-protocol",
+            envvar="PULLZONE_PROXY_PROTOCOL",
+            help="The edge listeners expect a PROXY protocol (v1 or v2) header on every "
+            "connection, as behind HAProxy or a cloud load balancer; one without is closed.",
+            rich_help_panel="Clients",
+        ),
+    ] = False,
 ) -> None:
     """Run the edge and the API on this machine.
 
@@ -496,6 +565,12 @@ def serve(
         settings = dataclasses.replace(
             settings, access_log=access_log, access_log_format=access_log_format.value
         )
+    settings = client_settings(
+        settings,
+        geoip_db=geoip_db,
+        trusted_proxies=trusted_proxies,
+        proxy_protocol=proxy_protocol,
+    )
     settings = acme_settings(
         settings,
         directory=acme_directory,

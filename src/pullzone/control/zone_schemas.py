@@ -68,10 +68,6 @@ UNSUPPORTED_BLOCKS: dict[str, tuple[str, ...]] = {
 # Switches pullzone stores and answers but does not apply at the edge (yet), each with
 # what a user is told when switching it on.
 NOT_APPLIED: dict[str, str] = {
-    "domainlock.enabled": "Referer rules are not checked by this version",
-    "geoblock.enabled": "country rules are not checked by this version",
-    "ipaccess.enabled": "address rules are not checked by this version",
-    "useragent.enabled": "User-Agent rules are not checked by this version",
     "shield.enabled": "an origin shield is not used by this version",
     "edge.lfo": "large objects are not cached in slices by this version",
     "edge.prefresh": "pre-refresh is not applied by this version",
@@ -303,6 +299,20 @@ def refuse_not_applied(zone: Zone) -> None:
         reasons = "; ".join(f"{switch}: {NOT_APPLIED[switch]}" for switch in on_now)
         fixes = ", ".join(f'{s} ""' if s == "backup" else f'{s} "N"' for s in on_now)
         raise BadRequest(f"{reasons}. Send {fixes}, or leave it out (docs/zones.md, Blocks)")
+
+
+def refuse_geoblock_without_db(zone: Zone, before: Zone | None, geoip_db: str | None) -> None:
+    """A BadRequest when `zone` switches geoblock on (or changes it while on) and this node
+    has no country database to apply it with."""
+    if geoip_db or not zone.geoblock.enabled:
+        return
+    if before is not None and before.geoblock == zone.geoblock:
+        return
+    raise BadRequest(
+        "geoblock.enabled: this node has no --geoip-db (a MaxMind GeoIP2/GeoLite2 Country "
+        "database), so it knows no client's country. Start `pullzone serve --geoip-db FILE`, "
+        'or send geoblock.enabled "N" (docs/zones.md, Blocks)'
+    )
 
 
 def slug(name: str) -> str:

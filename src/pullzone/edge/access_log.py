@@ -56,7 +56,7 @@ class AccessLog:
             line = json.dumps(
                 {
                     "time": round(now, 3),
-                    "client": conn.peer,
+                    "client": conn.client,
                     "method": request.method,
                     "target": request.target,
                     "host": hmap.get("host", ""),
@@ -72,7 +72,7 @@ class AccessLog:
             )
         else:
             line = (
-                f"{conn.peer or '-'} - - [{self._clf_time(now)}] "
+                f"{conn.client or '-'} - - [{self._clf_time(now)}] "
                 f'"{_quoted(request.method)} {_quoted(request.target)} HTTP/{request.version}" '
                 f"{conn.status} {conn.sent} "
                 f'"{_quoted(hmap.get("referer", "-"))}" "{_quoted(hmap.get("user-agent", "-"))}"'

@@ -60,6 +60,7 @@ class Stream:
         self.zone_id = 0
         self.sent = 0
         self.peer = conn.peer
+        self.client = conn.peer
         self.started = time.monotonic()
         self._status = 0
         self._head = b""  # HTTP/1.1 head bytes until the blank line
@@ -200,6 +201,7 @@ class H2Connection(asyncio.Protocol):
         self._waiting: dict[int, Stream] = {}  # data buffered, window closed
         self.transport: asyncio.Transport | None = None
         self.peer = ""
+        self.client = ""
         self.paused = False
         self.closed = False
         self.head_started = 0.0  # for http.Connections (HTTP/2 has no slow head to time)
@@ -239,7 +241,7 @@ class H2Connection(asyncio.Protocol):
             transport.abort()  # type: ignore[attr-defined]
             return
         peer = transport.get_extra_info("peername")
-        self.peer = peer[0] if isinstance(peer, tuple) else ""
+        self.peer = self.client = peer[0] if isinstance(peer, tuple) else ""
         self._h2.initiate_connection()
         self._send()
         self._timer = self._loop.call_later(IDLE_TIMEOUT, self._on_tick)

@@ -81,6 +81,9 @@ class Exchange(Protocol):
     zone_id: int
     sent: int
     peer: str
+    # The client's address (edge/client.py): the peer, or whom a trusted proxy's
+    # X-Forwarded-For names; what access rules, the access log and the origin see.
+    client: str
 
     @property
     def scheme(self) -> str: ...
@@ -271,6 +274,7 @@ class Connection(asyncio.Protocol):
         self._received = 0  # data_received calls, for the idle check
         self._received_at_tick = -1
         self.peer = ""
+        self.client = ""
         self.close_after = False
         self._draining = False  # close once the responses in progress are written
         self._rejected: int | None = None  # a rejection waiting for those responses
@@ -284,7 +288,7 @@ class Connection(asyncio.Protocol):
             transport.abort()  # type: ignore[attr-defined]  # a Transport, as above
             return
         peer = transport.get_extra_info("peername")
-        self.peer = peer[0] if isinstance(peer, tuple) else ""
+        self.peer = self.client = peer[0] if isinstance(peer, tuple) else ""
         self._timer = self._loop.call_later(IDLE_TICK, self._on_tick)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -649,11 +653,20 @@ async def serve(
     on_done: Done | None = None,
     connections: Connections | None = None,
     reuse_port: bool = True,
+    proxy_header: Count | None = None,
     **kwargs: Any,
 ) -> asyncio.Server:
+    """The plain HTTP listener; `proxy_header` (--proxy-protocol): each connection starts
+    with a PROXY protocol header, its faults counted by it (edge/proxy_protocol.py)."""
+    from pullzone.edge import proxy_protocol
+
     loop = asyncio.get_running_loop()
+
+    def plain() -> asyncio.BaseProtocol:
+        return Connection(handler, on_done, connections)
+
     server = await loop.create_server(
-        lambda: Connection(handler, on_done, connections),
+        plain if proxy_header is None else proxy_protocol.behind(plain, proxy_header),
         host=host,
         port=port,
         reuse_port=reuse_port,

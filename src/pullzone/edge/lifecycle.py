@@ -19,6 +19,7 @@ from pullzone.cache.key import cache_key, key_hash, split_target
 from pullzone.edge import securetoken
 from pullzone.edge.access_log import AccessLog
 from pullzone.edge.bounds import Limits
+from pullzone.edge.client import Network, client_address
 from pullzone.edge.compress import Compressor
 from pullzone.edge.decisions import (
     ACME_CHALLENGE_PREFIX,
@@ -103,8 +104,11 @@ class Edge:
         limits: Limits,
         access_log: AccessLog | None = None,
         https_port: int = 443,
+        trusted_proxies: tuple[Network, ...] = (),
     ) -> None:
         self.state = state
+        # --trusted-proxies: whose X-Forwarded-For names the client (edge/client.py).
+        self.trusted_proxies = trusted_proxies
         self.stats = stats
         self.access_log = access_log
         self.index = index
@@ -134,6 +138,9 @@ class Edge:
 
     def handle(self, request: Request, conn: Exchange) -> Awaitable[None] | None:
         state = self.state
+        if self.trusted_proxies:
+            xff = request.hmap.get("x-forwarded-for")
+            conn.client = client_address(conn.peer, xff, self.trusted_proxies)
         if state.catch_up():  # another worker changed stored objects (bus/signal.py)
             self.lookup.memory.clear()
         if self._routes_for is not state.hosts:  # zones changed: routes are worked out anew
@@ -151,7 +158,7 @@ class Edge:
             return paced.run(self.handle(request, paced))
         now = time.time()
         if view.rules:
-            refused = refusal(view.rules, request, conn.peer, now)
+            refused = refusal(view.rules, request, conn.client, now)
             if refused is not None:
                 self.stats.refused[refused.reason] = self.stats.refused.get(refused.reason, 0) + 1
                 self.deliver.error(conn, request, refused.status, refused.message)
@@ -248,7 +255,7 @@ class Edge:
     ) -> None:
         path, query = split_target(target)
         job = FillRequest(
-            view, key, key_hash(key), path, query, target, request, conn.peer, stored, asked
+            view, key, key_hash(key), path, query, target, request, conn.client, stored, asked
         )
         outcome = await self.filler.obtain(job)
         policy = view.zone.cache
@@ -319,7 +326,7 @@ class Edge:
             request.headers,
             request.hmap,
             zone,
-            conn.peer,
+            conn.client,
             shared=False,
             cdn_id=self.origin.cdn_id,
             scheme=request.scheme,

@@ -104,6 +104,14 @@ class Paced:
         self._conn.peer = value
 
     @property
+    def client(self) -> str:
+        return self._conn.client
+
+    @client.setter
+    def client(self, value: str) -> None:
+        self._conn.client = value
+
+    @property
     def scheme(self) -> str:
         return self._conn.scheme
 

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from pullzone.edge import securetoken
+from pullzone.edge.client import address_of, networks, within
 from pullzone.edge.http import Request
-from pullzone.zones.blocks import SecureToken
+from pullzone.zones.blocks import DomainLock, GeoBlock, IpAccess, SecureToken, UserAgent
 from pullzone.zones.model import Zone
 
 
@@ -29,13 +31,23 @@ class Refusal:
 
 # (request, the client's address, now) → a refusal, or None to let the request through.
 Rule = Callable[[Request, str, float], Refusal | None]
+# A client address → its ISO 3166 country code, None when unknown (edge/geoip.py).
+CountryOf = Callable[[str], str | None]
 
 
-def rules_of(zone: Zone) -> tuple[Rule, ...]:
+def rules_of(zone: Zone, country_of: CountryOf | None = None) -> tuple[Rule, ...]:
     """The rules `zone`'s blocks switch on, in the order they are checked."""
     rules: list[Rule] = []
     if zone.securetoken.enabled:
         rules.append(signed_urls(zone.securetoken))
+    if zone.ipaccess.enabled:
+        rules.append(ipaccess_rule(zone.ipaccess))
+    if zone.geoblock.enabled:  # without --geoip-db on this node: every country unknown
+        rules.append(geoblock_rule(zone.geoblock, country_of or _unknown))
+    if zone.domainlock.enabled:
+        rules.append(domainlock_rule(zone.domainlock))
+    if zone.useragent.enabled:
+        rules.append(useragent_rule(zone.useragent))
     return tuple(rules)
 
 
@@ -64,3 +76,113 @@ def refusal(rules: tuple[Rule, ...], request: Request, client: str, now: float) 
         if refused is not None:
             return refused
     return None
+
+
+# -- the access blocks: each compiled once into a closure over what it checks -------------
+# `ips` lists clients exempt from the block (contract §10); policy Y/N as docs/zones.md.
+
+
+def _unknown(client: str) -> str | None:
+    return None
+
+
+def _exempt(ips: tuple[str, ...]) -> Callable[[str], bool]:
+    nets = networks(ips)
+    if not nets:
+        return lambda client: False
+    return lambda client: within(address_of(client), nets)
+
+
+def ipaccess_rule(block: IpAccess) -> Rule:
+    """Policy Y: refuse the listed addresses; N: allow only them."""
+    listed = networks(block.addresses)
+    exempt = _exempt(block.ips)
+    refuse_listed = block.policy == "Y"
+    refused = Refusal(403, "ipaccess", "Forbidden: your address may not access this zone\n")
+
+    def rule(request: Request, client: str, now: float) -> Refusal | None:
+        if within(address_of(client), listed) is refuse_listed and not exempt(client):
+            return refused
+        return None
+
+    return rule
+
+
+def geoblock_rule(block: GeoBlock, country_of: CountryOf) -> Rule:
+    """Policy Y: refuse clients from the listed countries; N: allow only those (a client
+    of no known country is then refused)."""
+    listed = frozenset(code.upper() for code in block.countries)
+    exempt = _exempt(block.ips)
+    refuse_listed = block.policy == "Y"
+    refused = Refusal(403, "geoblock", "Forbidden: not available in your country\n")
+
+    def rule(request: Request, client: str, now: float) -> Refusal | None:
+        if (country_of(client) in listed) is refuse_listed and not exempt(client):
+            return refused
+        return None
+
+    return rule
+
+
+def referer_host(referer: str) -> str | None:
+    """The host of a Referer field (RFC 9110 §10.1.3), lower case; None when it has none."""
+    try:
+        host = urlsplit(referer.strip()).hostname
+    except ValueError:
+        return None
+    return host.removesuffix(".") if host else None
+
+
+def domain_listed(host: str | None, domains: frozenset[str]) -> bool:
+    """`host` is one of `domains` or a subdomain of one."""
+    if host is None:
+        return False
+    while True:
+        if host in domains:
+            return True
+        _, dot, host = host.partition(".")
+        if not dot:
+            return False
+
+
+def domainlock_rule(block: DomainLock) -> Rule:
+    """Policy Y: only Referers of the listed domains; N: all but those. A request without
+    a Referer is refused only with noreferer=Y."""
+    domains = frozenset(domain.lower() for domain in block.domains)
+    exempt = _exempt(block.ips)
+    refuse_listed = block.policy == "N"
+    noreferer = block.noreferer
+    refused = Refusal(403, "domainlock", "Forbidden: this Referer may not link here\n")
+
+    def rule(request: Request, client: str, now: float) -> Refusal | None:
+        referer = request.hmap.get("referer", "").strip()
+        if not referer:
+            if noreferer and not exempt(client):
+                return refused
+            return None
+        listed = domain_listed(referer_host(referer), domains)
+        if listed is refuse_listed and not exempt(client):
+            return refused
+        return None
+
+    return rule
+
+
+def useragent_rule(block: UserAgent) -> Rule:
+    """Policy Y: refuse agents holding one of the substrings; N: allow only those."""
+    folded = not block.casesensitive
+    agents = tuple(a.lower() if folded else a for a in block.agents if a)
+    exempt = _exempt(block.ips)
+    refuse_listed = block.policy == "Y"
+    refused = Refusal(403, "useragent", "Forbidden: this User-Agent may not access this zone\n")
+
+    def rule(request: Request, client: str, now: float) -> Refusal | None:
+        agent = request.hmap.get("user-agent", "")
+        if folded:
+            agent = agent.lower()
+        matched = any(part in agent for part in agents)
+        if matched is refuse_listed and not exempt(client):
+            return refused
+        return None
+
+    return rule

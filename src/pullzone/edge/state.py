@@ -35,7 +35,7 @@ from pullzone.bus.signal import SeqSignal
 from pullzone.cache.index import CacheIndex
 from pullzone.certs.model import Certificate
 from pullzone.edge.pacing import Pace, pace_of
-from pullzone.edge.rules import Rule, rules_of
+from pullzone.edge.rules import CountryOf, Rule, rules_of
 from pullzone.edge.switches import NO_EDITS, ResponseEdits, response_edits
 from pullzone.zones.model import Zone
 from pullzone.zones.plan import PurgePlan
@@ -59,9 +59,15 @@ class ZoneView:
 
 class EdgeState:
     def __init__(
-        self, control: sqlite3.Connection, index: CacheIndex, signal: SeqSignal, edge_domain: str
+        self,
+        control: sqlite3.Connection,
+        index: CacheIndex,
+        signal: SeqSignal,
+        edge_domain: str,
+        country_of: CountryOf | None = None,  # --geoip-db (edge/geoip.py), for geoblock
     ) -> None:
         self._control = control
+        self._country_of = country_of
         self._signal = signal
         self.edge_domain = edge_domain
         self.zones: dict[int, ZoneView] = {}
@@ -79,7 +85,7 @@ class EdgeState:
             state = states.get(zone.id)
             view = ZoneView(
                 zone,
-                rules=rules_of(zone),
+                rules=rules_of(zone, country_of),
                 edits=response_edits(zone.edge),
                 pace=pace_of(zone.bwlimit),
             )
@@ -137,7 +143,7 @@ class EdgeState:
             if view is None:
                 view = self.zones[zone.id] = ZoneView(zone)
             view.zone = zone
-            view.rules = rules_of(zone)
+            view.rules = rules_of(zone, self._country_of)
             view.edits = response_edits(zone.edge)
             view.pace = pace_of(zone.bwlimit)
             view.changed_seq = event.seq

@@ -8,6 +8,7 @@ import ctypes
 import logging
 import resource
 import signal
+from collections.abc import Callable
 from multiprocessing.synchronize import Event as ProcessEvent
 
 import uvloop
@@ -16,9 +17,11 @@ from pullzone.bus.signal import SeqSignal
 from pullzone.cache.bodies import BodyStore
 from pullzone.cache.index import CacheIndex
 from pullzone.config import NOFILE_WANTED, Settings, default_worker_connections
-from pullzone.edge import http, tickets, tls
+from pullzone.edge import http, proxy_protocol, tickets, tls
 from pullzone.edge.access_log import AccessLog
 from pullzone.edge.bounds import Limits
+from pullzone.edge.client import networks
+from pullzone.edge.geoip import Countries
 from pullzone.edge.lifecycle import Edge
 from pullzone.edge.origin import Origin
 from pullzone.edge.state import EdgeState
@@ -66,6 +69,7 @@ async def serve(settings: Settings, ready: ProcessEvent | None = None) -> None:
         index,
         SeqSignal(settings.seq_path),
         settings.edge_domain,
+        Countries(settings.geoip_db) if settings.geoip_db else None,
     )
     stats = WorkerStats(settings.stats_dir)
     origin = Origin(
@@ -89,6 +93,7 @@ async def serve(settings: Settings, ready: ProcessEvent | None = None) -> None:
         limits,
         access_log,
         https_port=settings.edge_tls_port or 443,
+        trusted_proxies=networks(settings.trusted_proxies),
     )
     # LRU times and log lines are written from a thread, off the event loop (the LRU
     # times on a connection of their own).
@@ -100,6 +105,7 @@ async def serve(settings: Settings, ready: ProcessEvent | None = None) -> None:
         port=settings.edge_port,
         on_done=edge.finished,
         connections=connections,
+        proxy_header=stats.fault if settings.proxy_protocol else None,
     )
 
     loop = asyncio.get_running_loop()
@@ -112,10 +118,13 @@ async def serve(settings: Settings, ready: ProcessEvent | None = None) -> None:
         # The node's session ticket key, and each one it rotates to (edge/tickets.py).
         ticket_keys = tickets.TicketKeys(certificates.context, settings.ticket_key_path)
         ticket_keys.refresh()
+        tls_factory: Callable[[], asyncio.BaseProtocol] = tls.protocol_factory(
+            certificates.context, handshakes, edge.handle, edge.finished, connections
+        )
+        if settings.proxy_protocol:  # the header comes before the TLS handshake
+            tls_factory = proxy_protocol.behind(tls_factory, stats.fault)
         tls_server = await loop.create_server(
-            tls.protocol_factory(
-                certificates.context, handshakes, edge.handle, edge.finished, connections
-            ),
+            tls_factory,
             host=settings.edge_tls_host,
             port=settings.edge_tls_port,
             reuse_port=True,

@@ -36,7 +36,12 @@ from pullzone.control.schemas import (
     ZoneList,
 )
 from pullzone.control.store import now
-from pullzone.control.zone_schemas import ZoneCreate, ZoneUpdate, refuse_not_applied
+from pullzone.control.zone_schemas import (
+    ZoneCreate,
+    ZoneUpdate,
+    refuse_geoblock_without_db,
+    refuse_not_applied,
+)
 from pullzone.zones.model import Zone
 
 router = APIRouter(prefix="/zones/http/pull", tags=["zones"])
@@ -93,6 +98,7 @@ async def list_every_zone(principal: Caller, ctl: Ctl) -> dict[str, Any]:
 async def create_zone(_: Creator, body: NewZone, ctl: Ctl) -> dict[str, Any]:
     draft = body.draft()
     refuse_not_applied(draft)
+    refuse_geoblock_without_db(draft, None, ctl.settings.geoip_db)
     certs.check_zone_ssl(ctl.conn, draft, ctl.settings.acme_directory)
     proposal = CreateZone(draft, derive_alias=body.alias is None, stamp=now())
     committed = await ctl.log.commit(0, proposal)
@@ -179,6 +185,7 @@ async def _update(ctl: Control, zone: Zone, change: Callable[[Zone], Zone]) -> d
     answer = ctl.zone_api(zone)
     if changed != zone:
         refuse_not_applied(changed)
+        refuse_geoblock_without_db(changed, zone, ctl.settings.geoip_db)
     if changed.ssl != zone.ssl:
         certs.check_zone_ssl(ctl.conn, changed, ctl.settings.acme_directory)
     if changed != zone:
