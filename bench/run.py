@@ -430,21 +430,27 @@ class Bench:
             )
 
     def s13(self, r: int) -> None:
-        """S1's HIT through a zone that checks signed URLs (pullzone's own block: nginx
-        and Varnish have no counterpart measured here)."""
+        """S1's HIT through a zone that checks signed URLs and the Referer (securetoken
+        policy Q and domainlock; nginx and Varnish have no counterpart measured here)."""
         row = self.rows["S13"]
         row.notes.update(nginx="—", varnish="—")
         if "signed" not in self.zones:
             token = {"enabled": "Y", "policy": "Q", "list": "bench-secret", "timeout": 3600}
+            lock = {"enabled": "Y", "policy": "Y", "list": "example.com"}
             self.zones["signed"] = self.pz.create_zone(
-                "signed", self.origin.base, securetoken=token
+                "signed", self.origin.base, securetoken=token, domainlock=lock
             )
         block = SecureToken(enabled=True, policy="Q", secret="bench-secret")
         target = sign(block, "/1k.bin", int(time.time()) + 3600)
         host = f"{self.zones['signed']['alias']}.localhost"
         xcache = load.warm(self.pz.base, host, target)
         res = load.wrk(
-            self.pz.base + target, host, threads=2, connections=64, duration=self.cfg.duration
+            self.pz.base + target,
+            host,
+            threads=2,
+            connections=64,
+            duration=self.cfg.duration,
+            headers=("Referer: https://www.example.com/page",),
         )
         row.add("pullzone", res.rps)
         row.extra.setdefault("pullzone", []).append({**res.as_dict(), "x_cache": xcache})
