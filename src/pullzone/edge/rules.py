@@ -145,6 +145,9 @@ def domain_listed(host: str | None, domains: frozenset[str]) -> bool:
             return False
 
 
+MEMO_REFERERS = 4096  # Referers a worker remembers per zone
+
+
 def domainlock_rule(block: DomainLock) -> Rule:
     """Policy Y: only Referers of the listed domains; N: all but those. A request without
     a Referer is refused only with noreferer=Y."""
@@ -154,13 +157,19 @@ def domainlock_rule(block: DomainLock) -> Rule:
     noreferer = block.noreferer
     refused = Refusal(403, "domainlock", "Forbidden: this Referer may not link here\n")
 
+    seen: dict[str, bool] = {}  # Referer → listed: pages send the same few again and again
+
     def rule(request: Request, client: str, now: float) -> Refusal | None:
         referer = request.hmap.get("referer", "").strip()
         if not referer:
             if noreferer and not exempt(client):
                 return refused
             return None
-        listed = domain_listed(referer_host(referer), domains)
+        listed = seen.get(referer)
+        if listed is None:
+            if len(seen) >= MEMO_REFERERS:
+                seen.clear()
+            listed = seen[referer] = domain_listed(referer_host(referer), domains)
         if listed is refuse_listed and not exempt(client):
             return refused
         return None
