@@ -175,7 +175,8 @@ class Bench:
             Row("S5", "purge of 1,000 listed files, p50", "ms", False, goal="p50 < 100 ms"),
             Row(
                 "S13",
-                f"1 KiB HIT, signed URL (securetoken Q) + domainlock Referer check, wrk -t2 -c64 -d{d}s",
+                f"1 KiB HIT, signed URL (securetoken Q) + domainlock Referer check, "
+                f"wrk -t2 -c64 -d{d}s",
                 "req/s",
                 True,
                 goal="≥0.85× pullzone S1",
