@@ -63,6 +63,28 @@ def test_cdn_cache_control_rules_the_edge_and_is_not_sent_to_clients(
     assert origin.count(path) == 1
 
 
+def test_accept_encoding_spellings_share_one_variant(
+    server: Server, origin: Origin, zone: Zone, path: str
+) -> None:
+    """Vary: Accept-Encoding keyed on what can change the answer (spec/vary.py): Chrome's
+    and Firefox's spellings are one variant, and the origin is sent that variant's value."""
+    origin.route(
+        path, Reply(headers=[("Cache-Control", "max-age=600"), ("Vary", "Accept-Encoding")])
+    )
+    chrome = server.get(zone["fqdn"], path, headers={"Accept-Encoding": "gzip, deflate, br, zstd"})
+    firefox = server.get(zone["fqdn"], path, headers={"Accept-Encoding": "gzip, deflate, br"})
+    curl = server.get(zone["fqdn"], path, headers={"Accept-Encoding": "deflate, gzip"})
+    bare = server.get(zone["fqdn"], path, headers={"Accept-Encoding": "identity"})
+    assert [r.headers["x-cache"] for r in (chrome, firefox, curl, bare)] == [
+        "MISS",
+        "HIT",
+        "MISS",
+        "MISS",
+    ]
+    sent = [seen.headers["accept-encoding"] for seen in origin.seen[path]]
+    assert sent == ["br, gzip", "gzip", "identity"]
+
+
 def test_two_age_lines_count_as_the_first(
     server: Server, origin: Origin, zone: Zone, path: str
 ) -> None:

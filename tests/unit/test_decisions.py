@@ -268,9 +268,10 @@ class TestVariants:
 
     def test_the_matching_variant_is_selected(self) -> None:
         gzip = stored(("Vary", "Accept-Encoding"), vary=(("accept-encoding",), ("gzip",)))
-        plain = stored(("Vary", "Accept-Encoding"), vary=(("accept-encoding",), (None,)))
+        plain = stored(("Vary", "Accept-Encoding"), vary=(("accept-encoding",), ("identity",)))
         entries = [gzip, plain]
         assert select_variant(entries, {"accept-encoding": "gzip"}) is gzip
+        assert select_variant(entries, {"accept-encoding": "gzip, deflate"}) is gzip
         assert select_variant(entries, {}) is plain
         assert select_variant(entries, {"accept-encoding": "br"}) is None
 

@@ -17,7 +17,7 @@ import brotli
 
 from pullzone.cache.stored import ResponseHead
 from pullzone.spec.cache_control import parse_cache_control
-from pullzone.spec.headers import HeaderMap, header_map, split_list
+from pullzone.spec.headers import HeaderMap, header_map, qvalue, split_list
 
 BR = "br"
 GZIP = "gzip"
@@ -81,7 +81,7 @@ def choose_coding(accept_encoding: str | None) -> str:
     weights: dict[str, float] = {}
     for item in split_list(accept_encoding):
         name, _, params = item.partition(";")
-        weights[name.strip().lower()] = _qvalue(params)
+        weights[name.strip().lower()] = qvalue(params)
     star = weights.get("*", 0.0)
     best, best_q = IDENTITY, 0.0
     for coding in CODINGS:
@@ -91,20 +91,6 @@ def choose_coding(accept_encoding: str | None) -> str:
         if q > best_q:
             best, best_q = coding, q
     return best
-
-
-def _qvalue(params: str) -> float:
-    """The q parameter of one Accept-Encoding member (RFC 9110 §12.4.2); 1 when absent,
-    0 when it is not a number in [0, 1]."""
-    for param in params.split(";"):
-        name, _, value = param.partition("=")
-        if name.strip().lower() == "q":
-            try:
-                q = float(value.strip())
-            except ValueError:
-                return 0.0
-            return q if 0.0 <= q <= 1.0 else 0.0
-    return 1.0
 
 
 def variant_id(identity_id: str, coding: str) -> str:

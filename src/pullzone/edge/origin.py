@@ -14,6 +14,7 @@ from pullzone.edge.stats import WorkerStats
 from pullzone.edge.switches import fails_over
 from pullzone.spec.headers import HOP_BY_HOP, connection_tokens
 from pullzone.spec.uri import split_authority
+from pullzone.spec.vary import accept_encoding
 from pullzone.zones.model import Zone
 
 # Headers that some origins and frameworks trust to rewrite the URL, host or method. The
@@ -146,6 +147,9 @@ def forward_headers(
         for name, value in headers
         if name.lower() not in drop and name.lower().replace("_", "-") not in drop
     ]
+    # One of four values (spec/vary.py): what `Vary: Accept-Encoding` variants are keyed on.
+    out = [(n, v) for n, v in out if n.lower() != "accept-encoding"]
+    out.append(("Accept-Encoding", accept_encoding(hmap.get("accept-encoding"))))
     if zone.edge.xff:  # `edge.xff`: off by default, the client's address is not sent
         forwarded_for = hmap.get("x-forwarded-for")
         out.append(("X-Forwarded-For", f"{forwarded_for}, {peer}" if forwarded_for else peer))

@@ -32,6 +32,20 @@ HOP_BY_HOP: frozenset[str] = frozenset(
 _OWS = " \t"  # RFC 9110 §5.6.3: optional whitespace is SP / HTAB
 
 
+def qvalue(params: str) -> float:
+    """The q parameter of one member of an Accept-* field (RFC 9110 §12.4.2); 1 when
+    absent, 0 when it is not a number in [0, 1]."""
+    for param in params.split(";"):
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "q":
+            try:
+                q = float(value.strip())
+            except ValueError:
+                return 0.0
+            return q if 0.0 <= q <= 1.0 else 0.0
+    return 1.0
+
+
 def header_map(pairs: Iterable[tuple[str, str]]) -> HeaderMap:
     """Lower-cased names; repeated fields joined with ", " in order (RFC 9110 §5.3)."""
     out: HeaderMap = {}

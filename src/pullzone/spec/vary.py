@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pullzone.spec.headers import HOP_BY_HOP, HeaderMap, connection_tokens, split_list
+from pullzone.spec.headers import HOP_BY_HOP, HeaderMap, connection_tokens, qvalue, split_list
+
+# The codings a CDN's objects come in; every other Accept-Encoding member changes nothing.
+_CODINGS = ("br", "gzip")
+IDENTITY_ONLY = "identity"
 
 
 @lru_cache(maxsize=512)
@@ -32,6 +36,27 @@ def _normalise(value: str) -> str:
     return ", ".join(split_list(value))
 
 
+@lru_cache(maxsize=1024)
+def accept_encoding(value: str | None) -> str:
+    """Accept-Encoding reduced to what can change a response: the codings of `_CODINGS` the
+    client accepts (q > 0, `*` standing for those it does not name, `x-gzip` for gzip: RFC
+    9110 §12.5.3, §8.4.1.3), "br, gzip", "br", "gzip", or "identity" (also for no field).
+    The edge sends the origin this value and keys `Vary: Accept-Encoding` variants on it
+    (RFC 9111 §4.1 allows normalising), so browsers' hundred spellings make four variants,
+    and each variant is the answer to exactly the field the origin was sent."""
+    if not value:
+        return IDENTITY_ONLY
+    weights: dict[str, float] = {}
+    for item in split_list(value):
+        name, _, params = item.partition(";")
+        weights[name.strip().lower()] = qvalue(params)
+    if "gzip" not in weights and "x-gzip" in weights:
+        weights["gzip"] = weights["x-gzip"]
+    star = weights.get("*", 0.0)
+    accepted = [coding for coding in _CODINGS if weights.get(coding, star) > 0]
+    return ", ".join(accepted) or IDENTITY_ONLY
+
+
 def vary_values(names: tuple[str, ...], req: HeaderMap) -> tuple[str | None, ...]:
     """The request's values of `names`, normalised; None for an absent field (which
     matches only another absent field, RFC 9111 §4.1).
@@ -44,5 +69,8 @@ def vary_values(names: tuple[str, ...], req: HeaderMap) -> tuple[str | None, ...
     out: list[str | None] = []
     for name in names:
         value = None if name in hop else req.get(name)
-        out.append(None if value is None else _normalise(value))
+        if name == "accept-encoding":
+            out.append(accept_encoding(value))  # what the origin was sent (edge/origin.py)
+        else:
+            out.append(None if value is None else _normalise(value))
     return tuple(out)
