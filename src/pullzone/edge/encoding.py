@@ -17,7 +17,8 @@ import brotli
 
 from pullzone.cache.stored import ResponseHead
 from pullzone.spec.cache_control import parse_cache_control
-from pullzone.spec.headers import HeaderMap, header_map, qvalue, split_list
+from pullzone.spec.headers import HeaderMap, header_map, split_list
+from pullzone.spec.vary import coding_weights
 
 BR = "br"
 GZIP = "gzip"
@@ -78,16 +79,11 @@ def choose_coding(accept_encoding: str | None) -> str:
     Accept-Encoding (most clients that want compression say so)."""
     if not accept_encoding:
         return IDENTITY
-    weights: dict[str, float] = {}
-    for item in split_list(accept_encoding):
-        name, _, params = item.partition(";")
-        weights[name.strip().lower()] = qvalue(params)
+    weights = coding_weights(accept_encoding)
     star = weights.get("*", 0.0)
     best, best_q = IDENTITY, 0.0
     for coding in CODINGS:
         q = weights.get(coding, star)
-        if coding == GZIP and "x-gzip" in weights and GZIP not in weights:
-            q = weights["x-gzip"]  # RFC 9110 §8.4.1.3: x-gzip is gzip
         if q > best_q:
             best, best_q = coding, q
     return best

@@ -36,6 +36,18 @@ def _normalise(value: str) -> str:
     return ", ".join(split_list(value))
 
 
+def coding_weights(value: str) -> dict[str, float]:
+    """Each coding of an Accept-Encoding value (lower-cased) with its q-value (RFC 9110
+    §12.5.3); `x-gzip` counts as gzip (§8.4.1.3) when gzip is not named."""
+    weights: dict[str, float] = {}
+    for item in split_list(value):
+        name, _, params = item.partition(";")
+        weights[name.strip().lower()] = qvalue(params)
+    if "gzip" not in weights and "x-gzip" in weights:
+        weights["gzip"] = weights["x-gzip"]
+    return weights
+
+
 @lru_cache(maxsize=1024)
 def accept_encoding(value: str | None) -> str:
     """Accept-Encoding reduced to what can change a response: the codings of `_CODINGS` the
@@ -46,12 +58,7 @@ def accept_encoding(value: str | None) -> str:
     and each variant is the answer to exactly the field the origin was sent."""
     if not value:
         return IDENTITY_ONLY
-    weights: dict[str, float] = {}
-    for item in split_list(value):
-        name, _, params = item.partition(";")
-        weights[name.strip().lower()] = qvalue(params)
-    if "gzip" not in weights and "x-gzip" in weights:
-        weights["gzip"] = weights["x-gzip"]
+    weights = coding_weights(value)
     star = weights.get("*", 0.0)
     accepted = [coding for coding in _CODINGS if weights.get(coding, star) > 0]
     return ", ".join(accepted) or IDENTITY_ONLY
