@@ -401,9 +401,17 @@ class TestFailures:
 
     def test_an_unreachable_origin(self) -> None:
         entry = stored(MAX_AGE_60, ETAG)
-        assert on_origin_failure(entry, CachePolicy(), 502) is SERVE_STALE
-        assert on_origin_failure(None, CachePolicy(), 502) == Fail(502)
-        assert on_origin_failure(entry, CachePolicy(usestale=False), 504) == Fail(504)
+        now = entry.response_time + 3600  # long expired
+        assert on_origin_failure(entry, CachePolicy(), 502, now) is SERVE_STALE
+        assert on_origin_failure(None, CachePolicy(), 502, now) == Fail(502)
+        assert on_origin_failure(entry, CachePolicy(usestale=False), 504, now) == Fail(504)
+
+    def test_stale_if_error_bounds_the_stand_in(self) -> None:
+        """RFC 5861 §4: a stale copy stands in for N seconds past its lifetime."""
+        entry = stored(("Cache-Control", "max-age=60, stale-if-error=30"), ETAG)
+        at = entry.response_time
+        assert on_origin_failure(entry, CachePolicy(), 502, at + 80) is SERVE_STALE
+        assert on_origin_failure(entry, CachePolicy(), 502, at + 91) == Fail(502)
 
 
 # -- on_request: HTTPS only (the zone's ssl.redirect) ------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -11,14 +13,16 @@ from pullzone.spec.freshness import (
     CLOCK_SKEW,
     FRESH,
     HEURISTICALLY_CACHEABLE,
+    NEGATIVE_TTL,
     STALE,
     UNDERSTOOD_STATUSES,
+    StaleWindows,
     client_cache_control,
     current_age,
     freshness,
     freshness_lifetime,
     reuse,
-    stale_allowed_on_error,
+    stale_windows,
     unstorable,
 )
 from pullzone.spec.headers import HeaderMap
@@ -97,7 +101,7 @@ def test_only_get_is_storable(method: str) -> None:
     assert not can_store({"cache-control": "max-age=60"}, method=method)
 
 
-@pytest.mark.parametrize("status", [206, 304, 400, 403, 500, 502, 503, 201])
+@pytest.mark.parametrize("status", [206, 304, 400, 403, 201])
 def test_statuses_not_understood_are_never_stored(status: int) -> None:
     assert not can_store({"cache-control": "public, max-age=60"}, status=status, default_ttl=60)
 
@@ -415,17 +419,80 @@ def test_reuse_is_never_fresh_at_or_past_the_lifetime(life: float, age: float, c
 # -- stale on error, client cache-control ------------------------------------------------
 
 
+def windows(cc: str, *, honour_origin: bool = True, usestale: bool = True) -> StaleWindows:
+    return stale_windows({"cache-control": cc}, honour_origin=honour_origin, usestale=usestale)
+
+
 @pytest.mark.parametrize(
-    "cc", ["must-revalidate", "proxy-revalidate", "s-maxage=60", "no-cache", "MUST-REVALIDATE"]
+    "cc",
+    [
+        "must-revalidate",
+        "proxy-revalidate",
+        "no-cache",
+        "MUST-REVALIDATE",
+        "max-age=1, must-revalidate, stale-while-revalidate=60, stale-if-error=60",
+    ],
 )
-def test_stale_on_error_is_forbidden_by_revalidation_directives(cc: str) -> None:
-    assert not stale_allowed_on_error({"cache-control": cc}, honour_origin=True)
-    assert stale_allowed_on_error({"cache-control": cc}, honour_origin=False)
+def test_stale_is_forbidden_by_revalidation_directives(cc: str) -> None:
+    """RFC 9111 §4.2.4: never stale when an in-protocol directive forbids it."""
+    assert windows(cc) == StaleWindows(0.0, 0.0)
+    assert windows(cc, honour_origin=False) == StaleWindows(0.0, math.inf)
 
 
-def test_stale_on_error_is_allowed_for_plain_max_age() -> None:
-    assert stale_allowed_on_error({"cache-control": "public, max-age=60"}, honour_origin=True)
-    assert stale_allowed_on_error({}, honour_origin=True)
+def test_stale_on_error_is_unbounded_without_stale_if_error() -> None:
+    assert windows("public, max-age=60") == StaleWindows(0.0, math.inf)
+    assert stale_windows({}, honour_origin=True, usestale=True) == StaleWindows(0.0, math.inf)
+
+
+def test_rfc5861_directives_give_the_windows() -> None:
+    assert windows("max-age=60, stale-while-revalidate=600") == StaleWindows(600.0, math.inf)
+    assert windows("max-age=60, stale-if-error=30") == StaleWindows(0.0, 30.0)
+    assert windows("max-age=60, stale-while-revalidate=abc") == StaleWindows(0.0, math.inf)
+    # An invalid stale-if-error allows nothing: the origin meant to bound it.
+    assert windows("max-age=60, stale-if-error=-1") == StaleWindows(0.0, 0.0)
+
+
+def test_s_maxage_needs_an_explicit_stale_directive() -> None:
+    """s-maxage implies proxy-revalidate (RFC 9111 §5.2.2.10); an explicit stale-* from
+    the same origin lifts it (what Next.js and Vercel send)."""
+    assert windows("s-maxage=60") == StaleWindows(0.0, 0.0)
+    assert windows("s-maxage=1, stale-while-revalidate=59") == StaleWindows(59.0, 0.0)
+    assert windows("s-maxage=1, stale-if-error=300") == StaleWindows(0.0, 300.0)
+
+
+def test_the_cdn_targeted_field_gives_the_stale_windows() -> None:
+    resp = {
+        "cache-control": "max-age=60, must-revalidate",
+        "cdn-cache-control": "max-age=60, stale-while-revalidate=120",
+    }
+    assert stale_windows(resp, honour_origin=True, usestale=True) == StaleWindows(120.0, math.inf)
+
+
+def test_usestale_off_means_never_stale() -> None:
+    assert windows("max-age=1, stale-while-revalidate=60", usestale=False) == StaleWindows(0.0, 0.0)
+
+
+# -- negative caching -------------------------------------------------------------------
+
+
+def test_an_error_without_explicit_freshness_lives_at_most_the_negative_ttl() -> None:
+    assert lifetime({}, status=404, default_ttl=14400) == NEGATIVE_TTL
+    assert lifetime({}, status=410, default_ttl=60) == 60
+    assert lifetime({}, status=404, honour_origin=False, default_ttl=14400) == NEGATIVE_TTL
+    assert lifetime({}, status=200, default_ttl=14400) == 14400
+
+
+def test_an_error_with_explicit_freshness_lives_as_the_origin_says() -> None:
+    assert lifetime({"cache-control": "max-age=3600"}, status=404, default_ttl=60) == 3600
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_a_server_error_is_stored_only_with_explicit_freshness(status: int) -> None:
+    assert not can_store({}, status=status, default_ttl=3600)
+    assert not can_store({"cache-control": "public"}, status=status)
+    assert can_store({"cache-control": "max-age=5"}, status=status)
+    assert can_store({"cdn-cache-control": "max-age=5"}, status=status)
+    assert not can_store({"cache-control": "max-age=5"}, status=status, honour_origin=False)
 
 
 def test_zone_expiry_replaces_the_client_cache_control() -> None:

@@ -7,9 +7,10 @@ import pytest
 
 from pullzone.edge.writer import client_headers
 from pullzone.spec.freshness import (
+    NO_STALE,
     age_field,
     freshness_lifetime,
-    stale_allowed_on_error,
+    stale_windows,
     unstorable,
 )
 from pullzone.spec.headers import header_map
@@ -42,7 +43,7 @@ def test_a_targeted_field_makes_cache_control_and_expires_not_count() -> None:
     assert refused(("Cache-Control", "max-age=60"), ("CDN-Cache-Control", "no-store")) == "no_store"
     assert refused(("CDN-Cache-Control", "private")) == "private"
     resp = header_map([("CDN-Cache-Control", "max-age=60, must-revalidate")])
-    assert not stale_allowed_on_error(resp, honour_origin=True)
+    assert stale_windows(resp, honour_origin=True, usestale=True) == NO_STALE
 
 
 @pytest.mark.parametrize("value", ["max-age=abc=", "max-age=60,,", '"just a string"', "", " "])

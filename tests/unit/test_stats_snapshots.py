@@ -77,6 +77,7 @@ def test_a_file_written_before_the_record_reads_the_same() -> None:
         "protocols": {},
         "refused": {},
         "compressions": {},
+        "refreshes": {},
     }
 
 

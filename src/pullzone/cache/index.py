@@ -30,7 +30,8 @@ CREATE TABLE IF NOT EXISTS objects (
     size        INTEGER NOT NULL,
     stored_seq  INTEGER NOT NULL,
     stale       INTEGER NOT NULL DEFAULT 0,
-    last_access REAL    NOT NULL
+    last_access REAL    NOT NULL,
+    lru_handicap REAL   NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS objects_key ON objects (key_hash);
 CREATE INDEX IF NOT EXISTS objects_path ON objects (zone_id, path);
@@ -70,8 +71,21 @@ END;
 """
 
 
+# Negative caching, bounded: a stored error response (status >= 400) counts for eviction
+# as if last used this long before it was, so that an origin's 404 storm evicts other
+# errors, and content only once no error is left to evict (or content unused for as long).
+NEGATIVE_LRU_HANDICAP = 30 * 86400.0
+
+
+def lru_handicap(status: int) -> float:
+    return NEGATIVE_LRU_HANDICAP if status >= 400 else 0.0
+
+
 def create_schema(conn: sqlite3.Connection) -> None:
     conn.executescript(SCHEMA)
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(objects)")}
+    if "lru_handicap" not in columns:  # a cache.db made before it
+        conn.execute("ALTER TABLE objects ADD COLUMN lru_handicap REAL NOT NULL DEFAULT 0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,9 +156,11 @@ class CacheIndex:
                 or old.head.vary_names != obj.head.vary_names
             ]
             self._delete_rows(old.id for old in replaced)
+            handicap = lru_handicap(obj.head.status)
             self.conn.execute(
                 "INSERT INTO objects (id, key_hash, zone_id, path, query, meta, body_offset,"
-                " size, stored_seq, stale, last_access) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                " size, stored_seq, stale, last_access, lru_handicap)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     obj.id,
                     obj.key_hash,
@@ -156,7 +172,8 @@ class CacheIndex:
                     obj.size,
                     obj.stored_seq,
                     int(obj.stale),
-                    time.time(),
+                    time.time() - handicap,
+                    handicap,
                 ),
             )
             self.conn.executemany(
@@ -218,7 +235,8 @@ class CacheIndex:
         for start in range(0, len(items), batch):
             with transaction(self.conn):
                 self.conn.executemany(
-                    "UPDATE objects SET last_access = ? WHERE id = ?", items[start : start + batch]
+                    "UPDATE objects SET last_access = ? - lru_handicap WHERE id = ?",
+                    items[start : start + batch],
                 )
 
     def total_size(self) -> int:

@@ -161,6 +161,15 @@ class EdgeCollector(Collector):
             "encoding",
             totals.compressions,
         )
+        yield _by_label(
+            "pullzone_background_refreshes",
+            "Background refreshes of stored objects (stale-while-revalidate, the zone's "
+            "edge.prefresh), one per object for the node, by result: revalidated (304), "
+            "fetched (stored anew), fresh (another worker had refreshed it), withdrawn, "
+            "not_stored, failed (the stale copy stays).",
+            "result",
+            totals.refreshes,
+        )
         node_seq = self.stats.node_seq()
         if node_seq is not None:
             lag = GaugeMetricFamily(

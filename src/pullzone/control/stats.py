@@ -66,6 +66,7 @@ class Totals:
     fills_not_stored: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     refused: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     compressions: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # by coding
+    refreshes: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # by result
     evicted: int = 0  # by fills in the workers (the janitor's: NodeStats.evictions)
     # Responses by (protocol, scheme): ("http/1.1", "http"), ("h2", "https"), …
     protocols: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
@@ -118,6 +119,8 @@ class NodeStats:
                 totals.refused[rule] += n
             for coding, n in snap.compressions.items():
                 totals.compressions[coding] += n
+            for result, n in snap.refreshes.items():
+                totals.refreshes[result] += n
             totals.evicted += snap.evicted
         for what, n in self._janitor().write_failures.items():
             totals.write_failures[what] += n

@@ -1,9 +1,10 @@
 """The edge's cache decisions, without I/O: pure functions over typed records.
 
-    on_request(request, zone, stored, now)          → Deliver | Revalidate | Fetch | Pass | Answer
+    on_request(request, zone, stored, now)          → Deliver | DeliverRefreshing | Revalidate
+                                                      | Fetch | Pass | Answer | Redirect
     on_origin_response(request, ..., response)      → Store | Refresh | Withdraw | Pass
                                                       | ServeStale | Fail
-    on_origin_failure(stored, policy, status)       → ServeStale | Fail
+    on_origin_failure(stored, policy, status, now)  → ServeStale | Fail
 
 They combine the RFC 9111 rules of `spec/` with the zone's policy. The executors act on
 what they answer: lifecycle.py delivers or sends on, fills.py fetches and stores,
@@ -27,7 +28,7 @@ from pullzone.edge.labels import NotStored, XCache
 from pullzone.edge.switches import is_preflight
 from pullzone.spec.cache_control import parse_cache_control
 from pullzone.spec.cdn_loop import looped
-from pullzone.spec.freshness import stale_allowed_on_error, unstorable
+from pullzone.spec.freshness import unstorable
 from pullzone.spec.headers import HeaderMap, header_map, split_list
 from pullzone.spec.vary import vary_names, vary_values
 from pullzone.zones.model import CachePolicy, Zone
@@ -44,6 +45,15 @@ CACHEABLE_METHODS = frozenset({"GET", "HEAD"})
 @dataclass(frozen=True, slots=True)
 class Deliver:
     """Serve the stored response, labelled `xcache`."""
+
+    xcache: XCache
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverRefreshing:
+    """Serve the stored response at once, labelled `xcache`, and refresh it in the
+    background: once for the node, however many requests ask meanwhile (RFC 5861 §3
+    stale-while-revalidate: STALE; the zone's prefresh: HIT)."""
 
     xcache: XCache
 
@@ -99,6 +109,7 @@ class Redirect:
 ACME_CHALLENGE = "/.well-known/acme-challenge/"
 
 DELIVER_HIT: Final = Deliver(XCache.HIT)
+REFRESHING: Final = {x: DeliverRefreshing(x) for x in (XCache.HIT, XCache.STALE)}
 REVALIDATE: Final = Revalidate()
 FETCH_MISS: Final = Fetch(XCache.MISS)
 FETCH_EXPIRED: Final = Fetch(XCache.EXPIRED)
@@ -112,7 +123,7 @@ NOT_CACHED: Final = Answer(504, "not in cache")
 # A CORS preflight to a zone with `edge.cors`: answered at the edge (deliver.preflight).
 PREFLIGHT: Final = Answer(204, "preflight")
 
-RequestDecision = Deliver | Revalidate | Fetch | Pass | Answer | Redirect
+RequestDecision = Deliver | DeliverRefreshing | Revalidate | Fetch | Pass | Answer | Redirect
 
 
 def on_request(
@@ -157,6 +168,10 @@ def on_request(
         return NOT_CACHED
     if "no-store" in cc:  # RFC 9111 §5.2.1.5: neither stored nor served from the cache
         return PASS_NO_STORE
+    if stored is not None and not revalidate_all:
+        xcache = stored.while_refreshing(request.hmap, now)
+        if xcache is not None:
+            return REFRESHING[xcache]
     return on_stale(zone.cache, stored)
 
 
@@ -320,7 +335,7 @@ def on_origin_response(
     if response.status >= 500 and stored is not None and policy.usestale:
         # A failing origin with a stored copy at hand: that copy, where it may stand in
         # (proxy_cache_use_stale http_5xx, RFC 5861 stale-if-error).
-        return on_origin_failure(stored, policy, response.status)
+        return on_origin_failure(stored, policy, response.status, response.response_time)
     if response.status == 304 and isinstance(asked, Revalidate) and stored is not None:
         updated = stored.obj.head.updated(
             response.headers, response.request_time, response.response_time
@@ -349,13 +364,11 @@ def on_origin_response(
     )
 
 
-def on_origin_failure(stored: Entry | None, policy: CachePolicy, status: int) -> ServeStale | Fail:
-    """The origin could not be reached, or answered `status` >= 500."""
-    if (
-        stored is not None
-        and policy.usestale
-        and stale_allowed_on_error(stored.hmap, honour_origin=policy.cachecontrol)
-    ):
+def on_origin_failure(
+    stored: Entry | None, policy: CachePolicy, status: int, now: float
+) -> ServeStale | Fail:
+    """The origin could not be reached, or answered `status` >= 500, at `now`."""
+    if stored is not None and policy.usestale and stored.may_stand_in(now):
         return SERVE_STALE
     return Fail(status)
 

@@ -12,6 +12,7 @@ import os
 from collections import OrderedDict
 
 from pullzone.cache.stored import StoredObject
+from pullzone.edge.labels import XCache
 from pullzone.edge.switches import NO_EDITS, ResponseEdits
 from pullzone.edge.writer import (
     NOT_MODIFIED_FIELDS,
@@ -22,11 +23,14 @@ from pullzone.edge.writer import (
 )
 from pullzone.spec.conditional import evaluate_preconditions
 from pullzone.spec.dates import parse_http_date
-from pullzone.spec.freshness import CLOCK_SKEW, FRESH, freshness, reuse
+from pullzone.spec.freshness import CLOCK_SKEW, FRESH, freshness, reuse, stale_windows
 from pullzone.spec.headers import HeaderMap, header_map
 from pullzone.zones.model import CachePolicy
 
 MEMORY_BODY_LIMIT = 256 * 1024
+# The zone's `prefresh`: the share of an object's lifetime, at its end, in which a request
+# refreshes it in the background.
+PREFRESH_FRACTION = 0.1
 
 
 class Entry:
@@ -35,7 +39,9 @@ class Entry:
         "checked_seq",
         "edits",
         "encodings",
+        "error_until",
         "etag",
+        "expires",
         "fresh_from",
         "fresh_until",
         "freshness",
@@ -50,6 +56,7 @@ class Entry:
         "response_time",
         "size",
         "stale",
+        "stale_until",
         "status",
         "touched",
         "vary_names",
@@ -63,6 +70,7 @@ class Entry:
         checked_seq: int,
         stale: bool,
         edits: ResponseEdits = NO_EDITS,
+        prefresh: bool = False,
     ) -> None:
         self.obj = obj
         self.edits = edits  # the zone's own fields (edge/switches.py), in the prebuilt head
@@ -80,9 +88,21 @@ class Entry:
             honour_origin=policy.cachecontrol,
             default_ttl=policy.cache_secs,
         )
-        # Read on every HIT: kept here, one attribute away.
+        # Read on every HIT: kept here, one attribute away. With the zone's `prefresh`,
+        # the last tenth of the lifetime is not taken as fresh here: a request then is
+        # answered as a HIT while the object is refreshed in the background
+        # (`while_refreshing`), so a hot object never makes a visitor wait.
+        self.expires = 0.0 if stale else window.fresh_until
         self.fresh_from = 0.0 if stale else window.fresh_from
-        self.fresh_until = 0.0 if stale else window.fresh_until
+        self.fresh_until = self.expires
+        if prefresh and not stale:
+            self.fresh_until -= window.lifetime * PREFRESH_FRACTION
+        # RFC 5861: served stale while revalidating until `stale_until`; in place of a
+        # failing origin until `error_until` (a soft purge keeps that one: CONTRACT).
+        windows = stale_windows(hmap, honour_origin=policy.cachecontrol, usestale=policy.usestale)
+        self.stale_until = self.expires + windows.while_revalidate if self.expires else 0.0
+        # (0: never, not even while fresh, for a request that asked to revalidate).
+        self.error_until = window.fresh_until + windows.if_error if windows.if_error else 0.0
         self.status = head.status
         self.size = obj.size
         self.initial_age = window.initial_age
@@ -130,6 +150,26 @@ class Entry:
             )
             == FRESH
         )
+
+    def while_refreshing(self, request: HeaderMap, now: float) -> XCache | None:
+        """How the stored response may be answered at once while it is refreshed in the
+        background, when it is not fresh: HIT in its last tenth with the zone's
+        `prefresh`, STALE in its stale-while-revalidate window (RFC 5861 §3); None: the
+        client waits for the origin. A request with its own Cache-Control or Pragma
+        (no-cache, max-age=0 on a reload) always waits: it asked for a validated answer
+        (RFC 9111 §5.2.1), and none of its directives allows a stale one here."""
+        if "cache-control" in request or "pragma" in request or now < self.fresh_from:
+            return None
+        if now < self.expires:
+            return XCache.HIT
+        if now < self.stale_until:
+            return XCache.STALE
+        return None
+
+    def may_stand_in(self, now: float) -> bool:
+        """Whether the stored response may answer for an origin that failed (RFC 9111
+        §4.2.4, RFC 5861 §4 stale-if-error, the zone's usestale)."""
+        return now < self.error_until
 
     def precondition(self, request: HeaderMap) -> int | None:
         """304 or 412 when the client's conditions say so (RFC 9110 §13.2.2)."""

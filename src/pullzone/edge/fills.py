@@ -33,6 +33,7 @@ import aiohttp
 from pullzone.cache.bodies import (
     COMPLETE,
     FAILED,
+    FILLING,
     PASS,
     REVALIDATED,
     FillReader,
@@ -86,6 +87,10 @@ from pullzone.spec.vary import vary_values
 log = logging.getLogger(__name__)
 
 CHUNK = 256 * 1024
+# A worker that could not claim a background refresh (another one leads it) tries again
+# after this long at the soonest; each STALE answer meanwhile would otherwise try a claim.
+REFRESH_RETRY = 1.0
+REFRESH_MEMO = 4096  # keys remembered for that, at most (then forgotten all at once)
 
 
 @dataclass(slots=True)
@@ -120,29 +125,14 @@ class Filler:
         self.stats = stats
         self.signals = signals
         self._tasks: set[asyncio.Task[None]] = set()
+        self._refresh_after: dict[str, float] = {}  # key hash → monotonic time
 
     async def obtain(self, fill: FillRequest) -> Outcome:
         """Lead the fill, or follow the one in progress (in this process or another)."""
         for _ in range(8):
             writer = FillWriter.claim(self.bodies, fill.key_hash)
             if writer is not None:
-                # Decided again under the claim: a fill may have completed between this
-                # request's lookup and its claim, and must not be fetched twice; and a
-                # revalidation must send the validators of what is stored now.
-                stored = self.lookup.reload(fill.view, fill.key, fill.request.hmap)
-                asked = on_stored(
-                    fill.request,
-                    fill.view.zone.cache,
-                    stored,
-                    time.time(),
-                    revalidate_all=self.state.revalidate_all,
-                )
-                if isinstance(asked, Deliver):
-                    assert stored is not None  # only what is stored is delivered
-                    writer.end(REVALIDATED)
-                    return Cached(stored)
-                fill.stored, fill.asked = stored, asked
-                return await self._lead(writer, fill)
+                return await self._claimed(writer, fill)
             reader = FillReader.open(self.bodies, fill.key_hash)
             if reader is None:
                 continue  # it finished between the two calls: claim again
@@ -150,6 +140,94 @@ class Filler:
             if outcome is not None:
                 return outcome
         return Passed(None)
+
+    async def _claimed(self, writer: FillWriter, fill: FillRequest) -> Outcome:
+        """Lead the fill `writer` claimed. Decided again under the claim: a fill may have
+        completed between the request's lookup and its claim, and must not be fetched
+        twice; and a revalidation must send the validators of what is stored now."""
+        stored = self.lookup.reload(fill.view, fill.key, fill.request.hmap)
+        asked = on_stored(
+            fill.request,
+            fill.view.zone.cache,
+            stored,
+            time.time(),
+            revalidate_all=self.state.revalidate_all,
+        )
+        if isinstance(asked, Deliver):
+            assert stored is not None  # only what is stored is delivered
+            writer.end(REVALIDATED)
+            return Cached(stored)
+        fill.stored, fill.asked = stored, asked
+        return await self._lead(writer, fill)
+
+    # -- background refreshes (RFC 5861 stale-while-revalidate, the zone's prefresh) ----
+
+    def refresh(self, fill: FillRequest) -> None:
+        """Refresh what is stored for `fill` in the background, once for the node: the
+        fill's claim makes it one origin request in all workers, and a claim held
+        already is a fill under way, which is the refresh. The request that asked is
+        answered from the cache meanwhile, and does not wait for any of this."""
+        now = time.monotonic()
+        if now < self._refresh_after.get(fill.key_hash, 0.0):
+            return
+        if len(self._refresh_after) >= REFRESH_MEMO:
+            self._refresh_after.clear()
+        self._refresh_after[fill.key_hash] = now + REFRESH_RETRY
+        try:
+            writer = FillWriter.claim(self.bodies, fill.key_hash)
+        except OSError as exc:  # no file descriptor or no disk for the claim: later
+            log.warning("no background refresh of %s: %s", fill.target, exc)
+            return
+        if writer is None:
+            return
+        task = asyncio.get_running_loop().create_task(self._refresh(writer, fill))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _refresh(self, writer: FillWriter, fill: FillRequest) -> None:
+        result = "failed"
+        pumped = False  # a fill whose body is being copied: its pump ends it
+        try:
+            outcome = await self._claimed(writer, fill)
+            if isinstance(outcome, Fetched):
+                pumped = True
+                result = "fetched" if await self._drain(fill, outcome) else "failed"
+            elif isinstance(outcome, Revalidated):
+                result = "revalidated"
+            elif isinstance(outcome, Cached):
+                result = "fresh"  # another worker refreshed it first
+            elif isinstance(outcome, Withdrawn):
+                self.lookup.invalidated(outcome.generation)
+                self.bodies.remove([outcome.obj.id])
+                result = "withdrawn"
+            elif isinstance(outcome, Passed):
+                # The origin's answer may not be stored: the stale copy stays for what is
+                # left of its own window, and nothing else changes.
+                if outcome.response is not None:
+                    outcome.response.release()
+                result = "not_stored"
+        except (OSError, sqlite3.Error) as exc:  # a full disk: the stale copy stays
+            log.warning("background refresh of %s failed: %s", fill.target, exc)
+        finally:
+            if not pumped:
+                writer.end()  # a no-op once the fill ended itself
+            self.lookup.memory.drop(fill.key)  # the next request reads what is stored now
+            self.stats.refreshed(result)
+
+    async def _drain(self, fill: FillRequest, fetched: Fetched) -> bool:
+        """Read a background fill to its end: an open reader keeps it from being
+        abandoned as a fill nobody reads (edge/bounds.py). True when it was stored."""
+        if fetched.handoff is not None:
+            fetched.handoff.close()  # no client takes over a fill that stops storing
+        reader = fetched.reader
+        try:
+            state = reader.state()[0]
+            while state == FILLING:
+                await self.signals.wait(fill.key_hash)
+                state = reader.state()[0]
+            return state == COMPLETE
+        finally:
+            reader.close()
 
     def _forwarded(self, fill: FillRequest) -> list[tuple[str, str]]:
         """The client's request headers as a fill sends them to the origin."""
@@ -184,7 +262,7 @@ class Filler:
             response = await self.origin.request(zone, "GET", fill.target, headers)
         except OriginError as exc:
             self._end(writer, fill, FAILED, exc.status)
-            return on_origin_failure(stored, zone.cache, exc.status)
+            return on_origin_failure(stored, zone.cache, exc.status, time.time())
         head = ResponseHead(
             status=response.status,
             reason=response.reason or "",
@@ -406,7 +484,9 @@ class Filler:
                     return Fetched(reader, head, follower=True)
                 state, error = reader.state()
                 if state == FAILED:
-                    return on_origin_failure(fill.stored, fill.view.zone.cache, error or 502)
+                    return on_origin_failure(
+                        fill.stored, fill.view.zone.cache, error or 502, time.time()
+                    )
                 if state == PASS:
                     return Passed(None)
                 if state in (REVALIDATED, COMPLETE):

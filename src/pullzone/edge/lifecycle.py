@@ -27,7 +27,9 @@ from pullzone.edge.decisions import (
     DELIVER_HIT,
     FETCH_MISS,
     PREFLIGHT,
+    REVALIDATE,
     Answer,
+    DeliverRefreshing,
     Fail,
     Fetch,
     Pass,
@@ -170,12 +172,7 @@ class Edge:
             request, view.zone, stored, now, state.revalidate_all, self.origin.cdn_id
         )
         if decision is DELIVER_HIT and stored is not None:  # the hot path: one identity test
-            if now - stored.touched >= LRU_INTERVAL:
-                stored.touched = now
-                self.accessed[stored.obj.id] = now
-            if view.zone.edge.compression:  # br or gzip as the client accepts
-                return self.compressor.hit(conn, request, view, key, stored, decision.xcache, now)
-            return self.deliver.entry(conn, request, stored, decision.xcache, now)
+            return self._stored(conn, request, view, key, stored, decision.xcache, now)
         if decision is PREFLIGHT:
             self.deliver.preflight(conn, request)
             return None
@@ -195,7 +192,42 @@ class Edge:
             return self.pass_through(view, request, target, conn)
         if isinstance(decision, Revalidate | Fetch):
             return self.fill(view, key, target, request, conn, stored, decision)
+        if isinstance(decision, DeliverRefreshing) and stored is not None:
+            path, query = split_target(target)
+            self.filler.refresh(
+                FillRequest(
+                    view,
+                    key,
+                    key_hash(key),
+                    path,
+                    query,
+                    target,
+                    request,
+                    conn.client,
+                    stored,
+                    REVALIDATE,
+                )
+            )
+            return self._stored(conn, request, view, key, stored, decision.xcache, now)
         raise AssertionError(f"no executor for {decision!r}")
+
+    def _stored(
+        self,
+        conn: Exchange,
+        request: Request,
+        view: ZoneView,
+        key: str,
+        stored: Entry,
+        xcache: XCache,
+        now: float,
+    ) -> Awaitable[None] | None:
+        """Answer from the stored response, and note the access for eviction."""
+        if now - stored.touched >= LRU_INTERVAL:
+            stored.touched = now
+            self.accessed[stored.obj.id] = now
+        if view.zone.edge.compression:  # br or gzip as the client accepts
+            return self.compressor.hit(conn, request, view, key, stored, xcache, now)
+        return self.deliver.entry(conn, request, stored, xcache, now)
 
     def _route(self, request: Request, conn: Exchange) -> Route | None:
         """The zone, origin-form target and cache key of a request, kept for the next
@@ -280,7 +312,7 @@ class Edge:
                     conn, request, entry, XCache.REVALIDATED, time.time()
                 )
         elif isinstance(outcome, Withdrawn):
-            self._invalidated(outcome.generation)
+            self.lookup.invalidated(outcome.generation)
             await self._serve_withdrawn(view, request, conn, outcome)
         elif isinstance(outcome, Passed):
             if outcome.response is None:  # a follower of a fill that is not stored
@@ -356,24 +388,7 @@ class Edge:
             split_target(normalise(uri, "latin-1"))[0]
             for uri in invalidated_paths(request.method, status, target, rhmap, host)
         ]
-        self._invalidated(self.index.mark_stale(view.zone.id, paths))
-
-    def _invalidated(self, generation: int) -> None:
-        """Stored objects changed in the index (`generation` > 0): every worker of the
-        node, this one first, forgets what it holds in memory before its next request.
-
-        The change is in the shared index already; what the other workers lack is the
-        news. They get it through the node's shared signal (bus/signal.py), which they
-        read before each request: no message to the supervisor, no event in the log
-        (whose sequence numbers belong to the bus). Rare (an unsafe method on a cached
-        path, a 304 that makes its object unstorable), so a whole memory cache is
-        dropped rather than tracking which keys changed: each key is read from the index
-        again when next asked for. Published before the clear, so a change another
-        worker published meanwhile is read too.
-        """
-        if generation:
-            self.state.publish_invalidation(generation)
-            self.lookup.memory.clear()
+        self.lookup.invalidated(self.index.mark_stale(view.zone.id, paths))
 
     def take_accesses(self) -> dict[str, float]:
         """Objects served since the last call, with when (for LRU eviction)."""

@@ -41,6 +41,23 @@ class Lookup:
         """As `find`, from the index: what it holds now."""
         return select_variant(self._load(view, key), request)
 
+    def invalidated(self, generation: int) -> None:
+        """Stored objects changed in the index (`generation` > 0): every worker of the
+        node, this one first, forgets what it holds in memory before its next request.
+
+        The change is in the shared index already; what the other workers lack is the
+        news. They get it through the node's shared signal (bus/signal.py), which they
+        read before each request: no message to the supervisor, no event in the log
+        (whose sequence numbers belong to the bus). Rare (an unsafe method on a cached
+        path, a 304 that makes its object unstorable), so a whole memory cache is
+        dropped rather than tracking which keys changed: each key is read from the index
+        again when next asked for. Published before the clear, so a change another
+        worker published meanwhile is read too.
+        """
+        if generation:
+            self.state.publish_invalidation(generation)
+            self.memory.clear()
+
     def _load(self, view: ZoneView, key: str) -> list[Entry]:
         """Entries for `key` from the index, with this zone's purges applied."""
         entries = []
@@ -50,7 +67,15 @@ class Lookup:
                 continue
             stale = obj.stale or obj.stored_seq < view.soft_all_seq
             path = str(self.bodies.object_path(obj.id))  # a str is a fraction of a Path
-            entry = Entry(obj, view.zone.cache, path, self.state.applied, stale, view.edits)
+            entry = Entry(
+                obj,
+                view.zone.cache,
+                path,
+                self.state.applied,
+                stale,
+                view.edits,
+                view.zone.edge.prefresh,
+            )
             if entry.load_body():
                 entries.append(entry)
             else:

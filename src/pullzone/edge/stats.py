@@ -78,6 +78,8 @@ class Snapshot:
     refused: Mapping[str, int] = dataclasses.field(default_factory=dict)  # by zone rule
     # Compressed variants made (edge/compress.py), by content coding.
     compressions: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    # Background refreshes (edge/fills.py), by result.
+    refreshes: Mapping[str, int] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -98,6 +100,7 @@ class Snapshot:
                 "protocols": dict(self.protocols),
                 "refused": dict(self.refused),
                 "compressions": dict(self.compressions),
+                "refreshes": dict(self.refreshes),
             },
             separators=(",", ":"),
         )
@@ -123,6 +126,7 @@ class Snapshot:
             protocols=_counts(data.get("protocols", {})),
             refused=_counts(data.get("refused", {})),
             compressions=_counts(data.get("compressions", {})),
+            refreshes=_counts(data.get("refreshes", {})),
         )
 
 
@@ -174,6 +178,7 @@ class WorkerStats:
         self.protocols: dict[str, int] = {}  # responses by Exchange.label
         self.refused: dict[str, int] = {}  # requests a zone rule refused, by rule (edge/rules.py)
         self.compressions: dict[str, int] = {}  # variants made, by coding (edge/compress.py)
+        self.refreshes: dict[str, int] = {}  # background refreshes, by result (edge/fills.py)
 
     def fault(self, kind: str) -> None:
         self.faults[kind] = self.faults.get(kind, 0) + 1
@@ -184,6 +189,9 @@ class WorkerStats:
 
     def compressed(self, coding: str) -> None:
         self.compressions[coding] = self.compressions.get(coding, 0) + 1
+
+    def refreshed(self, result: str) -> None:
+        self.refreshes[result] = self.refreshes.get(result, 0) + 1
 
     def count(self, zone_id: int, status: str, sent: int) -> None:
         counts = self.requests.get((zone_id, status))
@@ -231,6 +239,7 @@ class WorkerStats:
             protocols=dict(self.protocols),
             refused=dict(self.refused),
             compressions=dict(self.compressions),
+            refreshes=dict(self.refreshes),
         )
 
     def write(self, applied: int) -> None:

@@ -23,6 +23,14 @@ HEURISTICALLY_CACHEABLE: frozenset[int] = frozenset(
 UNDERSTOOD_STATUSES: frozenset[int] = frozenset(
     {200, 203, 204, 300, 301, 302, 307, 308, 404, 405, 410, 414, 501}
 )
+# Server errors stored only when the origin gives them a lifetime of their own (RFC 9111
+# §3 allows it; an origin shedding load with `503, max-age=5` asks for exactly that).
+EXPLICIT_ONLY_STATUSES: frozenset[int] = frozenset({500, 502, 503, 504})
+
+# Negative caching: an error response (4xx, 5xx) without explicit freshness lives at most
+# this long, whatever the zone's TTL (which is meant for content): a 404 from a deploy
+# in progress must not stay for the zone's 4 hours. Cloudflare's default for 404 and 410.
+NEGATIVE_TTL = 180.0
 
 FRESH: Final = "fresh"
 STALE: Final = "stale"  # must be validated with the origin before use
@@ -67,7 +75,7 @@ def unstorable(
     # by callers); the status code is understood.
     if method != "GET":
         return "method"
-    if status not in UNDERSTOOD_STATUSES:
+    if status not in UNDERSTOOD_STATUSES and status not in EXPLICIT_ONLY_STATUSES:
         return "status"
     # Policy: a response that sets a cookie is someone's session; never share it.
     if "set-cookie" in resp:
@@ -96,10 +104,13 @@ def unstorable(
         honour_origin and ("public" in cc or "s-maxage" in cc or "must-revalidate" in cc)
     ):
         return "authorization"
+    explicit = "s-maxage" in cc or "max-age" in cc or has_expires(resp, directives)
+    if status in EXPLICIT_ONLY_STATUSES:
+        return None if honour_origin and explicit else "status"
     if not honour_origin:
         return None  # the zone's TTL (or heuristics) decides how long; status understood
     # RFC 9111 §3: explicit freshness, public, or a heuristically cacheable status.
-    if "public" in cc or "s-maxage" in cc or "max-age" in cc or has_expires(resp, directives):
+    if "public" in cc or explicit:
         return None
     if status in HEURISTICALLY_CACHEABLE:
         return None
@@ -132,7 +143,8 @@ def freshness_lifetime(
 
     Invalid explicit freshness (e.g. `max-age=abc`, an unparsable Expires) gives 0: RFC
     9111 §4.2.1 encourages treating it as stale. Without explicit freshness the zone's
-    `default_ttl` applies when set, else the heuristic of §4.2.2.
+    `default_ttl` applies when set, else the heuristic of §4.2.2; for an error status
+    (negative caching) at most NEGATIVE_TTL.
     """
     if honour_origin:
         directives = response_directives(resp)
@@ -153,9 +165,8 @@ def freshness_lifetime(
             if date is None:  # RFC 9110 §6.6.1: no Date → the time it was received
                 date = response_time
             return max(0.0, expires - date)
-    if default_ttl > 0:
-        return float(default_ttl)
-    return _heuristic(status, resp, response_time)
+    implicit = float(default_ttl) if default_ttl > 0 else _heuristic(status, resp, response_time)
+    return min(implicit, NEGATIVE_TTL) if status >= 400 else implicit
 
 
 def age_field(value: str | None) -> int:
@@ -279,19 +290,49 @@ def reuse(
     return FRESH
 
 
-def stale_allowed_on_error(resp: HeaderMap, *, honour_origin: bool) -> bool:
-    """Whether a stale copy may be served when the origin cannot be reached.
+@dataclass(frozen=True, slots=True)
+class StaleWindows:
+    """How long past its freshness lifetime a stored response may still be served, in
+    seconds (RFC 5861): while it is revalidated in the background, and in place of an
+    origin that fails (math.inf: for as long as it is stored)."""
 
-    RFC 9111 §4.2.4: never when an in-protocol directive forbids it — must-revalidate
-    (§5.2.2.2), proxy-revalidate (§5.2.2.8), s-maxage (§5.2.2.10) or no-cache (§5.2.2.4:
-    no reuse without successful validation).
+    while_revalidate: float
+    if_error: float
+
+
+NO_STALE: Final = StaleWindows(0.0, 0.0)
+STALE_ON_ERROR: Final = StaleWindows(0.0, math.inf)
+
+
+def stale_windows(resp: HeaderMap, *, honour_origin: bool, usestale: bool) -> StaleWindows:
+    """The windows of RFC 5861 for a stored response, under the zone's `usestale` (the
+    operator's switch for every stale answer) and `cachecontrol` (`honour_origin`).
+
+    - `stale-while-revalidate=N` (§3): served stale for N seconds while one background
+      revalidation runs. Without it nothing is served stale before the origin answers.
+    - `stale-if-error=N` (§4): standing in for a failing origin for N seconds. Without
+      it a stale copy stands in for as long as it is stored (the zone's usestale, as
+      nginx's proxy_cache_use_stale error).
+    - RFC 9111 §4.2.4: never when an in-protocol directive forbids it: must-revalidate
+      (§5.2.2.2), proxy-revalidate (§5.2.2.8), no-cache (§5.2.2.4). s-maxage (§5.2.2.10)
+      implies proxy-revalidate, which an explicit stale-* directive from the same origin
+      lifts: `s-maxage=60, stale-while-revalidate=600` (what Next.js and Vercel send) is
+      asking for exactly that, and Cloudflare and Fastly honour it so.
+    - With the origin's directives ignored (`cachecontrol=N`), only usestale counts.
     """
+    if not usestale:
+        return NO_STALE
     if not honour_origin:
-        return True
+        return STALE_ON_ERROR
     cc = response_directives(resp).cc
-    return not (
-        "must-revalidate" in cc or "proxy-revalidate" in cc or "s-maxage" in cc or "no-cache" in cc
-    )
+    if "must-revalidate" in cc or "proxy-revalidate" in cc or "no-cache" in cc:
+        return NO_STALE
+    revalidate = float(delta_seconds(cc.get("stale-while-revalidate")) or 0)
+    if "stale-if-error" in cc:
+        on_error = float(delta_seconds(cc["stale-if-error"]) or 0)
+    else:
+        on_error = 0.0 if "s-maxage" in cc else math.inf
+    return StaleWindows(revalidate, on_error)
 
 
 def client_cache_control(resp_cc_value: str | None, expiry: int) -> str | None:
