@@ -172,7 +172,14 @@ class Edge:
             request, view.zone, stored, now, state.revalidate_all, self.origin.cdn_id
         )
         if decision is DELIVER_HIT and stored is not None:  # the hot path: one identity test
-            return self._stored(conn, request, view, key, stored, decision.xcache, now)
+            # `_stored` inlined: the call alone cost 570 instructions (0.9 %) per HIT
+            # (bench/hit_instructions.py).
+            if now - stored.touched >= LRU_INTERVAL:
+                stored.touched = now
+                self.accessed[stored.obj.id] = now
+            if view.zone.edge.compression:  # br or gzip as the client accepts
+                return self.compressor.hit(conn, request, view, key, stored, decision.xcache, now)
+            return self.deliver.entry(conn, request, stored, decision.xcache, now)
         if decision is PREFLIGHT:
             self.deliver.preflight(conn, request)
             return None
