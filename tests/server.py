@@ -29,6 +29,27 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def listening_ports(pids: list[int]) -> set[int]:
+    """The TCP ports on which any of `pids` listens (/proc: a socket's inode among the
+    process's descriptors, in LISTEN state in /proc/net/tcp or tcp6)."""
+    inodes: set[str] = set()
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    target = os.readlink(fd)
+                    if target.startswith("socket:["):
+                        inodes.add(target[8:-1])
+    ports: set[int] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and fields[9] in inodes:  # 0A: TCP_LISTEN
+                    ports.add(int(fields[1].rpartition(":")[2], 16))
+    return ports
+
+
 def children(pid: int) -> list[int]:
     """Children of every thread of `pid` (a worker may be started from a thread)."""
     return [
@@ -163,6 +184,12 @@ class Server:
     @property
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
+
+    def listening(self) -> set[int]:
+        """The ports this node and its workers listen on."""
+        assert self.process is not None
+        pid = self.process.pid
+        return listening_ports([pid, *children(pid)])
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process is not None and self.process.poll() is None:
