@@ -45,8 +45,8 @@ from pullzone.zones.blocks import SecureToken
 
 BENCH = Path(__file__).resolve().parent
 SCENARIOS = (
-    "S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8", "S9", "S10", "S11", "S2TLS", "S13",
-    "S14",
+    "S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8", "S9", "S10", "S11", "S2TLS", "S12",
+    "S13", "S14",
 )  # fmt: skip
 TLS_SCENARIOS = ("S9", "S10", "S11", "S2TLS")  # pullzone and nginx only: Varnish has no TLS
 PULLZONE_ONLY = ("S14",)  # pullzone against itself
@@ -70,6 +70,8 @@ LARGE = 50 * 1024 * 1024
 TEN = 10 * 1024
 SLOW = 256 * 1024
 SLOW_RATE = "128k"  # nginx sends one second's worth at once: the S3 object takes ~1 s
+PACED = 200 * 1024 * 1024  # S12's object, served at 16 MiB/s (configs/origin-nginx.conf)
+LFO_HOST = "lfo.localhost"  # pullzone's zone with edge.lfo (S12)
 
 
 @dataclass
@@ -235,6 +237,14 @@ class Bench:
                 goal="≥0.7× nginx TLS",
             ),
             Row(
+                "S12",
+                "cold 200 MiB object, origin at 16 MiB/s: a 100-byte Range at 75 %, "
+                "time to its bytes",
+                "ms",
+                False,
+                goal="≤ nginx (slice 1m)",
+            ),
+            Row(
                 "S14 off",
                 f"100 KiB text HIT, compression off, Accept-Encoding: br, wrk -t2 -c64 -d{d}s",
                 "req/s",
@@ -269,6 +279,9 @@ class Bench:
             block = os.urandom(1024 * 1024)
             for _ in range(LARGE // len(block)):
                 f.write(block)
+        (root / "paced").mkdir()
+        with open(root / "paced" / "200m.bin", "wb") as f:
+            f.truncate(PACED)  # sparse: its bytes do not matter, only how fast they come
         (root / "10k.bin").write_bytes(os.urandom(TEN))  # every /ten/<N>.bin (see config)
         lines = b"".join(
             b"%06d pullzone compresses text once per coding\n" % i for i in range(3000)
@@ -356,6 +369,8 @@ class Bench:
         t_files = time.monotonic()
         for alias in ("bench", "purge"):
             self.zones[alias] = self.pz.create_zone(alias, self.origin.base)
+        if self.cfg.wants("S12"):
+            self.zones["lfo"] = self.pz.create_zone("lfo", self.origin.base, edge={"lfo": "Y"})
         if self.cfg.wants("S14"):
             self.zones["gz"] = self.pz.create_zone(
                 "gz", self.origin.base, edge={"compression": "Y", "compressionlevel": "6"}
@@ -489,6 +504,34 @@ class Bench:
                 f"  S3 {name:8} origin requests {n}  ({ok}/{res.clients} answered 200, "
                 f"all done in {res.wall_ms:.0f} ms, X-Cache {res.xcache})"
             )
+
+    def s12(self, r: int) -> None:
+        """A seek into a cold large object: pullzone's edge.lfo slices, nginx's slice
+        module; Varnish fetches the object from byte 0 and answers the range when its
+        bytes arrive."""
+        row = self.rows["S12"]
+        row.reference.add("varnish")
+        at = PACED * 3 // 4
+        for name in self.order(r):
+            svc = self.services[name]
+            path = f"/s12/{name}-r{r}/paced/200m.bin"
+            host = LFO_HOST if name == "pullzone" else HOST
+            t0 = time.perf_counter()
+            with httpx.stream(
+                "GET",
+                svc.base + path,
+                headers={"Host": host, "Range": f"bytes={at}-{at + 99}"},
+                timeout=120,
+            ) as response:
+                body = response.read()
+            ms = (time.perf_counter() - t0) * 1000
+            if response.status_code != 206 or len(body) != 100:
+                raise RuntimeError(f"S12 {name}: {response.status_code}, {len(body)} bytes")
+            row.add(name, ms)
+            time.sleep(0.3)  # the origin logs a request when it has sent it
+            asked = self.origin.count(f"/s12/{name}-r{r}/")
+            row.extra.setdefault(name, []).append({"ms": round(ms, 1), "origin_requests": asked})
+            log(f"  S12 {name:8} {ms:8.1f} ms to the range's bytes (origin requests {asked})")
 
     def s4_small(self, r: int) -> None:
         row = self.rows["S4 1k"]
@@ -963,6 +1006,7 @@ class Bench:
             ("S11", self.s11),
             ("S2TLS", self.s2tls),
             ("S3", self.s3),
+            ("S12", self.s12),
             ("S8", self.s8),
             ("S4", self.s4_small),
             ("S5", self.s5),
@@ -1028,6 +1072,9 @@ class Bench:
             rows["S14"].met = on >= 0.9 * off and once
             made = getattr(self, "s14_compressions", "?")
             rows["S14"].goal_detail = f"{on / off:.2f}×, {made} compression(s)"
+        if (rn := rows["S12"].ratio("nginx")) is not None:
+            rows["S12"].met = rn <= 1.0
+            rows["S12"].goal_detail = f"{rn:.2f}× nginx's time"
         for rid, goal in (("S9", 0.9), ("S10", 0.5), ("S11", 0.8), ("S2tls", 0.7)):
             if (rn := rows[rid].ratio("nginx")) is not None:
                 rows[rid].met = rn >= goal

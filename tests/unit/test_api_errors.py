@@ -164,7 +164,6 @@ async def test_unknown_fields_are_400_naming_them(api: ApiHarness, zone: dict[st
     ("block", "value"),
     [
         ("shield", {"enabled": "Y", "network": "1"}),
-        ("edge", {"compression": "N", "cors": "Y", "lfo": "Y"}),
     ],
 )
 async def test_a_block_switched_on_that_the_edge_does_not_apply_is_400_naming_it(

@@ -103,9 +103,10 @@ def answer(
     path: str = "/a.css",
     policy: CachePolicy | None = None,
     limits: Limits = LIMITS,
+    sliced: bool = False,
 ) -> OriginDecision:
     return on_origin_response(
-        req or request(), path, policy or CachePolicy(), entry, asked, response, limits
+        req or request(), path, policy or CachePolicy(), entry, asked, response, limits, sliced
     )
 
 
@@ -318,8 +319,13 @@ class TestStoring:
     ) -> None:  # RFC 9111 §3
         assert answer(head(200, *fields)) == Pass(reason)
 
+    def test_a_part_is_stored_only_as_a_slice_asked_for(self) -> None:
+        part = head(206, MAX_AGE_60, ("Content-Range", "bytes 0-9/100"))
+        assert answer(part) == Pass(NotStored.STATUS)
+        assert isinstance(answer(part, sliced=True), Store)
+
     def test_an_unknown_status_is_not_stored(self) -> None:
-        assert answer(head(206, MAX_AGE_60)) == Pass(NotStored.STATUS)
+        assert answer(head(201, MAX_AGE_60)) == Pass(NotStored.STATUS)
 
     def test_an_authorized_request_needs_public(self) -> None:  # RFC 9111 §3.5
         authorized = request(authorization="Basic eDp5")

@@ -78,6 +78,7 @@ def test_a_file_written_before_the_record_reads_the_same() -> None:
         "refused": {},
         "compressions": {},
         "refreshes": {},
+        "slices": {},
     }
 
 

@@ -170,6 +170,15 @@ class EdgeCollector(Collector):
             "result",
             totals.refreshes,
         )
+        yield _by_label(
+            "pullzone_slices",
+            "Slices of large objects (a zone's edge.lfo), by event: stored (a slice "
+            "fetched by range and stored), served (a stored slice sent to a client), "
+            "mismatched (a slice of another version of the object than its siblings: all "
+            "of them dropped, the object fetched anew).",
+            "event",
+            totals.slices,
+        )
         node_seq = self.stats.node_seq()
         if node_seq is not None:
             lag = GaugeMetricFamily(

@@ -67,6 +67,7 @@ class Totals:
     refused: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     compressions: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # by coding
     refreshes: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # by result
+    slices: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # by event
     evicted: int = 0  # by fills in the workers (the janitor's: NodeStats.evictions)
     # Responses by (protocol, scheme): ("http/1.1", "http"), ("h2", "https"), …
     protocols: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
@@ -121,6 +122,8 @@ class NodeStats:
                 totals.compressions[coding] += n
             for result, n in snap.refreshes.items():
                 totals.refreshes[result] += n
+            for event, n in snap.slices.items():
+                totals.slices[event] += n
             totals.evicted += snap.evicted
         for what, n in self._janitor().write_failures.items():
             totals.write_failures[what] += n

@@ -69,7 +69,6 @@ UNSUPPORTED_BLOCKS: dict[str, tuple[str, ...]] = {
 # what a user is told when switching it on.
 NOT_APPLIED: dict[str, str] = {
     "shield.enabled": "an origin shield is not used by this version",
-    "edge.lfo": "large objects are not cached in slices by this version",
     "edge.webp": "pullzone has no image conversion",
     "edge.pseudostreaming": "pullzone has no pseudo-streaming (?start=)",
     "edge.wp": "pullzone has no WordPress mode",

@@ -210,7 +210,7 @@ def on_stale(policy: CachePolicy, stored: Entry | None) -> Revalidate | Fetch:
         return FETCH_MISS
     if (
         policy.revalidate
-        and stored.status == 200
+        and stored.status in (200, 206)  # a slice revalidates as its own range
         and (stored.etag is not None or "last-modified" in stored.hmap)
     ):
         return REVALIDATE
@@ -329,9 +329,13 @@ def on_origin_response(
     asked: Revalidate | Fetch,
     response: ResponseHead,
     limits: Limits,
+    sliced: bool = False,
 ) -> OriginDecision:
     """What to do with the origin's `response` (its head) to a fill of `request` for
-    `path`, asked as `asked` while `stored` was what the cache held."""
+    `path`, asked as `asked` while `stored` was what the cache held; `sliced`: the fill
+    asked for one slice of a large object (edge/slicing.py)."""
+    if response.status == 206 and not sliced:
+        return Pass(NotStored.STATUS)  # a part nobody asked for: never stored as the whole
     if response.status >= 500 and stored is not None and policy.usestale:
         # A failing origin with a stored copy at hand: that copy, where it may stand in
         # (proxy_cache_use_stale http_5xx, RFC 5861 stale-if-error).

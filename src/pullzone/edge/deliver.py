@@ -62,7 +62,7 @@ class Deliverer:
         self.signals = signals
         self.https_port = https_port
 
-    def _tail(self, conn: Exchange, request: Request, xcache: XCache, age: float | None) -> bytes:
+    def tail(self, conn: Exchange, request: Request, xcache: XCache, age: float | None) -> bytes:
         """The fields that depend on this exchange, not on the response."""
         conn.xcache = xcache
         return cache_fields(xcache, age) + connection_field(conn.close_after, request.version)
@@ -81,7 +81,7 @@ class Deliverer:
                 f"moved to {url}",
                 head_only=request.method == "HEAD",
                 fields=b"Location: %s\r\n" % location,
-                tail=self._tail(conn, request, XCache.BYPASS, None),
+                tail=self.tail(conn, request, XCache.BYPASS, None),
             )
         )
 
@@ -92,7 +92,7 @@ class Deliverer:
             status_line(200)
             + b"Content-Type: application/octet-stream\r\nCache-Control: no-store\r\n"
             + b"Content-Length: %d\r\n" % len(body)
-            + self._tail(conn, request, XCache.BYPASS, None)
+            + self.tail(conn, request, XCache.BYPASS, None)
             + b"\r\n"
             + (b"" if request.method == "HEAD" else body)
         )
@@ -105,9 +105,7 @@ class Deliverer:
                 head_only=request.method == "HEAD",
                 # OPTIONS answered here (RFC 9110 §9.3.7) and a 405 say what is allowed.
                 fields=ALLOW if status in (200, 405) else b"",
-                tail=self._tail(
-                    conn, request, XCache.BYPASS if status < 500 else XCache.MISS, None
-                ),
+                tail=self.tail(conn, request, XCache.BYPASS if status < 500 else XCache.MISS, None),
             )
         )
 
@@ -116,7 +114,7 @@ class Deliverer:
         conn.write(
             status_line(204)
             + encode_headers(preflight_fields(request.hmap))
-            + self._tail(conn, request, XCache.BYPASS, None)
+            + self.tail(conn, request, XCache.BYPASS, None)
             + b"\r\n"
         )
 
@@ -223,6 +221,17 @@ class Deliverer:
         finally:
             os.close(fd)
 
+    async def part(self, conn: Exchange, source: Entry | FillReader, first: int, last: int) -> None:
+        """Body bytes [first, last] of a stored response or of a fill in progress (a slice
+        of a large object: edge/slicer.py); the caller wrote the head."""
+        if isinstance(source, FillReader):
+            await self._stream_fill(conn, source, first, last + 1)
+        elif source.body is not None:
+            conn.write(source.body[first : last + 1])
+            await conn.drain()
+        else:
+            await self._file(conn, source, [(first, last)], None)
+
     # -- from a fill in progress ------------------------------------------------------
 
     async def fill(
@@ -243,7 +252,7 @@ class Deliverer:
             ranges = _fill_ranges(request, head, hmap)
             length = head.length
             if ranges is not None and length is not None:
-                tail = self._tail(conn, request, xcache, _fill_age(head))
+                tail = self.tail(conn, request, xcache, fill_age(head))
                 if ranges == "unsatisfiable":
                     conn.write(unsatisfiable_head(length, tail))
                 else:
@@ -252,7 +261,7 @@ class Deliverer:
             framing = body_framing(request.method, head.status, length, request.version)
             if framing.close:
                 conn.close_after = True
-            tail = self._tail(conn, request, xcache, _fill_age(head))
+            tail = self.tail(conn, request, xcache, fill_age(head))
             conn.write(response_head(head.status, head.reason, fields, framing, tail))
             if not framing.body:
                 return None
@@ -358,7 +367,7 @@ class Deliverer:
             )
             if framing.close:
                 conn.close_after = True
-            tail = self._tail(conn, request, xcache, None)
+            tail = self.tail(conn, request, xcache, None)
             conn.write(response_head(response.status, response.reason, fields, framing, tail))
             if framing.body:
                 await self.relay(conn, response, framing.chunked)
@@ -405,7 +414,7 @@ def _fill_ranges(
     return parse_range(request.hmap["range"], length)
 
 
-def _fill_age(head: ResponseHead) -> float:
+def fill_age(head: ResponseHead) -> float:
     """RFC 9111 §4.2.3 for a response still arriving: the origin's Age, corrected."""
     return current_age(
         header_map(head.headers),

@@ -79,6 +79,7 @@ from pullzone.edge.outcomes import (
     Withdrawn,
 )
 from pullzone.edge.progress import FillSignals
+from pullzone.edge.slicing import Slice, received
 from pullzone.edge.state import ZoneView
 from pullzone.edge.stats import WorkerStats
 from pullzone.spec.headers import header_map
@@ -105,6 +106,7 @@ class FillRequest:
     peer: str
     stored: Entry | None  # what the cache holds for the request (looked up again when led)
     asked: Revalidate | Fetch  # how the origin is asked (decided again when led)
+    slice: Slice | None = None  # one slice of a large object, by range (edge/slicing.py)
 
 
 class Filler:
@@ -257,6 +259,8 @@ class Filler:
         stored = fill.stored
         if isinstance(fill.asked, Revalidate) and stored is not None:
             headers += validators(stored)
+        if fill.slice is not None:
+            headers.append(fill.slice.range_field())
         request_time = time.time()
         try:
             response = await self.origin.request(zone, "GET", fill.target, headers)
@@ -277,8 +281,23 @@ class Filler:
             response_time=time.time(),
             length=response.content_length,
         )
+        if fill.slice is not None:
+            part = received(fill.slice, head)
+            if part is None:  # not a slice to store: the client asks on its own
+                response.release()
+                self.stats.not_stored(NotStored.UNSLICEABLE)
+                self._end(writer, fill, PASS)
+                return Passed(None, NotStored.UNSLICEABLE)
+            head = part
         decision = on_origin_response(
-            fill.request, fill.path, zone.cache, stored, fill.asked, head, self.limits
+            fill.request,
+            fill.path,
+            zone.cache,
+            stored,
+            fill.asked,
+            head,
+            self.limits,
+            sliced=fill.slice is not None,
         )
         if isinstance(decision, Store):
             head = stored_head(zone.edge.compression, decision.head)
@@ -427,6 +446,8 @@ class Filler:
                     self.index.release(fill_id)
             else:
                 self.bodies.remove(r.id for r in replaced)
+                if head.status == 206:
+                    self.stats.sliced("stored")
             state = COMPLETE
         except (TimeoutError, aiohttp.ClientError, OSError, sqlite3.Error) as exc:
             # A body the origin cut off is never cached (README, How the edge caches); followers

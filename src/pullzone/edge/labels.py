@@ -32,4 +32,5 @@ class NotStored(StrEnum):
     WITHDRAWN = "withdrawn"  # a 304 made the stored response unstorable (RFC 9111 §4.3.4)
     TOO_BIG = "too_big"  # over --max-object-size (edge/bounds.py)
     NO_ROOM = "no_room"  # the cache's budget or disk could not hold it
+    UNSLICEABLE = "unsliceable"  # an answer to a slice's range that is no slice (slicing.py)
     ABANDONED = "abandoned"  # nobody read the fill any more, and finishing was not worth it

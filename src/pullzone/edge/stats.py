@@ -80,6 +80,8 @@ class Snapshot:
     compressions: Mapping[str, int] = dataclasses.field(default_factory=dict)
     # Background refreshes (edge/fills.py), by result.
     refreshes: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    # Slices of large objects (edge/slicer.py), by event.
+    slices: Mapping[str, int] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -101,6 +103,7 @@ class Snapshot:
                 "refused": dict(self.refused),
                 "compressions": dict(self.compressions),
                 "refreshes": dict(self.refreshes),
+                "slices": dict(self.slices),
             },
             separators=(",", ":"),
         )
@@ -127,6 +130,7 @@ class Snapshot:
             refused=_counts(data.get("refused", {})),
             compressions=_counts(data.get("compressions", {})),
             refreshes=_counts(data.get("refreshes", {})),
+            slices=_counts(data.get("slices", {})),
         )
 
 
@@ -179,6 +183,7 @@ class WorkerStats:
         self.refused: dict[str, int] = {}  # requests a zone rule refused, by rule (edge/rules.py)
         self.compressions: dict[str, int] = {}  # variants made, by coding (edge/compress.py)
         self.refreshes: dict[str, int] = {}  # background refreshes, by result (edge/fills.py)
+        self.slices: dict[str, int] = {}  # slices of large objects, by event (edge/slicer.py)
 
     def fault(self, kind: str) -> None:
         self.faults[kind] = self.faults.get(kind, 0) + 1
@@ -192,6 +197,9 @@ class WorkerStats:
 
     def refreshed(self, result: str) -> None:
         self.refreshes[result] = self.refreshes.get(result, 0) + 1
+
+    def sliced(self, event: str) -> None:
+        self.slices[event] = self.slices.get(event, 0) + 1
 
     def count(self, zone_id: int, status: str, sent: int) -> None:
         counts = self.requests.get((zone_id, status))
@@ -240,6 +248,7 @@ class WorkerStats:
             refused=dict(self.refused),
             compressions=dict(self.compressions),
             refreshes=dict(self.refreshes),
+            slices=dict(self.slices),
         )
 
     def write(self, applied: int) -> None:

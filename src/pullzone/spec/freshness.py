@@ -19,9 +19,9 @@ HEURISTICALLY_CACHEABLE: frozenset[int] = frozenset(
     {200, 203, 204, 206, 300, 301, 308, 404, 405, 410, 414, 501}
 )
 # Statuses this cache stores at all (RFC 9111 §3: "the cache understands the response
-# status code"). No 206: the edge always fetches and stores whole objects.
+# status code"). A 206 only as a slice the edge asked for (edge/slicing.py, RFC 9111 §3.3).
 UNDERSTOOD_STATUSES: frozenset[int] = frozenset(
-    {200, 203, 204, 300, 301, 302, 307, 308, 404, 405, 410, 414, 501}
+    {200, 203, 204, 206, 300, 301, 302, 307, 308, 404, 405, 410, 414, 501}
 )
 # Server errors stored only when the origin gives them a lifetime of their own (RFC 9111
 # §3 allows it; an origin shedding load with `503, max-age=5` asks for exactly that).

@@ -145,3 +145,22 @@ def multipart_length(
     """Content-Length of the multipart/byteranges body built from multipart_parts."""
     body = sum(last - first + 1 for first, last in ranges)
     return body + sum(len(head) for head in part_heads) + len(closing)
+
+
+def parse_content_range(value: str | None) -> tuple[int, int, int] | None:
+    """(first, last, complete length) of a satisfied Content-Range (RFC 9110 §14.4), or
+    None for anything else: no field, another unit, an unknown length (`*`), or
+    positions that do not describe bytes of that length."""
+    if value is None:
+        return None
+    unit, _, rest = value.strip(_OWS).partition(" ")
+    span, slash, length_text = rest.strip(_OWS).partition("/")
+    first_text, dash, last_text = span.partition("-")
+    if unit.lower() != "bytes" or not slash or not dash:
+        return None
+    first, last, length = _position(first_text), _position(last_text), _position(length_text)
+    if first is None or last is None or length is None or length >= _HUGE:
+        return None
+    if not first <= last < length:
+        return None
+    return first, last, length
