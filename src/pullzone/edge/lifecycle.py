@@ -296,6 +296,7 @@ class Edge:
         job = FillRequest(
             view, key, key_hash(key), path, query, target, request, conn.client, stored, asked
         )
+        job.interim = conn.interim  # if it leads the fill; never stored (fills.py)
         outcome = await self.filler.obtain(job)
         policy = view.zone.cache
         if isinstance(outcome, Fetched):
@@ -372,7 +373,7 @@ class Edge:
         )
         try:
             response = await self.origin.request(
-                zone, method or request.method, target, headers, request.body
+                zone, method or request.method, target, headers, request.body, interim=conn.interim
             )
         except OriginError as exc:
             return self.deliver.error(conn, request, exc.status, "origin failed")
