@@ -106,7 +106,8 @@ class InterimResponse(aiohttp.ClientResponse):
             status = getattr(message, "code", 0)
             if isinstance(status, int) and relayed_interim(status):
                 raw = getattr(message, "raw_headers", ())
-                report(status, [(n.decode("latin-1"), v.decode("latin-1")) for n, v in raw])
+                if all(isinstance(n, bytes) and isinstance(v, bytes) for n, v in raw):
+                    report(status, [(n.decode("latin-1"), v.decode("latin-1")) for n, v in raw])
             return got
 
         try:

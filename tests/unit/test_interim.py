@@ -1,14 +1,18 @@
-"""The origin client's interim responses (edge/origin.py): aiohttp drops them; the edge's
-response class tells the caller of each before the final response arrives."""
+"""Interim (1xx) responses: the origin client's (edge/origin.py; aiohttp drops them, the
+edge's response class tells the caller of each before the final response arrives), and
+how the HTTP/1.1 connection writes them (edge/http.py, writer.py)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
+from pullzone.edge.http import Connection, Exchange, Request
 from pullzone.edge.origin import Origin, relayed_interim
+from pullzone.edge.writer import interim_head
 from pullzone.zones.model import Zone
 
 INTERIM = (
@@ -52,8 +56,7 @@ async def test_interim_responses_are_reported_in_order_then_the_final_one(
             (102, []),
             (103, [("Link", "</a.css>; rel=preload"), ("Link", "</b.js>; rel=preload")]),
         ]
-        # The same pooled connection, nobody to tell: plain aiohttp, and its reads are the
-        # protocol's own again.
+        # Again on the pooled connection, with nobody to tell: a plain exchange.
         again = await origin.request(zone, "GET", "/", [])
         assert again.status == 200 and await again.read() == b"hello"
         assert len(seen) == 2
@@ -64,3 +67,56 @@ async def test_interim_responses_are_reported_in_order_then_the_final_one(
 def test_only_what_is_relayed() -> None:
     assert [s for s in range(100, 200) if relayed_interim(s)] == list(range(102, 200))
     assert not relayed_interim(200) and not relayed_interim(101) and not relayed_interim(100)
+
+
+def test_an_interim_head_drops_what_is_about_the_origin_connection() -> None:
+    fields = [
+        ("Link", "</a.css>; rel=preload"),
+        ("Connection", "X-Hop"),
+        ("X-Hop", "1"),
+        ("Keep-Alive", "timeout=5"),
+        ("Content-Length", "0"),
+    ]
+    assert interim_head(103, fields) == (
+        b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
+    )
+
+
+class Transport:
+    def __init__(self) -> None:
+        self.written = b""
+
+    def get_extra_info(self, name: str) -> Any:
+        return ("127.0.0.1", 1) if name == "peername" else None
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("version", "expected"),
+    [
+        (
+            "1.1",
+            b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
+        ),
+        ("1.0", b"HTTP/1.1 204 No Content\r\n\r\n"),  # RFC 9110 §15.2: none to HTTP/1.0
+    ],
+)
+async def test_a_connection_writes_interim_responses_only_before_the_final_head(
+    version: str, expected: bytes
+) -> None:
+    def handler(request: Request, conn: Exchange) -> None:
+        conn.interim(103, [("Link", "</a.css>")])
+        conn.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+        conn.interim(103, [("Link", "</late.css>")])  # too late: never written
+
+    transport = Transport()
+    conn = Connection(handler)
+    conn.connection_made(transport)  # type: ignore[arg-type]
+    conn.data_received(f"GET / HTTP/{version}\r\nHost: a\r\n\r\n".encode())
+    conn.connection_lost(None)
+    assert transport.written == expected
