@@ -25,6 +25,10 @@ class Reply:
     chunked: bool = False
     delay: float = 0.0  # before the head
     cut_after: int | None = None  # close the connection after this many body bytes
+    # Interim (1xx) responses written before the final one, as (status, fields); then the
+    # final one waits for `hold` (if given) to be set.
+    interim: list[tuple[int, list[tuple[str, str]]]] = field(default_factory=list)
+    hold: threading.Event | None = None
 
 
 Script = Callable[["Seen"], Reply]
@@ -68,6 +72,11 @@ class Origin:
                 reply = script(seen) if script else Reply(404, body=b"no route\n")
                 if reply.delay:
                     time.sleep(reply.delay)
+                for status, fields in reply.interim:
+                    lines = [f"HTTP/1.1 {status} Interim", *(f"{n}: {v}" for n, v in fields)]
+                    self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+                if reply.hold is not None:
+                    reply.hold.wait(30)
                 self.send_response(reply.status)
                 for name, value in reply.headers:
                     self.send_header(name, value)

@@ -7,6 +7,7 @@ import asyncio
 import json
 import re
 import signal
+import socket
 import ssl
 import subprocess
 import time
@@ -410,3 +411,33 @@ def tls_session(port: int, name: str, cafile: Path) -> dict[str, str]:
         ):
             out[key.strip()] = value.strip()
     return out
+
+
+def range_ms(
+    port: int, host: str, path: str, first: int, count: int, timeout: float = 120
+) -> tuple[int, float]:
+    """One GET of bytes [first, first + count) on a connection opened beforehand: its
+    status and the milliseconds from sending it to the last of those bytes (no client
+    library in the measure: at a few milliseconds, one would be most of it)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        request = (
+            f"GET {path} HTTP/1.1\r\nHost: {host}\r\nRange: bytes={first}-{first + count - 1}\r\n"
+            "Connection: close\r\nUser-Agent: pullzone-bench\r\n\r\n"
+        ).encode()
+        t0 = time.perf_counter()
+        sock.sendall(request)
+        data = b""
+        while True:
+            head, sep, body = data.partition(b"\r\n\r\n")
+            if sep and len(body) >= count:
+                break
+            more = sock.recv(65536)
+            if not more:
+                break
+            data += more
+        ms = (time.perf_counter() - t0) * 1000
+    try:
+        status = int(head.split(b" ", 2)[1])
+    except (IndexError, ValueError):
+        status = 0
+    return (status if len(body) >= count else 0), ms

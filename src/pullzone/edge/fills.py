@@ -68,7 +68,7 @@ from pullzone.edge.entry import Entry
 from pullzone.edge.http import Request
 from pullzone.edge.labels import NotStored
 from pullzone.edge.lookup import Lookup
-from pullzone.edge.origin import Origin, OriginError, forward_headers
+from pullzone.edge.origin import Interim, Origin, OriginError, forward_headers
 from pullzone.edge.outcomes import (
     Cached,
     Fetched,
@@ -107,6 +107,10 @@ class FillRequest:
     stored: Entry | None  # what the cache holds for the request (looked up again when led)
     asked: Revalidate | Fetch  # how the origin is asked (decided again when led)
     slice: Slice | None = None  # one slice of a large object, by range (edge/slicing.py)
+    # The asking client's, told of the origin's interim responses (103 Early Hints) if this
+    # request leads the fill; None for a background refresh. They are never stored: they
+    # are about this one exchange (RFC 9110 §15.2, RFC 8297), not the representation.
+    interim: Interim | None = None
 
 
 class Filler:
@@ -263,7 +267,9 @@ class Filler:
             headers.append(fill.slice.range_field())
         request_time = time.time()
         try:
-            response = await self.origin.request(zone, "GET", fill.target, headers)
+            response = await self.origin.request(
+                zone, "GET", fill.target, headers, interim=fill.interim
+            )
         except OriginError as exc:
             self._end(writer, fill, FAILED, exc.status)
             return on_origin_failure(stored, zone.cache, exc.status, time.time())

@@ -30,7 +30,7 @@ import h2.exceptions
 import h2.settings
 
 from pullzone.edge import http
-from pullzone.edge.writer import REASONS, plain
+from pullzone.edge.writer import REASONS, interim_fields, plain
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +100,18 @@ class Stream:
         if data:
             self._buffer += data
             self._conn.flush(self)
+
+    def interim(self, status: int, headers: list[tuple[str, str]]) -> None:
+        # RFC 9113 §8.1: a HEADERS frame of its own, without END_STREAM, before the final one.
+        if self.closed or self._ended or self._headers_sent or self._head:
+            return
+        fields = [(b":status", b"%d" % status)]
+        for name, value in interim_fields(headers):
+            lname = name.lower().encode("latin-1")
+            if lname not in _CONNECTION_FIELDS:
+                fields.append((lname, value.encode("latin-1")))
+        self._conn.send_headers(self, fields)
+        self._conn.flush(self)  # sends it: nothing else is written until the final head
 
     async def drain(self) -> None:
         while True:

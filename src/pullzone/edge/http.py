@@ -20,7 +20,7 @@ from urllib.parse import unquote
 
 import httptools
 
-from pullzone.edge.writer import REASONS, connection_field, plain
+from pullzone.edge.writer import REASONS, connection_field, interim_head, plain
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +100,10 @@ class Exchange(Protocol):
     def elapsed(self) -> float: ...
 
     def write(self, data: bytes) -> None: ...
+
+    def interim(self, status: int, headers: list[tuple[str, str]]) -> None:
+        """An interim (1xx) response from the origin, before the final one: written
+        unless the final head has begun or the client cannot take one."""
 
     async def drain(self) -> None: ...
 
@@ -616,6 +620,15 @@ class Connection(asyncio.Protocol):
                 self._head = data  # the status is read from it when asked for
             self.sent += len(data)
             self.transport.write(data)
+
+    def interim(self, status: int, headers: list[tuple[str, str]]) -> None:
+        # Not counted in `sent`: that is the final response's, whose head `status` reads.
+        request = self._request
+        if self.sent or self._closed or self.transport is None or request is None:
+            return
+        if request.version == "1.0":  # RFC 9110 §15.2: no 1xx to an HTTP/1.0 client
+            return
+        self.transport.write(interim_head(status, headers))
 
     async def drain(self) -> None:
         """Wait until the client has taken what was written (backpressure)."""

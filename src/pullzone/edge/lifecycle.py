@@ -307,6 +307,7 @@ class Edge:
         job = FillRequest(
             view, key, key_hash(key), path, query, target, request, conn.client, stored, asked
         )
+        job.interim = conn.interim  # if it leads the fill; never stored (fills.py)
         await self.delivered(view, key, target, request, conn, job, await self.filler.obtain(job))
 
     async def sliced(
@@ -410,7 +411,7 @@ class Edge:
         )
         try:
             response = await self.origin.request(
-                zone, method or request.method, target, headers, request.body
+                zone, method or request.method, target, headers, request.body, interim=conn.interim
             )
         except OriginError as exc:
             return self.deliver.error(conn, request, exc.status, "origin failed")

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -65,6 +69,56 @@ _SET_BY_EDGE = frozenset(
 _NOT_FOR_FILLS = frozenset(
     {"range", "if-range", "if-match", "if-none-match", "if-modified-since", "if-unmodified-since"}
 )
+
+
+# Told of each interim (1xx) response the origin sends before its final one: the status
+# and the header fields as received.
+Interim = Callable[[int, list[tuple[str, str]]], None]
+# Whom `Origin._send` tells, for the length of one request's send.
+_interim: ContextVar[Interim | None] = ContextVar("pullzone_origin_interim", default=None)
+
+
+def relayed_interim(status: int) -> bool:
+    """An interim response the edge relays (RFC 9110 §15.2). Not a 100 Continue: that
+    answers the edge's own request (it never sends Expect; the client's was answered by
+    http.py), nor a 101, which the edge never asks for (see `unusable_status`)."""
+    return 100 < status < 200 and status != 101
+
+
+class InterimResponse(aiohttp.ClientResponse):
+    """aiohttp's response, telling the caller of `Origin._send` of each interim response.
+
+    `ClientResponse.start` reads messages until one is final and drops the 1xx ones
+    (aiohttp's client_reqrep.py): the protocol's `read` is watched for the length of
+    `start`. Where aiohttp's internals are not as expected, it is plain `start`.
+    """
+
+    async def start(self, connection: Any) -> aiohttp.ClientResponse:
+        report = _interim.get()
+        protocol: Any = getattr(connection, "protocol", None)
+        read = getattr(protocol, "read", None)
+        if report is None or read is None:
+            return await super().start(connection)
+
+        async def watched() -> Any:
+            got = await read()
+            message = got[0] if isinstance(got, tuple) and got else None
+            status = getattr(message, "code", 0)
+            if isinstance(status, int) and relayed_interim(status):
+                raw = getattr(message, "raw_headers", ())
+                if all(isinstance(n, bytes) and isinstance(v, bytes) for n, v in raw):
+                    report(status, [(n.decode("latin-1"), v.decode("latin-1")) for n, v in raw])
+            return got
+
+        try:
+            protocol.read = watched
+        except AttributeError:  # no instance attribute can shadow it
+            return await super().start(connection)
+        try:
+            return await super().start(connection)
+        finally:
+            with contextlib.suppress(AttributeError):
+                del protocol.read  # the class's own again
 
 
 class OriginError(Exception):
@@ -202,6 +256,7 @@ class Origin:
                 auto_decompress=False,
                 skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept", "Content-Type"),
                 timeout=self._timeout,
+                response_class=InterimResponse,
             )
         return self._session
 
@@ -212,17 +267,20 @@ class Origin:
         target: str,
         headers: list[tuple[str, str]],
         body: bytes | None = None,
+        *,
+        interim: Interim | None = None,
     ) -> aiohttp.ClientResponse:
-        """Send the request and return once the response head has arrived. A refused or
+        """Send the request and return once the response head has arrived; `interim` is
+        told of the interim responses that come before it. A refused or
         timed-out connection, or a 5xx, is asked again of the zone's backup origin, once
         (counted: the `origin_failover` fault); the backup's answer is the answer. Only an
         idempotent request is asked twice (RFC 9110 §9.2.2): a POST that timed out may have
         reached the first origin, and must not reach a second one."""
         first, *rest = attempts(zone, target)
         if not rest or method not in IDEMPOTENT:
-            return await self._send(zone, method, first, headers, body)
+            return await self._send(zone, method, first, headers, body, interim)
         try:
-            response = await self._send(zone, method, first, headers, body)
+            response = await self._send(zone, method, first, headers, body, interim)
         except OriginError:
             pass
         else:
@@ -231,7 +289,7 @@ class Origin:
             response.release()
         if self.stats is not None:
             self.stats.fault("origin_failover")
-        return await self._send(zone, method, rest[0], headers, body)
+        return await self._send(zone, method, rest[0], headers, body, interim)
 
     async def _send(
         self,
@@ -240,12 +298,14 @@ class Origin:
         attempt: Attempt,
         headers: list[tuple[str, str]],
         body: bytes | None,
+        interim: Interim | None = None,
     ) -> aiohttp.ClientResponse:
         started = time.monotonic()
         failed = True
         if attempt.backup:
             headers = [(n, v) for n, v in headers if n.lower() != "host"]
             headers.append(("Host", attempt.host))
+        reporting = _interim.set(interim)
         try:
             response = await self._client().request(
                 method,
@@ -269,6 +329,7 @@ class Origin:
                 self.stats.fault("out_of_files")  # no descriptor for the origin socket
             raise OriginError(502, f"origin unreachable: {exc}") from exc
         finally:
+            _interim.reset(reporting)
             if self.stats is not None:
                 self.stats.origin_answer(zone.id, failed, time.monotonic() - started)
 

@@ -134,6 +134,10 @@ class Paced:
         if not self._conn.closed:
             self._held += data
 
+    def interim(self, status: int, headers: list[tuple[str, str]]) -> None:
+        if not self._held:  # else the final head is held here, and the interim too late
+            self._conn.interim(status, headers)
+
     async def drain(self) -> None:
         """Let out what is held, at the pace, as the client takes it."""
         pace = self._pace

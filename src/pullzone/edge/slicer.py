@@ -285,6 +285,7 @@ class Slicer:
             stored,
             FETCH_MISS if isinstance(asked, Deliver) else asked,
             wanted,
+            conn.interim,  # until the head is written (http.py, h2.py)
         )
         if isinstance(asked, Deliver):
             assert stored is not None  # only what is stored is delivered

@@ -13,7 +13,7 @@ from pullzone.edge.labels import XCache
 from pullzone.edge.switches import NO_EDITS, ResponseEdits
 from pullzone.spec.cache_control import parse_cache_control
 from pullzone.spec.freshness import client_cache_control
-from pullzone.spec.headers import HOP_BY_HOP, HeaderMap, connection_tokens
+from pullzone.spec.headers import HOP_BY_HOP, HeaderMap, connection_tokens, header_map
 from pullzone.spec.ranges import (
     content_range,
     multipart_length,
@@ -23,6 +23,8 @@ from pullzone.spec.ranges import (
 from pullzone.zones.model import CachePolicy
 
 REASONS = {
+    102: "Processing",
+    103: "Early Hints",
     200: "OK",
     203: "Non-Authoritative Information",
     204: "No Content",
@@ -78,6 +80,20 @@ def status_line(status: int, reason: str | None = None) -> bytes:
 
 def encode_headers(headers: list[tuple[str, str]]) -> bytes:
     return "".join(f"{n}: {v}\r\n" for n, v in headers).encode("latin-1", "replace")
+
+
+def interim_fields(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The fields of an interim (1xx) response the origin sent, as the client is sent
+    them (RFC 9110 §15.2): less those about the origin's connection, and no framing (a
+    1xx has no content, RFC 9110 §8.6)."""
+    connection = header_map(headers).get("connection")
+    drop = HOP_BY_HOP | {"content-length"} | connection_tokens(connection)
+    return [(n, v) for n, v in headers if n.lower() not in drop]
+
+
+def interim_head(status: int, headers: list[tuple[str, str]]) -> bytes:
+    """That interim response over HTTP/1.1."""
+    return status_line(status) + encode_headers(interim_fields(headers)) + b"\r\n"
 
 
 def client_headers(
