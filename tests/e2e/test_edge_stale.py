@@ -187,6 +187,141 @@ def test_past_the_stale_while_revalidate_window_the_client_waits_for_the_origin(
     assert origin.count(path) == 2
 
 
+def test_a_background_revalidation_answered_304_keeps_the_body_and_is_counted(
+    node: Server, origin: Origin, path: str
+) -> None:
+    zone = new_zone(node, origin)
+    host = zone["fqdn"]
+    fields = [("Cache-Control", "max-age=1, stale-while-revalidate=60"), ("ETag", '"v1"')]
+    origin.route(
+        path,
+        first_then(
+            Reply(headers=fields, body=b"one"),
+            Reply(304, headers=[("Cache-Control", "max-age=60"), ("ETag", '"v1"')]),
+        ),
+    )
+    before = refreshes(node)
+    assert xcache(node.get(host, path)) == "MISS"
+    answers = poll(lambda: node.get(host, path), lambda r: xcache(r) == "STALE", timeout=5)
+    assert answers[-1].content == b"one"
+    refreshed = poll(lambda: node.get(host, path), lambda r: origin.count(path) == 2, timeout=5)
+    assert {xcache(r) for r in refreshed} <= {"STALE", "HIT"}
+    # The 304 made it fresh again for 60 s: the same body, its age counted anew.
+    hit = poll(lambda: node.get(host, path), lambda r: xcache(r) == "HIT", timeout=5)[-1]
+    assert hit.content == b"one" and int(hit.headers["age"]) < 60
+    assert origin.seen[path][1].headers.get("if-none-match") == '"v1"'
+    assert origin.count(path) == 2
+    counted = until(lambda: grew(before, refreshes(node)), lambda g: g.get("revalidated", 0) >= 1)
+    assert counted.get("revalidated") == 1, counted
+    assert "fetched" not in counted and "failed" not in counted, counted
+
+
+def test_a_failed_background_refresh_keeps_the_stale_copy_and_is_tried_again(
+    node: Server, origin: Origin, path: str
+) -> None:
+    zone = new_zone(node, origin)
+    host = zone["fqdn"]
+    good = Reply(
+        headers=[("Cache-Control", "max-age=1, stale-while-revalidate=60"), ("ETag", '"v1"')],
+        body=b"one",
+    )
+    origin.route(path, first_then(good, Reply(503, body=b"down")))
+    before = refreshes(node)
+    assert xcache(node.get(host, path)) == "MISS"
+    poll(lambda: node.get(host, path), lambda r: xcache(r) == "STALE", timeout=5)
+    # The refresh fails; every answer meanwhile is the stale copy, at once.
+    failed = until(lambda: grew(before, refreshes(node)), lambda g: g.get("failed", 0) >= 1)
+    assert failed.get("failed", 0) >= 1, failed
+    stale = [node.get(host, path) for _ in range(10)]
+    assert [(r.status_code, xcache(r), r.content) for r in stale] == [(200, "STALE", b"one")] * 10
+    # Not one origin request per STALE answer: one refresh a second per worker at most.
+    assert origin.count(path) <= 1 + 2 * 2
+    # The origin is back: a later STALE answer's refresh brings the new version.
+    origin.route(
+        path, Reply(headers=[("Cache-Control", "max-age=60"), ("ETag", '"v2"')], body=b"two")
+    )
+    poll(
+        lambda: node.get(host, path),
+        lambda r: (xcache(r), r.content) == ("HIT", b"two"),
+        timeout=5,
+        every=0.1,
+    )
+
+
+def test_a_request_with_cache_control_waits_for_the_origin_within_the_window(
+    node: Server, origin: Origin, path: str
+) -> None:
+    """A browser's reload (Cache-Control: max-age=0) asked for a validated answer: not a
+    STALE one, even within the stale-while-revalidate window."""
+    zone = new_zone(node, origin)
+    host = zone["fqdn"]
+    # Age: 2 with max-age=1: stale from the start, within its 60 s window.
+    fields = [("Cache-Control", "max-age=1, stale-while-revalidate=60"), ("Age", "2")]
+    origin.route(
+        path,
+        first_then(
+            Reply(headers=[*fields, ("ETag", '"v1"')], body=b"one"),
+            Reply(headers=[("Cache-Control", "max-age=60"), ("ETag", '"v2"')], body=b"two"),
+        ),
+    )
+    assert xcache(node.get(host, path)) == "MISS"
+    reload = node.get(host, path, headers={"Cache-Control": "max-age=0"})
+    assert (xcache(reload), reload.content) == ("EXPIRED", b"two")
+    assert origin.count(path) == 2
+    # The worker that stored the new version no longer serves the old one from memory
+    # (it did, STALE, before fills.py dropped it there on storing).
+    after = node.get(host, path)
+    assert (xcache(after), after.content) == ("HIT", b"two")
+
+
+def test_a_soft_purged_copy_is_not_served_while_revalidating(
+    node: Server, origin: Origin, path: str
+) -> None:
+    zone = new_zone(node, origin)
+    host = zone["fqdn"]
+    fields = [("Cache-Control", "max-age=60, stale-while-revalidate=600"), ("ETag", '"v1"')]
+    origin.route(
+        path,
+        first_then(
+            Reply(headers=fields, body=b"one"),
+            Reply(headers=[("Cache-Control", "max-age=60"), ("ETag", '"v2"')], body=b"two"),
+        ),
+    )
+    assert xcache(node.get(host, path)) == "MISS"
+    assert node.purge(zone["id"], [path]).status_code == 200  # soft
+    after = node.get(host, path)
+    assert (xcache(after), after.content) == ("EXPIRED", b"two")
+    assert origin.count(path) == 2
+
+
+@pytest.mark.parametrize(
+    ("directives", "while_revalidating"),
+    [("s-maxage=1, stale-while-revalidate=60", True), ("s-maxage=1", False)],
+    ids=["explicit", "implied-proxy-revalidate"],
+)
+def test_s_maxage_is_served_stale_only_with_an_explicit_directive(
+    node: Server, origin: Origin, path: str, directives: str, while_revalidating: bool
+) -> None:
+    """What Next.js and Vercel send (s-maxage with stale-while-revalidate) is served
+    stale; s-maxage alone implies proxy-revalidate, so not even a failing origin is
+    answered for."""
+    zone = new_zone(node, origin)
+    host = zone["fqdn"]
+    origin.route(
+        path,
+        first_then(
+            Reply(headers=[("Cache-Control", directives), ("Age", "2")], body=b"one"),
+            Reply(503, body=b"down"),
+        ),
+    )
+    assert xcache(node.get(host, path)) == "MISS"
+    again = node.get(host, path)
+    if while_revalidating:
+        assert (again.status_code, xcache(again), again.content) == (200, "STALE", b"one")
+    else:
+        assert again.status_code == 503 and again.content != b"one"
+
+
 # -- stale-if-error -------------------------------------------------------------------
 
 
