@@ -454,6 +454,10 @@ class Filler:
                 self.bodies.remove(r.id for r in replaced)
                 if head.status == 206:
                     self.stats.sliced("stored")
+                # What this worker holds in memory for the key is the copy just replaced:
+                # stale, and within a stale-while-revalidate window it would be served
+                # again (STALE, the old body) instead of the one stored now.
+                self.lookup.memory.drop(fill.key)
             state = COMPLETE
         except (TimeoutError, aiohttp.ClientError, OSError, sqlite3.Error) as exc:
             # A body the origin cut off is never cached (README, How the edge caches); followers

@@ -209,6 +209,12 @@ class Edge:
                 return self.sliced(view, key, target, request, conn, stored)
             return self.fill(view, key, target, request, conn, stored, decision)
         if isinstance(decision, DeliverRefreshing) and stored is not None:
+            # Another worker may have stored a newer copy than the one in this worker's
+            # memory, or evicted it: what the index holds now decides (one query, and
+            # only for an answer that is not fresh).
+            current = self.lookup.reload(view, key, request.hmap)
+            if current is None or current.obj.id != stored.obj.id:
+                return self.handle(request, conn)  # decided again on what is stored now
             if stored.status == 206:  # each slice is refreshed on its own
                 return self.sliced(view, key, target, request, conn, stored)
             path, query = split_target(target)
