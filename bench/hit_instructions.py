@@ -85,11 +85,12 @@ asyncio.run(main())
 
 class _Origin(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    cache_control = "max-age=86400"  # --cache-control
 
     def do_GET(self) -> None:
         self.send_response(200)
         self.send_header("Content-Length", str(len(BODY)))
-        self.send_header("Cache-Control", "max-age=86400")
+        self.send_header("Cache-Control", self.cache_control)
         self.end_headers()
         self.wfile.write(BODY)
 
@@ -146,7 +147,11 @@ def main() -> int:
     parser.add_argument("--src", type=Path, action="append", required=True)
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--cache-control", default=_Origin.cache_control, help="the origin's, for the object"
+    )
     args = parser.parse_args()
+    _Origin.cache_control = args.cache_control
     for src in args.src:
         print(f"{src}: {per_hit(src.resolve(), args.requests, args.repeats):,.0f} instructions per HIT")
     return 0

@@ -81,6 +81,9 @@ class Settings:
     geoip_db: str | None = None
     trusted_proxies: tuple[str, ...] = ()
     proxy_protocol: bool = False
+    # The secret of requests the node makes to its own edge (edge/internal.py): made by
+    # the supervisor at each start, handed to its workers; "": none accepted.
+    internal_token: str = ""
 
     @property
     def runs_edge(self) -> bool:

@@ -386,6 +386,27 @@ def test_a_purge_through_the_api_node_reaches_every_edge_before_the_answer(
 
 
 @pytest.mark.timeout(90)
+def test_a_prefetch_stores_the_objects_on_every_edge_before_the_answer(
+    cluster: Cluster, origin: Origin, path: str
+) -> None:
+    zone = cluster.zone(origin)
+    base = path.rsplit("/", 1)[0]
+    files = [f"{base}/p{i}.txt" for i in range(5)]
+    for p in files:
+        versioned(origin, p)
+    answer = cluster.api.api.post(
+        f"/zones/http/pull/{zone['id']}/prefetch", json={"files": files}
+    ).json()
+    assert (answer["result"], answer["files"], answer.get("pending")) == ("success", 5, None)
+    for p in files:
+        assert origin.count(p) == len(cluster.edges)  # one per edge, before any visitor
+    for edge in cluster.edges.values():
+        for p in files:
+            assert cache(edge, zone, p) == "HIT", (edge.edge_url, p)
+    assert all(origin.count(p) == len(cluster.edges) for p in files)
+
+
+@pytest.mark.timeout(90)
 def test_cluster_status_lists_every_node_with_its_role_and_progress(
     cluster: Cluster, origin: Origin, path: str
 ) -> None:

@@ -37,6 +37,9 @@ CERT_DELETE = "cert.delete"  # payload: {"id": …}; the event's zone_id is 0
 # (certs/acme.py): every edge of every node must answer it, so it travels like a zone.
 ACME_CHALLENGE_PUT = "acme.challenge.put"  # payload: {"token", "key_authorization"}; zone_id 0
 ACME_CHALLENGE_DELETE = "acme.challenge.delete"  # payload: {"token"}; zone_id 0
+# Objects every edge fetches and stores (server/prefetcher.py); nothing changes in
+# control.db, and an edge confirms it once it has them.
+PREFETCH = "prefetch"  # payload: {"host", "files"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +138,29 @@ class PurgeRequest:
 
     def to_payload(self) -> dict[str, Any]:
         return {**self.plan.to_payload(), "key_id": self.key_id}
+
+
+@dataclass(frozen=True, slots=True)
+class Prefetch:
+    """Objects of a zone to fetch and store on every edge: `files` are origin-form
+    targets (path and query), asked of the edge under the zone's `host`."""
+
+    KIND: ClassVar[str] = PREFETCH
+
+    host: str
+    files: tuple[str, ...]
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> Prefetch:
+        files = payload["files"]
+        if not isinstance(payload["host"], str) or not isinstance(files, list):
+            raise TypeError("a prefetch needs a host and a list of files")
+        if not all(isinstance(f, str) and f.startswith("/") for f in files):
+            raise ValueError("a prefetch's files are origin-form targets")
+        return cls(payload["host"], tuple(files))
+
+    def to_payload(self) -> dict[str, Any]:
+        return {"host": self.host, "files": list(self.files)}
 
 
 # --- API keys ------------------------------------------------------------------------
@@ -332,6 +358,7 @@ Proposal = (
     | PutZone
     | DeleteZone
     | PurgeRequest
+    | Prefetch
     | CreateKey
     | RevokeKey
     | UpdateKey

@@ -19,6 +19,7 @@ from pullzone.bus.events import (
     ACME_CHALLENGE_PUT,
     CERT_DELETE,
     CERT_PUT,
+    PREFETCH,
     PURGE,
     ZONE_DELETE,
     ZONE_PUT,
@@ -31,7 +32,7 @@ from pullzone.zones.plan import PurgeFile, PurgePlan
 
 # Events that change nothing the cache holds.
 NOTHING_STORED_CHANGES = frozenset(
-    {ZONE_PUT, CERT_PUT, CERT_DELETE, ACME_CHALLENGE_PUT, ACME_CHALLENGE_DELETE}
+    {ZONE_PUT, CERT_PUT, CERT_DELETE, ACME_CHALLENGE_PUT, ACME_CHALLENGE_DELETE, PREFETCH}
 )
 
 _PREFIX_END = "\U0010ffff"

@@ -23,7 +23,7 @@ from pullzone.control import errors, openapi, replica
 from pullzone.control.deps import Control
 from pullzone.control.log import EventLog
 from pullzone.control.metrics import ApiMetrics
-from pullzone.control.routes import account_keys, dashboard, purge, ssl, zones
+from pullzone.control.routes import account_keys, dashboard, prefetch, purge, ssl, zones
 from pullzone.control.routes import keys as key_routes
 from pullzone.control.routes import stats as stats_routes
 from pullzone.control.stats import NodeStats
@@ -64,6 +64,7 @@ def create_app(settings: Settings, log: EventLog) -> FastAPI:
     app.include_router(zones.router, prefix="/v2")
     app.include_router(zones.every_zone, prefix="/v2")
     app.include_router(purge.router, prefix="/v2")
+    app.include_router(prefetch.router, prefix="/v2")
     app.include_router(key_routes.router, prefix="/v2")
     app.include_router(ssl.router, prefix="/v2")
     app.include_router(account_keys.router, prefix="/v2")

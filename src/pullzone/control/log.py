@@ -34,9 +34,12 @@ class Committed:
 
 
 class EventLog(Protocol):
-    async def commit(self, zone_id: int, change: Proposal) -> Committed:
+    async def commit(
+        self, zone_id: int, change: Proposal, confirm_within: float | None = None
+    ) -> Committed:
         """Store and apply one event; raises Refused when it is refused or cannot be
-        stored (then nothing changed)."""
+        stored (then nothing changed). In a cluster, the edges have `confirm_within`
+        seconds (default: --purge-wait) to confirm it before they are `pending`."""
         ...
 
 
@@ -56,7 +59,9 @@ class LocalLog:
         self.replica = Replica(connect(settings.control_db, private=True), settings.edge_domain)
         self.on_event = on_event
 
-    async def commit(self, zone_id: int, change: Proposal) -> Committed:
+    async def commit(
+        self, zone_id: int, change: Proposal, confirm_within: float | None = None
+    ) -> Committed:
         payload = change.to_payload()
         check_storable(payload)
         # One event loop writes this log, so nothing comes between reading the position

@@ -24,6 +24,7 @@ from pullzone.bus.events import (
     KEY_CREATE,
     KEY_REVOKE,
     KEY_UPDATE,
+    PREFETCH,
     PURGE,
     ZONE_CREATE,
     ZONE_DELETE,
@@ -33,6 +34,7 @@ from pullzone.bus.events import (
     DeleteAcmeChallenge,
     DeleteCertificate,
     Event,
+    Prefetch,
     PurgeRequest,
     PutAcmeChallenge,
     PutCertificate,
@@ -98,6 +100,11 @@ class Replica:
             purge = PurgeRequest.from_payload(event.payload)
             history.record(self.conn, event.seq, event.zone_id, event.at, purge.key_id, purge.plan)
             return Event.of(event.seq, event.zone_id, purge.plan, event.at)
+        if event.kind == PREFETCH:
+            if self.zones.get(event.zone_id) is None:
+                raise Refused(Reason.NOT_FOUND, f"zone {event.zone_id} not found")
+            prefetch = Prefetch.from_payload(event.payload)
+            return Event.of(event.seq, event.zone_id, prefetch, event.at)
         if event.kind == KEY_CREATE:
             keys.store_key(self.conn, CreateKey.from_payload(event.payload).key)
             return None

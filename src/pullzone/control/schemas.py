@@ -738,6 +738,17 @@ class PurgeAnswer(BaseModel):
     )
 
 
+class PrefetchAnswer(BaseModel):
+    result: Literal["success"]
+    message: str = Field(examples=["Zone Prefetched"])
+    id: int = Field(description="The prefetch's sequence number in the event log.")
+    files: int = Field(description="Objects asked for (each file once).")
+    pending: list[str] | None = Field(
+        default=None,
+        description="Cluster edges that had not confirmed they stored the objects within the wait.",
+    )
+
+
 class PurgeRecord(BaseModel):
     id: int
     created_at: str

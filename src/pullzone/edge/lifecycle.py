@@ -43,6 +43,7 @@ from pullzone.edge.deliver import Deliverer
 from pullzone.edge.entry import Entry
 from pullzone.edge.fills import Filler, FillRequest
 from pullzone.edge.http import PLAIN_LABEL, Exchange, Request
+from pullzone.edge.internal import is_internal
 from pullzone.edge.labels import NotStored, XCache
 from pullzone.edge.lookup import Lookup
 from pullzone.edge.origin import Origin, OriginError, forward_headers
@@ -108,8 +109,11 @@ class Edge:
         access_log: AccessLog | None = None,
         https_port: int = 443,
         trusted_proxies: tuple[Network, ...] = (),
+        internal_token: str = "",
     ) -> None:
         self.state = state
+        # The node's own requests (a prefetch) pass the visitors' rules (edge/internal.py).
+        self.internal_token = internal_token
         # --trusted-proxies: whose X-Forwarded-For names the client (edge/client.py).
         self.trusted_proxies = trusted_proxies
         self.stats = stats
@@ -159,11 +163,15 @@ class Edge:
                 return None
         view, target, key = route
         conn.zone_id = view.zone.id
-        if view.pace is not None and not isinstance(conn, Paced):  # the zone's bwlimit
+        if (
+            view.pace is not None  # the zone's bwlimit
+            and not isinstance(conn, Paced)
+            and not is_internal(request.hmap, self.internal_token)
+        ):
             paced = Paced(conn, view.pace)
             return paced.run(self.handle(request, paced))
         now = time.time()
-        if view.rules:
+        if view.rules and not is_internal(request.hmap, self.internal_token):
             refused = refusal(view.rules, request, conn.client, now)
             if refused is not None:
                 self.stats.refused[refused.reason] = self.stats.refused.get(refused.reason, 0) + 1
@@ -193,6 +201,9 @@ class Edge:
             self.deliver.answer(conn, request, decision)
             return None
         if isinstance(decision, Redirect):
+            if is_internal(request.hmap, self.internal_token) and request.scheme == "http":
+                request.scheme = "https"  # stores what visitors are served over https
+                return self.handle(request, conn)
             self.deliver.redirect(conn, request, decision)
             return None
         if isinstance(decision, Pass):

@@ -14,6 +14,7 @@ import aiohttp
 from yarl import URL
 
 from pullzone.edge.http import OUT_OF_FILES
+from pullzone.edge.internal import INTERNAL_HEADER
 from pullzone.edge.stats import WorkerStats
 from pullzone.edge.switches import fails_over
 from pullzone.spec.headers import HOP_BY_HOP, connection_tokens
@@ -63,6 +64,7 @@ _FRAMING = frozenset({"content-length", "expect"})
 _CONDITIONS = frozenset({"if-none-match", "if-modified-since"})
 _SET_BY_EDGE = frozenset(
     {"host", "x-forwarded-for", "x-forwarded-proto", "via", "cdn-loop", "max-forwards"}
+    | {INTERNAL_HEADER}  # the node's secret stays in the node (edge/internal.py)
 )
 # A fill fetches the whole representation unconditionally; the cache answers the
 # client's own conditions and ranges itself (RFC 9111 §4.3.1).

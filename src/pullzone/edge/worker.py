@@ -94,6 +94,7 @@ async def serve(settings: Settings, ready: ProcessEvent | None = None) -> None:
         access_log,
         https_port=settings.edge_tls_port or 443,
         trusted_proxies=networks(settings.trusted_proxies),
+        internal_token=settings.internal_token,
     )
     # LRU times and log lines are written from a thread, off the event loop (the LRU
     # times on a connection of their own).

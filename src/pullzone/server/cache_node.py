@@ -7,12 +7,13 @@ import asyncio
 import logging
 
 from pullzone.bus import local
-from pullzone.bus.events import Event
+from pullzone.bus.events import PREFETCH, Event
 from pullzone.bus.signal import SeqSignal
 from pullzone.cache.applier import Applier
 from pullzone.cache.bodies import BodyStore
 from pullzone.cache.index import CacheIndex, create_schema
 from pullzone.config import Settings
+from pullzone.server.prefetcher import Prefetcher
 from pullzone.sqlite import connect
 
 log = logging.getLogger("pullzone.cache")
@@ -28,6 +29,7 @@ class CacheNode:
         self.index = CacheIndex(cache)
         self.applier = Applier(cache, self.bodies)
         self.signal = SeqSignal(settings.seq_path)
+        self.prefetcher = Prefetcher(settings)
         self._lock = asyncio.Lock()
 
     def catch_up(self) -> dict[int, int]:
@@ -54,4 +56,20 @@ class CacheNode:
     async def on_event(self, event: Event) -> int | None:
         """A single node's `LocalLog` hook: the API answers only after this returns."""
         async with self._lock:
-            return self.catch_up().get(event.seq)
+            matched = self.catch_up().get(event.seq)
+        await self.prefetch(event)
+        return matched
+
+    async def prefetch(self, event: Event) -> None:
+        """The objects of a prefetch event, stored through this node's edge (applied in
+        the index already: nothing there changes)."""
+        if event.kind != PREFETCH:
+            return
+        fetched = await self.prefetcher.run(event)
+        if fetched is not None and fetched.failed:
+            log.warning(
+                "prefetch %d: %d of %d objects not stored",
+                event.seq,
+                fetched.failed,
+                fetched.failed + fetched.stored,
+            )

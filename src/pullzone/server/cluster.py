@@ -112,6 +112,8 @@ class ClusterNode:
             self.replica.skip(event.seq)
         if stored is not None and self.cache is not None:
             self.cache.catch_up()
+            # Confirmed (below) once its objects are stored here (server/prefetcher.py).
+            await self.cache.prefetch(stored)
         async with self._progress:
             self.position = event.seq
             self._progress.notify_all()
@@ -127,7 +129,9 @@ class ClusterNode:
 
     # -- the API's log --
 
-    async def commit(self, zone_id: int, change: Proposal) -> Committed:
+    async def commit(
+        self, zone_id: int, change: Proposal, confirm_within: float | None = None
+    ) -> Committed:
         payload = change.to_payload()
         check_storable(payload)
         edges = self.bus.live_nodes(EDGE_ROLES)
@@ -153,7 +157,8 @@ class ClusterNode:
             raise refusal
         if isinstance(change, CreateKey | RevokeKey | UpdateKey):
             return Committed(event.seq, None)  # nothing for the edge: no edge to wait for
-        pending = await self.bus.wait_applied(event.seq, edges, self.settings.purge_wait)
+        wait = self.settings.purge_wait if confirm_within is None else confirm_within
+        pending = await self.bus.wait_applied(event.seq, edges, wait)
         stored = local.get(self.replica.conn, event.seq)
         return Committed(event.seq, stored, pending=tuple(sorted(pending)))
 

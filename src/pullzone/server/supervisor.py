@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import multiprocessing
 import shutil
@@ -27,7 +28,7 @@ from pullzone.control import history
 from pullzone.control.app import create_app
 from pullzone.control.keys import ensure_admin_key
 from pullzone.control.log import EventLog, LocalLog
-from pullzone.edge import tickets, worker
+from pullzone.edge import internal, tickets, worker
 from pullzone.server.acme import AcmeScheduler
 from pullzone.server.cache_node import CacheNode
 from pullzone.server.cluster import ClusterNode, DataMismatch
@@ -104,6 +105,9 @@ class Supervisor:
                 process.kill()
 
     async def run(self) -> int:
+        # The secret of the node's requests to its own edge (edge/internal.py), new at
+        # each start: the workers get it with their settings.
+        self.settings = dataclasses.replace(self.settings, internal_token=internal.new_token())
         settings = self.settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         listens = [(settings.edge_host, settings.edge_port)] if settings.runs_edge else []
