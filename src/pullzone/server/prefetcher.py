@@ -73,7 +73,7 @@ class Prefetcher:
             "User-Agent": "pullzone-prefetch",
         }
         limit = asyncio.Semaphore(PREFETCH_CONCURRENCY)
-        timeout = aiohttp.ClientTimeout(total=PREFETCH_DEADLINE)
+        timeout = aiohttp.ClientTimeout(total=None)  # the deadline below is for them all
         async with aiohttp.ClientSession(
             timeout=timeout, auto_decompress=False, skip_auto_headers=("Accept-Encoding",)
         ) as session:
@@ -91,6 +91,14 @@ class Prefetcher:
                         log.warning("prefetch of %s%s failed: %r", prefetch.host, target, exc)
                         return False
 
-            results = await asyncio.gather(*(one(target) for target in prefetch.files))
-        stored = sum(results)
-        return Fetched(stored, len(results) - stored)
+            tasks = [asyncio.ensure_future(one(target)) for target in prefetch.files]
+            try:
+                async with asyncio.timeout(PREFETCH_DEADLINE):  # for all of them
+                    await asyncio.gather(*tasks)
+            except TimeoutError:
+                log.warning("prefetch %d: not done within %.0f s", event.seq, PREFETCH_DEADLINE)
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+        stored = sum(1 for t in tasks if not t.cancelled() and t.result())
+        return Fetched(stored, len(tasks) - stored)
