@@ -426,6 +426,10 @@ class Filler:
                 writer.write(chunk)
                 progress.written = writer.written
                 self.signals.wake(fill.key_hash)
+                # Its readers send each chunk as it comes: without this, a body the
+                # origin sent faster than the loop turns (all of it buffered) is copied
+                # whole before the first reader runs, and the client's first byte waits.
+                await asyncio.sleep(0)
             if head.length is not None and writer.written != head.length:
                 raise aiohttp.ClientPayloadError("origin body shorter than Content-Length")
             obj = StoredObject(
