@@ -50,12 +50,18 @@ class BodyStore:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.objects = root / "objects"
+        self._objects = str(self.objects)
         self.tmp = root / "tmp"
         self.objects.mkdir(parents=True, exist_ok=True)
         self.tmp.mkdir(parents=True, exist_ok=True)
 
     def object_path(self, object_id: str) -> Path:
         return self.objects / object_id[:2] / object_id
+
+    def object_file(self, object_id: str) -> str:
+        """`object_path` as a str, for what is kept per entry (a fraction of a Path, and
+        made without Path's parsing)."""
+        return f"{self._objects}/{object_id[:2]}/{object_id}"
 
     def part_path(self, key_hash: str) -> Path:
         return self.tmp / f"{key_hash}.part"

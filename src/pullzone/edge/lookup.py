@@ -66,7 +66,7 @@ class Lookup:
             if obj.stored_seq < view.hard_all_seq:
                 continue
             stale = obj.stale or obj.stored_seq < view.soft_all_seq
-            path = str(self.bodies.object_path(obj.id))  # a str is a fraction of a Path
+            path = self.bodies.object_file(obj.id)
             entry = Entry(
                 obj,
                 view.zone.cache,

@@ -15,7 +15,10 @@ value that does not parse as one is invalid and ignored, as the RFC requires.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from http_sfv.dictionary import Dictionary
 
@@ -30,7 +33,7 @@ SURROGATE_CONTROL = "surrogate-control"
 class Directives:
     """The response directives this cache follows, and where they came from."""
 
-    cc: dict[str, str | None]
+    cc: Mapping[str, str | None]  # read-only: one record serves every response alike
     targeted: bool  # from a targeted field: Cache-Control and Expires do not count
 
 
@@ -57,17 +60,24 @@ def _structured(value: str) -> dict[str, str | None] | None:
 def response_directives(resp: HeaderMap) -> Directives:
     """RFC 9213 §2.1: the first targeted field with a valid, non-empty value, else
     Cache-Control."""
-    cdn = resp.get(CDN_CACHE_CONTROL)
+    return _directives(
+        resp.get(CDN_CACHE_CONTROL), resp.get(SURROGATE_CONTROL), resp.get("cache-control")
+    )
+
+
+# Parsed once per distinct set of values: a site's objects share a few, and a stored
+# response's are read several times as it is loaded (freshness, stale windows, storing).
+@functools.lru_cache(maxsize=4096)
+def _directives(cdn: str | None, surrogate: str | None, cache_control: str | None) -> Directives:
     if cdn is not None and cdn.strip():
         directives = _structured(cdn)
         if directives:
-            return Directives(directives, True)
-    surrogate = resp.get(SURROGATE_CONTROL)
+            return Directives(MappingProxyType(directives), True)
     if surrogate is not None and surrogate.strip():
         directives = parse_cache_control(surrogate)
         if directives:
-            return Directives(directives, True)
-    return Directives(parse_cache_control(resp.get("cache-control")), False)
+            return Directives(MappingProxyType(directives), True)
+    return Directives(MappingProxyType(parse_cache_control(cache_control)), False)
 
 
 def has_expires(resp: HeaderMap, directives: Directives) -> bool:
