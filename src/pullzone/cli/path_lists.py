@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 import typer
 from rich.progress import (
@@ -37,6 +37,27 @@ from pullzone.zones.files import looks_like_file
 
 STDIN = "-"
 R = TypeVar("R")
+
+FromFile = Annotated[
+    str | None,
+    typer.Option(
+        "--from-file",
+        metavar="FILE",
+        show_default=False,
+        help="The paths listed in FILE (- for stdin), one a line; blank lines and # comments "
+        "are skipped. Any number: sent in batches the API accepts.",
+    ),
+]
+Skip = Annotated[
+    int,
+    typer.Option(
+        "--skip",
+        metavar="N",
+        min=0,
+        help="With --from-file: skip the file's first N lines (to go on where a failed run "
+        "stopped, as its message says).",
+    ),
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +178,25 @@ class Run(Generic[R]):
 
     def results(self) -> list[R]:
         return [result for _, result in self.sent]
+
+    def summary(self, source: str) -> str:
+        """`2500 paths from F (lines 1-2500) in 3 requests` (the range with an en dash)."""
+        return (
+            f"{plural(self.files, 'path')} from {'stdin' if source == STDIN else source} "
+            f"(lines {dash(*self.lines)}) in {plural(len(self.planned), 'request')}"
+        )
+
+    def report(self, message: str, answers: str) -> dict[str, Any]:
+        """What --json prints: the run, and each request's answer as a list `answers`."""
+        return {
+            "result": "success",
+            "message": message,
+            "zone": self.zone_id,
+            "files": self.files,
+            "requests": len(self.planned),
+            "lines": list(self.lines),
+            answers: [answer.body for answer, _ in self.sent],
+        }
 
 
 def send_listed(

@@ -15,7 +15,7 @@ from rich.text import Text
 from pullzone.cli import options
 from pullzone.cli.connection import Api, client_command, print_json
 from pullzone.cli.output import out, plural, warn_pending
-from pullzone.cli.path_lists import STDIN, Verb, dash, send_listed
+from pullzone.cli.path_lists import FromFile, Skip, Verb, send_listed
 from pullzone.cli.zone_lookup import ZoneRef, find_zone_id
 from pullzone.client import Client, PrefetchResult
 from pullzone.client import _requests as calls
@@ -40,25 +40,12 @@ def prefetch_from_file(api: Api, zone: str, source: str, skip: int) -> None:
         max_files=MAX_PREFETCH_FILES,
     )
     if api.as_json:
-        print_json(
-            {
-                "result": "success",
-                "message": "Zone Prefetched",
-                "zone": run.zone_id,
-                "files": run.files,
-                "requests": len(run.planned),
-                "lines": list(run.lines),
-                "prefetches": [answer.body for answer, _ in run.sent],
-            }
-        )
+        print_json(run.report("Zone Prefetched", "prefetches"))
         return
     results = run.results()
     out.print(
         Text.assemble(
-            (results[-1].message, "green"),
-            f": zone {run.zone_id}, {plural(run.files, 'path')} from "
-            f"{'stdin' if source == STDIN else source} (lines {dash(*run.lines)}) in "
-            f"{plural(len(run.planned), 'request')}",
+            (results[-1].message, "green"), f": zone {run.zone_id}, {run.summary(source)}"
         )
     )
     warn_pending((edge for r in results for edge in r.pending), PENDING)
@@ -89,26 +76,8 @@ def prefetch(
             help="Paths (/img/logo.png, /page?x=1) or full URLs of the objects; no *.",
         ),
     ] = None,
-    from_file: Annotated[
-        str | None,
-        typer.Option(
-            "--from-file",
-            metavar="FILE",
-            show_default=False,
-            help="Prefetch the paths listed in FILE (- for stdin), one a line; blank lines "
-            f"and # comments are skipped. Any number: sent {MAX_PREFETCH_FILES:,} a request.",
-        ),
-    ] = None,
-    skip: Annotated[
-        int,
-        typer.Option(
-            "--skip",
-            metavar="N",
-            min=0,
-            help="With --from-file: skip the file's first N lines (to go on where a "
-            "failed run stopped, as its message says).",
-        ),
-    ] = 0,
+    from_file: FromFile = None,
+    skip: Skip = 0,
 ) -> None:
     """Store objects of a zone on every edge before visitors ask for them: some paths, or a
     list of paths (--from-file). Each edge fetches them through its own cache."""

@@ -16,7 +16,7 @@ from rich.text import Text
 from pullzone.cli import options
 from pullzone.cli.connection import Api, client_command, print_json
 from pullzone.cli.output import out, plural, print_purge, purge_kind, warn_pending
-from pullzone.cli.path_lists import STDIN, Verb, dash, send_listed
+from pullzone.cli.path_lists import FromFile, Skip, Verb, send_listed
 from pullzone.cli.zone_lookup import ZoneRef, find_zone_id
 from pullzone.client import Client, PurgeResult
 from pullzone.client import _requests as calls
@@ -37,24 +37,12 @@ def purge_from_file(api: Api, zone: str, source: str, skip: int, delete: bool) -
         _unread,
     )
     if api.as_json:
-        print_json(
-            {
-                "result": "success",
-                "message": "Zone Purged",
-                "zone": run.zone_id,
-                "files": run.files,
-                "requests": len(run.planned),
-                "lines": list(run.lines),
-                "purges": [answer.body for answer, _ in run.sent],
-            }
-        )
+        print_json(run.report("Zone Purged", "purges"))
         return
     results = run.results()
     line = Text.assemble(
         (results[-1].message, "green"),
-        f": zone {run.zone_id}, {plural(run.files, 'path')} from "
-        f"{'stdin' if source == STDIN else source} (lines {dash(*run.lines)}) in "
-        f"{plural(len(run.planned), 'request')}, {purge_kind(delete)}",
+        f": zone {run.zone_id}, {run.summary(source)}, {purge_kind(delete)}",
     )
     if all(r.purged is not None for r in results):
         line.append(f", {plural(sum(r.purged or 0 for r in results), 'object')} purged")
@@ -91,26 +79,8 @@ def purge(
     whole_zone: Annotated[
         bool, typer.Option("--all", help="Purge the whole zone (asks first unless --yes).")
     ] = False,
-    from_file: Annotated[
-        str | None,
-        typer.Option(
-            "--from-file",
-            metavar="FILE",
-            show_default=False,
-            help="Purge the paths listed in FILE (- for stdin), one a line; blank lines and "
-            "# comments are skipped. Any number: sent in batches the API accepts.",
-        ),
-    ] = None,
-    skip: Annotated[
-        int,
-        typer.Option(
-            "--skip",
-            metavar="N",
-            min=0,
-            help="With --from-file: skip the file's first N lines (to go on where a "
-            "failed run stopped, as its message says).",
-        ),
-    ] = 0,
+    from_file: FromFile = None,
+    skip: Skip = 0,
     delete: Annotated[
         bool,
         typer.Option(
