@@ -31,7 +31,7 @@ from pullzone.cli.connection import Api, explain
 from pullzone.cli.options import has_glob
 from pullzone.cli.output import err, fail, plural
 from pullzone.cli.zone_lookup import find_zone_id
-from pullzone.client import ApiError, Client, purge_batches
+from pullzone.client import MAX_PURGE_FILES, ApiError, Client, purge_batches
 from pullzone.client._requests import Answer, Call
 from pullzone.zones.files import looks_like_file
 
@@ -209,15 +209,14 @@ def send_listed(
     unread: Callable[[Answer], R],
     *,
     globs: bool = True,
-    max_files: int | None = None,
+    max_files: int = MAX_PURGE_FILES,
 ) -> Run[R]:
     """Send the paths listed in `source` (a file, or - for stdin), batch after batch: each
     batch is `call(zone_id, paths)`; `unread(answer)` is the result of a success answer
     that could not be read (applied all the same). A failed batch ends the command with
     exit code 1 and says how to go on."""
     try:
-        limits = {} if max_files is None else {"max_files": max_files}
-        planned = batches(listed_paths(read(source), skip, globs=globs), **limits)
+        planned = batches(listed_paths(read(source), skip, globs=globs), max_files=max_files)
     except ValueError as exc:
         raise typer.BadParameter(
             f"{source}, {exc}; nothing was {verb.done}", param_hint="'--from-file'"
