@@ -3,29 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from typing import Any
 
+from cli_support import command
 from origin import Origin, Reply
 from server import API_KEY, Server
 
 
 def cli(server: Server, *args: str, key: str = API_KEY) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "PULLZONE_API_URL": server.api_url,
-        "PULLZONE_API_KEY": key,
-        "COLUMNS": "200",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "pullzone", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return command(server.api_url, *args, key=key)
 
 
 def test_zone_lifecycle_through_the_cli(server: Server, origin: Origin) -> None:

@@ -6,12 +6,11 @@ failures (wrong key, unknown zone, no server)."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
+from cli_support import command
 from origin import Origin, Reply
 from server import API_KEY, Server, free_port
 
@@ -25,20 +24,8 @@ def cli(
     input: str | None = None,
     api_url: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("PULLZONE_")},
-        "PULLZONE_API_URL": api_url or (server.api_url if server else ""),
-        "PULLZONE_API_KEY": key,
-        "COLUMNS": "200",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "pullzone", *args],
-        env=env,
-        input=input,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    url = api_url or (server.api_url if server else "")
+    return command(url, *args, key=key, input=input)
 
 
 def said(text: str) -> str:

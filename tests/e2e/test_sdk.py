@@ -12,7 +12,17 @@ from origin import Origin, Reply
 from server import API_KEY, Server, free_port
 
 from pullzone import ApiError, AsyncClient, Client
-from pullzone.client import ApiKey, CachePolicy, NewKey, PurgeRecord, PurgeResult, Zone
+from pullzone.client import (
+    MAX_PREFETCH_FILES,
+    ApiKey,
+    CachePolicy,
+    NewKey,
+    PrefetchResult,
+    PurgeRecord,
+    PurgeResult,
+    Zone,
+    purge_batches,
+)
 
 CACHED = Reply(headers=[("Cache-Control", "max-age=3600")], body=b"cached")
 
@@ -125,6 +135,42 @@ def test_purge_the_whole_zone_and_by_tag(
     ]
 
 
+def test_prefetch_stores_objects_before_visitors_ask(
+    client: Client, server: Server, origin: Origin, path: str
+) -> None:
+    zone = client.zones.create("prefetched", origin.url)
+    paths = [path, path.replace("object", "other")]
+    for p in paths:
+        origin.route(p, CACHED)
+
+    result = client.prefetch(zone.id, [*paths, paths[0]])  # one twice: asked for once
+
+    assert isinstance(result, PrefetchResult)
+    assert (result.message, result.files, result.pending) == ("Zone Prefetched", 2, ())
+    assert result.id is not None
+    assert [origin.count(p) for p in paths] == [1, 1]  # stored before the answer
+    assert [x_cache(server, zone, p) for p in paths] == ["HIT", "HIT"]
+    with pytest.raises(ApiError) as caught:
+        client.prefetch(zone.id, ["/img/*.png"])
+    assert caught.value.status == 400 and "*" in caught.value.message
+
+
+def test_a_long_prefetch_list_in_batches(
+    client: Client, server: Server, origin: Origin, path: str
+) -> None:
+    zone = client.zones.create("prefetched list", origin.url)
+    paths = [path.replace("object", f"{n}") for n in range(1_500)]
+    for p in paths:
+        origin.route(p, CACHED)
+    results = [
+        client.prefetch(zone.id, batch)
+        for batch in purge_batches(paths, max_files=MAX_PREFETCH_FILES)
+    ]
+    assert [r.files for r in results] == [1_000, 500]
+    assert [p for p in paths if origin.count(p) != 1] == []
+    assert (x_cache(server, zone, paths[0]), x_cache(server, zone, paths[-1])) == ("HIT", "HIT")
+
+
 # --- keys --------------------------------------------------------------------------------------
 
 
@@ -176,6 +222,8 @@ async def test_every_call_async(server: Server, origin: Origin, path: str) -> No
         assert (await client.purge(zone.id, tags=["none"])).purged == 0
         assert (await client.purge(zone.id, delete=True)).message == "Zone Purged"
         assert [r.id for r in await client.purges(zone.id)][-1] == result.id
+        prefetched = await client.prefetch(zone.id, [path])
+        assert prefetched.files == 1 and x_cache(server, zone, path) == "HIT"
 
         created = await client.keys.create("async-bot", zones=[zone.id])
         assert created.key.id in [k.id for k in await client.keys.list()]

@@ -13,7 +13,7 @@ import pytest
 from cli_support import run, said
 from origin import Origin, Reply, Seen
 
-from pullzone.cli.purge import Batch, batches, failure_message, listed_paths
+from pullzone.cli.path_lists import Batch, batches, failure_message, listed_paths
 
 # --- reading the list ---------------------------------------------------------------------------
 

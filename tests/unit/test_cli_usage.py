@@ -66,7 +66,7 @@ def test_purge_paths_start_with_a_slash_or_are_urls(path: str) -> None:
 
 
 def test_a_glob_starting_with_a_star_is_a_purge_file() -> None:
-    from pullzone.cli.purge import listed_paths
+    from pullzone.cli.path_lists import listed_paths
 
     assert listed_paths("*.js\n/img/*/t.png\n") == [(1, "*.js"), (2, "/img/*/t.png")]
 

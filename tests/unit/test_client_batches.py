@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pullzone.client import MAX_BODY_BYTES, MAX_PURGE_FILES, purge_batches
-from pullzone.client._requests import encode_json, purge
+from pullzone.client import MAX_BODY_BYTES, MAX_PREFETCH_FILES, MAX_PURGE_FILES, purge_batches
+from pullzone.client._requests import encode_json, prefetch, purge
 
 
 def body_size(files: list[str]) -> int:
@@ -25,6 +25,14 @@ def test_short_paths_are_split_by_count() -> None:
     files = [f"/p/{i}" for i in range(25_000)]
     sizes = [len(b) for b in purge_batches(files)]
     assert sizes == [10_000, 10_000, 5_000]
+
+
+def test_prefetch_lists_in_batches_of_1000() -> None:
+    files = [f"/p/{i}" for i in range(2_500)]
+    batches = list(purge_batches(files, max_files=MAX_PREFETCH_FILES))
+    assert [len(b) for b in batches] == [1_000, 1_000, 500]
+    assert [f for b in batches for f in b] == files
+    assert prefetch(1, batches[0]).request()["content"] == encode_json({"files": batches[0]})
 
 
 def test_long_paths_are_split_by_body_size() -> None:

@@ -136,6 +136,19 @@ def test_purge_history() -> None:
     assert sent(_requests.purges(7)) == ("GET", "/zones/http/pull/7/purges", None, None)
 
 
+def test_prefetch() -> None:
+    call = _requests.prefetch(7, ["/a.css", "https://cdn.example/b?x=1"])
+    assert sent(call) == (
+        "POST",
+        "/zones/http/pull/7/prefetch",
+        None,
+        {"files": ["/a.css", "https://cdn.example/b?x=1"]},
+    )
+    assert call.idempotent  # prefetching twice stores what prefetching once does
+    with pytest.raises(TypeError):
+        _requests.prefetch(7, "/a.css")  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("bad", [0, "0", -1, "-1", "1/purge", "a", "", "1 ", "\u0661", True, 1.5])
 def test_zone_ids_are_positive_integers(bad: Any) -> None:
     with pytest.raises(ValueError, match="zone id"):

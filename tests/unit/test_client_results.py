@@ -13,6 +13,7 @@ from pullzone.client import (
     ApiKey,
     CachePolicy,
     NewKey,
+    PrefetchResult,
     PurgeRecord,
     PurgeResult,
     Zone,
@@ -152,6 +153,17 @@ def test_purge_results() -> None:
     assert result(_requests.purge(42), pending).pending == ("edge-2", "edge-3")
     seed = {"result": "success", "message": "Zone Purged"}  # what 5centscdn answers
     assert result(_requests.purge(42), seed) == PurgeResult("Zone Purged")
+
+
+def test_prefetch_results() -> None:
+    answer = {"result": "success", "message": "Zone Prefetched", "id": 13, "files": 2}
+    assert result(_requests.prefetch(42, ["/a", "/b"]), answer) == PrefetchResult(
+        "Zone Prefetched", 13, 2, ()
+    )
+    pending = {**answer, "pending": ["edge-2"]}
+    assert result(_requests.prefetch(42, ["/a"]), pending).pending == ("edge-2",)
+    with pytest.raises(ApiError, match="'files' is not an integer"):
+        result(_requests.prefetch(42, ["/a"]), {**answer, "files": "two"})
 
 
 def test_purge_history() -> None:

@@ -1,5 +1,5 @@
 """The `pullzone` command: run a node (`serve`, `demo`), drive the API (`zones`, `purge`,
-`keys`, `certs`), and look at a cluster (`cluster status`).
+`prefetch`, `keys`, `certs`), and look at a cluster (`cluster status`).
 
 Exit codes: 0 success, 1 the API said no (its message on stderr), 2 usage error.
 
@@ -19,6 +19,7 @@ from pullzone.cli.cluster import cluster_app
 from pullzone.cli.connection import API_PANEL, Connection
 from pullzone.cli.keys import keys_app
 from pullzone.cli.output import out
+from pullzone.cli.prefetch import prefetch
 from pullzone.cli.purge import purge
 from pullzone.cli.serve import demo, serve
 from pullzone.cli.sign import sign
@@ -36,6 +37,7 @@ app.command()(serve)
 app.command()(demo)
 app.add_typer(zones_app, name="zones")
 app.command()(purge)
+app.command()(prefetch)
 app.command()(sign)
 app.add_typer(keys_app, name="keys")
 app.add_typer(certs_app, name="certs")

@@ -138,6 +138,24 @@ def purge_paths(values: list[str] | None) -> list[str] | None:
     return values
 
 
+def has_glob(path: str) -> bool:
+    """Whether a path (or URL) has a `*` before its query string: a purge's glob, which
+    names no object (a `*` in the query string is the character itself)."""
+    return "*" in path.partition("?")[0]
+
+
+def prefetch_paths(values: list[str] | None) -> list[str] | None:
+    """Paths that start with `/`, or full http(s) URLs, naming objects: no `*`."""
+    for value in values or ():
+        if has_glob(value):
+            raise typer.BadParameter(f"{value!r} has a *: give the objects themselves")
+        if not looks_like_file(value):
+            raise typer.BadParameter(
+                f"{value!r}: a path starts with / (or give a full URL on one of the zone's hosts)"
+            )
+    return values
+
+
 class LogFormat(StrEnum):
     """How access log lines are written."""
 

@@ -109,13 +109,16 @@ def print_purge(
     warn_pending(result.pending)
 
 
-def warn_pending(pending: Iterable[str]) -> None:
+def warn_pending(
+    pending: Iterable[str], meaning: str = "they apply it before serving again"
+) -> None:
+    """On stderr, the edges that had not confirmed a change when the answer came."""
     names = ", ".join(sorted(set(pending)))
     if names:
         err.print(
             Text.assemble(
                 ("warning: ", "bold yellow"),
-                f"edges that have not confirmed yet (they apply it before serving again): {names}",
+                f"edges that have not confirmed yet ({meaning}): {names}",
             )
         )
 

@@ -1,6 +1,7 @@
-"""Long purge lists split into requests the API accepts. Pure.
+"""Long purge (and prefetch) lists split into requests the API accepts. Pure.
 
-The API takes at most 10,000 files and a 1 MiB body per purge request (its defaults). A
+The API takes at most 10,000 files and a 1 MiB body per purge request (its defaults); a
+prefetch takes at most 1,000 files (`max_files=MAX_PREFETCH_FILES`), in the same body. A
 batch is filled in order until the next file would break either limit, so the batches of a
 list are always the same, and batch N covers a known stretch of it: a run that stops at
 batch N can go on from there without purging anything twice or missing anything.

@@ -126,6 +126,20 @@ class PurgeResult:
 
 
 @dataclass(frozen=True, slots=True)
+class PrefetchResult:
+    """A prefetch's answer: `id` its number in the event log, `files` how many objects it
+    asked for (each file once), `pending` the edges that had not confirmed they stored them
+    when the answer came."""
+
+    __module__ = "pullzone.client"
+
+    message: str
+    id: int | None = None
+    files: int | None = None
+    pending: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class PurgeRecord:
     """One purge of a zone's history: whole zone (`all`) or `files` and `tags`; hard
     (`delete`) or soft; by the key `key`; `matched` objects; for a whole-zone hard purge,
@@ -338,17 +352,30 @@ def certificate(body: Mapping[str, Any]) -> Certificate:
     )
 
 
-def purge_result(body: Mapping[str, Any]) -> PurgeResult:
+def _pending(body: Mapping[str, Any]) -> tuple[str, ...]:
     pending = body.get("pending") or ()
     if isinstance(pending, str):
         pending = (pending,)
     if not isinstance(pending, list | tuple):
         raise Unexpected("'pending' is not a list")
+    return tuple(str(edge) for edge in pending)
+
+
+def purge_result(body: Mapping[str, Any]) -> PurgeResult:
     return PurgeResult(
         message=_text(body, "message", "Zone Purged"),
         id=_optional_int(body, "id"),
         purged=_optional_int(body, "purged"),
-        pending=tuple(str(edge) for edge in pending),
+        pending=_pending(body),
+    )
+
+
+def prefetch_result(body: Mapping[str, Any]) -> PrefetchResult:
+    return PrefetchResult(
+        message=_text(body, "message", "Zone Prefetched"),
+        id=_optional_int(body, "id"),
+        files=_optional_int(body, "files"),
+        pending=_pending(body),
     )
 
 

@@ -170,6 +170,7 @@ class _Base:
 
     purge = _Call(_requests.purge)
     purges = _Call(_requests.purges)
+    prefetch = _Call(_requests.prefetch)
     sign_url = _Call(_requests.sign_url)
 
 
