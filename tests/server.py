@@ -63,8 +63,8 @@ class Server:
     """`pullzone serve` on free loopback ports.
 
     `role` is the node's cluster role: "all" (edge and API, the default and the only one
-    without --cluster), "edge" (ready once the edge port accepts connections) or "api"
-    (ready once the API answers). `own_group` runs the node in a process group of its own,
+    without --cluster), "edge" or "shield" (ready once the edge port accepts connections)
+    or "api" (ready once the API answers). `own_group` runs the node in a process group of its own,
     so `kill()` takes its workers down with it, as kill -9 of a whole node would.
     `nofile` sets the node's RLIMIT_NOFILE (soft and hard: its workers cannot raise it).
     """
@@ -79,7 +79,7 @@ class Server:
         nofile: int | None = None,
         tls: bool = False,
     ) -> None:
-        assert role in ("all", "edge", "api"), role
+        assert role in ("all", "edge", "api", "shield"), role
         self.data_dir = data_dir
         self.role = role
         self.own_group = own_group
@@ -155,7 +155,7 @@ class Server:
     def _ready(self) -> bool:
         if self.role in ("all", "api") and self.api.get("/zones/http/pull").status_code != 200:
             return False
-        if self.role in ("all", "edge"):
+        if self.role in ("all", "edge", "shield"):
             for port in (self.edge_port, self.tls_port):
                 if port:
                     with socket.create_connection(("127.0.0.1", port), timeout=1):

@@ -347,7 +347,7 @@ class Pullzone(Service):
                     + self.log_tail()
                 )
             try:
-                if self.role == "edge" or self.api.get("/zones/http/pull").status_code == 200:
+                if self.role in ("edge", "shield") or self.api.get("/zones/http/pull").status_code == 200:
                     if self.role != "api":
                         with socket.create_connection(("127.0.0.1", self.port), timeout=1):
                             pass

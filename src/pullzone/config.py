@@ -84,10 +84,17 @@ class Settings:
     # The secret of requests the node makes to its own edge (edge/internal.py): made by
     # the supervisor at each start, handed to its workers; "": none accepted.
     internal_token: str = ""
+    # The cluster's secret (server/cluster.py): what an edge shows a shield; "": no cluster.
+    cluster_token: str = ""
 
     @property
     def runs_edge(self) -> bool:
-        return self.role in ("all", "edge")
+        return self.role in ("all", "edge", "shield")
+
+    @property
+    def is_shield(self) -> bool:
+        """An origin shield: an edge whose clients are the cluster's other edges."""
+        return self.role == "shield"
 
     @property
     def runs_api(self) -> bool:
@@ -120,6 +127,11 @@ class Settings:
         """The node's TLS session ticket key (mode 0600), written by the supervisor and
         read by every edge worker (edge/tickets.py)."""
         return self.data_dir / "run" / "tls-ticket.key"
+
+    @property
+    def shields_path(self) -> Path:
+        """The cluster's live origin shields, for the workers (edge/shields.py)."""
+        return self.data_dir / "run" / "shields.json"
 
     @property
     def seq_path(self) -> Path:

@@ -519,7 +519,7 @@ BLOCK_STATES: dict[str, tuple[dict[str, Any], dict[str, Any], str | None]] = {
         {"enabled": "Y"},
         "securetoken.list",
     ),
-    "shield": (ROUTES["zone-get"]["answer"]["zone"]["shield"], {"enabled": "Y"}, "shield"),
+    "shield": (ROUTES["zone-get"]["answer"]["zone"]["shield"], {"enabled": "Y"}, None),
     "edge": (ROUTES["zone-get"]["answer"]["zone"]["edge"], {"lfo": "Y"}, None),
 }
 

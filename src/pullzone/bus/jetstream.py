@@ -34,6 +34,7 @@ STREAM = "PULLZONE_EVENTS"
 EVENTS = "pullzone.events."
 APPLIED = "pullzone.applied."
 NODES = "pullzone_nodes"
+CLUSTER = "pullzone_cluster"  # what the cluster's nodes share for good (its secret)
 NODE_TTL = 15.0  # a node whose registry entry is this old is gone (cluster status)
 LIVE_WITHIN = 5.0  # a node not heard from (applied or heartbeat) for this long is not waited for
 DUPLICATE_WINDOW = 120.0  # publishes with the same msg_id within this window are stored once
@@ -142,6 +143,7 @@ class JetStreamBus:
                 await nc.subscribe(APPLIED + "*", cb=bus._on_applied)
                 await bus._ensure_stream()
                 await bus._ensure_bucket(NODES, node_ttl)
+                await bus._ensure_bucket(CLUSTER, None)
         except BaseException:
             await nc.close()
             raise
@@ -505,6 +507,26 @@ class JetStreamBus:
         kv = self._bucket(bucket)
         with self._unavailable(f"put {bucket}/{key}"):
             return await kv.put(key, json.dumps(value, separators=(",", ":")).encode())
+
+    async def kv_first(self, bucket: str, key: str, value: dict[str, Any]) -> dict[str, Any]:
+        """`value` stored under `key` unless a value is there already: the stored one
+        (the first node to ask decides it for every node). Retried while a forming
+        cluster has no leader for the bucket yet, as `_idempotent` does."""
+        kv = self._bucket(bucket)
+        deadline = time.monotonic() + 10.0
+        while True:
+            try:
+                with self._unavailable(f"create {bucket}/{key}"):
+                    with contextlib.suppress(nats.js.errors.KeyWrongLastSequenceError):
+                        await kv.create(key, json.dumps(value, separators=(",", ":")).encode())
+                    entry = await kv.get(key)
+            except BusUnavailable:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.25)
+                continue
+            stored: dict[str, Any] = json.loads(entry.value or b"{}")
+            return stored
 
     async def kv_items(self, bucket: str) -> dict[str, dict[str, Any]]:
         kv = self._bucket(bucket)

@@ -169,6 +169,7 @@ class Role(StrEnum):
     edge = "edge"
     api = "api"
     all = "all"
+    shield = "shield"  # an edge that answers other edges only (docs/cluster.md)
 
 
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]

@@ -414,7 +414,7 @@ def serve(
             "--role",
             envvar="PULLZONE_ROLE",
             case_sensitive=False,
-            help="What this cluster node runs: the edge, the API, or both.",
+            help="What this cluster node runs: the edge, the API, both, or an origin shield.",
             rich_help_panel="Cluster",
         ),
     ] = DEFAULT_ROLE,

@@ -109,6 +109,9 @@ class EdgeCollector(Collector):
             "tls_handshake_timeout (not done within 10 s), tls_handshake_shed (the oldest "
             "handshake closed for a new one, beyond 256 at once per worker), "
             "origin_failover (a request asked again of the zone's backup origin), "
+            "shield_failover (an origin shield skipped: unreachable, or behind), "
+            "shield_behind (on a shield: an edge's request refused, its event not applied "
+            "within 1 s), "
             "proxy_header_invalid and proxy_header_timeout (--proxy-protocol: a connection "
             "closed without a valid PROXY header within 5 s).",
             "kind",

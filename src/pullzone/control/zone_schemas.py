@@ -68,7 +68,6 @@ UNSUPPORTED_BLOCKS: dict[str, tuple[str, ...]] = {
 # Switches pullzone stores and answers but does not apply at the edge (yet), each with
 # what a user is told when switching it on.
 NOT_APPLIED: dict[str, str] = {
-    "shield.enabled": "an origin shield is not used by this version",
     "edge.webp": "pullzone has no image conversion",
     "edge.pseudostreaming": "pullzone has no pseudo-streaming (?start=)",
     "edge.wp": "pullzone has no WordPress mode",

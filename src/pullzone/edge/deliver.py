@@ -19,6 +19,7 @@ from pullzone.edge.decisions import Answer, Challenge, Redirect
 from pullzone.edge.entry import MEMORY_BODY_LIMIT, Entry
 from pullzone.edge.http import Exchange, Request
 from pullzone.edge.labels import XCache
+from pullzone.edge.origin import response_fields
 from pullzone.edge.outcomes import Fetched, Handoff
 from pullzone.edge.progress import FillSignals
 from pullzone.edge.switches import NO_EDITS, ResponseEdits, preflight_fields
@@ -34,6 +35,7 @@ from pullzone.edge.writer import (
     partial_head,
     plain,
     response_head,
+    shield_outcome,
     status_line,
     unsatisfiable_head,
 )
@@ -62,10 +64,19 @@ class Deliverer:
         self.signals = signals
         self.https_port = https_port
 
-    def tail(self, conn: Exchange, request: Request, xcache: XCache, age: float | None) -> bytes:
-        """The fields that depend on this exchange, not on the response."""
+    def tail(
+        self,
+        conn: Exchange,
+        request: Request,
+        xcache: XCache,
+        age: float | None,
+        shield: XCache | None = None,
+    ) -> bytes:
+        """The fields that depend on this exchange, not on the response; `shield`: what
+        the origin shield it came through answered (writer.shield_outcome)."""
         conn.xcache = xcache
-        return cache_fields(xcache, age) + connection_field(conn.close_after, request.version)
+        fields = cache_fields(xcache, age, shield)
+        return fields + connection_field(conn.close_after, request.version)
 
     # -- the edge's own answers -------------------------------------------------------
 
@@ -97,14 +108,16 @@ class Deliverer:
             + (b"" if request.method == "HEAD" else body)
         )
 
-    def error(self, conn: Exchange, request: Request, status: int, message: str) -> None:
+    def error(
+        self, conn: Exchange, request: Request, status: int, message: str, fields: bytes = b""
+    ) -> None:
         conn.write(
             plain(
                 status,
                 message,
                 head_only=request.method == "HEAD",
                 # OPTIONS answered here (RFC 9110 §9.3.7) and a 405 say what is allowed.
-                fields=ALLOW if status in (200, 405) else b"",
+                fields=ALLOW if status in (200, 405) else fields,
                 tail=self.tail(conn, request, XCache.BYPASS if status < 500 else XCache.MISS, None),
             )
         )
@@ -251,8 +264,9 @@ class Deliverer:
             fields = client_headers(head.headers, hmap, policy, edits)
             ranges = _fill_ranges(request, head, hmap)
             length = head.length
+            shield = shield_outcome(hmap)
             if ranges is not None and length is not None:
-                tail = self.tail(conn, request, xcache, fill_age(head))
+                tail = self.tail(conn, request, xcache, fill_age(head), shield)
                 if ranges == "unsatisfiable":
                     conn.write(unsatisfiable_head(length, tail))
                 else:
@@ -261,7 +275,7 @@ class Deliverer:
             framing = body_framing(request.method, head.status, length, request.version)
             if framing.close:
                 conn.close_after = True
-            tail = self.tail(conn, request, xcache, fill_age(head))
+            tail = self.tail(conn, request, xcache, fill_age(head), shield)
             conn.write(response_head(head.status, head.reason, fields, framing, tail))
             if not framing.body:
                 return None
@@ -357,17 +371,16 @@ class Deliverer:
         rules as a stored one (writer.client_headers; the zone's `expiry` for GET and
         HEAD only: no other method's answer is reused)."""
         try:
-            pairs = edits.strip(
-                tuple((n.decode("latin-1"), v.decode("latin-1")) for n, v in response.raw_headers)
-            )
+            pairs = edits.strip(response_fields(response))
             reusable = request.method in ("GET", "HEAD")
-            fields = client_headers(pairs, header_map(pairs), policy if reusable else None, edits)
+            hmap = header_map(pairs)
+            fields = client_headers(pairs, hmap, policy if reusable else None, edits)
             framing = body_framing(
                 request.method, response.status, response.content_length, request.version
             )
             if framing.close:
                 conn.close_after = True
-            tail = self.tail(conn, request, xcache, None)
+            tail = self.tail(conn, request, xcache, None, shield_outcome(hmap))
             conn.write(response_head(response.status, response.reason, fields, framing, tail))
             if framing.body:
                 await self.relay(conn, response, framing.chunked)

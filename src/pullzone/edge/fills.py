@@ -68,7 +68,7 @@ from pullzone.edge.entry import Entry
 from pullzone.edge.http import Request
 from pullzone.edge.labels import NotStored
 from pullzone.edge.lookup import Lookup
-from pullzone.edge.origin import Interim, Origin, OriginError, forward_headers
+from pullzone.edge.origin import Interim, Origin, OriginError, forward_headers, response_fields
 from pullzone.edge.outcomes import (
     Cached,
     Fetched,
@@ -268,7 +268,7 @@ class Filler:
         request_time = time.time()
         try:
             response = await self.origin.request(
-                zone, "GET", fill.target, headers, interim=fill.interim
+                zone, "GET", fill.target, headers, interim=fill.interim, shield_seq=fill_seq
             )
         except OriginError as exc:
             self._end(writer, fill, FAILED, exc.status)
@@ -277,12 +277,7 @@ class Filler:
             status=response.status,
             reason=response.reason or "",
             # `edge.stripcookie`: stored and forwarded without Set-Cookie, so storable.
-            headers=fill.view.edits.strip(
-                tuple(
-                    (name.decode("latin-1"), value.decode("latin-1"))
-                    for name, value in response.raw_headers
-                )
-            ),
+            headers=fill.view.edits.strip(response_fields(response)),
             request_time=request_time,
             response_time=time.time(),
             length=response.content_length,
@@ -495,7 +490,9 @@ class Filler:
         headers = self._forwarded(fill)
         headers += [("Range", f"bytes={position}-"), ("If-Range", validator)]
         try:
-            response = await self.origin.request(zone, "GET", fill.target, headers)
+            response = await self.origin.request(
+                zone, "GET", fill.target, headers, shield_seq=self.state.applied
+            )
         except OriginError:
             return None
         if response.status == 206 and response.headers.get("content-range", "").startswith(

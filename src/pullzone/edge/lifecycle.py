@@ -9,6 +9,7 @@ awaitable that the connection runs.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable
@@ -43,7 +44,7 @@ from pullzone.edge.deliver import Deliverer
 from pullzone.edge.entry import Entry
 from pullzone.edge.fills import Filler, FillRequest
 from pullzone.edge.http import PLAIN_LABEL, Exchange, Request
-from pullzone.edge.internal import is_internal
+from pullzone.edge.internal import SEQ_HEADER, SHIELD_REFUSED, is_internal
 from pullzone.edge.labels import NotStored, XCache
 from pullzone.edge.lookup import Lookup
 from pullzone.edge.origin import Origin, OriginError, forward_headers
@@ -69,6 +70,14 @@ MEMO_TARGET_LIMIT = 512
 # Varnish's lru_interval): eviction order needs no finer grain, and a busy working set
 # would otherwise cost one SQLite update per object served per flush.
 LRU_INTERVAL = 10.0
+
+# An origin shield waits this long at most for the event an edge has applied, checking
+# every SHIELD_POLL s (an mmap read), before it refuses the request (SHIELD_REFUSED).
+SHIELD_CATCH_UP = 1.0
+SHIELD_POLL = 0.002
+SHIELD_ONLY = "this node is an origin shield: it answers the cluster's edges only"
+SHIELD_BEHIND = "this origin shield has not applied the event log as far as the edge"
+SHIELD_BEHIND_FIELD = SHIELD_REFUSED.encode() + b": behind\r\n"
 
 # zone, origin-form target, cache key
 Route = tuple[ZoneView, str, str]
@@ -245,6 +254,44 @@ class Edge:
             )
             return self._stored(conn, request, view, key, stored, decision.xcache, now)
         raise AssertionError(f"no executor for {decision!r}")
+
+    def from_edges(self, request: Request, conn: Exchange) -> Awaitable[None] | None:
+        """`handle` on an origin shield (--role shield): only the cluster's edges are
+        answered (their requests carry the cluster's secret), for the client they ask for
+        (X-Real-IP, X-Forwarded-Proto, as edge/origin.py `shield_headers` sends them), and
+        only once this node has applied the event the edge had (SEQ_HEADER)."""
+        hmap = request.hmap
+        if not is_internal(hmap, self.internal_token):
+            self.deliver.error(conn, request, 403, SHIELD_ONLY)
+            return None
+        client = hmap.get("x-real-ip")
+        if client:
+            conn.client = client
+        if hmap.get("x-forwarded-proto") in ("http", "https"):
+            request.scheme = hmap["x-forwarded-proto"]
+        seq = hmap.get(SEQ_HEADER, "")
+        wanted = int(seq) if seq.isdigit() and seq.isascii() else 0
+        if wanted > self.state.applied:
+            self.catch_up()
+            if wanted > self.state.applied:
+                return self._when_applied(wanted, request, conn)
+        return self.handle(request, conn)
+
+    async def _when_applied(self, seq: int, request: Request, conn: Exchange) -> None:
+        """Answer once this shield has applied event `seq` (the node applies it within
+        milliseconds of the edge that asked, as every node reads the same stream), or
+        refuse after SHIELD_CATCH_UP: the edge then asks elsewhere."""
+        deadline = time.monotonic() + SHIELD_CATCH_UP
+        while time.monotonic() < deadline:
+            await asyncio.sleep(SHIELD_POLL)
+            self.catch_up()
+            if self.state.applied >= seq:
+                answered = self.handle(request, conn)
+                if answered is not None:
+                    await answered
+                return
+        self.stats.fault("shield_behind")
+        self.deliver.error(conn, request, 503, SHIELD_BEHIND, SHIELD_BEHIND_FIELD)
 
     def _stored(
         self,

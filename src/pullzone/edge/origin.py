@@ -14,10 +14,11 @@ import aiohttp
 from yarl import URL
 
 from pullzone.edge.http import OUT_OF_FILES
-from pullzone.edge.internal import INTERNAL_HEADER
+from pullzone.edge.internal import FROM_SHIELD, INTERNAL_HEADER, SEQ_HEADER, SHIELD_REFUSED
+from pullzone.edge.shields import CONNECT_TIMEOUT, ShieldNode, Shields
 from pullzone.edge.stats import WorkerStats
 from pullzone.edge.switches import fails_over
-from pullzone.spec.headers import HOP_BY_HOP, connection_tokens
+from pullzone.spec.headers import HOP_BY_HOP, connection_tokens, header_map
 from pullzone.spec.uri import split_authority
 from pullzone.spec.vary import accept_encoding
 from pullzone.zones.model import Zone
@@ -64,7 +65,7 @@ _FRAMING = frozenset({"content-length", "expect"})
 _CONDITIONS = frozenset({"if-none-match", "if-modified-since"})
 _SET_BY_EDGE = frozenset(
     {"host", "x-forwarded-for", "x-forwarded-proto", "via", "cdn-loop", "max-forwards"}
-    | {INTERNAL_HEADER}  # the node's secret stays in the node (edge/internal.py)
+    | {INTERNAL_HEADER, SEQ_HEADER}  # the cluster's own stay in it (edge/internal.py)
 )
 # A fill fetches the whole representation unconditionally; the cache answers the
 # client's own conditions and ranges itself (RFC 9111 §4.3.1).
@@ -72,6 +73,8 @@ _NOT_FOR_FILLS = frozenset(
     {"range", "if-range", "if-match", "if-none-match", "if-modified-since", "if-unmodified-since"}
 )
 
+
+_FROM_SHIELD = FROM_SHIELD.encode()
 
 # Told of each interim (1xx) response the origin sends before its final one: the status
 # and the header fields as received.
@@ -88,12 +91,15 @@ def relayed_interim(status: int) -> bool:
 
 
 class InterimResponse(aiohttp.ClientResponse):
-    """aiohttp's response, telling the caller of `Origin._send` of each interim response.
+    """aiohttp's response, telling the caller of `Origin._send` of each interim response,
+    and saying which origin shield answered it (None: the origin did).
 
     `ClientResponse.start` reads messages until one is final and drops the 1xx ones
     (aiohttp's client_reqrep.py): the protocol's `read` is watched for the length of
     `start`. Where aiohttp's internals are not as expected, it is plain `start`.
     """
+
+    shield: str | None = None
 
     async def start(self, connection: Any) -> aiohttp.ClientResponse:
         report = _interim.get()
@@ -121,6 +127,18 @@ class InterimResponse(aiohttp.ClientResponse):
         finally:
             with contextlib.suppress(AttributeError):
                 del protocol.read  # the class's own again
+
+
+def response_fields(response: aiohttp.ClientResponse) -> tuple[tuple[str, str], ...]:
+    """The response's header fields, noting in FROM_SHIELD the origin shield that answered
+    it, if one did (an origin's own FROM_SHIELD is not taken)."""
+    fields = tuple(
+        (name.decode("latin-1"), value.decode("latin-1"))
+        for name, value in response.raw_headers
+        if name.lower() != _FROM_SHIELD
+    )
+    shield = response.shield if isinstance(response, InterimResponse) else None
+    return fields if shield is None else (*fields, (FROM_SHIELD, shield))
 
 
 class OriginError(Exception):
@@ -156,6 +174,7 @@ class Attempt:
     host: str
     server_hostname: str | None = None
     backup: bool = False
+    shield: ShieldNode | None = None
 
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
@@ -221,6 +240,41 @@ def forward_headers(
     return out
 
 
+def shield_attempt(shield: ShieldNode, host: str, target: str) -> Attempt:
+    """Asking `shield` for `target` of the zone named `host`, as a visitor asks an edge."""
+    return Attempt(URL(f"http://{shield.address}{target}", encoded=True), host, shield=shield)
+
+
+def shield_headers(
+    headers: list[tuple[str, str]], host: str, token: str, seq: int, cdn_id: str
+) -> list[tuple[str, str]]:
+    """An origin request's headers (forward_headers) as a shield is sent them: Host the
+    zone's name, the cluster's secret and the event this edge had applied, and neither
+    this hop's CDN-Loop entry (the shield, the same CDN, adds it when it asks the origin:
+    one it sees already would be a loop, RFC 8586) nor its X-Forwarded-For entry (the
+    shield adds the client's, which it takes from X-Real-IP)."""
+    fields = header_map(headers)
+    peer = fields.get("x-real-ip", "")
+    out: list[tuple[str, str]] = []
+    for name, value in headers:
+        lower = name.lower()
+        if lower == "host":
+            continue
+        if lower == "cdn-loop" or lower == "x-forwarded-for":
+            value = _without_last(value, cdn_id if lower == "cdn-loop" else peer)
+            if not value:
+                continue
+        out.append((name, value))
+    out += [("Host", host), (INTERNAL_HEADER, token), (SEQ_HEADER, str(seq))]
+    return out
+
+
+def _without_last(value: str, item: str) -> str:
+    """A list field's value less its last member if that is `item` (what this hop added)."""
+    head, _, last = value.rpartition(",")
+    return head.rstrip() if last.strip() == item else value
+
+
 def unusable_status(status: int, headers: list[tuple[str, str]]) -> str | None:
     """Why a response status cannot be relayed or stored, if it cannot (then: 502)."""
     if not 100 <= status <= 599:  # RFC 9110 §15: three digits, first 1 to 5
@@ -240,9 +294,17 @@ class Origin:
         read_timeout: float,
         stats: WorkerStats | None = None,
         cdn_id: str = "pullzone",
+        shields: Shields | None = None,
+        cluster_token: str = "",
     ) -> None:
         self.stats = stats
         self.cdn_id = cdn_id  # this CDN in CDN-Loop (RFC 8586): the edge domain
+        # The cluster's origin shields (edge/shields.py), asked with the cluster's secret.
+        self.shields = shields
+        self.cluster_token = cluster_token
+        self._shield_timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=CONNECT_TIMEOUT, sock_read=read_timeout
+        )
         self._timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=connect_timeout, sock_read=read_timeout
         )
@@ -271,13 +333,20 @@ class Origin:
         body: bytes | None = None,
         *,
         interim: Interim | None = None,
+        shield_seq: int | None = None,
     ) -> aiohttp.ClientResponse:
         """Send the request and return once the response head has arrived; `interim` is
-        told of the interim responses that come before it. A refused or
+        told of the interim responses that come before it. `shield_seq`: the request is a
+        fill, made when this node had applied that event; in a zone with `shield`, the
+        shields are asked first (`_shielded`). A refused or
         timed-out connection, or a 5xx, is asked again of the zone's backup origin, once
         (counted: the `origin_failover` fault); the backup's answer is the answer. Only an
         idempotent request is asked twice (RFC 9110 §9.2.2): a POST that timed out may have
         reached the first origin, and must not reach a second one."""
+        if shield_seq is not None and zone.shield.enabled and self.shields is not None:
+            answer = await self._shielded(zone, target, headers, interim, shield_seq)
+            if answer is not None:
+                return answer
         first, *rest = attempts(zone, target)
         if not rest or method not in IDEMPOTENT:
             return await self._send(zone, method, first, headers, body, interim)
@@ -292,6 +361,36 @@ class Origin:
         if self.stats is not None:
             self.stats.fault("origin_failover")
         return await self._send(zone, method, rest[0], headers, body, interim)
+
+    async def _shielded(
+        self,
+        zone: Zone,
+        target: str,
+        headers: list[tuple[str, str]],
+        interim: Interim | None,
+        seq: int,
+    ) -> aiohttp.ClientResponse | None:
+        """A fill's GET asked of the shield that owns the object, then of the next one
+        while a shield fails (unreachable, timed out, or refusing: not caught up with the
+        event log); None when none answered (each failure counted: `shield_failover`)."""
+        assert self.shields is not None
+        host = zone.fqdn(self.cdn_id)
+        sent = shield_headers(headers, host, self.cluster_token, seq, self.cdn_id)
+        for shield in self.shields.order(f"{zone.id} {target}"):
+            attempt = shield_attempt(shield, host, target)
+            try:
+                response = await self._send(zone, "GET", attempt, sent, None, interim)
+            except OriginError:
+                self.shields.failed(shield)
+            else:
+                if SHIELD_REFUSED not in response.headers:
+                    if isinstance(response, InterimResponse):
+                        response.shield = shield.node
+                    return response
+                response.release()
+            if self.stats is not None:
+                self.stats.fault("shield_failover")
+        return None
 
     async def _send(
         self,
@@ -316,6 +415,7 @@ class Origin:
                 data=body if body else None,
                 allow_redirects=False,
                 server_hostname=attempt.server_hostname,
+                timeout=self._shield_timeout if attempt.shield else self._timeout,
             )
             problem = unusable_status(response.status, headers)
             if problem is not None:

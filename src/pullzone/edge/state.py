@@ -11,6 +11,7 @@ again from the index.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from dataclasses import dataclass
@@ -65,7 +66,11 @@ class EdgeState:
         signal: SeqSignal,
         edge_domain: str,
         country_of: CountryOf | None = None,  # --geoip-db (edge/geoip.py), for geoblock
+        shield: bool = False,
     ) -> None:
+        # An origin shield's edge (--role shield) answers other edges: responses as stored,
+        # for them to cache (ResponseEdits.for_cache), never compressed.
+        self.shield = shield
         self._control = control
         self._country_of = country_of
         self._signal = signal
@@ -83,12 +88,8 @@ class EdgeState:
         for row in control.execute("SELECT record FROM zones"):
             zone = Zone.from_record(json.loads(row[0]))
             state = states.get(zone.id)
-            view = ZoneView(
-                zone,
-                rules=rules_of(zone, country_of),
-                edits=response_edits(zone.edge),
-                pace=pace_of(zone.bwlimit),
-            )
+            view = ZoneView(zone)
+            self._set_zone(view, zone)
             if state is not None:
                 view.changed_seq = state.last_purge_seq
                 view.soft_all_seq = state.soft_all_seq
@@ -142,10 +143,7 @@ class EdgeState:
             zone = PutZone.from_payload(event.payload).zone
             if view is None:
                 view = self.zones[zone.id] = ZoneView(zone)
-            view.zone = zone
-            view.rules = rules_of(zone, self._country_of)
-            view.edits = response_edits(zone.edge)
-            view.pace = pace_of(zone.bwlimit)
+            self._set_zone(view, zone)
             view.changed_seq = event.seq
             self._rebuild_hosts()
         elif event.kind == ZONE_DELETE:
@@ -164,6 +162,15 @@ class EdgeState:
                     view.hard_all_seq = event.seq
                 else:
                     view.soft_all_seq = event.seq
+
+    def _set_zone(self, view: ZoneView, zone: Zone) -> None:
+        """What the zone's record makes of its view."""
+        if self.shield and zone.edge.compression:
+            zone = dataclasses.replace(zone, edge=dataclasses.replace(zone.edge, compression=False))
+        view.zone = zone
+        view.rules = rules_of(zone, self._country_of)
+        view.edits = response_edits(zone.edge, for_cache=self.shield)
+        view.pace = pace_of(zone.bwlimit)
 
     def _rebuild_hosts(self) -> None:
         self.tls_generation += 1

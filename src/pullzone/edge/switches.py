@@ -24,10 +24,13 @@ PREFLIGHT_METHODS = "GET, HEAD, OPTIONS"
 @dataclass(frozen=True, slots=True)
 class ResponseEdits:
     """Fields every response of the zone carries (in place of the origin's own of the same
-    names), and origin fields never passed on (lower-case names)."""
+    names), and origin fields never passed on (lower-case names). `for_cache`: the
+    responses are for another cache, an edge asking its origin shield: they carry the
+    origin's fields as stored, the ones for caches included (writer.client_headers)."""
 
     added: tuple[tuple[str, str], ...] = ()
     removed: frozenset[str] = frozenset()
+    for_cache: bool = False
 
     def apply(self, fields: list[tuple[str, str]]) -> list[tuple[str, str]]:
         if not self.added and not self.removed:
@@ -46,14 +49,17 @@ class ResponseEdits:
 NO_EDITS = ResponseEdits()
 
 
-def response_edits(edge: EdgeOptions) -> ResponseEdits:
-    """What `edge` switches on for the zone's responses; NO_EDITS when nothing."""
+def response_edits(edge: EdgeOptions, *, for_cache: bool = False) -> ResponseEdits:
+    """What `edge` switches on for the zone's responses; NO_EDITS when nothing. An origin
+    shield's (`for_cache`) add nothing: the edges that ask it add the zone's fields."""
+    removed = frozenset({"set-cookie"}) if edge.stripcookie else frozenset()
+    if for_cache:
+        return ResponseEdits(removed=removed, for_cache=True)
     added = []
     if edge.cors:
         added.append(CORS_ORIGIN)
     if edge.disposition:
         added.append(ATTACHMENT)
-    removed = frozenset({"set-cookie"}) if edge.stripcookie else frozenset()
     if not added and not removed:
         return NO_EDITS
     return ResponseEdits(tuple(added), removed)

@@ -24,6 +24,7 @@ from pullzone.edge.client import networks
 from pullzone.edge.geoip import Countries
 from pullzone.edge.lifecycle import Edge
 from pullzone.edge.origin import Origin
+from pullzone.edge.shields import Shields
 from pullzone.edge.state import EdgeState
 from pullzone.edge.stats import WorkerStats
 from pullzone.sqlite import connect
@@ -70,6 +71,7 @@ async def serve(settings: Settings, ready: ProcessEvent | None = None) -> None:
         SeqSignal(settings.seq_path),
         settings.edge_domain,
         Countries(settings.geoip_db) if settings.geoip_db else None,
+        shield=settings.is_shield,
     )
     stats = WorkerStats(settings.stats_dir)
     origin = Origin(
@@ -77,6 +79,14 @@ async def serve(settings: Settings, ready: ProcessEvent | None = None) -> None:
         settings.origin_read_timeout,
         stats,
         cdn_id=settings.edge_domain,
+        # An edge of a cluster asks its shields first (docs/cluster.md); a shield asks
+        # the origin.
+        shields=(
+            Shields(settings.shields_path)
+            if settings.cluster_token and not settings.is_shield
+            else None
+        ),
+        cluster_token=settings.cluster_token,
     )
     access_log = (
         AccessLog(settings.access_log, settings.access_log_format, stats.writes)
@@ -100,8 +110,9 @@ async def serve(settings: Settings, ready: ProcessEvent | None = None) -> None:
     # times on a connection of their own).
     access_index = CacheIndex(connect(settings.cache_db))
     connections = http.Connections(connection_limit(settings), stats.fault)
+    handle = edge.from_edges if settings.is_shield else edge.handle
     server = await http.serve(
-        edge.handle,
+        handle,
         host=settings.edge_host,
         port=settings.edge_port,
         on_done=edge.finished,
@@ -120,7 +131,7 @@ async def serve(settings: Settings, ready: ProcessEvent | None = None) -> None:
         ticket_keys = tickets.TicketKeys(certificates.context, settings.ticket_key_path)
         ticket_keys.refresh()
         tls_factory: Callable[[], asyncio.BaseProtocol] = tls.protocol_factory(
-            certificates.context, handshakes, edge.handle, edge.finished, connections
+            certificates.context, handshakes, handle, edge.finished, connections
         )
         if settings.proxy_protocol:  # the header comes before the TLS handshake
             tls_factory = proxy_protocol.behind(tls_factory, stats.fault)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
+from pullzone.edge.internal import FROM_SHIELD, SHIELD_REFUSED
 from pullzone.edge.labels import XCache
 from pullzone.edge.switches import NO_EDITS, ResponseEdits
 from pullzone.spec.cache_control import parse_cache_control
@@ -55,16 +56,16 @@ REASONS = {
     508: "Loop Detected",
 }
 
-# Never shown to clients: framing is ours, and tags are for purging (as Fastly and
-# Cloudflare strip Surrogate-Key and Cache-Tag).
-_NOT_DELIVERED = HOP_BY_HOP | {
-    "content-length",
+# Not passed on to another cache (an edge asking its shield): framing and the fields the
+# answering cache sets itself.
+_NOT_FORWARDED = HOP_BY_HOP | {"content-length", "age", "x-cache", FROM_SHIELD, SHIELD_REFUSED}
+# Never shown to clients: nor tags, which are for purging (as Fastly and Cloudflare strip
+# Surrogate-Key and Cache-Tag), nor what is for caches only.
+_NOT_DELIVERED = _NOT_FORWARDED | {
     "surrogate-key",
     "surrogate-control",
     "cdn-cache-control",  # RFC 9213: for this cache, not for browsers
     "cache-tag",
-    "age",
-    "x-cache",
 }
 # RFC 9110 §15.4.5: what a 304 carries.
 NOT_MODIFIED_FIELDS = frozenset(
@@ -107,7 +108,11 @@ def client_headers(
     (given a `policy`) in place of the origin's Cache-Control and Expires, unless the
     origin kept the response to one user or one use (private, no-store, no-cache, a
     Set-Cookie): a browser TTL must not make a personal answer reusable. `edits`: the
-    zone's own fields (edge/switches.py), in place of the origin's."""
+    zone's own fields (edge/switches.py), in place of the origin's; for another cache
+    (`edits.for_cache`), the stored fields as they are."""
+    if edits.for_cache:
+        drop = _NOT_FORWARDED | edits.removed | connection_tokens(hmap.get("connection"))
+        return [(n, v) for n, v in headers if n.lower() not in drop]
     drop = _NOT_DELIVERED | connection_tokens(hmap.get("connection"))
     out = [(n, v) for n, v in headers if n.lower() not in drop]
     if policy is not None and policy.expiry_secs > 0 and not _kept_personal(hmap):
@@ -178,14 +183,27 @@ def connection_field(close: bool, version: str) -> bytes:
 _X_CACHE = {label: b"X-Cache: %s\r\n" % label.value.encode() for label in XCache}
 
 
-def cache_fields(xcache: XCache, age: float | None) -> bytes:
-    """X-Cache, and Age for a stored response (RFC 9111 §5.1)."""
-    field = _X_CACHE[xcache]
+def cache_fields(xcache: XCache, age: float | None, shield: XCache | None = None) -> bytes:
+    """X-Cache, and Age for a stored response (RFC 9111 §5.1). `shield`: what the origin
+    shield the response came through answered (`MISS, shield=HIT`)."""
+    if shield is None:
+        field = _X_CACHE[xcache]
+    else:
+        field = b"X-Cache: %s, shield=%s\r\n" % (xcache.value.encode(), shield.value.encode())
     if age is None:
         return field
     if not 0 <= age < 2**31:  # RFC 9111 §1.2.2: too large to represent is 2^31
         age = 0 if age < 0 else 2**31
     return b"Age: %d\r\n%s" % (age, field)
+
+
+def shield_outcome(fields: HeaderMap) -> XCache | None:
+    """What the shield a response came through (noted in FROM_SHIELD by edge/origin.py)
+    answered, by its X-Cache; None when the origin answered."""
+    if FROM_SHIELD not in fields:
+        return None
+    label = fields.get("x-cache", "").partition(",")[0].strip()
+    return XCache(label) if label in XCache.__members__ else XCache.MISS
 
 
 def response_head(

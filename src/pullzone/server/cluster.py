@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 import uuid
 from collections import OrderedDict
@@ -21,23 +22,39 @@ from typing import Any
 from pullzone import __version__
 from pullzone.bus import local
 from pullzone.bus.events import CreateKey, Event, Proposal, RevokeKey, UpdateKey
-from pullzone.bus.jetstream import LIVE_WITHIN, BusUnavailable, JetStreamBus
+from pullzone.bus.jetstream import CLUSTER, LIVE_WITHIN, BusUnavailable, JetStreamBus
 from pullzone.config import Settings
 from pullzone.control.log import Committed, check_storable
 from pullzone.control.replica import Replica
+from pullzone.edge import shields
+from pullzone.edge.internal import new_token
+from pullzone.edge.shields import ShieldNode
 from pullzone.refusal import Reason, Refused
 from pullzone.server.cache_node import CacheNode
 from pullzone.sqlite import connect
 
 log = logging.getLogger("pullzone.cluster")
 
-EDGE_ROLES = frozenset({"edge", "all"})
+# The nodes whose caches a change waits for: a purge answer means no edge and no origin
+# shield serves the old object.
+EDGE_ROLES = frozenset({"edge", "all", "shield"})
+SHIELD_ROLES = frozenset({"shield"})
 HEARTBEAT = 1.0  # seconds between signs of life (applied position) on the bus
 REGISTRY_EVERY = 2  # heartbeats between registry entries (what `cluster status` reads)
 PUBLISH_RETRY = 8.0  # longer than a JetStream leader election after a server dies
 APPLY_WAIT = 10.0
 CATCH_UP_AT_START = 10.0  # how long the API waits for its own node to apply a stored event
 OUTCOMES_KEPT = 4096
+
+
+def advertised(host: str, port: int) -> str:
+    """Where other nodes reach a listener on `host`: this machine's name for a wildcard
+    address, an IPv6 address in brackets."""
+    if host in ("", "0.0.0.0", "::"):
+        host = socket.getfqdn()
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"{host}:{port}"
 
 
 class DataMismatch(Exception):
@@ -55,6 +72,8 @@ class ClusterNode:
         self._refusals: OrderedDict[int, Refused] = OrderedDict()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self.cluster_token = ""  # the cluster's secret, from the bus (start)
+        self._shields: list[ShieldNode] | None = None  # as last written for the workers
 
     async def start(self) -> None:
         conflict = local.bind_source(self.replica.conn, "jetstream")
@@ -73,6 +92,8 @@ class ClusterNode:
         if self.cache is not None:
             self.cache.signal.set_revalidate_all(True)  # until caught up
             self.cache.catch_up()
+        secret = await self.bus.kv_first(CLUSTER, "secret", {"token": new_token()})
+        self.cluster_token = str(secret["token"])
         for node in await self.bus.nodes():
             self.bus.heard_of(node["node"], node.get("role", ""), time.time() - node["at"])
         self.bus.reconnect_listeners.append(self._on_reconnect)
@@ -112,8 +133,10 @@ class ClusterNode:
             self.replica.skip(event.seq)
         if stored is not None and self.cache is not None:
             self.cache.catch_up()
-            # Confirmed (below) once its objects are stored here (server/prefetcher.py).
-            await self.cache.prefetch(stored)
+            # Confirmed (below) once its objects are stored here (server/prefetcher.py);
+            # a shield stores them as the edges' prefetches ask it.
+            if not self.settings.is_shield:
+                await self.cache.prefetch(stored)
         async with self._progress:
             self.position = event.seq
             self._progress.notify_all()
@@ -188,6 +211,9 @@ class ClusterNode:
             if beats % REGISTRY_EVERY == 0:
                 with contextlib.suppress(BusUnavailable):
                     await self.bus.heartbeat(self._registry_entry())
+            if self.settings.runs_edge and not self.settings.is_shield:
+                with contextlib.suppress(BusUnavailable):
+                    await self._tell_shields()
             beats += 1
             await asyncio.sleep(HEARTBEAT)
 
@@ -200,10 +226,27 @@ class ClusterNode:
             "version": __version__,
         }
         if s.runs_edge:
-            entry["edge"] = f"{s.edge_host}:{s.edge_port}"
+            entry["edge"] = advertised(s.edge_host, s.edge_port)
         if s.runs_api:
             entry["api"] = f"{s.api_host}:{s.api_port}"
         return entry
+
+    async def _tell_shields(self) -> None:
+        """Write the live shields for the workers (edge/shields.py) when they changed:
+        those in the node registry that were heard from in the last LIVE_WITHIN s."""
+        live = self.bus.live_nodes(SHIELD_ROLES)
+        found = [
+            ShieldNode(str(n["node"]), str(n["edge"]))
+            for n in await self.bus.nodes()
+            if n.get("role") == "shield" and n["node"] in live and n.get("edge")
+        ]
+        if found != self._shields:
+            try:
+                shields.write(self.settings.shields_path, found)
+            except OSError as exc:  # a full disk: the workers keep the shields they know
+                log.warning("shields not written: %s", exc)
+                return
+            self._shields = found
 
     def _on_reconnect(self) -> None:
         # Events may have been published while we were away: revalidate until caught up.

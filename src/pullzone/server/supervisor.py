@@ -131,6 +131,13 @@ class Supervisor:
                 print(f"pullzone: cannot join the cluster: {exc}", file=sys.stderr)
                 return 1
             event_log = cluster
+            # The workers ask shields with the cluster's secret; a shield answers it only.
+            token = cluster.cluster_token
+            self.settings = dataclasses.replace(
+                self.settings,
+                cluster_token=token,
+                internal_token=token if settings.is_shield else settings.internal_token,
+            )
         else:
             assert cache is not None
             bound_to = local.bind_source(cache.control, local.LOCAL)

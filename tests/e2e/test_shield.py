@@ -1,0 +1,293 @@
+"""The origin shield (docs/cluster.md, Origin shield) end to end: a real nats-server, an
+API node, three edges and two `--role shield` nodes, each a `pullzone serve` process, in
+front of a real origin on loopback. Every wait polls an observable condition.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from nats_servers import NatsServer
+from origin import Origin, Reply, Seen
+from server import Server
+from test_cluster import PROBE, node, purged, running, until
+
+Zone = dict[str, Any]
+_aliases = itertools.count(1)
+
+
+@dataclass
+class Cluster:
+    nats: NatsServer
+    api: Server
+    edges: list[Server]
+    shields: list[Server]
+
+    @property
+    def nodes(self) -> list[Server]:
+        return [self.api, *self.edges, *self.shields]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory, origin: Origin) -> Iterator[Cluster]:
+    origin.route(PROBE, Reply(headers=[("Cache-Control", "no-store")], body=b"probe"))
+    tmp = tmp_path_factory.mktemp("shield")
+    nats = NatsServer(tmp, "shield-nats").start()
+    found = Cluster(
+        nats,
+        node(tmp, "api", "api", [nats.url]),
+        [node(tmp, f"edge-{i}", "edge", [nats.url]) for i in (1, 2, 3)],
+        [node(tmp, f"shield-{i}", "shield", [nats.url]) for i in (1, 2)],
+    )
+    try:
+        with running(found.nodes):
+            yield found
+    finally:
+        nats.stop()
+
+
+def shielded_zone(c: Cluster, origin: Origin, *, shield: bool = True) -> Zone:
+    """A zone whose misses go through the shields, once every edge knows both shields and
+    sends the zone's misses to them (its probe, never stored, came through a shield)."""
+    zone = c.api.create_zone(origin.url, alias=f"shielded{next(_aliases)}")
+    if shield:
+        r = c.api.api.post(f"/zones/http/pull/{zone['id']}/shield", json={"enabled": "Y"})
+        assert r.status_code == 200, r.text
+        shields_known(c)
+    for edge in c.edges:
+
+        def serves(edge: Server = edge) -> bool:
+            r = edge.get(zone["fqdn"], PROBE)
+            return r.status_code == 200 and ("shield=" in r.headers["x-cache"]) == shield
+
+        until(serves, 10, f"zone {zone['id']} on {edge.edge_url}")
+    return zone
+
+
+def shields_known(c: Cluster) -> None:
+    """Every edge has written both live shields for its workers."""
+    for edge in c.edges:
+        shields_file = edge.data_dir / "run" / "shields.json"
+
+        def both(path: Path = shields_file) -> bool:
+            return path.exists() and path.read_text().count('"node"') == 2
+
+        until(both, 15, f"both shields known to {edge.edge_url}")
+
+
+def served(origin: Origin, path: str, delay: float = 0.0, max_age: int = 3600) -> None:
+    origin.route(
+        path,
+        Reply(
+            headers=[("Cache-Control", f"max-age={max_age}"), ("ETag", '"v1"')],
+            body=f"{path} v1".encode(),
+            delay=delay,
+        ),
+    )
+
+
+def answers(
+    edges: list[Server], zone: Zone, paths: list[str], per_path: int
+) -> list[httpx.Response]:
+    """`per_path` GETs of each path, spread over the edges, all at once (100 threads)."""
+    jobs = [(edges[i % len(edges)], p) for p in paths for i in range(per_path)]
+    clients = {e.edge_url: httpx.Client(base_url=e.edge_url, timeout=30) for e in edges}
+    try:
+        with ThreadPoolExecutor(100) as pool:
+            return list(
+                pool.map(
+                    lambda job: clients[job[0].edge_url].get(
+                        job[1], headers={"Host": zone["fqdn"]}
+                    ),
+                    jobs,
+                )
+            )
+    finally:
+        for client in clients.values():
+            client.close()
+
+
+# -- what the shield is for ---------------------------------------------------------------
+
+
+@pytest.mark.timeout(120)
+def test_300_concurrent_cold_requests_over_three_edges_make_one_origin_request(
+    cluster: Cluster, origin: Origin, path: str
+) -> None:
+    zone = shielded_zone(cluster, origin)
+    served(origin, path, delay=1.0)
+    got = answers(cluster.edges, zone, [path], 300)
+    assert {(r.status_code, r.content) for r in got} == {(200, f"{path} v1".encode())}
+    assert origin.count(path) == 1
+    labels = Counter(r.headers["x-cache"] for r in got)
+    # Each edge's fill went through the shield; on two of them the shield's answer was
+    # the fill the first edge had started (a MISS there too, as it was in progress).
+    assert set(labels) <= {"MISS, shield=MISS", "MISS, shield=HIT", "HIT"}, labels
+    assert labels["MISS, shield=MISS"] >= 1, labels
+    for edge in cluster.edges:
+        assert edge.get(zone["fqdn"], path).headers["x-cache"] == "HIT"
+    assert origin.count(path) == 1
+
+
+def test_without_the_shield_every_edge_asks_the_origin(
+    cluster: Cluster, origin: Origin, path: str
+) -> None:
+    zone = shielded_zone(cluster, origin, shield=False)
+    served(origin, path)
+    for edge in cluster.edges:
+        r = edge.get(zone["fqdn"], path)
+        assert (r.status_code, r.headers["x-cache"]) == (200, "MISS")
+    assert origin.count(path) == 3
+
+
+def test_an_edge_gets_what_another_edge_had_the_shield_store(
+    cluster: Cluster, origin: Origin, path: str
+) -> None:
+    """The second edge's miss is the shield's HIT; the origin sees the request as the
+    first edge's client sent it, once, with this CDN in CDN-Loop once and none of the
+    cluster's own fields; the edges honour CDN-Cache-Control, which the shield passes
+    on (it is for caches) and the edges keep from browsers."""
+    zone = shielded_zone(cluster, origin)
+    origin.route(
+        path,
+        Reply(
+            headers=[("Cache-Control", "no-store"), ("CDN-Cache-Control", "max-age=600")],
+            body=b"for the CDN only",
+        ),
+    )
+    first, second, third = cluster.edges
+    r = first.get(zone["fqdn"], path, headers={"CDN-Loop": "other-cdn"})
+    assert (r.status_code, r.headers["x-cache"]) == (200, "MISS, shield=MISS")
+    assert "cdn-cache-control" not in r.headers and "x-pullzone-shield" not in r.headers
+    assert r.headers["cache-control"] == "no-store"
+    r = second.get(zone["fqdn"], path)
+    assert (r.content, r.headers["x-cache"]) == (b"for the CDN only", "MISS, shield=HIT")
+    assert second.get(zone["fqdn"], path).headers["x-cache"] == "HIT"
+    assert third.get(zone["fqdn"], path).headers["x-cache"] == "MISS, shield=HIT"
+    assert origin.count(path) == 1
+    seen = origin.seen[path][0].headers
+    assert seen["host"] == f"127.0.0.1:{origin.port}"
+    assert seen["cdn-loop"] == "other-cdn, localhost"  # the edge domain, once
+    assert seen["x-real-ip"] == "127.0.0.1"
+    assert not [name for name in seen if name.startswith("x-pullzone")], seen
+
+
+def test_a_shield_answers_no_visitor(cluster: Cluster, origin: Origin, path: str) -> None:
+    zone = shielded_zone(cluster, origin)
+    served(origin, path)
+    for shield in cluster.shields:
+        r = shield.get(zone["fqdn"], path)
+        assert r.status_code == 403, r.text
+        assert "origin shield" in r.text
+        r = shield.get(zone["fqdn"], path, headers={"X-Pullzone-Internal": "a guess"})
+        assert r.status_code == 403
+    assert origin.count(path) == 0
+
+
+# -- purges -------------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(120)
+def test_no_edge_serves_an_object_purged_while_the_shield_filled_it(
+    cluster: Cluster, origin: Origin, path: str
+) -> None:
+    zone = shielded_zone(cluster, origin)
+    version = [1]
+    release = threading.Event()
+
+    def script(seen: Seen) -> Reply:
+        v = version[0]
+        return Reply(
+            headers=[("Cache-Control", "max-age=3600")],
+            body=f"{path} v{v}".encode(),
+            hold=release if v == 1 else None,
+        )
+
+    origin.route(path, script)
+    with ThreadPoolExecutor(3) as pool:
+        # Every edge misses at once; the shield's origin request is held until the purge.
+        inflight = [pool.submit(edge.get, zone["fqdn"], path) for edge in cluster.edges]
+        until(lambda: origin.count(path) >= 1, 10, "the shield's origin request")
+        version[0] = 2
+        answer = purged(cluster.api, zone, [path])
+        assert not answer.get("pending"), answer
+        release.set()
+        for future in inflight:
+            assert future.result().status_code == 200
+    v2 = f"{path} v2".encode()
+    for edge in cluster.edges:
+        for _ in range(2):
+            r = edge.get(zone["fqdn"], path)
+            assert r.content == v2, (edge.edge_url, r.headers)
+
+
+# -- prefetch -----------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(180)
+def test_a_prefetch_of_1000_objects_asks_the_origin_once_each_and_every_edge_hits(
+    cluster: Cluster, origin: Origin, path: str
+) -> None:
+    zone = shielded_zone(cluster, origin)
+    base = path.rsplit("/", 1)[0]
+    paths = [f"{base}/{i}.txt" for i in range(1000)]
+    for p in paths:
+        served(origin, p)
+    r = cluster.api.api.post(f"/zones/http/pull/{zone['id']}/prefetch", json={"files": paths})
+    assert r.status_code == 200, r.text
+    with contextlib.ExitStack() as stack:
+        clients = [
+            stack.enter_context(httpx.Client(base_url=e.edge_url, timeout=30))
+            for e in cluster.edges
+        ]
+
+        def all_hits(client: httpx.Client) -> bool:
+            return all(
+                client.get(p, headers={"Host": zone["fqdn"]}).headers["x-cache"] == "HIT"
+                for p in paths
+            )
+
+        for client in clients:
+            until(lambda client=client: all_hits(client), 60, "every object a HIT")
+    assert sum(origin.count(p) for p in paths) == 1000
+
+
+# -- a shield killed ----------------------------------------------------------------------
+
+
+@pytest.mark.timeout(120)
+def test_a_shield_killed_mid_test_costs_no_request_and_one_origin_request_per_path(
+    cluster: Cluster, origin: Origin, path: str
+) -> None:
+    """Last in this module: it kills a shield. 30 objects asked on three edges at once,
+    the origin slow; one shield is killed with -9 while its origin requests wait. Every
+    request is answered; each object reached the origin at most twice (its shield's
+    request, and the surviving shield's or an edge's own)."""
+    zone = shielded_zone(cluster, origin)
+    base = path.rsplit("/", 1)[0]
+    paths = [f"{base}/{i}.txt" for i in range(30)]
+    for p in paths:
+        served(origin, p, delay=1.5)
+    with ThreadPoolExecutor(1) as pool:
+        got = pool.submit(answers, cluster.edges, zone, paths, 6)
+        until(lambda: sum(origin.count(p) for p in paths) >= 10, 15, "origin requests")
+        cluster.shields[0].kill()
+        responses = got.result()
+    for r in responses:
+        assert r.status_code == 200, r.text
+        assert r.content.endswith(b" v1") and r.content.startswith(r.url.path.encode())
+    counts = {p: origin.count(p) for p in paths}
+    assert max(counts.values()) <= 2, counts
+    for edge in cluster.edges:
+        for p in paths:
+            assert edge.get(zone["fqdn"], p).headers["x-cache"] == "HIT"
