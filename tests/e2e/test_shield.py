@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ import pytest
 from nats_servers import NatsServer
 from origin import Origin, Reply, Seen
 from server import Server
-from test_cluster import PROBE, node, purged, running, until
+from test_cluster import PROBE, cluster_status, node, purged, running, until
 
 Zone = dict[str, Any]
 _aliases = itertools.count(1)
@@ -194,6 +195,31 @@ def test_a_shield_answers_no_visitor(cluster: Cluster, origin: Origin, path: str
     assert origin.count(path) == 0
 
 
+def edge_reach(c: Cluster) -> dict[str, dict[str, float | None]] | None:
+    """`pullzone cluster status --json`: each edge's shields and their connect times."""
+    done = cluster_status([c.nats.url], "--json")
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(done.stdout)["nodes"]
+    reach = {row["node"]: row["shields"] for row in rows if row["role"] == "edge"}
+    return reach if len(reach) == len(c.edges) else None
+
+
+def test_cluster_status_shows_each_edges_shields_and_how_it_reaches_them(
+    cluster: Cluster,
+) -> None:
+    def measured() -> dict[str, dict[str, float | None]] | None:
+        reach = edge_reach(cluster)
+        if reach is None or any(set(r or {}) != {"shield-1", "shield-2"} for r in reach.values()):
+            return None
+        return reach
+
+    reach = until(measured, 15, "every edge reporting both shields")
+    assert all(isinstance(ms, float) and 0 < ms < 500 for r in reach.values() for ms in r.values())
+    done = cluster_status([cluster.nats.url])
+    assert done.returncode == 0, done.stderr
+    assert "shield-1" in done.stdout and " ms" in done.stdout
+
+
 # -- purges -------------------------------------------------------------------------------
 
 
@@ -291,3 +317,10 @@ def test_a_shield_killed_mid_test_costs_no_request_and_one_origin_request_per_pa
     for edge in cluster.edges:
         for p in paths:
             assert edge.get(zone["fqdn"], p).headers["x-cache"] == "HIT"
+
+    # The edges stop naming it among their shields once it is no longer heard from.
+    def forgotten() -> bool:
+        reach = edge_reach(cluster)
+        return reach is not None and all(set(r or {}) == {"shield-2"} for r in reach.values())
+
+    until(forgotten, 20, "the killed shield gone from every edge's shields")

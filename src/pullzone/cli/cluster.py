@@ -41,10 +41,25 @@ async def _status(servers: list[str]) -> tuple[int, list[dict[str, Any]]]:
             "edge": node.get("edge"),
             "api": node.get("api"),
             "version": node.get("version"),
+            # An edge's: each live shield's connect time from it, ms (None: unreachable).
+            "shields": node.get("shields"),
         }
         for node in nodes
     ]
     return last, rows
+
+
+def _reach(shields: dict[str, float | None] | None) -> Text:
+    """An edge's shields as it reaches them: `shield-1 0.3 ms`, or unreachable in red."""
+    text = Text()
+    for i, (node, ms) in enumerate(sorted((shields or {}).items())):
+        if i:
+            text.append(", ")
+        if ms is None:
+            text.append(f"{node} unreachable", style="red")
+        else:
+            text.append(f"{node} {ms:.1f} ms")
+    return text
 
 
 @cluster_app.command()
@@ -74,7 +89,11 @@ def status(
     if not rows:
         fail(f"no node has reported in the last 15 s (the stream is at event {last})")
     table = Table(header_style="bold", title=f"stream at event {last}")
-    columns = ("node", "role", "applied", "lag", "quarantined", "last contact", "edge", "api")
+    columns: tuple[str, ...] = ("node", "role", "applied", "lag", "quarantined", "last contact")
+    columns += ("edge", "api")
+    shielded = any(row["shields"] for row in rows)
+    if shielded:
+        columns += ("shields",)
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:
@@ -88,5 +107,6 @@ def status(
             Text(f"{row['age']:.1f} s ago", style="red" if late else ""),
             row["edge"] or "",
             row["api"] or "",
+            *([_reach(row["shields"])] if shielded else []),
         )
     out.print(table)

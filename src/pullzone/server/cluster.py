@@ -23,7 +23,7 @@ from pullzone import __version__
 from pullzone.bus import local
 from pullzone.bus.events import CreateKey, Event, Proposal, RevokeKey, UpdateKey
 from pullzone.bus.jetstream import CLUSTER, LIVE_WITHIN, BusUnavailable, JetStreamBus
-from pullzone.config import Settings
+from pullzone.config import Settings, split_host_port
 from pullzone.control.log import Committed, check_storable
 from pullzone.control.replica import Replica
 from pullzone.edge import shields
@@ -57,6 +57,21 @@ def advertised(host: str, port: int) -> str:
     return f"{host}:{port}"
 
 
+async def connect_time(address: str) -> float | None:
+    """How long a TCP connection to HOST:PORT takes, in ms; None when it fails or takes
+    longer than an edge waits for a shield (edge/shields.py CONNECT_TIMEOUT)."""
+    host, port = split_host_port(address, 80)
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(shields.CONNECT_TIMEOUT):
+            _, writer = await asyncio.open_connection(host, port)
+    except (OSError, TimeoutError):
+        return None
+    elapsed = (time.perf_counter() - started) * 1000
+    writer.close()
+    return round(elapsed, 2)
+
+
 class DataMismatch(Exception):
     """The data directory and the cluster's stream do not belong together."""
 
@@ -74,6 +89,9 @@ class ClusterNode:
         self._tasks: list[asyncio.Task[None]] = []
         self.cluster_token = ""  # the cluster's secret, from the bus (start)
         self._shields: list[ShieldNode] | None = None  # as last written for the workers
+        # Each live shield's connect time from here in ms (None: unreachable), for the
+        # registry (`pullzone cluster status`).
+        self._reach: dict[str, float | None] = {}
 
     async def start(self) -> None:
         conflict = local.bind_source(self.replica.conn, "jetstream")
@@ -227,6 +245,8 @@ class ClusterNode:
         }
         if s.runs_edge:
             entry["edge"] = advertised(s.edge_host, s.edge_port)
+        if s.runs_edge and not s.is_shield:
+            entry["shields"] = self._reach
         if s.runs_api:
             entry["api"] = f"{s.api_host}:{s.api_port}"
         return entry
@@ -247,6 +267,8 @@ class ClusterNode:
                 log.warning("shields not written: %s", exc)
                 return
             self._shields = found
+        times = await asyncio.gather(*(connect_time(s.address) for s in found))
+        self._reach = {s.node: t for s, t in zip(found, times, strict=True)}
 
     def _on_reconnect(self) -> None:
         # Events may have been published while we were away: revalidate until caught up.
