@@ -113,6 +113,11 @@ class Settings:
         return self.data_dir / "cache"
 
     @property
+    def stats_db(self) -> Path:
+        """The node's traffic history (control/stats_history.py): kept across restarts."""
+        return self.data_dir / "stats.db"
+
+    @property
     def stats_dir(self) -> Path:
         return self.data_dir / "run" / "stats"
 

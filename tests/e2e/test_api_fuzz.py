@@ -72,6 +72,13 @@ checks.positive_data_acceptance.expected-statuses = [200, 400, 401, 403, 404, 40
 include-path = "/v2/zones/http/pull/{zoneid}/ssl"
 include-method = "POST"
 checks.positive_data_acceptance.expected-statuses = [200, 400, 401, 403, 404, 409, 429]
+
+# Stats: `from` and `to` are strings to the schema; one that is not a time, or two that
+# make no span the API answers (from not before to, more than 7 days apart), are a 400.
+[[operations]]
+include-path = "/v2/stats"
+include-method = "GET"
+checks.positive_data_acceptance.expected-statuses = [200, 400, 401, 403, 404, 429]
 """
 
 

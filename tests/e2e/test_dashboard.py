@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from nats_servers import NatsServer
 from origin import Origin, Reply
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
@@ -25,6 +26,9 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select, WebDriverWait
 from server import API_KEY, Server
+from test_cluster import PROBE, new_zone, running
+from test_cluster import node as cluster_node
+from test_cluster import until as poll
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -297,3 +301,57 @@ def test_a_block_is_changed_through_its_settings_panel(
     assert browser.find_element(By.ID, "block-list").get_attribute("value") == (
         "example.com,example.org"
     )
+
+
+@pytest.mark.timeout(150)
+def test_in_a_cluster_each_node_and_the_total_are_shown(
+    browser: Chrome, tmp_path: Path, origin: Origin, path: str
+) -> None:
+    nats = NatsServer(tmp_path, "nats").start()
+    api = cluster_node(tmp_path, "api-1", "all", [nats.url])
+    edge = cluster_node(tmp_path, "edge-1", "edge", [nats.url])
+    origin.route(PROBE, Reply(headers=[("Cache-Control", "no-store")], body=b"probe"))
+    origin.route(path, Reply(headers=[("Cache-Control", "max-age=3600")], body=b"cluster\n"))
+    try:
+        with running([api, edge]):
+            zone = new_zone(api, origin, [api, edge])
+            for server, times in ((api, 3), (edge, 2)):  # a MISS, then HITs
+                for _ in range(times):
+                    assert server.get(zone["fqdn"], path).status_code == 200
+
+            def answer() -> dict[str, Any] | None:
+                body = api.api.get("/stats").json()
+                hits = {n: f["zones"][0]["hits"] for n, f in body["nodes"].items()}
+                return body if hits == {"api-1": 2, "edge-1": 1} else None
+
+            body = poll(answer, 15, "both nodes' hits in the API's answer")
+            requests = {n: f["zones"][0]["requests"] for n, f in body["nodes"].items()}
+
+            sign_in(browser, api, API_KEY)
+            cells = '#nodes tr[data-node="{}"] [data-field="requests"]'
+            for name, n in (*requests.items(), ("Cluster total", sum(requests.values()))):
+                until(
+                    browser,
+                    lambda d, name=name, n=n: text_of(d, cells.format(name)) == str(n),
+                    f"{n} requests of {name} in the nodes table",
+                )
+            assert text_of(browser, "#unreachable") == ""
+            row = f'#zones tr[data-zone-id="{zone["id"]}"] [data-field="requests"]'
+            until(browser, lambda d: text_of(d, row) == str(sum(requests.values())), "the sum")
+
+            # One node's figures: the zones table and the chart are that node's.
+            Select(by_label(browser, "Node")).select_by_visible_text("edge-1")
+            until(browser, lambda d: text_of(d, row) == str(requests["edge-1"]), "edge-1's")
+            until(
+                browser,
+                lambda d: "Last hour, all zones on edge-1: HIT 1" in text_of(d, "#chart-summary"),
+                "edge-1's chart",
+            )
+            Select(by_label(browser, "Span")).select_by_visible_text("Last 7 days")
+            until(
+                browser,
+                lambda d: "Last 7 days, all zones on edge-1: HIT 1" in text_of(d, "#chart-summary"),
+                "edge-1's week",
+            )
+    finally:
+        nats.stop()

@@ -484,6 +484,27 @@ class JetStreamBus:
                     await self._applied_changed.wait_for(lambda: not pending())
             return pending()
 
+    # -- requests between nodes (core NATS, not stored: server/stats_exchange.py) --
+
+    async def respond(self, subject: str, answer: Callable[[bytes], Awaitable[bytes]]) -> None:
+        """Answer every request on `subject` with `answer(request)` (resubscribed by the
+        client after a reconnect)."""
+
+        async def on_request(msg: Msg) -> None:
+            reply = await answer(msg.data)
+            with contextlib.suppress(*_NATS_ERRORS):
+                await msg.respond(reply)
+
+        with self._unavailable(f"subscribe {subject}"):
+            await self._nc.subscribe(subject, cb=on_request)
+
+    async def request(self, subject: str, data: bytes, timeout: float) -> bytes:
+        """The answer to a request (BusUnavailable: none within `timeout`, or no one
+        listens on `subject`)."""
+        with self._unavailable(f"request {subject}"):
+            reply = await self._nc.request(subject, data, timeout=timeout)
+        return bytes(reply.data)
+
     # -- the node registry --
 
     async def heartbeat(self, info: dict[str, Any]) -> None:

@@ -20,13 +20,14 @@ from pullzone import __version__
 from pullzone.bus import local
 from pullzone.config import Settings
 from pullzone.control import errors, openapi, replica
-from pullzone.control.deps import Control
+from pullzone.control.deps import Control, GatherStats
 from pullzone.control.log import EventLog
 from pullzone.control.metrics import ApiMetrics
 from pullzone.control.routes import account_keys, dashboard, prefetch, purge, ssl, zones
 from pullzone.control.routes import keys as key_routes
 from pullzone.control.routes import stats as stats_routes
 from pullzone.control.stats import NodeStats
+from pullzone.control.stats_recorder import Recorder
 from pullzone.sqlite import connect
 
 DESCRIPTION = """\
@@ -37,9 +38,16 @@ carry 5centscdn's `"status": "error"` and `"errors": [{"code": â€¦, "message": â
 """
 
 
-def create_app(settings: Settings, log: EventLog) -> FastAPI:
+def create_app(
+    settings: Settings,
+    log: EventLog,
+    *,
+    recorder: Recorder | None = None,
+    cluster_stats: GatherStats | None = None,
+) -> FastAPI:
     """The API app, reading control.db on a connection of its own; every change goes
-    through `log` (a `LocalLog` on a single node) before the answer is sent."""
+    through `log` (a `LocalLog` on a single node) before the answer is sent. `recorder`
+    keeps the node's traffic history; `cluster_stats` asks a cluster's edges for theirs."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     conn = connect(settings.control_db, private=True)
     store = replica.create_schema(conn, settings.edge_domain)
@@ -54,12 +62,16 @@ def create_app(settings: Settings, log: EventLog) -> FastAPI:
         swagger_ui_oauth2_redirect_url=None,
     )
     stats = NodeStats(settings)
+    if recorder is not None:
+        stats.more_write_failures.append(recorder.writes)
     metrics = ApiMetrics(
         stats,
         lambda: local.quarantined_count(conn),
         getattr(log, "lags", None),  # a cluster node's log has lags
     )
-    app.state.control = Control(settings, conn, store, log, stats, metrics)
+    app.state.control = Control(
+        settings, conn, store, log, stats, metrics, recorder=recorder, cluster_stats=cluster_stats
+    )
     errors.install(app)
     app.include_router(zones.router, prefix="/v2")
     app.include_router(zones.every_zone, prefix="/v2")

@@ -36,12 +36,18 @@ from pullzone.control.metrics import ApiMetrics
 from pullzone.control.ratelimit import RateLimiter
 from pullzone.control.schemas import MAX_ZONE_ID, short
 from pullzone.control.stats import NodeStats
+from pullzone.control.stats_query import StatsQuery
+from pullzone.control.stats_recorder import Recorder
+from pullzone.control.stats_report import NodeReport
 from pullzone.control.store import ZoneStore
 from pullzone.control.zone_schemas import READ_ONLY, UNSUPPORTED_BLOCKS
 from pullzone.limits import MAX_API_BODY
 from pullzone.zones.model import Zone
 
 M = TypeVar("M", bound=BaseModel)
+# A cluster's edges' figures: their reports by node id, and the nodes that did not answer
+# (server/stats_exchange.py).
+GatherStats = Callable[[StatsQuery], Awaitable[tuple[dict[str, NodeReport], list[str]]]]
 
 log = logging.getLogger("pullzone.api")
 
@@ -50,7 +56,9 @@ log = logging.getLogger("pullzone.api")
 class Control:
     """The API's state: settings, its control.db connection (reads), the zone store on it,
     the event log every change is committed to before the answer, the node's figures and
-    metrics, and the per-key rate limiter (from `settings.api_rate` and `api_burst`)."""
+    metrics, and the per-key rate limiter (from `settings.api_rate` and `api_burst`);
+    the node's traffic history (`recorder`, on a node with an edge) and, in a cluster, how
+    to ask every edge for its figures (`cluster_stats`)."""
 
     settings: Settings
     conn: sqlite3.Connection
@@ -59,6 +67,8 @@ class Control:
     stats: NodeStats
     metrics: ApiMetrics
     limiter: RateLimiter = field(init=False)
+    recorder: Recorder | None = None
+    cluster_stats: GatherStats | None = None
 
     def __post_init__(self) -> None:
         self.limiter = RateLimiter(self.settings.api_rate, self.settings.api_burst)

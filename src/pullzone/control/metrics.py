@@ -95,7 +95,7 @@ class EdgeCollector(Collector):
         yield _by_label(
             "pullzone_write_failures",
             "Best-effort writes that failed and were skipped (a full disk), by kind: lru, "
-            "stats, access_log, janitor.",
+            "stats, access_log, janitor, stats_history.",
             "what",
             totals.write_failures,
         )

@@ -797,11 +797,46 @@ class StatsSeries(BaseModel):
     )
 
 
-class Stats(BaseModel):
-    result: Literal["success"]
-    since: str = Field(description="When this node started counting (UTC).")
+class StatsHistoryZone(BaseModel):
+    id: int
+    requests: int
+    hits: int
+    hit_ratio: float | None
+    bytes: int
+    origin_requests: int
+
+
+class StatsHistory(BaseModel):
+    start: int = Field(description="Unix time of the first bucket (`from`, rounded down).")
+    end: int = Field(description="Unix time the last bucket ends (`to`, rounded up).")
+    step: int = Field(description="Seconds per bucket: 60 or 3600.")
+    requests: list[int] = Field(description="Edge responses per bucket, oldest first.")
+    bytes: list[int] = Field(description="Bytes the edge wrote per bucket.")
+    origin_requests: list[int] = Field(description="Origin requests per bucket.")
+    statuses: dict[str, list[int]] = Field(
+        description="Edge responses per bucket by X-Cache status (statuses seen only)."
+    )
+    zones: list[StatsHistoryZone] = Field(description="Each zone's figures over the span.")
+
+
+class StatsFigures(BaseModel):
+    since: str = Field(description="When the node (the earliest node) started counting (UTC).")
     zones: list[ZoneStats]
     series: StatsSeries
+    history: StatsHistory
+
+
+class Stats(StatsFigures):
+    result: Literal["success"]
+    nodes: dict[str, StatsFigures] | None = Field(
+        None, description="Cluster mode: each edge's own figures, by node id."
+    )
+    total: StatsFigures | None = Field(
+        None, description="Cluster mode: the sum of `nodes` (as the top-level figures)."
+    )
+    unreachable: list[str] | None = Field(
+        None, description="Cluster mode: edges that did not answer within a second."
+    )
 
 
 # --- API keys (our extension: /v2/keys) ------------------------------------------------

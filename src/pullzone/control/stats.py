@@ -19,7 +19,7 @@ from pullzone.bus.signal import SeqSignal
 from pullzone.cache import usage
 from pullzone.cache.usage import Usage
 from pullzone.config import Settings
-from pullzone.edge.stats import MINUTES, ORIGIN_BUCKETS, read_snapshots
+from pullzone.edge.stats import ORIGIN_BUCKETS, WriteFailures, read_snapshots
 from pullzone.sqlite import connect
 
 CACHE_EVERY = 5.0
@@ -83,6 +83,8 @@ class NodeStats:
         self._cache_at = float("-inf")
         self._conn: sqlite3.Connection | None = None
         self._signal: SeqSignal | None = None
+        # Best-effort writes of this process's own (the stats history's), counted too.
+        self.more_write_failures: list[WriteFailures] = []
 
     def totals(self) -> Totals:
         totals = Totals()
@@ -127,19 +129,10 @@ class NodeStats:
             totals.evicted += snap.evicted
         for what, n in self._janitor().write_failures.items():
             totals.write_failures[what] += n
+        for writes in self.more_write_failures:
+            for what, n in writes.counts.items():
+                totals.write_failures[what] += n
         return totals
-
-    def series(
-        self, totals: Totals, zones: set[int] | None, now: float
-    ) -> tuple[int, dict[str, list[int]]]:
-        """(start of the first minute, requests per minute by cache status) for the last
-        hour, of `zones` (None: all)."""
-        first = int(now) // 60 - MINUTES + 1
-        statuses: dict[str, list[int]] = {}
-        for (minute, zone, status), n in totals.minutes.items():
-            if minute >= first and (zones is None or zone in zones):
-                statuses.setdefault(status, [0] * MINUTES)[minute - first] += n
-        return first * 60, statuses
 
     def _connection(self) -> sqlite3.Connection | None:
         if self._conn is None and self.cache_db.exists():

@@ -39,6 +39,8 @@ log = logging.getLogger("pullzone.cluster")
 # shield serves the old object.
 EDGE_ROLES = frozenset({"edge", "all", "shield"})
 SHIELD_ROLES = frozenset({"shield"})
+# The nodes visitors reach, whose traffic is the cluster's (a shield's is theirs again).
+VISITOR_ROLES = frozenset({"edge", "all"})
 HEARTBEAT = 1.0  # seconds between signs of life (applied position) on the bus
 REGISTRY_EVERY = 2  # heartbeats between registry entries (what `cluster status` reads)
 PUBLISH_RETRY = 8.0  # longer than a JetStream leader election after a server dies

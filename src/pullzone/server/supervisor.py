@@ -28,11 +28,15 @@ from pullzone.control import history
 from pullzone.control.app import create_app
 from pullzone.control.keys import ensure_admin_key
 from pullzone.control.log import EventLog, LocalLog
+from pullzone.control.stats import NodeStats
+from pullzone.control.stats_recorder import Recorder
+from pullzone.control.stats_report import LocalFigures
 from pullzone.edge import internal, tickets, worker
 from pullzone.server.acme import AcmeScheduler
 from pullzone.server.cache_node import CacheNode
 from pullzone.server.cluster import ClusterNode, DataMismatch
 from pullzone.server.janitor import Janitor
+from pullzone.server.stats_exchange import StatsExchange
 
 log = logging.getLogger("pullzone")
 
@@ -151,6 +155,8 @@ class Supervisor:
             event_log = LocalLog(settings, cache.on_event)
 
         background: list[asyncio.Task[None]] = []
+        # The traffic history (control/stats_recorder.py) of a node with an edge.
+        recorder = Recorder(settings) if cache is not None else None
         if cache is not None:
             shutil.rmtree(settings.stats_dir, ignore_errors=True)  # counters start at zero
             cache.bodies.clear_tmp()
@@ -173,6 +179,14 @@ class Supervisor:
                 asyncio.create_task(self.watch_workers()),
                 asyncio.create_task(janitor.run()),
             ]
+        if recorder is not None:
+            background.append(asyncio.create_task(recorder.run(), name="stats-history"))
+        exchange = None
+        if cluster is not None:  # every edge answers for its figures (server/stats_exchange.py)
+            mine = LocalFigures(NodeStats(settings), recorder) if recorder is not None else None
+            exchange = StatsExchange(cluster.bus, settings.node_id, mine)
+            with contextlib.suppress(BusUnavailable):
+                await exchange.start()
         if settings.acme_directory and settings.runs_api:
             # Automatic certificates: ordered by the node that owns ACME (server/acme.py).
             acme = AcmeScheduler(settings, event_log)
@@ -183,7 +197,12 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         try:
             if settings.runs_api:
-                app = create_app(settings, event_log)
+                app = create_app(
+                    settings,
+                    event_log,
+                    recorder=recorder,
+                    cluster_stats=exchange.gather if exchange is not None else None,
+                )
                 admin_key = ensure_admin_key(app.state.control.conn, settings)
                 api = self._api_server(app)
                 for signum in (signal.SIGTERM, signal.SIGINT):
@@ -199,6 +218,8 @@ class Supervisor:
             for task in background:
                 task.cancel()
             self.stop_workers()
+            if recorder is not None:
+                recorder.close()  # what the last minute counted
             if cluster is not None:
                 await cluster.close()
         return 0

@@ -1,10 +1,10 @@
-"""The node's figures (our extensions): `GET /v2/stats` for the dashboard, `GET /metrics`
-for Prometheus (the admin key, as X-API-Key or `Authorization: Bearer KEY`, which is what
+"""The node's figures (our extensions): `GET /v2/stats` for the dashboard (in a cluster,
+every edge's: server/stats_exchange.py), `GET /metrics` for Prometheus (this node's
+only; the admin key, as X-API-Key or `Authorization: Bearer KEY`, which is what
 Prometheus' `authorization: {credentials: KEY}` sends)."""
 
 from __future__ import annotations
 
-import datetime
 import time
 from typing import Annotated, Any
 
@@ -12,10 +12,11 @@ from fastapi import APIRouter, Header, Query, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from pullzone.control.deps import Caller, Ctl, check_key
-from pullzone.control.errors import Forbidden, NotFound, Unauthorized
+from pullzone.control.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from pullzone.control.openapi import errors
 from pullzone.control.schemas import MAX_ZONE_ID, Stats
-from pullzone.control.stats import SERVED_FROM_CACHE
+from pullzone.control.stats_query import BadSpan, StatsQuery, span_of
+from pullzone.control.stats_report import LocalFigures, render, total
 
 router = APIRouter(tags=["stats"])
 
@@ -23,19 +24,40 @@ router = APIRouter(tags=["stats"])
 @router.get(
     "/v2/stats",
     response_model=Stats,
-    summary="Traffic and cache figures of this node",
+    response_model_exclude_unset=True,
+    summary="Traffic and cache figures of this node, or of the cluster",
     description="Per zone the key may read: requests, hit ratio (HIT and STALE answers "
-    "over all), bytes served, origin requests, and what the zone holds in this node's "
-    "cache; and requests per minute by cache status over the last hour (`series`), of "
-    "every zone listed or of `zone`. Counted since the node started (`since`); in a "
-    "cluster, each node counts its own traffic.",
+    "over all), bytes served, origin requests, and what the zone holds in the cache; "
+    "requests per minute by cache status over the last hour (`series`), of every zone "
+    "listed or of `zone`, counted since the node started (`since`); and the history "
+    "between `from` and `to` (`history`: kept across restarts, in minutes for a span of "
+    "up to 24 hours within the last 24 hours, else in hours, for up to 7 days). In a "
+    "cluster, the figures are the sum of every edge's, each edge's own are in `nodes`, "
+    "and edges that did not answer within a second are listed in `unreachable`.",
     responses=errors(400, 401, 403, 404),
 )
 async def stats(
     principal: Caller,
     ctl: Ctl,
     zone: Annotated[int | None, Query(ge=1, le=MAX_ZONE_ID, description="Only this zone.")] = None,
+    from_: Annotated[
+        str | None,
+        Query(
+            alias="from",
+            description="Start of the history: unix seconds or ISO 8601 (UTC without an "
+            "offset); default: an hour before `to`.",
+        ),
+    ] = None,
+    to: Annotated[
+        str | None,
+        Query(description="End of the history (not included), as `from`; default: now."),
+    ] = None,
 ) -> dict[str, Any]:
+    now = time.time()
+    try:
+        span = span_of(from_, to, now)
+    except BadSpan as exc:
+        raise BadRequest(str(exc)) from None
     zones = [z for z in ctl.zones.list() if principal.may("read", z.id)]
     if zone is not None:
         if not principal.may("read", zone):
@@ -43,35 +65,22 @@ async def stats(
         zones = [z for z in zones if z.id == zone]
         if not zones:
             raise NotFound(f"zone {zone} not found")
-    totals = ctl.stats.totals()
-    cache = ctl.stats.cache_by_zone()
-    rows = []
-    for z in zones:
-        by_status = {s: n for (zid, s), n in totals.requests.items() if zid == z.id}
-        requests = sum(by_status.values())
-        hits = sum(by_status.get(s, 0) for s in SERVED_FROM_CACHE)
-        held = cache.get(z.id)
-        rows.append(
-            {
-                "id": z.id,
-                "name": z.name,
-                "fqdn": z.fqdn(ctl.settings.edge_domain),
-                "requests": requests,
-                "hits": hits,
-                "hit_ratio": round(hits / requests, 4) if requests else None,
-                "bytes": totals.bytes.get(z.id, 0),
-                "origin_requests": totals.origin[z.id].requests if z.id in totals.origin else 0,
-                "cache_bytes": held.bytes if held else 0,
-                "cache_objects": held.objects if held else 0,
-            }
-        )
-    start, statuses = ctl.stats.series(totals, {z.id for z in zones}, time.time())
-    since = datetime.datetime.fromtimestamp(ctl.stats.since, datetime.UTC)
+    query = StatsQuery(span, tuple(z.id for z in zones))
+    domain = ctl.settings.edge_domain
+    if ctl.cluster_stats is None:
+        report = await LocalFigures(ctl.stats, ctl.recorder).report(query)
+        return {"result": "success", **render(report, zones, domain, query, now)}
+    reports, unreachable = await ctl.cluster_stats(query)
+    figures = render(total(reports.values(), ctl.stats.since), zones, domain, query, now)
     return {
         "result": "success",
-        "since": since.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "zones": rows,
-        "series": {"start": start, "step": 60, "statuses": statuses},
+        **figures,
+        "total": figures,
+        "nodes": {
+            node: render(report, zones, domain, query, now)
+            for node, report in sorted(reports.items())
+        },
+        "unreachable": unreachable,
     }
 
 

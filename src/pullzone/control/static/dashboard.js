@@ -14,6 +14,9 @@
 
   let zones = []; // the zones of /v2/zones/http/pull, each with its row of /v2/stats
   let selected = null; // the selected zone's id, or null for all zones
+  // Cluster mode: the node whose figures are shown, or null for the cluster's total.
+  let node = null;
+  const SPANS = { 3600: "Last hour", 86400: "Last 24 hours", 604800: "Last 7 days" };
   let session = 0; // bumped on sign-out: answers of an older session are dropped
   let refreshes = 0; // only the latest refresh renders and schedules the next one
   let timer = null;
@@ -114,11 +117,16 @@
     sessionStorage.removeItem(KEY);
     zones = [];
     selected = null;
+    node = null;
     $("zones").tBodies[0].replaceChildren();
+    $("nodes").tBodies[0].replaceChildren();
+    $("nodes-panel").hidden = true;
+    $("node-picker").hidden = true;
     $("history").tBodies[0].replaceChildren();
     $("chart").replaceChildren();
     $("zone-select").replaceChildren(el("option", { value: "" }, "All zones"));
-    for (const id of ["error", "since", "chart-summary", "purge-status", "purge-error"]) {
+    for (const id of ["error", "since", "chart-summary", "purge-status", "purge-error",
+      "unreachable"]) {
       $(id).textContent = "";
     }
     $("app").hidden = true;
@@ -132,33 +140,44 @@
 
   // --- refreshing ----------------------------------------------------------------------
 
+  // The figures shown: the chosen node's in a cluster, else the answer's own (the total).
+  function figuresOf(stats) {
+    if (node !== null && stats.nodes && stats.nodes[node]) return stats.nodes[node];
+    return stats;
+  }
+
   async function refresh() {
     clearTimeout(timer);
     const mine = ++refreshes;
+    const span = Number($("range-select").value);
+    const to = Math.ceil(Date.now() / 1000);
+    const from = `from=${to - span}&to=${to}`; // both: the span is never over 7 days
     try {
       const [list, stats] = await Promise.all([
         api("/zones/http/pull"),
-        api("/stats"),
+        api(`/stats?${from}`),
       ]);
       if (mine !== refreshes) return;
-      const rows = new Map(stats.zones.map((row) => [row.id, row]));
+      renderNodes(stats);
+      const shown = figuresOf(stats);
+      const rows = new Map(shown.zones.map((row) => [row.id, row]));
       zones = list.zones.map((zone) => ({ ...zone, stats: rows.get(zone.id) }));
       if (selected !== null && !zones.some((zone) => zone.id === selected)) select(null);
-      let series = stats.series;
+      let history = shown.history;
       let purges = null;
       if (selected !== null) {
-        const [zoneStats, history] = await Promise.all([
-          api(`/stats?zone=${selected}`),
+        const [zoneStats, purged] = await Promise.all([
+          api(`/stats?zone=${selected}&${from}`),
           api(`/zones/http/pull/${selected}/purges`),
         ]);
         if (mine !== refreshes) return;
-        series = zoneStats.series;
-        purges = history.purges;
+        history = figuresOf(zoneStats).history;
+        purges = purged.purges;
       }
       renderZones();
-      renderChart(series);
+      renderChart(history, SPANS[span]);
       if (purges !== null) renderHistory(purges);
-      const since = stats.since.replace("T", " ").replace("Z", " UTC");
+      const since = shown.since.replace("T", " ").replace("Z", " UTC");
       $("since").textContent = `Counting since ${since}`;
       $("error").textContent = "";
     } catch (err) {
@@ -170,6 +189,67 @@
       $("error").textContent = err.message;
     }
     timer = setTimeout(refresh, REFRESH_MS);
+  }
+
+  // Cluster mode: one row per edge, then the total; the node picker lists the edges.
+  function renderNodes(stats) {
+    const cluster = stats.nodes !== undefined;
+    $("nodes-panel").hidden = !cluster;
+    $("node-picker").hidden = !cluster;
+    if (!cluster) return;
+    const names = Object.keys(stats.nodes);
+    if (node !== null && !names.includes(node)) node = null;
+    const picker = $("node-select");
+    const shape = names.join(" ");
+    if (picker.dataset.shape !== shape) {
+      picker.replaceChildren(
+        el("option", { value: "" }, "Cluster total"),
+        ...names.map((name) => el("option", { value: name }, name)),
+      );
+      picker.dataset.shape = shape;
+    }
+    picker.value = node === null ? "" : node;
+    const row = (name, figures, total) => {
+      const tr = el("tr", { "data-node": name });
+      if (total) tr.classList.add("total");
+      const head = el("th", { scope: "row" });
+      if (total) {
+        head.textContent = name;
+      } else {
+        const choose = el("button", { type: "button", class: "link", title: "Show this node" });
+        choose.textContent = name;
+        choose.addEventListener("click", () => chooseNode(name === node ? null : name));
+        head.append(choose);
+      }
+      const sum = (field) => figures.zones.reduce((n, z) => n + z[field], 0);
+      const requests = sum("requests");
+      const cells = {
+        requests: count(requests),
+        hit_ratio: ratio(requests ? sum("hits") / requests : null),
+        bytes: bytes(sum("bytes")),
+        cache: `${bytes(sum("cache_bytes"))} (${plural(sum("cache_objects"), "object")})`,
+        span: count(figures.history.requests.reduce((a, b) => a + b, 0)),
+      };
+      tr.append(head);
+      for (const [field, text] of Object.entries(cells)) {
+        tr.append(el("td", { "data-field": field, class: "num" }, text));
+      }
+      tr.classList.toggle("selected", name === node);
+      return tr;
+    };
+    $("nodes").tBodies[0].replaceChildren(
+      ...names.map((name) => row(name, stats.nodes[name], false)),
+      row("Cluster total", stats.total, true),
+    );
+    $("unreachable").textContent = stats.unreachable.length
+      ? `Not answering (not counted): ${stats.unreachable.join(", ")}`
+      : "";
+  }
+
+  function chooseNode(name) {
+    node = name;
+    $("node-select").value = name === null ? "" : name;
+    refresh();
   }
 
   function renderZones() {
@@ -222,8 +302,8 @@
     return row;
   }
 
-  // Requests per minute by cache status: one stacked bar per minute of the last hour.
-  function renderChart(series) {
+  // Requests by cache status: one stacked bar per bucket (a minute or an hour) of the span.
+  function renderChart(series, spanText) {
     const chart = $("chart");
     const [width, height, left, bottom, top] = [960, 200, 44, 22, 8];
     const present = Object.keys(series.statuses);
@@ -231,7 +311,9 @@
       ...STATUSES.filter((s) => present.includes(s)),
       ...present.filter((s) => !STATUSES.includes(s)).sort(),
     ];
-    const minutes = Math.max(0, ...order.map((s) => series.statuses[s].length));
+    const minutes = series.requests.length;
+    const when = (seconds) => (series.step < 3600 ? clock(seconds)
+      : `${new Date(seconds * 1000).toDateString().slice(4, 10)} ${clock(seconds)}`);
     const totals = Array.from({ length: minutes }, (_, i) =>
       order.reduce((sum, s) => sum + (series.statuses[s][i] || 0), 0));
     const peak = Math.max(0, ...totals);
@@ -253,7 +335,7 @@
       const detail = order
         .filter((s) => series.statuses[s][i])
         .map((s) => `${s} ${series.statuses[s][i]}`);
-      bar.append(svg("title", {}, `${clock(at)}: ${detail.join(", ")}`));
+      bar.append(svg("title", {}, `${when(at)}: ${detail.join(", ")}`));
       let base = 0;
       for (const s of order) {
         const n = series.statuses[s][i] || 0;
@@ -272,17 +354,18 @@
       for (const i of [0, Math.floor(minutes / 2), minutes]) {
         const anchor = i === 0 ? "start" : i === minutes ? "end" : "middle";
         parts.push(svg("text", { x: left + i * slot, y: height - 6, class: "axis",
-          "text-anchor": anchor }, clock(series.start + i * series.step)));
+          "text-anchor": anchor }, when(series.start + i * series.step)));
       }
     }
     if (!peak) {
       parts.push(svg("text", { x: (width + left) / 2, y: top + plotH / 2, class: "empty",
-        "text-anchor": "middle" }, "No requests in the last hour"));
+        "text-anchor": "middle" }, `No requests: ${spanText.toLowerCase()}`));
     }
     chart.replaceChildren(...parts);
 
     const summary = $("chart-summary");
-    const scope = selected === null ? "all zones" : zoneById(selected)?.name || `zone ${selected}`;
+    let scope = selected === null ? "all zones" : zoneById(selected)?.name || `zone ${selected}`;
+    if (node !== null) scope += ` on ${node}`;
     const items = order.map((s) => {
       const item = el("span", { class: "item" });
       const colour = STATUSES.includes(s) ? s : "other";
@@ -291,7 +374,7 @@
       return item;
     });
     const listed = items.flatMap((item, i) => (i ? [" ", item] : [item]));
-    summary.replaceChildren(`Last hour, ${scope}: `, ...(items.length ? listed : ["no requests"]));
+    summary.replaceChildren(`${spanText}, ${scope}: `, ...(items.length ? listed : ["no requests"]));
   }
 
   // The top of the y axis: a round number, even so that its half is a whole number too.
@@ -496,6 +579,10 @@
     $("zone-select").addEventListener("change", (event) => {
       choose(event.target.value === "" ? null : Number(event.target.value));
     });
+    $("node-select").addEventListener("change", (event) => {
+      chooseNode(event.target.value === "" ? null : event.target.value);
+    });
+    $("range-select").addEventListener("change", () => refresh());
     $("purge-form").addEventListener("submit", purgeListed);
     $("purge-confirm").addEventListener("input", () => {
       const zone = zoneById(selected);
