@@ -1,8 +1,7 @@
 """Where the cluster keeps its snapshots (bus/snapshots.py): a JetStream Object Store.
 
 An Object Store rather than a KV bucket: a snapshot grows with the zones and certificates
-(about 1.3 KB a zone, gzip'd; bench/README.md, Late join), a KV value must fit in one
-NATS message (1 MB by default, max_payload), an object is chunked (128 KB) and checked
+(each certificate carries its chain and key), a KV value must fit in one NATS message (1 MB by default, max_payload), an object is chunked (128 KB) and checked
 against its SHA-256 digest when read. Each object is named after the stream sequence
 its snapshot is consistent with, so two nodes writing the snapshot of one sequence write
 the same name, and the newest is the one with the highest number.
