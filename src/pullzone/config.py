@@ -68,6 +68,10 @@ class Settings:
     replicas: int = defaults.REPLICAS
     purge_wait: float = defaults.PURGE_WAIT
     max_bus_silence: float = defaults.MAX_BUS_SILENCE
+    # How long the cluster's stream keeps events (0: forever), and how often snapshots of
+    # the replicated state are written at least (docs/cluster.md, Retention and snapshots).
+    stream_retention: float = defaults.STREAM_RETENTION
+    snapshot_interval: float = defaults.SNAPSHOT_INTERVAL
     # Automatic certificates (ACME, RFC 8555): the CA's directory URL ("": none), the
     # account's contact address, and a PEM bundle to trust for the directory's own TLS
     # (acme_directory, above).

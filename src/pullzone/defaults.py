@@ -27,6 +27,9 @@ ROLE = "all"  # all, edge, api or shield
 REPLICAS = 1  # JetStream replicas of the stream and buckets (3 in production)
 PURGE_WAIT = 2.0  # seconds an answer waits for live edges to confirm
 MAX_BUS_SILENCE = 30.0  # cut off longer than this (seconds), an edge revalidates everything
+STREAM_RETENTION = 7 * 86400.0  # seconds the event stream keeps an event (docs/cluster.md)
+SNAPSHOT_INTERVAL = 15 * 60.0  # at most this long (seconds) between two snapshots
+SNAPSHOT_EVERY = 10_000  # events after which a snapshot is written, even sooner
 
 
 def workers() -> int:

@@ -28,6 +28,7 @@ def serve_options(*args: str) -> dict[str, Any]:
     values = serve.make_context("serve", list(args)).params
     # Options serve() applies after serve_settings (cluster_settings, the access log).
     later = {"cluster", "node_id", "role", "replicas", "purge_wait", "max_bus_silence"}
+    later |= {"stream_retention", "snapshot_interval"}
     later |= {"access_log", "access_log_format", "api_cert", "api_key_file"}
     later |= {"acme_directory", "acme_email", "acme_ca_bundle", "acme_retry"}
     later |= {"geoip_db", "trusted_proxies", "proxy_protocol"}

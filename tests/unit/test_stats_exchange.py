@@ -95,4 +95,3 @@ async def test_a_malformed_request_or_answer_counts_as_no_answer() -> None:
     assert await bus.subjects[SUBJECT + "edge-1"](b'{"start": "soon"}') == b""
     reports, unreachable = await exchange(bus, "api", None).gather(QUERY)
     assert list(reports) == ["edge-1"] and unreachable == ["edge-2"]
-

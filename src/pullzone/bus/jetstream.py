@@ -25,8 +25,10 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 from nats.js.kv import KeyValue
+from nats.js.object_store import ObjectStore
 
 from pullzone.bus.events import Event
+from pullzone.bus.retention import retention_limits, update_retention
 
 log = logging.getLogger("pullzone.bus")
 
@@ -37,7 +39,6 @@ NODES = "pullzone_nodes"
 CLUSTER = "pullzone_cluster"  # what the cluster's nodes share for good (its secret)
 NODE_TTL = 15.0  # a node whose registry entry is this old is gone (cluster status)
 LIVE_WITHIN = 5.0  # a node not heard from (applied or heartbeat) for this long is not waited for
-DUPLICATE_WINDOW = 120.0  # publishes with the same msg_id within this window are stored once
 ACK_WAIT = 30.0  # an unacked delivery is redelivered after this long
 FETCH_WAIT = 1.0
 RECONNECT_GRACE = 1.5  # a publish retried no longer once disconnected this long
@@ -69,6 +70,8 @@ class _Consumer:
 class JetStreamBus:
     def __init__(self, nc: Client, node_id: str, role: str, replicas: int, timeout: float) -> None:
         self.node_id, self.role, self.replicas, self.timeout = node_id, role, replicas, timeout
+        # The stream's max_age in seconds (0: events kept forever); None: as it is.
+        self.retention: float | None = None
         self._nc = nc
         self._js = nc.jetstream(timeout=timeout)
         self._jsm = nc.jetstream(timeout=max(5.0, timeout))  # stream and consumer management
@@ -93,9 +96,12 @@ class JetStreamBus:
         timeout: float = 2.0,
         ping_interval: float = 5.0,
         node_ttl: float = NODE_TTL,
+        retention: float | None = None,
     ) -> JetStreamBus:
         """Connect (each server tried twice, else BusUnavailable), then reconnect forever;
-        create the stream and the node registry unless they exist (or `observe`)."""
+        create the stream and the node registry unless they exist (or `observe`). The
+        stream keeps events `retention` seconds (0: forever), an existing one updated to
+        it (None: left as it is)."""
         if not _TOKEN.match(node_id):
             raise ValueError(f"node id {node_id!r}: letters, digits, '-' and '_' only")
         nc = Client()
@@ -134,6 +140,7 @@ class JetStreamBus:
             raise BusUnavailable(f"cannot connect to {servers}: {exc!r}") from exc
         nc.options["max_reconnect_attempts"] = -1
         bus = cls(nc, node_id, role, replicas, timeout)
+        bus.retention = retention
         bus.reconnect_listeners = listeners
         try:
             if observe:  # tools: read what nodes made, create nothing
@@ -190,11 +197,13 @@ class JetStreamBus:
             retention=api.RetentionPolicy.LIMITS,
             storage=api.StorageType.FILE,
             num_replicas=self.replicas,
-            duplicate_window=DUPLICATE_WINDOW,
+            **retention_limits(self.retention or 0.0),
         )
-        await self._idempotent(
+        info = await self._idempotent(
             STREAM, lambda: self._jsm.add_stream(config), lambda: self._jsm.stream_info(STREAM)
         )
+        if self.retention is not None:
+            await update_retention(self._jsm, info, self.retention)
 
     async def _ensure_bucket(self, bucket: str, ttl: float | None) -> None:
         config = api.KeyValueConfig(
@@ -240,10 +249,11 @@ class JetStreamBus:
         retry_for: float = 0.0,
     ) -> Event:
         """Store one event; its `seq` is the stream's sequence from the PubAck. A repeated
-        `msg_id` (within DUPLICATE_WINDOW) is stored once and answers the first sequence,
-        which makes retrying safe: with a `msg_id`, a publish that failed is tried again
-        for up to `retry_for` seconds (a stream leader being elected after a server died
-        takes a few), unless the connection stays down for RECONNECT_GRACE."""
+        `msg_id` (within the duplicate window, bus/retention.py) is stored once and answers
+        the first sequence, which makes retrying safe: with a `msg_id`, a publish that
+        failed is tried again for up to `retry_for` seconds (a stream leader being elected
+        after a server died takes a few), unless the connection stays down for
+        RECONNECT_GRACE."""
         if not _KIND.match(kind):
             raise ValueError(f"event kind {kind!r}")
         at = time.time()
@@ -269,25 +279,47 @@ class JetStreamBus:
             await asyncio.sleep(delay)
             delay = min(0.5, delay * 2)
 
-    async def last_stream_seq(self) -> int:
+    async def stream_bounds(self) -> tuple[int, int]:
+        """The stream's first and last sequences (first = last + 1 when it holds none)."""
         with self._unavailable("stream info"):
             info = await self._js.stream_info(STREAM)
-        return int(info.state.last_seq)
+        return int(info.state.first_seq), int(info.state.last_seq)
+
+    async def object_store(self, bucket: str) -> ObjectStore:
+        """The Object Store `bucket`, created unless it exists."""
+        config = api.ObjectStoreConfig(
+            bucket=bucket, replicas=self.replicas, storage=api.StorageType.FILE
+        )
+        with self._unavailable(f"object store {bucket}"):
+            return await self._idempotent(
+                bucket,
+                lambda: self._jsm.create_object_store(bucket, config),
+                lambda: self._jsm.object_store(bucket),
+            )
+
+    async def last_stream_seq(self) -> int:
+        return (await self.stream_bounds())[1]
 
     async def consume(
-        self, durable: str, handler: Handler, *, start_seq: int | None = None
+        self,
+        durable: str,
+        handler: Handler,
+        *,
+        start_seq: int | None = None,
+        restart: bool = False,
     ) -> None:
         """Hand every event to `handler`, in stream order, one at a time, in a background task
         until close(). A new durable starts at `start_seq` (default 1); an existing one where
-        it acked, but at `start_seq` when given and it acked more: the caller holds what it
-        has, and the handler skips what is delivered again."""
+        it acked, but at `start_seq` when given and it acked more (or less, with `restart`:
+        the caller restored a snapshot, what is before it may be gone): the caller holds
+        what it has, and the handler skips what is delivered again."""
         if not _TOKEN.match(durable):
             raise ValueError(f"durable name {durable!r}")
         c = _Consumer(durable, handler, last=max(start_seq or 1, 1) - 1)
         with self._unavailable(f"consumer {durable}"):
             info = await self._bind(c)
             floor = info.ack_floor.stream_seq if info.ack_floor is not None else 0
-            if start_seq is not None and floor > c.last:
+            if start_seq is not None and (floor > c.last or (restart and floor != c.last)):
                 # The durable is past what the caller holds (its data was lost or replaced):
                 # start it again where the caller is, or those events would never come.
                 log.warning("bus: consumer %s acked %d; starting at %d", durable, floor, c.last + 1)

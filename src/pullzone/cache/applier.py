@@ -130,6 +130,21 @@ class Applier:
             (seq,),
         )
 
+    def restart_at(self, seq: int, zones: set[int]) -> None:
+        """The node's replica was replaced by a snapshot at `seq` (server/snapshotting.py):
+        events before it that this cache never saw may have purged anything. Soft-purge
+        every zone the snapshot has and hard-purge every other zone the cache knows (it
+        was deleted), as purge events at `seq` would, then stand at `seq`."""
+        with transaction(self.conn):
+            rows = self.conn.execute(
+                "SELECT zone_id FROM zone_state UNION SELECT DISTINCT zone_id FROM objects"
+            )
+            known = {int(row[0]) for row in rows}
+            for zone_id in sorted(known | zones):
+                column = "soft_all_seq" if zone_id in zones else "hard_all_seq"
+                self._zone_purged(zone_id, seq, column)
+            self.conn.execute("UPDATE cache_meta SET value = ? WHERE name = 'applied_seq'", (seq,))
+
     def _zone_purged(self, zone_id: int, seq: int, column: str | None = None) -> None:
         """Record a purge of the zone; `column` names the whole-zone kind, if it was one."""
         self.conn.execute("INSERT OR IGNORE INTO zone_state (zone_id) VALUES (?)", (zone_id,))

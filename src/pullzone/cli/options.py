@@ -108,6 +108,16 @@ def duration(value: str | None) -> str | None:
     return value
 
 
+def span(value: Any) -> float:
+    """Seconds in a duration such as `7d`, `15m` or `30` (seconds); `0` is kept (none)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    try:
+        return float(parse_duration(str(value).strip()))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
 def yes_no(value: str | None) -> str | None:
     """`Y` or `N`, from yes/no, true/false, on/off or 1/0 in any case."""
     if value is None:

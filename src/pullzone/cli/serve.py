@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from pullzone import defaults
+from pullzone.bus.retention import check_retention
 from pullzone.cli import options
 from pullzone.cli.options import Address, LogFormat, Role
 from pullzone.config import FD_RESERVE, Settings, default_data_dir
@@ -174,8 +175,13 @@ def cluster_settings(
     replicas: int,
     purge_wait: float,
     max_bus_silence: float,
+    stream_retention: float = defaults.STREAM_RETENTION,
+    snapshot_interval: float = defaults.SNAPSHOT_INTERVAL,
 ) -> Settings:
     """`settings` joined to the cluster at `urls` (comma-separated nats:// URLs)."""
+    refused = check_retention(stream_retention, snapshot_interval)
+    if refused is not None:
+        raise typer.BadParameter(refused, param_hint="'--stream-retention'")
     servers = tuple(url.strip() for url in urls.split(",") if url.strip())
     for url in servers:
         if not re.match(r"^(nats|tls)://[^/\s]+$", url):
@@ -197,6 +203,8 @@ def cluster_settings(
         replicas=replicas,
         purge_wait=purge_wait,
         max_bus_silence=max_bus_silence,
+        stream_retention=stream_retention,
+        snapshot_interval=snapshot_interval,
     )
 
 
@@ -454,6 +462,33 @@ def serve(
             rich_help_panel="Cluster",
         ),
     ] = defaults.MAX_BUS_SILENCE,
+    stream_retention: Annotated[
+        float,
+        typer.Option(
+            "--stream-retention",
+            envvar="PULLZONE_STREAM_RETENTION",
+            metavar="DURATION",
+            parser=options.span,
+            show_default="7d",
+            help="How long the cluster's event stream keeps an event (30m, 12h, 7d; 0: "
+            "forever); the stream is updated to it. A node that was away longer starts "
+            "from a snapshot and revalidates its whole cache.",
+            rich_help_panel="Cluster",
+        ),
+    ] = defaults.STREAM_RETENTION,
+    snapshot_interval: Annotated[
+        float,
+        typer.Option(
+            "--snapshot-interval",
+            envvar="PULLZONE_SNAPSHOT_INTERVAL",
+            metavar="DURATION",
+            parser=options.span,
+            show_default="15m",
+            help="At most this long between two snapshots of the cluster's state (written "
+            f"after {defaults.SNAPSHOT_EVERY:,} events too); at most half the retention.",
+            rich_help_panel="Cluster",
+        ),
+    ] = defaults.SNAPSHOT_INTERVAL,
     acme_email: Annotated[
         str,
         typer.Option(
@@ -587,6 +622,8 @@ def serve(
             replicas=replicas,
             purge_wait=purge_wait,
             max_bus_silence=max_bus_silence,
+            stream_retention=stream_retention,
+            snapshot_interval=snapshot_interval,
         )
     from pullzone.server import supervisor
 

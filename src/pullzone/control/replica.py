@@ -15,7 +15,7 @@ import dataclasses
 import json
 import sqlite3
 
-from pullzone.bus import local
+from pullzone.bus import local, snapshots
 from pullzone.bus.events import (
     ACME_CHALLENGE_DELETE,
     ACME_CHALLENGE_PUT,
@@ -80,6 +80,12 @@ class Replica:
     def skip(self, seq: int) -> None:
         with transaction(self.conn):
             local.set_position(self.conn, seq)
+
+    def restore(self, snapshot: snapshots.Snapshot) -> None:
+        """Replace what the events built with a snapshot of it (bus/snapshots.py); the
+        position becomes the snapshot's sequence."""
+        snapshots.restore(self.conn, snapshot)
+        self.zones.create_schema()  # the host names, derived from the zones
 
     def _apply(self, event: Event) -> Event | None:
         if event.kind == ZONE_CREATE:

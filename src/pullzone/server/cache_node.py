@@ -53,6 +53,11 @@ class CacheNode:
         self.signal.publish(seq)
         return matched
 
+    def restart_at(self, seq: int, zones: set[int]) -> None:
+        """Stand at `seq`, every stored object to be revalidated (Applier.restart_at)."""
+        self.applier.restart_at(seq, zones)
+        self.signal.publish(seq)
+
     async def on_event(self, event: Event) -> int | None:
         """A single node's `LocalLog` hook: the API answers only after this returns."""
         async with self._lock:

@@ -31,6 +31,7 @@ from pullzone.edge.internal import new_token
 from pullzone.edge.shields import ShieldNode
 from pullzone.refusal import Reason, Refused
 from pullzone.server.cache_node import CacheNode
+from pullzone.server.snapshotting import NodeSnapshots, SnapshotGap, needs_snapshot
 from pullzone.sqlite import connect
 
 log = logging.getLogger("pullzone.cluster")
@@ -94,6 +95,10 @@ class ClusterNode:
         # Each live shield's connect time from here in ms (None: unreachable), for the
         # registry (`pullzone cluster status`).
         self._reach: dict[str, float | None] = {}
+        self.snapshots = NodeSnapshots(settings, bus, self.replica, cache)
+        # Events this node needed aged out of the stream while it ran (cut off longer than
+        # the retention): nothing cached is trusted again until a restart (docs/cluster.md).
+        self.missed_events = False
 
     async def start(self) -> None:
         conflict = local.bind_source(self.replica.conn, "jetstream")
@@ -102,13 +107,20 @@ class ClusterNode:
                 f"{self.settings.data_dir} holds a single node's data: give a cluster node "
                 "a data directory of its own (--data-dir)"
             )
-        last = await self.bus.last_stream_seq()
+        first, last = await self.bus.stream_bounds()
         if self.position > last:
             raise DataMismatch(
                 f"{self.settings.data_dir} has applied event {self.position}, but the "
                 f"cluster's stream ends at {last} (was the NATS store reset?): start this "
                 "node with an empty --data-dir"
             )
+        # Past the retention, or nothing yet: from the newest snapshot (server/snapshotting.py).
+        try:
+            restored = await self.snapshots.join(self.position, first, last)
+        except SnapshotGap as exc:
+            raise DataMismatch(str(exc)) from None
+        if restored is not None:
+            self.position = restored
         if self.cache is not None:
             self.cache.signal.set_revalidate_all(True)  # until caught up
             self.cache.catch_up()
@@ -117,7 +129,12 @@ class ClusterNode:
         for node in await self.bus.nodes():
             self.bus.heard_of(node["node"], node.get("role", ""), time.time() - node["at"])
         self.bus.reconnect_listeners.append(self._on_reconnect)
-        await self.bus.consume(self.settings.node_id, self._on_event, start_seq=self.position + 1)
+        await self.bus.consume(
+            self.settings.node_id,
+            self._on_event,
+            start_seq=self.position + 1,
+            restart=restored is not None,
+        )
         # Apply what was missed before the workers start (bounded: a long backlog goes on
         # in the background, with every object revalidated until it is done).
         if not await self._applied(last, CATCH_UP_AT_START):
@@ -125,6 +142,9 @@ class ClusterNode:
         self._tasks.append(asyncio.create_task(self._heartbeat(), name="cluster-heartbeat"))
         if self.cache is not None:
             self._tasks.append(asyncio.create_task(self._keep_trust(), name="cluster-trust"))
+        if self.settings.runs_api:
+            writer = self.snapshots.run(self.acme_owner, lambda: self.position)
+            self._tasks.append(asyncio.create_task(writer, name="cluster-snapshots"))
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -137,6 +157,8 @@ class ClusterNode:
     async def _on_event(self, event: Event) -> None:
         if event.seq <= self.position:
             return  # a redelivery of what this node has
+        if event.seq > self.position + 1 and not self.missed_events:
+            await self._check_gap(event.seq)
         stored = None
         try:
             stored = self.replica.apply(event)
@@ -162,6 +184,22 @@ class ClusterNode:
             self._progress.notify_all()
         if self.settings.runs_edge:
             await self.bus.report_applied(event.seq)
+
+    async def _check_gap(self, seq: int) -> None:
+        """Events before `seq` were not handed over: a malformed one (bus/jetstream.py
+        skips it), or aged out of the stream while this node was cut off."""
+        first, _ = await self.bus.stream_bounds()
+        if needs_snapshot(self.position, first):
+            self.missed_events = True
+            log.error(
+                "events %d to %d aged out of the stream before this node applied them: "
+                "every cached object is revalidated until this node is restarted (it then "
+                "starts from a snapshot)",
+                self.position + 1,
+                first - 1,
+            )
+            if self.cache is not None:
+                self.cache.signal.set_revalidate_all(True)
 
     async def _applied(self, seq: int, timeout: float) -> bool:
         async with self._progress:
@@ -243,6 +281,7 @@ class ClusterNode:
             "role": s.role,
             "applied": self.position,
             "quarantined": local.quarantined_count(self.replica.conn),
+            "missed_events": self.missed_events,
             "version": __version__,
         }
         if s.runs_edge:
@@ -292,8 +331,10 @@ class ClusterNode:
                 if caught_up != reconnects:
                     with contextlib.suppress(BusUnavailable):
                         target = await self.bus.last_stream_seq()
-                        if await self._applied(target, LIVE_WITHIN) and (
-                            self.bus.reconnects == reconnects
+                        if (
+                            await self._applied(target, LIVE_WITHIN)
+                            and self.bus.reconnects == reconnects
+                            and not self.missed_events
                         ):
                             caught_up = reconnects
                             signal.set_revalidate_all(False)

@@ -227,7 +227,11 @@ class Supervisor:
     async def _join_cluster(self, cache: CacheNode | None) -> ClusterNode:
         s = self.settings
         bus = await JetStreamBus.connect(
-            list(s.cluster), s.node_id, role=s.role, replicas=s.replicas
+            list(s.cluster),
+            s.node_id,
+            role=s.role,
+            replicas=s.replicas,
+            retention=s.stream_retention,
         )
         node = ClusterNode(s, bus, cache)
         try:

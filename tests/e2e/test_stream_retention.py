@@ -1,0 +1,96 @@
+"""A bounded event stream (docs/cluster.md, Retention and snapshots) end to end: a real
+nats-server and `pullzone serve` nodes with a retention of seconds, so events age out
+within the test. Every wait polls an observable condition with a deadline.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+from nats_servers import NatsServer
+from origin import Origin, Reply
+from test_cluster import PROBE, cache, node, purged, running, until, versioned
+
+FLAGS = ("--stream-retention", "4s", "--snapshot-interval", "2s")
+_aliases = itertools.count(1)
+
+
+def stream_first_seq(nats: NatsServer) -> int:
+    """The stream's first stored event (what retention has not dropped yet)."""
+    streams = [
+        stream
+        for account in nats.jsz().get("account_details", [])
+        for stream in account.get("stream_detail", [])
+        if stream["name"] == "PULLZONE_EVENTS"
+    ]
+    return int(streams[0]["state"]["first_seq"]) if streams else 0
+
+
+@pytest.fixture(autouse=True)
+def probe_route(origin: Origin) -> None:
+    origin.route(PROBE, Reply(headers=[("Cache-Control", "no-store")], body=b"probe"))
+
+
+@pytest.mark.timeout(120)
+def test_a_node_joining_after_events_aged_out_starts_from_a_snapshot(
+    tmp_path: Path, origin: Origin, path: str
+) -> None:
+    nats = NatsServer(tmp_path, "retention").start()
+    api = node(tmp_path, "api", "api", [nats.url], *FLAGS)
+    try:
+        with running([api]):
+            zones = [api.create_zone(origin.url, alias=f"aged{next(_aliases)}") for _ in range(3)]
+            r = api.api.post(f"/zones/http/pull/{zones[0]['id']}", json={"cnames": "late.example"})
+            assert r.status_code == 200, r.text
+            versioned(origin, path)
+            # The events that made the zones age out of the stream (a purge keeps it going).
+            until(
+                lambda: purged(api, zones[1], ["/x"]) and stream_first_seq(nats) > 4,
+                30,
+                "the zones' events gone from the stream",
+            )
+            late = node(tmp_path, "late", "edge", [nats.url], *FLAGS)
+            with running([late]):
+                assert "started from snapshot" in late.output()
+                for z in zones:
+                    assert cache(late, z, path) == "MISS"
+                    assert cache(late, z, path) == "HIT"
+                r = late.get("late.example", path)
+                assert r.status_code == 200, r.text
+    finally:
+        nats.stop()
+
+
+@pytest.mark.timeout(120)
+def test_a_node_away_longer_than_the_retention_serves_no_object_purged_meanwhile(
+    tmp_path: Path, origin: Origin, path: str
+) -> None:
+    nats = NatsServer(tmp_path, "away").start()
+    api = node(tmp_path, "api", "api", [nats.url], *FLAGS)
+    edge = node(tmp_path, "away-edge", "edge", [nats.url], *FLAGS)
+    try:
+        with running([api]):
+            with running([edge]):
+                zone = api.create_zone(origin.url, alias=f"away{next(_aliases)}")
+                until(lambda: edge.get(zone["fqdn"], PROBE).status_code == 200, 10, "zone")
+                version = versioned(origin, path)
+                assert cache(edge, zone, path) == "MISS"
+                assert cache(edge, zone, path) == "HIT"
+            # Away: the object changes and is purged, and the purge ages out.
+            version[0] = 2
+            purge = purged(api, zone, [path])
+            until(
+                lambda: purged(api, zone, ["/y"]) and stream_first_seq(nats) > purge["id"],
+                30,
+                "the purge gone from the stream",
+            )
+            before = origin.count(path)
+            with running([edge]):
+                r = edge.get(zone["fqdn"], path)
+                assert r.content == f"{path} v2".encode(), r.headers
+                assert r.headers["x-cache"] != "HIT"
+                assert origin.count(path) == before + 1
+    finally:
+        nats.stop()
