@@ -8,7 +8,10 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import os
+import signal
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +25,8 @@ from nats_servers import NatsServer
 from origin import Origin, Reply, Seen
 from server import Server
 from test_cluster import PROBE, cluster_status, node, purged, running, until
+
+from pullzone.edge.shields import ShieldNode, rank
 
 Zone = dict[str, Any]
 _aliases = itertools.count(1)
@@ -220,6 +225,29 @@ def test_cluster_status_shows_each_edges_shields_and_how_it_reaches_them(
     assert "shield-1" in done.stdout and " ms" in done.stdout
 
 
+def test_cluster_status_shows_each_shields_load(
+    cluster: Cluster, origin: Origin, path: str
+) -> None:
+    zone = shielded_zone(cluster, origin)
+    served(origin, path)
+    for edge in cluster.edges:  # one MISS on the shield, then two HITs
+        assert edge.get(zone["fqdn"], path).status_code == 200
+
+    def loads() -> dict[str, dict[str, Any]] | None:
+        done = cluster_status([cluster.nats.url], "--json")
+        rows = json.loads(done.stdout)["nodes"] if done.returncode == 0 else []
+        found = {row["node"]: row["load"] for row in rows if row["role"] == "shield"}
+        hit = any(load and (load["hit_ratio"] or 0) > 0 for load in found.values())
+        return found if len(found) == 2 and hit else None
+
+    found = until(loads, 15, "both shields' load, one with hits")
+    assert sum(load["per_second"] for load in found.values()) > 0, found
+    assert all(isinstance(load["connections"], int) for load in found.values())
+    done = cluster_status([cluster.nats.url])
+    assert done.returncode == 0, done.stderr
+    assert "req/s" in done.stdout and "hits" in done.stdout, done.stdout
+
+
 # -- purges -------------------------------------------------------------------------------
 
 
@@ -286,6 +314,60 @@ def test_a_prefetch_of_1000_objects_asks_the_origin_once_each_and_every_edge_hit
         for client in clients:
             until(lambda client=client: all_hits(client), 60, "every object a HIT")
     assert sum(origin.count(p) for p in paths) == 1000
+
+
+# -- a shield stalled ---------------------------------------------------------------------
+
+
+def owned_by(node: str, zone: Zone, paths: list[str]) -> list[str]:
+    """The paths whose misses the shield `node` is asked first (rendezvous hashing)."""
+    nodes = [ShieldNode("shield-1", ""), ShieldNode("shield-2", "")]
+    return [p for p in paths if rank(nodes, f"{zone['id']} {p}")[0].node == node]
+
+
+def test_a_shield_waiting_for_a_slow_origin_is_waited_for(
+    cluster: Cluster, origin: Origin, path: str
+) -> None:
+    """The origin takes 3 s: the edge checks the shield meanwhile (OPTIONS *), the shield
+    answers the check, and the edge keeps waiting: no failover, one origin request."""
+    zone = shielded_zone(cluster, origin)
+    served(origin, path, delay=3.0)
+    r = cluster.edges[0].get(zone["fqdn"], path)
+    assert r.status_code == 200 and r.headers["x-cache"] == "MISS, shield=MISS", r.headers
+    assert origin.count(path) == 1
+
+
+@pytest.mark.timeout(120)
+def test_a_shield_that_stops_answering_is_skipped_within_two_seconds(
+    cluster: Cluster, origin: Origin, path: str
+) -> None:
+    """Shield-1's edge workers stopped (SIGSTOP): its kernel still accepts connections and
+    its node still sends heartbeats, so only its silence tells. A miss it owns is answered
+    through shield-2 once shield-1 fails the liveness check (edge/shields.py WATCH_EVERY,
+    ALIVE_WITHIN), not after the origin timeout (60 s)."""
+    zone = shielded_zone(cluster, origin)
+    base = path.rsplit("/", 1)[0]
+    paths = owned_by("shield-1", zone, [f"{base}/{i}.txt" for i in range(40)])[:3]
+    for p in paths:
+        served(origin, p)
+    stopped = cluster.shields[0].worker_pids()
+    assert stopped
+    for pid in stopped:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        edge = cluster.edges[0]
+        for p in paths:
+            started = time.monotonic()
+            r = edge.get(zone["fqdn"], p)
+            took = time.monotonic() - started
+            assert r.status_code == 200 and r.content == f"{p} v1".encode()
+            assert r.headers["x-cache"] == "MISS, shield=MISS", r.headers
+            assert took < 3.0, took
+    finally:
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
+    # The worker that saw shield-1 stall skips it for DOWN_FOR; the next shield answered.
+    assert all(origin.count(p) >= 1 for p in paths)
 
 
 # -- a shield killed ----------------------------------------------------------------------

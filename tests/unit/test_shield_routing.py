@@ -3,14 +3,17 @@ workers' view of the shields file, what an edge sends a shield and shows its cli
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections import Counter
 from pathlib import Path
 
+from pullzone.control.stats import Load, recent_load
 from pullzone.edge import shields
 from pullzone.edge.labels import XCache
 from pullzone.edge.origin import shield_headers
 from pullzone.edge.shields import ShieldNode, Shields, rank
+from pullzone.edge.stats import MinuteCount, Snapshot
 from pullzone.edge.switches import ResponseEdits
 from pullzone.edge.writer import cache_fields, client_headers, shield_outcome
 from pullzone.spec.headers import header_map
@@ -120,3 +123,63 @@ def test_x_cache_says_what_the_shield_answered() -> None:
     assert shield_outcome(header_map(odd)) is XCache.MISS
     assert cache_fields(XCache.MISS, None, XCache.HIT) == b"X-Cache: MISS, shield=HIT\r\n"
     assert cache_fields(XCache.MISS, None) == b"X-Cache: MISS\r\n"
+
+
+def _worker(minutes: tuple[MinuteCount, ...], connections: int) -> Snapshot:
+    return Snapshot(
+        pid=1, at=0.0, applied=0, requests=(), minutes=minutes, origin=(), faults={},
+        connections=connections, write_failures={}, fills_not_stored={}, evicted=0,
+    )  # fmt: skip
+
+
+def test_a_shields_load_is_its_last_minute_and_the_current_one_so_far() -> None:
+    now = 1_000 * 60 + 30.0  # 30 s into minute 1,000
+    workers = [
+        _worker((MinuteCount(1_000, 1, "HIT", 60), MinuteCount(998, 1, "MISS", 900)), 3),
+        _worker((MinuteCount(999, 2, "MISS", 20), MinuteCount(1_000, 2, "STALE", 10)), 2),
+    ]
+    load = recent_load(workers, now)
+    assert load == Load(per_second=1.0, hit_ratio=round(70 / 90, 3), connections=5)
+    assert recent_load([], now) == Load(0.0, None, 0)
+
+
+async def test_fills_waiting_on_a_silent_shield_share_one_check_of_it(tmp_path: Path) -> None:
+    """A listener that accepts and never answers, as a stopped shield's kernel does: 50
+    fills asking at once open one connection, and all learn it does not answer."""
+    accepted = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        view = Shields(tmp_path / "shields.json")
+        stalled = ShieldNode("shield-1", f"127.0.0.1:{port}")
+        answers = await asyncio.gather(*(view.answering(stalled, "t") for _ in range(50)))
+        assert answers == [False] * 50
+        assert len(accepted) == 1
+    finally:
+        server.close()
+        for writer in accepted:
+            writer.close()
+
+
+async def test_a_shield_that_answers_options_star_is_alive(tmp_path: Path) -> None:
+    seen: list[bytes] = []
+
+    async def shield(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(shield, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        view = Shields(tmp_path / "shields.json")
+        assert await view.answering(ShieldNode("shield-1", f"127.0.0.1:{port}"), "secret")
+        assert seen[0].startswith(b"OPTIONS * HTTP/1.1\r\n")
+        assert b"\r\nx-pullzone-internal: secret\r\n" in seen[0]
+    finally:
+        server.close()

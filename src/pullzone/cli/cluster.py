@@ -43,6 +43,8 @@ async def _status(servers: list[str]) -> tuple[int, list[dict[str, Any]]]:
             "version": node.get("version"),
             # An edge's: each live shield's connect time from it, ms (None: unreachable).
             "shields": node.get("shields"),
+            # A shield's: responses a second lately, their hit ratio, open connections.
+            "load": node.get("load"),
         }
         for node in nodes
     ]
@@ -62,6 +64,15 @@ def _reach(shields: dict[str, float | None] | None) -> Text:
     return text
 
 
+def _load(load: dict[str, Any] | None) -> str:
+    """A shield's load: `12.5 req/s, 96 % hits, 4 connections`."""
+    if not load:
+        return ""
+    ratio = load.get("hit_ratio")
+    hits = "no requests" if ratio is None else f"{ratio:.0%} hits"
+    return f"{load['per_second']:g} req/s, {hits}, {load['connections']} connections"
+
+
 @cluster_app.command()
 def status(
     cluster: Annotated[
@@ -77,7 +88,8 @@ def status(
 ) -> None:
     """Every node heard from in the last 15 s: its role, the last event it applied, how
     far behind the stream it is (lag), how many events it could not apply and set aside
-    (quarantined) and when it last said so (age)."""
+    (quarantined) and when it last said so (age); for an edge, how it reaches each
+    origin shield, and for a shield, its load."""
     servers = [url.strip() for url in cluster.split(",") if url.strip()]
     try:
         last, rows = asyncio.run(_status(servers))
@@ -94,6 +106,9 @@ def status(
     shielded = any(row["shields"] for row in rows)
     if shielded:
         columns += ("shields",)
+    loaded = any(row["load"] for row in rows)
+    if loaded:
+        columns += ("load",)
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:
@@ -108,5 +123,6 @@ def status(
             row["edge"] or "",
             row["api"] or "",
             *([_reach(row["shields"])] if shielded else []),
+            *([_load(row["load"])] if loaded else []),
         )
     out.print(table)

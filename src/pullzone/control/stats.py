@@ -19,7 +19,7 @@ from pullzone.bus.signal import SeqSignal
 from pullzone.cache import usage
 from pullzone.cache.usage import Usage
 from pullzone.config import Settings
-from pullzone.edge.stats import ORIGIN_BUCKETS, WriteFailures, read_snapshots
+from pullzone.edge.stats import ORIGIN_BUCKETS, Snapshot, WriteFailures, read_snapshots
 from pullzone.sqlite import connect
 
 CACHE_EVERY = 5.0
@@ -42,6 +42,33 @@ class JanitorReport:
         report = json.loads(text)
         failures = report.get("write_failures", {})
         return cls(int(report.get("evicted", 0)), {k: int(n) for k, n in failures.items()})
+
+
+@dataclass(frozen=True, slots=True)
+class Load:
+    """What a node's workers did lately: a shield's, in `pullzone cluster status`."""
+
+    per_second: float  # responses a second, over the last minute or so
+    hit_ratio: float | None  # of those, the share served from the cache (None: none)
+    connections: int  # client connections open now
+
+
+def recent_load(snapshots: list[Snapshot], now: float) -> Load:
+    """The load in the workers' snapshots over the last complete minute and the current
+    one (so far), so that it shows within seconds of the traffic."""
+    current = int(now // 60)
+    requests = hits = 0
+    for snap in snapshots:
+        for m in snap.minutes:
+            if m.minute >= current - 1:
+                requests += m.requests
+                hits += m.requests if m.status in SERVED_FROM_CACHE else 0
+    span = 60 + (now - current * 60)
+    return Load(
+        round(requests / span, 2),
+        round(hits / requests, 3) if requests else None,
+        sum(snap.connections for snap in snapshots),
+    )
 
 
 @dataclass

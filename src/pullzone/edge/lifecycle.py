@@ -264,6 +264,11 @@ class Edge:
         if not is_internal(hmap, self.internal_token):
             self.deliver.error(conn, request, 403, SHIELD_ONLY)
             return None
+        if request.method == "OPTIONS" and request.target == "*":
+            # An edge asking whether this shield still answers (edge/origin.py `alive`):
+            # RFC 9110 §9.3.7, OPTIONS * is about the server itself.
+            self.deliver.error(conn, request, 200, "OK")
+            return None
         client = hmap.get("x-real-ip")
         if client:
             conn.client = client

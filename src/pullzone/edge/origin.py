@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +16,7 @@ from yarl import URL
 
 from pullzone.edge.http import OUT_OF_FILES
 from pullzone.edge.internal import FROM_SHIELD, INTERNAL_HEADER, SEQ_HEADER, SHIELD_REFUSED
-from pullzone.edge.shields import CONNECT_TIMEOUT, ShieldNode, Shields
+from pullzone.edge.shields import CONNECT_TIMEOUT, WATCH_EVERY, ShieldNode, Shields
 from pullzone.edge.stats import WorkerStats
 from pullzone.edge.switches import fails_over
 from pullzone.spec.headers import HOP_BY_HOP, connection_tokens, header_map
@@ -379,7 +380,9 @@ class Origin:
         for shield in self.shields.order(f"{zone.id} {target}"):
             attempt = shield_attempt(shield, host, target)
             try:
-                response = await self._send(zone, "GET", attempt, sent, None, interim)
+                response = await self._watched(
+                    shield, self._send(zone, "GET", attempt, sent, None, interim)
+                )
             except OriginError:
                 self.shields.failed(shield)
             else:
@@ -391,6 +394,26 @@ class Origin:
             if self.stats is not None:
                 self.stats.fault("shield_failover")
         return None
+
+    async def _watched(
+        self, shield: ShieldNode, sending: Awaitable[aiohttp.ClientResponse]
+    ) -> aiohttp.ClientResponse:
+        """`sending`'s response, unless the shield stops answering before its head came
+        (edge/shields.py WATCH_EVERY): then an OriginError (counted: `shield_stalled`)."""
+        task = asyncio.ensure_future(sending)
+        try:
+            while True:
+                done, _ = await asyncio.wait((task,), timeout=WATCH_EVERY)
+                if done:
+                    return task.result()
+                assert self.shields is not None
+                if not await self.shields.answering(shield, self.cluster_token):
+                    if self.stats is not None:
+                        self.stats.fault("shield_stalled")
+                    raise OriginError(504, f"shield {shield.node} stopped answering")
+        finally:
+            if not task.done():
+                task.cancel()
 
     async def _send(
         self,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import socket
 import time
@@ -26,9 +27,11 @@ from pullzone.bus.jetstream import CLUSTER, LIVE_WITHIN, BusUnavailable, JetStre
 from pullzone.config import Settings, split_host_port
 from pullzone.control.log import Committed, check_storable
 from pullzone.control.replica import Replica
+from pullzone.control.stats import recent_load
 from pullzone.edge import shields
 from pullzone.edge.internal import new_token
 from pullzone.edge.shields import ShieldNode
+from pullzone.edge.stats import read_snapshots
 from pullzone.refusal import Reason, Refused
 from pullzone.server.cache_node import CacheNode
 from pullzone.server.snapshotting import NodeSnapshots, SnapshotGap, needs_snapshot
@@ -288,6 +291,9 @@ class ClusterNode:
             entry["edge"] = advertised(s.edge_host, s.edge_port)
         if s.runs_edge and not s.is_shield:
             entry["shields"] = self._reach
+        if s.is_shield:  # it has no API or /metrics of its own: `cluster status` shows it
+            load = recent_load(read_snapshots(s.stats_dir), time.time())
+            entry["load"] = dataclasses.asdict(load)
         if s.runs_api:
             entry["api"] = f"{s.api_host}:{s.api_port}"
         return entry
