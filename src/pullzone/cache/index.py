@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from pullzone.cache.stored import ResponseHead, StoredObject
 from pullzone.sqlite import transaction
@@ -88,6 +89,16 @@ def create_schema(conn: sqlite3.Connection) -> None:
         conn.execute("ALTER TABLE objects ADD COLUMN lru_handicap REAL NOT NULL DEFAULT 0")
 
 
+class Fill(NamedTuple):
+    """An object to index, the event its fill began at, and the cache budget its fill
+    held (edge/budget.py), which becomes the row's size."""
+
+    obj: StoredObject
+    fill_seq: int
+    held: str | None = None  # the fill's own row in `fills`: deleted
+    pooled: tuple[str, int] | None = None  # (a worker's pool row, bytes taken from it)
+
+
 @dataclass(frozen=True, slots=True)
 class ZoneState:
     last_purge_seq: int = 0
@@ -144,42 +155,54 @@ class CacheIndex:
         A purge of the zone applied after the fetch began (`fill_seq`) may have matched
         this object before it existed; it is then stored stale, never served as fresh.
         """
+        return self.insert_many([Fill(obj, fill_seq, fill_id)])[0]
+
+    def insert_many(self, fills: Sequence[Fill]) -> list[list[StoredObject]]:
+        """`insert` each, in order, in one transaction (all or none); the replaced rows
+        of each."""
         with transaction(self.conn):
-            if fill_id is not None:
-                self.conn.execute("DELETE FROM fills WHERE id = ?", (fill_id,))
-            state = self.zone_state(obj.zone_id)
-            obj.stale = obj.stale or state.last_purge_seq > fill_seq
-            replaced = [
-                old
-                for old in self.variants(obj.key_hash)
-                if old.head.vary_values == obj.head.vary_values
-                or old.head.vary_names != obj.head.vary_names
-            ]
-            self._delete_rows(old.id for old in replaced)
-            handicap = lru_handicap(obj.head.status)
-            self.conn.execute(
-                "INSERT INTO objects (id, key_hash, zone_id, path, query, meta, body_offset,"
-                " size, stored_seq, stale, last_access, lru_handicap)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    obj.id,
-                    obj.key_hash,
-                    obj.zone_id,
-                    obj.path,
-                    obj.query,
-                    obj.head.to_json(),
-                    obj.body_offset,
-                    obj.size,
-                    obj.stored_seq,
-                    int(obj.stale),
-                    time.time() - handicap,
-                    handicap,
-                ),
-            )
-            self.conn.executemany(
-                "INSERT OR IGNORE INTO object_tags (zone_id, tag, object_id) VALUES (?,?,?)",
-                [(obj.zone_id, tag, obj.id) for tag in obj.head.tags],
-            )
+            return [self._insert(fill) for fill in fills]
+
+    def _insert(self, fill: Fill) -> list[StoredObject]:
+        obj, fill_seq = fill.obj, fill.fill_seq
+        if fill.held is not None:
+            self.conn.execute("DELETE FROM fills WHERE id = ?", (fill.held,))
+        if fill.pooled is not None:
+            pool, taken = fill.pooled
+            self.conn.execute("UPDATE fills SET bytes = bytes - ? WHERE id = ?", (taken, pool))
+        state = self.zone_state(obj.zone_id)
+        obj.stale = obj.stale or state.last_purge_seq > fill_seq
+        replaced = [
+            old
+            for old in self.variants(obj.key_hash)
+            if old.head.vary_values == obj.head.vary_values
+            or old.head.vary_names != obj.head.vary_names
+        ]
+        self._delete_rows(old.id for old in replaced)
+        handicap = lru_handicap(obj.head.status)
+        self.conn.execute(
+            "INSERT INTO objects (id, key_hash, zone_id, path, query, meta, body_offset,"
+            " size, stored_seq, stale, last_access, lru_handicap)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                obj.id,
+                obj.key_hash,
+                obj.zone_id,
+                obj.path,
+                obj.query,
+                obj.head.to_json(),
+                obj.body_offset,
+                obj.size,
+                obj.stored_seq,
+                int(obj.stale),
+                time.time() - handicap,
+                handicap,
+            ),
+        )
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO object_tags (zone_id, tag, object_id) VALUES (?,?,?)",
+            [(obj.zone_id, tag, obj.id) for tag in obj.head.tags],
+        )
         return replaced
 
     def refresh(self, obj: StoredObject, fill_seq: int) -> bool:
@@ -258,6 +281,19 @@ class CacheIndex:
             self.conn.execute(
                 "INSERT OR REPLACE INTO fills (id, pid, bytes) VALUES (?,?,?)",
                 (fill_id, pid, size),
+            )
+        return True
+
+    def grow(self, hold_id: str, pid: int, more: int, limit: int) -> bool:
+        """Hold `more` bytes more for `hold_id` (a worker's pool), if the cache stays
+        within `limit`."""
+        with transaction(self.conn):
+            if self.used() + more > limit:
+                return False
+            self.conn.execute(
+                "INSERT INTO fills (id, pid, bytes) VALUES (?,?,?)"
+                " ON CONFLICT (id) DO UPDATE SET bytes = bytes + excluded.bytes",
+                (hold_id, pid, more),
             )
         return True
 

@@ -47,7 +47,8 @@ class Progress:
 
     length: int | None  # Content-Length; None: unknown until the body ends
     written: int = 0
-    reserved: int = 0  # cache budget held (index.reserve)
+    reserved: int = 0  # cache budget held (edge/budget.py), the pool's included
+    pooled: int = 0  # of which taken from the worker's pool, not in a row of its own
     orphaned_at: float | None = None  # when the last reader left (monotonic seconds)
     written_when_orphaned: int = 0
 

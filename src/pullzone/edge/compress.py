@@ -32,10 +32,10 @@ from collections.abc import Awaitable, Callable
 import brotli
 
 from pullzone.cache.bodies import COMPLETE, FAILED, FillWriter
-from pullzone.cache.eviction import make_room
 from pullzone.cache.key import key_hash
 from pullzone.cache.stored import StoredObject
 from pullzone.edge.bounds import Limits
+from pullzone.edge.budget import hold
 from pullzone.edge.deliver import Deliverer
 from pullzone.edge.encoding import (
     IDENTITY,
@@ -255,10 +255,14 @@ class Compressor:
     def _hold(self, fill_id: str, size: int) -> bool:
         """Hold `size` bytes of the cache for a variant, evicting others to make room."""
         limit = self.limits.max_cache
-        if self.index.reserve(fill_id, os.getpid(), size, limit):
-            return True
-        self.stats.evicted += make_room(self.index, self.bodies, limit, size)
-        return self.index.reserve(fill_id, os.getpid(), size, limit)
+        return hold(
+            self.index,
+            self.bodies,
+            limit,
+            self.stats,
+            lambda: self.index.reserve(fill_id, os.getpid(), size, limit),
+            size,
+        )
 
 
 def _compressed(stored: Entry, coding: str, level: int) -> bytes | None:

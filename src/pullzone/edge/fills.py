@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from pullzone.cache.batch import InsertBatch
 from pullzone.cache.bodies import (
     COMPLETE,
     FAILED,
@@ -39,7 +40,7 @@ from pullzone.cache.bodies import (
     FillReader,
     FillWriter,
 )
-from pullzone.cache.eviction import make_room
+from pullzone.cache.index import Fill
 from pullzone.cache.stored import ResponseHead, StoredObject
 from pullzone.edge.bounds import (
     Limits,
@@ -49,6 +50,7 @@ from pullzone.edge.bounds import (
     reservation,
     verdict,
 )
+from pullzone.edge.budget import Pool, hold
 from pullzone.edge.decisions import (
     Deliver,
     Fail,
@@ -125,6 +127,8 @@ class Filler:
         self.lookup = lookup
         self.index = lookup.index
         self.bodies = lookup.bodies
+        self.inserts = InsertBatch(self.index)
+        self.pool = Pool(self.index, self.bodies, limits.max_cache, stats)
         self.state = lookup.state
         self.origin = origin
         self.limits = limits
@@ -350,8 +354,7 @@ class Filler:
         except (OSError, sqlite3.Error) as exc:  # the disk or the cache is full
             log.warning("not caching %s: %s", fill.target, exc)
             self.stats.not_stored(NotStored.NO_ROOM)
-            with contextlib.suppress(sqlite3.Error):
-                self.index.release(fill_id)
+            self._release(fill_id, progress)
             self._end(writer, fill, PASS)
             return Passed(response, NotStored.NO_ROOM)
         reader = FillReader.open(self.bodies, fill.key_hash)
@@ -368,17 +371,41 @@ class Filler:
         return Fetched(reader, head, handoff)
 
     def _hold(self, fill_id: str, progress: Progress, size: int) -> bool:
-        """Hold `size` bytes of the cache for this fill, evicting others to make room."""
+        """Hold `size` bytes of the cache for this fill (edge/budget.py): a small one of
+        known length from the worker's pool, else in a row of its own, evicting others
+        to make room."""
         if size <= progress.reserved:
             return True
+        small = not progress.reserved and size == progress.length and self.pool.takes(size)
+        if small and self.pool.take(size):
+            progress.reserved = progress.pooled = size
+            return True
+        own = size - progress.pooled
         limit = self.limits.max_cache
-        if not self.index.reserve(fill_id, os.getpid(), size, limit):
-            more = size - progress.reserved
-            self.stats.evicted += make_room(self.index, self.bodies, limit, more)
-            if not self.index.reserve(fill_id, os.getpid(), size, limit):
-                return False
+        if not hold(
+            self.index,
+            self.bodies,
+            limit,
+            self.stats,
+            lambda: self.index.reserve(fill_id, os.getpid(), own, limit),
+            size - progress.reserved,
+        ):
+            return False
         progress.reserved = size
         return True
+
+    def _indexed(self, obj: StoredObject, fill_seq: int, fill_id: str, progress: Progress) -> Fill:
+        """The insert of a whole fill, with the budget it held (pool, own row or both)."""
+        own = fill_id if progress.reserved > progress.pooled else None
+        pooled = (self.pool.id, progress.pooled) if progress.pooled else None
+        return Fill(obj, fill_seq, own, pooled)
+
+    def _release(self, fill_id: str, progress: Progress) -> None:
+        """Give back what a fill that stored nothing held."""
+        self.pool.give_back(progress.pooled)
+        if progress.reserved > progress.pooled:
+            with contextlib.suppress(sqlite3.Error):
+                self.index.release(fill_id)
 
     def _bound(
         self, writer: FillWriter, fill_id: str, progress: Progress, incoming: int
@@ -441,14 +468,15 @@ class Filler:
             final = self.bodies.object_path(obj.id)
             writer.complete(final)
             try:
-                replaced = self.index.insert(obj, fill_seq, fill_id)
+                replaced = await self.inserts.insert(
+                    self._indexed(obj, fill_seq, fill_id, progress)
+                )
             except sqlite3.Error as exc:
                 # The index's disk is full: the clients get the whole body, nothing is
                 # stored, and no body file is left that no row names.
                 log.warning("not caching %s: %s", fill.target, exc)
                 final.unlink()
-                with contextlib.suppress(sqlite3.Error):
-                    self.index.release(fill_id)
+                self._release(fill_id, progress)
             else:
                 self.bodies.remove(r.id for r in replaced)
                 if head.status == 206:
@@ -466,8 +494,7 @@ class Filler:
             log.warning("fill of %s failed: %s", fill.target, exc)
         finally:
             if state != COMPLETE:
-                with contextlib.suppress(sqlite3.Error):
-                    self.index.release(fill_id)
+                self._release(fill_id, progress)
             if not handed:
                 response.release()
             self._end(writer, fill, state, 502)
@@ -531,3 +558,5 @@ class Filler:
     async def close(self) -> None:
         for task in list(self._tasks):
             task.cancel()
+        with contextlib.suppress(sqlite3.Error):
+            self.pool.close()

@@ -1,0 +1,83 @@
+"""Index inserts of one loop turn in one transaction (cache/batch.py), on a real SQLite
+index: what each fill gets back, how many COMMITs were made, and a refused batch."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from pullzone.cache.batch import MOST, InsertBatch
+from pullzone.cache.index import CacheIndex, Fill, StoredObject, create_schema
+from pullzone.cache.stored import ResponseHead
+from pullzone.sqlite import connect
+
+
+def stored(n: int, key: str | None = None, size: int = 100) -> StoredObject:
+    return StoredObject(
+        id=f"{n:032x}",
+        key_hash=key or f"key-{n}",
+        zone_id=1,
+        path=f"/{n}",
+        query="",
+        head=ResponseHead(200, "OK", (), 0.0, 0.0, size),
+        body_offset=12,
+        size=size,
+        stored_seq=1,
+    )
+
+
+@pytest.fixture()
+def index(tmp_path: Path) -> CacheIndex:
+    conn = connect(tmp_path / "cache.db")
+    create_schema(conn)
+    return CacheIndex(conn)
+
+
+def commits(index: CacheIndex) -> list[str]:
+    seen: list[str] = []
+    index.conn.set_trace_callback(lambda sql: seen.append(sql) if sql == "COMMIT" else None)
+    return seen
+
+
+async def test_the_fills_of_one_loop_turn_are_indexed_in_one_transaction(
+    index: CacheIndex,
+) -> None:
+    made = commits(index)
+    batch = InsertBatch(index)
+    # Two rows for one key (no Vary): the second replaces the first, as one by one.
+    futures = [batch.insert(Fill(stored(n), 1)) for n in range(10)]
+    futures.append(batch.insert(Fill(stored(10, key="key-3"), 1)))
+    results = await asyncio.gather(*futures)
+    assert made == ["COMMIT"]
+    assert [[o.id for o in r] for r in results] == [[]] * 10 + [[stored(3).id]]
+    assert index.count() == 10
+    assert index.total_size() == 1_000
+
+
+async def test_a_burst_is_written_in_transactions_of_at_most_most_rows(
+    index: CacheIndex,
+) -> None:
+    made = commits(index)
+    batch = InsertBatch(index)
+    await asyncio.gather(*(batch.insert(Fill(stored(n), 1)) for n in range(MOST * 2 + 1)))
+    assert len(made) == 3
+    assert index.count() == MOST * 2 + 1
+
+
+async def test_a_refused_batch_refuses_every_fill_in_it_and_stores_none(
+    index: CacheIndex, tmp_path: Path
+) -> None:
+    readonly = CacheIndex(connect(tmp_path / "cache.db"))
+    readonly.conn.execute("PRAGMA query_only = ON")  # every write refused, as on a full disk
+    batch = InsertBatch(readonly)
+    futures = [batch.insert(Fill(stored(n), 1)) for n in range(3)]
+    results = await asyncio.gather(*futures, return_exceptions=True)
+    assert all(isinstance(r, sqlite3.OperationalError) for r in results), results
+    assert all("readonly" in str(r) for r in results), results
+    assert index.count() == 0
+    # The next turn's fills are written as usual.
+    assert await InsertBatch(index).insert(Fill(stored(9), 1)) == []
+    assert index.count() == 1
