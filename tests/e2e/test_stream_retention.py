@@ -5,6 +5,7 @@ within the test. Every wait polls an observable condition with a deadline.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import os
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 from nats_servers import NatsServer
 from origin import Origin, Reply
+from server import Server
 from test_cluster import (
     PROBE,
     cache,
@@ -26,7 +28,11 @@ from test_cluster import (
     versioned,
 )
 
+from pullzone.bus.jetstream import JetStreamBus
+from pullzone.bus.snapshot_store import BUCKET, SnapshotStore
+
 FLAGS = ("--stream-retention", "4s", "--snapshot-interval", "2s")
+NODE = "cut-edge"  # the node cut off while running
 _aliases = itertools.count(1)
 
 
@@ -123,6 +129,32 @@ def test_a_node_away_longer_than_the_retention_serves_no_object_purged_meanwhile
         nats.stop()
 
 
+def drop_snapshots(nats: NatsServer) -> None:
+    """Delete every snapshot from the cluster's store."""
+
+    async def drop() -> None:
+        bus = await JetStreamBus.connect([nats.url], "tests", observe=True)
+        try:
+            await SnapshotStore(await bus.object_store(BUCKET)).prune(keep=0)
+        finally:
+            await bus.close()
+
+    asyncio.run(drop())
+
+
+def stop_pulling(nats: NatsServer, edge: Server) -> None:
+    """Stop the node's own process (its workers go on answering from what they have),
+    once the server holds no fetch of its open: it then gets no event until resumed."""
+    assert edge.process is not None
+    os.kill(edge.process.pid, signal.SIGSTOP)
+    until(lambda: pull_requests_waiting(nats, NODE) == 0, 10, "no fetch held open")
+
+
+def resume(edge: Server) -> None:
+    assert edge.process is not None
+    os.kill(edge.process.pid, signal.SIGCONT)
+
+
 def missed_events(nats: NatsServer, name: str) -> bool | None:
     """The node's `missed_events` in the registry (`cluster status`); None while unlisted."""
     out = cluster_status([nats.url], "--json")
@@ -138,7 +170,7 @@ def test_a_running_node_cut_off_longer_than_the_retention_restores_a_snapshot_in
 ) -> None:
     nats = NatsServer(tmp_path, "cut-off").start()
     api = node(tmp_path, "api", "api", [nats.url], *FLAGS)
-    edge = node(tmp_path, "cut-edge", "edge", [nats.url], *FLAGS)
+    edge = node(tmp_path, NODE, "edge", [nats.url], *FLAGS)
     try:
         with running([api, edge]):
             zone = api.create_zone(origin.url, alias=f"cut{next(_aliases)}")
@@ -146,17 +178,10 @@ def test_a_running_node_cut_off_longer_than_the_retention_restores_a_snapshot_in
             version = versioned(origin, path)
             assert cache(edge, zone, path) == "MISS"
             assert cache(edge, zone, path) == "HIT"
-            # The node's own process stops (its workers go on answering from what they
-            # have): it hears nothing while a zone is made and the object purged, and
-            # those events age out of the stream.
-            assert edge.process is not None
-            os.kill(edge.process.pid, signal.SIGSTOP)
+            # Stopped, the node hears nothing while a zone is made and the object purged,
+            # and those events age out of the stream.
+            stop_pulling(nats, edge)
             try:
-                until(
-                    lambda: pull_requests_waiting(nats, "cut-edge") == 0,
-                    10,
-                    "no fetch of the stopped node held open",
-                )
                 version[0] = 2
                 made = api.create_zone(origin.url, alias=f"cut{next(_aliases)}")
                 purge = purged(api, zone, [path])
@@ -166,13 +191,13 @@ def test_a_running_node_cut_off_longer_than_the_retention_restores_a_snapshot_in
                     "the zone and the purge gone from the stream",
                 )
             finally:
-                os.kill(edge.process.pid, signal.SIGCONT)
+                resume(edge)
             until(
                 lambda: edge.get(made["fqdn"], PROBE).status_code == 200,
                 30,
                 "the zone made while cut off served",
             )
-            until(lambda: missed_events(nats, "cut-edge") is False, 30, "missed_events false")
+            until(lambda: missed_events(nats, NODE) is False, 30, "missed_events false")
             before = origin.count(path)
             r = edge.get(zone["fqdn"], path)
             assert r.content == f"{path} v2".encode(), r.headers
@@ -180,5 +205,36 @@ def test_a_running_node_cut_off_longer_than_the_retention_restores_a_snapshot_in
             assert origin.count(path) == before + 1
             assert "restored snapshot" in edge.output()
             assert edge.running
+    finally:
+        nats.stop()
+
+
+@pytest.mark.timeout(150)
+def test_a_running_node_that_finds_no_snapshot_restores_one_once_it_is_written(
+    tmp_path: Path, origin: Origin, path: str
+) -> None:
+    nats = NatsServer(tmp_path, "no-snapshot").start()
+    api = node(tmp_path, "api", "api", [nats.url], *FLAGS)
+    edge = node(tmp_path, NODE, "edge", [nats.url], *FLAGS)
+    try:
+        with running([api, edge]):
+            zone = api.create_zone(origin.url, alias=f"cut{next(_aliases)}")
+            until(lambda: edge.get(zone["fqdn"], PROBE).status_code == 200, 10, "zone")
+            stop_pulling(nats, edge)
+            try:
+                made = api.create_zone(origin.url, alias=f"cut{next(_aliases)}")
+                purge = purged(api, zone, ["/x"])
+                until(lambda: stream_first_seq(nats) > purge["id"], 30, "the events gone")
+                api.stop()  # no snapshot written until it is back
+                drop_snapshots(nats)
+            finally:
+                resume(edge)
+            until(lambda: missed_events(nats, NODE) is True, 30, "missed_events true")
+            assert edge.get(made["fqdn"], PROBE).status_code != 200
+            api.launch().wait_ready(60)  # writes a snapshot at once (there is none)
+            until(lambda: missed_events(nats, NODE) is False, 30, "missed_events false")
+            assert edge.get(made["fqdn"], PROBE).status_code == 200
+            assert "no snapshot covers them" in edge.output()
+            assert "restored snapshot" in edge.output()
     finally:
         nats.stop()

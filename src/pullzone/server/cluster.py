@@ -50,7 +50,7 @@ PUBLISH_RETRY = 8.0  # longer than a JetStream leader election after a server di
 APPLY_WAIT = 10.0
 CATCH_UP_AT_START = 10.0  # how long the API waits for its own node to apply a stored event
 OUTCOMES_KEPT = 4096
-RESTORE_RETRY = 2.0  # seconds between tries to restore a snapshot once events were missed
+RESTORE_RETRY = 2.0  # seconds between looks for events gone before this node applied them
 
 
 def advertised(host: str, port: int) -> str:
@@ -146,7 +146,7 @@ class ClusterNode:
         if not await self._applied(last, CATCH_UP_AT_START):
             log.warning("still catching up with the stream (%d of %d)", self.position, last)
         self._tasks.append(asyncio.create_task(self._heartbeat(), name="cluster-heartbeat"))
-        self._tasks.append(asyncio.create_task(self._retry_restore(), name="cluster-restore"))
+        self._tasks.append(asyncio.create_task(self._watch_gap(), name="cluster-gap"))
         if self.cache is not None:
             self._tasks.append(asyncio.create_task(self._keep_trust(), name="cluster-trust"))
         if self.settings.runs_api:
@@ -203,32 +203,39 @@ class ClusterNode:
         """Events before `seq` were not handed over: a malformed one (bus/jetstream.py
         skips it), or aged out of the stream while this node was cut off: then the newest
         snapshot is restored in place and the events between it and `seq` applied."""
-        first, last = await self.bus.stream_bounds()
-        if not needs_snapshot(self.position, first):
-            return
-        if self.cache is not None:
-            self.cache.signal.set_revalidate_all(True)
-        had = self.position
-        restored = await self.snapshots.restore_in_place(had, first, last, at_position=False)
+        restored = await self._recover()
         if restored is None:
-            self._missed(had, first)
             return
-        await self._restored(restored)
         for between in range(restored + 1, seq):
             event = await self.bus.event(between)
             if event is not None:  # else gone or malformed (logged): as the consumer does
                 await self._apply(event)
 
-    def _missed(self, had: int, first: int) -> None:
-        log.error(
-            "events %d to %d aged out of the stream before this node applied them and no "
-            "snapshot covers them: every cached object is revalidated until one does "
-            "(tried again every %.0f s)",
-            had + 1,
-            first - 1,
-            RESTORE_RETRY,
-        )
-        self.missed_events = True
+    async def _recover(self) -> int | None:
+        """When events this node needs are gone from the stream (or were: missed_events),
+        restore the newest usable snapshot in place; its sequence, or None. Called with
+        `_applying` held."""
+        first, last = await self.bus.stream_bounds()
+        gap = needs_snapshot(self.position, first)
+        if not gap and not self.missed_events:
+            return None
+        if self.cache is not None:
+            self.cache.signal.set_revalidate_all(True)
+        had = self.position
+        restored = await self.snapshots.restore_in_place(had, first, last)
+        if restored is not None:
+            await self._restored(restored)
+        elif gap and not self.missed_events:
+            log.error(
+                "events %d to %d aged out of the stream before this node applied them and "
+                "no snapshot covers them: every cached object is revalidated until one "
+                "does (tried again every %.0f s)",
+                had + 1,
+                first - 1,
+                RESTORE_RETRY,
+            )
+            self.missed_events = True
+        return restored
 
     async def _restored(self, seq: int) -> None:
         """A snapshot at `seq` replaced the replica (and the cache's view of it)."""
@@ -237,23 +244,20 @@ class ClusterNode:
         self._wake.set()
         await self._stand_at(seq)
 
-    async def _retry_restore(self) -> None:
-        """While events this node missed are not covered, restore a snapshot at or past
-        its position once there is one (written since, or the store readable again)."""
+    async def _watch_gap(self) -> None:
+        """Look for events gone before this node applied them even when none arrives (the
+        stream may hold none after them), and, while some are not covered, try a
+        snapshot again (one written since, or the store readable again)."""
         while True:
             await asyncio.sleep(RESTORE_RETRY)
-            if not self.missed_events:
-                continue
             try:
+                first, _ = await self.bus.stream_bounds()
+                if not needs_snapshot(self.position, first) and not self.missed_events:
+                    continue
                 async with self._applying:
-                    first, last = await self.bus.stream_bounds()
-                    restored = await self.snapshots.restore_in_place(
-                        self.position, first, last, at_position=True
-                    )
-                    if restored is not None:
-                        await self._restored(restored)
-            except BusUnavailable as exc:
-                log.warning("snapshot not restored: %s", exc)
+                    await self._recover()
+            except BusUnavailable:
+                continue  # cut off: the bus logs it, and nothing is restored meanwhile
             except Exception:  # never the end of the task: the next try may succeed
                 log.exception("snapshot not restored")
 

@@ -108,18 +108,16 @@ class NodeSnapshots:
             log.warning("no usable snapshot: reading the whole stream (%d events)", last)
         return None
 
-    async def restore_in_place(
-        self, position: int, first: int, last: int, *, at_position: bool
-    ) -> int | None:
-        """A running node missed events: restore the newest usable snapshot (one at
-        `position` too, `at_position`: the node applied events past those it missed);
-        its sequence, or None when none is usable or the store cannot be read."""
+    async def restore_in_place(self, position: int, first: int, last: int) -> int | None:
+        """A running node missed events: restore the newest usable snapshot, one at
+        `position` too (the node may have applied events past those it missed); its
+        sequence, or None when none is usable or the store cannot be read."""
         try:
             stored = await (await self.store()).list()
         except BusErrors as exc:
             log.warning("snapshots not listed: %s", exc)
             return None
-        candidates = usable(stored, position, first, last, at_position=at_position)
+        candidates = usable(stored, position, first, last, at_position=True)
         snapshot, _ = await self._newest(candidates)
         if snapshot is None:
             return None
