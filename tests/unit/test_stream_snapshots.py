@@ -1,7 +1,8 @@
 """Snapshots of the replica (bus/snapshots.py) and the rules around them
 (server/snapshotting.py, bus/retention.py, cache/applier.py's restart_at), without sockets:
 what a snapshot takes and restores, that anything damaged is refused rather than
-restored, when a node starts from one, when one is written, which retention is refused."""
+restored, when a node starts from one or restores one while running (and what its edge
+workers then load), when one is written, which retention is refused."""
 
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ from pullzone.control.history import HISTORY_LIMIT
 from pullzone.control.replica import Replica
 from pullzone.edge.state import EdgeState
 from pullzone.server.cache_node import CacheNode
-from pullzone.server.snapshotting import due, needs_snapshot, usable
+from pullzone.server.snapshotting import due, needs_snapshot, restore_due, usable
 from pullzone.sqlite import connect
 from pullzone.zones.model import Zone
 
@@ -238,6 +239,13 @@ def test_usable_snapshots_join_the_stream_and_are_newer_than_the_node() -> None:
     assert [s.seq for s in usable(stored(40, 49, 60, 90), 0, 50, 80)] == [60, 49]
     assert [s.seq for s in usable(stored(40, 49, 60), 55, 50, 80)] == [60]
     assert usable(stored(40), 0, 50, 80) == []
+
+
+def test_a_running_node_restores_a_snapshot_while_events_it_needs_are_or_were_gone() -> None:
+    assert not restore_due(41, 42, missed=False)
+    assert restore_due(41, 43, missed=False)
+    assert restore_due(60, 50, missed=True)  # went on past the gap: still not covered
+    assert restore_due(0, 5, missed=False)
 
 
 def test_a_node_that_applied_past_events_it_missed_may_take_a_snapshot_at_its_position() -> None:

@@ -33,7 +33,12 @@ from pullzone.edge.internal import new_token
 from pullzone.edge.shields import ShieldNode
 from pullzone.refusal import Reason, Refused
 from pullzone.server.cache_node import CacheNode
-from pullzone.server.snapshotting import NodeSnapshots, SnapshotGap, needs_snapshot
+from pullzone.server.snapshotting import (
+    NodeSnapshots,
+    SnapshotGap,
+    needs_snapshot,
+    restore_due,
+)
 from pullzone.sqlite import connect
 
 log = logging.getLogger("pullzone.cluster")
@@ -216,9 +221,9 @@ class ClusterNode:
         restore the newest usable snapshot in place; its sequence, or None. Called with
         `_applying` held."""
         first, last = await self.bus.stream_bounds()
-        gap = needs_snapshot(self.position, first)
-        if not gap and not self.missed_events:
+        if not restore_due(self.position, first, self.missed_events):
             return None
+        gap = needs_snapshot(self.position, first)
         if self.cache is not None:
             self.cache.signal.set_revalidate_all(True)
         had = self.position
@@ -252,7 +257,7 @@ class ClusterNode:
             await asyncio.sleep(RESTORE_RETRY)
             try:
                 first, _ = await self.bus.stream_bounds()
-                if not needs_snapshot(self.position, first) and not self.missed_events:
+                if not restore_due(self.position, first, self.missed_events):
                     continue
                 async with self._applying:
                     await self._recover()

@@ -43,6 +43,12 @@ def needs_snapshot(position: int, first: int) -> bool:
     return position + 1 < first
 
 
+def restore_due(position: int, first: int, missed: bool) -> bool:
+    """Whether a running node at `position` restores a snapshot: events after it are
+    gone, or were (`missed`: it went on past them, no snapshot restored since)."""
+    return missed or needs_snapshot(position, first)
+
+
 def usable(
     stored: list[Stored], position: int, first: int, last: int, *, at_position: bool = False
 ) -> list[Stored]:
