@@ -104,9 +104,11 @@ class NatsServer:
                 raise RuntimeError(f"nats-server {self.name} not healthy: {status}")
             time.sleep(0.05)
 
-    def jsz(self) -> dict[str, Any]:
-        """The monitoring endpoint's JetStream report, with every account's streams."""
-        url = f"http://127.0.0.1:{self.http_port}/jsz?accounts=true&streams=true"
+    def jsz(self, *, consumers: bool = False) -> dict[str, Any]:
+        """The monitoring endpoint's JetStream report, with every account's streams (and
+        their consumers)."""
+        query = "accounts=true&streams=true" + ("&consumers=true" if consumers else "")
+        url = f"http://127.0.0.1:{self.http_port}/jsz?{query}"
         with urllib.request.urlopen(url, timeout=2) as response:
             return dict(json.loads(response.read()))
 

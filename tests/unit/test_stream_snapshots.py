@@ -1,7 +1,8 @@
 """Snapshots of the replica (bus/snapshots.py) and the rules around them
 (server/snapshotting.py, bus/retention.py, cache/applier.py's restart_at), without sockets:
 what a snapshot takes and restores, that anything damaged is refused rather than
-restored, when a node starts from one, when one is written, which retention is refused."""
+restored, when a node starts from one or restores one while running (and what its edge
+workers then load), when one is written, which retention is refused."""
 
 from __future__ import annotations
 
@@ -41,7 +42,9 @@ from pullzone.config import Settings
 from pullzone.control import keys
 from pullzone.control.history import HISTORY_LIMIT
 from pullzone.control.replica import Replica
-from pullzone.server.snapshotting import due, needs_snapshot, usable
+from pullzone.edge.state import EdgeState
+from pullzone.server.cache_node import CacheNode
+from pullzone.server.snapshotting import due, needs_snapshot, restore_due, usable
 from pullzone.sqlite import connect
 from pullzone.zones.model import Zone
 
@@ -238,6 +241,19 @@ def test_usable_snapshots_join_the_stream_and_are_newer_than_the_node() -> None:
     assert usable(stored(40), 0, 50, 80) == []
 
 
+def test_a_running_node_restores_a_snapshot_while_events_it_needs_are_or_were_gone() -> None:
+    assert not restore_due(41, 42, missed=False)
+    assert restore_due(41, 43, missed=False)
+    assert restore_due(60, 50, missed=True)  # went on past the gap: still not covered
+    assert restore_due(0, 5, missed=False)
+
+
+def test_a_node_that_applied_past_events_it_missed_may_take_a_snapshot_at_its_position() -> None:
+    # It applied 50..60 after missing 41..49: a snapshot at 60 holds what it missed too.
+    assert [s.seq for s in usable(stored(49, 60, 70), 60, 50, 80, at_position=True)] == [70, 60]
+    assert [s.seq for s in usable(stored(49, 60, 70), 60, 50, 80)] == [70]
+
+
 def test_a_snapshot_is_due_after_the_interval_or_many_events_and_never_for_nothing() -> None:
     newest = Stored(name_of(100), 100, 1, at=5000.0)
     assert due(1, None, 0.0, 60.0)  # none yet: at once
@@ -294,3 +310,26 @@ def test_a_cache_started_from_a_snapshot_revalidates_every_zone(tmp_path: Path) 
         assert states[9].hard_all_seq == 40
         assert applier.apply(purge(40, 1)).matched == 0  # at or below: a no-op
         assert applier.apply(purge(41, 2)).seq == 41 and applier.applied_seq() == 41
+
+
+def test_the_workers_load_a_snapshot_restored_while_the_node_runs(
+    source: Replica, tmp_path: Path
+) -> None:
+    """What the events the node never got made (another zone, a certificate, a challenge)
+    reaches a running worker, and every zone it has is revalidated from the snapshot on."""
+    settings = Settings(data_dir=tmp_path / "node", admin_key="the-node-admin-key")
+    node = open_replica(settings.control_db)
+    cache = CacheNode(settings)
+    node.apply(create(1, "one"))
+    cache.catch_up()
+    worker = EdgeState(cache.control, cache.index, cache.signal, "cdn.test")
+    assert set(worker.hosts) == {"one.test", "one.cdn.test"}
+    snapshot = snapshots.capture(source.conn, "api")
+    node.restore(snapshot)
+    cache.restart_at(snapshot.seq, snapshot.zone_ids())
+    assert worker.catch_up()  # what it holds in memory is read again too
+    assert worker.applied == 10
+    assert set(worker.hosts) == {"one.test", "one.cdn.test", "two.test", "two.cdn.test"}
+    assert list(worker.certificates) == [6] and worker.challenges == {"tok": "tok.auth"}
+    assert worker.zones[1].soft_all_seq == 10
+    assert not worker.catch_up()  # loaded once

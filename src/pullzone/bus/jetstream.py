@@ -362,6 +362,19 @@ class JetStreamBus:
         would redeliver it only after ACK_WAIT, after newer events."""
         info = await self._bind(c)
         delivered = info.delivered.stream_seq if info.delivered else 0
+        if delivered <= c.last:
+            return
+        first = int((await self._js.stream_info(STREAM)).state.first_seq)
+        if first > c.last + 1:
+            # Aged out (past the stream's max_age) before this process got them: waiting
+            # for them would never end. The handler sees the gap (server/cluster.py).
+            log.warning(
+                "bus: consumer %s: events %d to %d are no longer in the stream",
+                c.durable,
+                c.last + 1,
+                first - 1,
+            )
+            c.last = first - 1
         if delivered <= c.last or await self._reset(c):
             return
         for seq in range(c.last + 1, delivered + 1):  # servers before 2.14: read the stream
@@ -439,6 +452,20 @@ class JetStreamBus:
                 # means one redelivery, skipped as seq <= c.last.
                 await msg.ack_sync(timeout=self.timeout)
         return True
+
+    async def event(self, seq: int) -> Event | None:
+        """The stream's event `seq`, read directly; None when it is gone or malformed."""
+        with self._unavailable(f"event {seq}"):
+            try:
+                raw = await self._jsm.get_msg(STREAM, seq)
+            except nats.js.errors.NotFoundError:
+                log.warning("bus: event %d is no longer in the stream", seq)
+                return None
+        try:
+            return _decode(seq, raw.data or b"")
+        except (ValueError, KeyError, TypeError):
+            log.error("bus: event %d is malformed, skipped: %r", seq, raw.data)
+            return None
 
     async def _handle_missing(self, c: _Consumer, seq: int) -> None:
         try:

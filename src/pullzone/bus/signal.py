@@ -1,6 +1,7 @@
 """What every process of one node must know at once, shared through mmap: the newest
-applied event sequence, whether cached objects may be served without revalidation, and
-the cache index's invalidation generation.
+applied event sequence, whether cached objects may be served without revalidation, the
+cache index's invalidation generation, and how many times the node replaced its replica
+with a snapshot while running.
 
 The applier writes the sequence after the cache index reflects an event; every edge
 worker reads all three on each request (a few hundred nanoseconds) and catches up before
@@ -16,6 +17,11 @@ memory and reads the index again. Generations are unique (counted in the index, 
 change's own transaction) and each is published once, so a plain store suffices: however
 two publications interleave, a worker reads a value it has not seen after every change
 published before it, and re-checks.
+
+A snapshot restored in place (server/cluster.py) changes what no event in the node's log
+says (the zones, certificates and purges of the events it never got): the node counts
+the restore, after the replica and the cache index hold it and before it publishes the
+snapshot's sequence, and a worker that reads another count loads everything again.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-_FORMAT = struct.Struct("<QQQ")
+_FORMAT = struct.Struct("<QQQQ")
 
 
 class SeqSignal:
@@ -41,9 +47,11 @@ class SeqSignal:
         finally:
             os.close(fd)
         # (the applied sequence, 1 when every object must be revalidated, else 0, the
-        # invalidation generation). Read on every request: bound here, it is one C call
-        # without a Python frame.
-        self.read: Callable[[], tuple[int, int, int]] = partial(_FORMAT.unpack_from, self._map, 0)
+        # invalidation generation, the restores). Read on every request: bound here, it
+        # is one C call without a Python frame.
+        self.read: Callable[[], tuple[int, int, int, int]] = partial(
+            _FORMAT.unpack_from, self._map, 0
+        )
 
     @property
     def value(self) -> int:
@@ -59,6 +67,11 @@ class SeqSignal:
 
     def publish_invalidation(self, generation: int) -> None:
         struct.pack_into("<Q", self._map, 16, generation)
+
+    def count_restore(self) -> None:
+        """Tell the workers the replica was replaced: they load it all again."""
+        restores = struct.unpack_from("<Q", self._map, 24)[0]
+        struct.pack_into("<Q", self._map, 24, restores + 1)
 
     def close(self) -> None:
         self._map.close()

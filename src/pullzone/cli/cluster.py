@@ -37,6 +37,8 @@ async def _status(servers: list[str]) -> tuple[int, list[dict[str, Any]]]:
             "applied": int(node.get("applied", 0)),
             "lag": max(0, last - int(node.get("applied", 0))),
             "quarantined": int(node.get("quarantined", 0)),
+            # Events it needed aged out of the stream, no snapshot restored yet.
+            "missed_events": bool(node.get("missed_events", False)),
             "age": round(max(0.0, now - float(node["at"])), 1),
             "edge": node.get("edge"),
             "api": node.get("api"),

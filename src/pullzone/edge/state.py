@@ -72,6 +72,7 @@ class EdgeState:
         # for them to cache (ResponseEdits.for_cache), never compressed.
         self.shield = shield
         self._control = control
+        self._index = index
         self._country_of = country_of
         self._signal = signal
         self.edge_domain = edge_domain
@@ -83,9 +84,15 @@ class EdgeState:
         # Changes whenever a zone or a certificate does: what the TLS listener serves by
         # SNI (edge/tls.py) is worked out again when it differs from what it was built for.
         self.tls_generation = 0
-        self.applied, self.revalidate_all, self.invalidations = self._signal.read()
-        states = index.zone_states()
-        for row in control.execute("SELECT record FROM zones"):
+        self._load()
+
+    def _load(self) -> None:
+        """Everything from control.db and the cache index, as of the signal read first
+        (events applied meanwhile are applied again by `catch_up`: that changes nothing)."""
+        self.applied, self.revalidate_all, self.invalidations, self.restores = self._signal.read()
+        states = self._index.zone_states()
+        self.zones = {}
+        for row in self._control.execute("SELECT record FROM zones"):
             zone = Zone.from_record(json.loads(row[0]))
             state = states.get(zone.id)
             view = ZoneView(zone)
@@ -95,19 +102,22 @@ class EdgeState:
                 view.soft_all_seq = state.soft_all_seq
                 view.hard_all_seq = state.hard_all_seq
             self.zones[zone.id] = view
-        for row in control.execute("SELECT record FROM certificates"):
+        self.certificates = {}
+        for row in self._control.execute("SELECT record FROM certificates"):
             cert = Certificate.from_record(json.loads(row[0]))
             self.certificates[cert.id] = cert
-        for token, key_authorization in control.execute(
-            "SELECT token, key_authorization FROM acme_challenges"
-        ):
-            self.challenges[token] = key_authorization
+        self.challenges = dict(
+            self._control.execute("SELECT token, key_authorization FROM acme_challenges")
+        )
         self._rebuild_hosts()
 
     def catch_up(self) -> bool:
         """Apply the events this worker has not seen; True when stored objects were
         invalidated since the last call (what is in memory must be read again)."""
-        target, self.revalidate_all, invalidations = self._signal.read()
+        target, self.revalidate_all, invalidations, restores = self._signal.read()
+        if restores != self.restores:  # the node's replica was replaced (bus/signal.py)
+            self._load()
+            return True
         if target != self.applied:
             for event in local.read_since(self._control, self.applied, target):
                 try:

@@ -54,8 +54,10 @@ class CacheNode:
         return matched
 
     def restart_at(self, seq: int, zones: set[int]) -> None:
-        """Stand at `seq`, every stored object to be revalidated (Applier.restart_at)."""
+        """Stand at `seq`, every stored object to be revalidated (Applier.restart_at); the
+        workers load the restored replica again (bus/signal.py)."""
         self.applier.restart_at(seq, zones)
+        self.signal.count_restore()
         self.signal.publish(seq)
 
     async def on_event(self, event: Event) -> int | None:

@@ -5,7 +5,9 @@ applied it and every live edge confirmed it (or the wait ran out: those are `pen
 
 An edge that may have missed events (starting, reconnecting, or cut off from the bus for
 longer than `max_bus_silence`) sets `revalidate_all` in the shared signal: its workers
-serve no cached object without asking the origin until it has caught up again.
+serve no cached object without asking the origin until it has caught up again. A node
+that finds events it needs aged out of the stream restores the newest snapshot in place
+and goes on from there (docs/cluster.md, Retention and snapshots).
 """
 
 from __future__ import annotations
@@ -34,7 +36,12 @@ from pullzone.edge.shields import ShieldNode
 from pullzone.edge.stats import read_snapshots
 from pullzone.refusal import Reason, Refused
 from pullzone.server.cache_node import CacheNode
-from pullzone.server.snapshotting import NodeSnapshots, SnapshotGap, needs_snapshot
+from pullzone.server.snapshotting import (
+    NodeSnapshots,
+    SnapshotGap,
+    needs_snapshot,
+    restore_due,
+)
 from pullzone.sqlite import connect
 
 log = logging.getLogger("pullzone.cluster")
@@ -51,6 +58,7 @@ PUBLISH_RETRY = 8.0  # longer than a JetStream leader election after a server di
 APPLY_WAIT = 10.0
 CATCH_UP_AT_START = 10.0  # how long the API waits for its own node to apply a stored event
 OUTCOMES_KEPT = 4096
+RESTORE_RETRY = 2.0  # seconds between looks for events gone before this node applied them
 
 
 def advertised(host: str, port: int) -> str:
@@ -90,6 +98,7 @@ class ClusterNode:
         self.replica = Replica(connect(settings.control_db, private=True), settings.edge_domain)
         self.position = self.replica.position
         self._progress = asyncio.Condition()
+        self._applying = asyncio.Lock()  # one event, or one snapshot restored, at a time
         self._refusals: OrderedDict[int, Refused] = OrderedDict()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -100,8 +109,10 @@ class ClusterNode:
         self._reach: dict[str, float | None] = {}
         self.snapshots = NodeSnapshots(settings, bus, self.replica, cache)
         # Events this node needed aged out of the stream while it ran (cut off longer than
-        # the retention): nothing cached is trusted again until a restart (docs/cluster.md).
+        # the retention) and no snapshot restored covers them yet: nothing cached is
+        # trusted until one does (docs/cluster.md).
         self.missed_events = False
+        self._trust_lost = False  # for _keep_trust: check again that this node caught up
 
     async def start(self) -> None:
         conflict = local.bind_source(self.replica.conn, "jetstream")
@@ -143,6 +154,7 @@ class ClusterNode:
         if not await self._applied(last, CATCH_UP_AT_START):
             log.warning("still catching up with the stream (%d of %d)", self.position, last)
         self._tasks.append(asyncio.create_task(self._heartbeat(), name="cluster-heartbeat"))
+        self._tasks.append(asyncio.create_task(self._watch_gap(), name="cluster-gap"))
         if self.cache is not None:
             self._tasks.append(asyncio.create_task(self._keep_trust(), name="cluster-trust"))
         if self.settings.runs_api:
@@ -158,10 +170,14 @@ class ClusterNode:
     # -- applying the stream --
 
     async def _on_event(self, event: Event) -> None:
-        if event.seq <= self.position:
-            return  # a redelivery of what this node has
-        if event.seq > self.position + 1 and not self.missed_events:
-            await self._check_gap(event.seq)
+        async with self._applying:
+            if event.seq > self.position + 1:
+                await self._check_gap(event.seq)
+            if event.seq <= self.position:
+                return  # a redelivery of what this node has, or in the snapshot restored
+            await self._apply(event)
+
+    async def _apply(self, event: Event) -> None:
         stored = None
         try:
             stored = self.replica.apply(event)
@@ -182,27 +198,76 @@ class ClusterNode:
             # a shield stores them as the edges' prefetches ask it.
             if not self.settings.is_shield:
                 await self.cache.prefetch(stored)
+        await self._stand_at(event.seq)
+
+    async def _stand_at(self, seq: int) -> None:
         async with self._progress:
-            self.position = event.seq
+            self.position = seq
             self._progress.notify_all()
         if self.settings.runs_edge:
-            await self.bus.report_applied(event.seq)
+            await self.bus.report_applied(seq)
 
     async def _check_gap(self, seq: int) -> None:
         """Events before `seq` were not handed over: a malformed one (bus/jetstream.py
-        skips it), or aged out of the stream while this node was cut off."""
-        first, _ = await self.bus.stream_bounds()
-        if needs_snapshot(self.position, first):
-            self.missed_events = True
+        skips it), or aged out of the stream while this node was cut off: then the newest
+        snapshot is restored in place and the events between it and `seq` applied."""
+        restored = await self._recover()
+        if restored is None:
+            return
+        for between in range(restored + 1, seq):
+            event = await self.bus.event(between)
+            if event is not None:  # else gone or malformed (logged): as the consumer does
+                await self._apply(event)
+
+    async def _recover(self) -> int | None:
+        """When events this node needs are gone from the stream (or were: missed_events),
+        restore the newest usable snapshot in place; its sequence, or None. Called with
+        `_applying` held."""
+        first, last = await self.bus.stream_bounds()
+        if not restore_due(self.position, first, self.missed_events):
+            return None
+        gap = needs_snapshot(self.position, first)
+        if self.cache is not None:
+            self.cache.signal.set_revalidate_all(True)
+        had = self.position
+        restored = await self.snapshots.restore_in_place(had, first, last)
+        if restored is not None:
+            await self._restored(restored)
+        elif gap and not self.missed_events:
             log.error(
-                "events %d to %d aged out of the stream before this node applied them: "
-                "every cached object is revalidated until this node is restarted (it then "
-                "starts from a snapshot)",
-                self.position + 1,
+                "events %d to %d aged out of the stream before this node applied them and "
+                "no snapshot covers them: every cached object is revalidated until one "
+                "does (tried again every %.0f s)",
+                had + 1,
                 first - 1,
+                RESTORE_RETRY,
             )
-            if self.cache is not None:
-                self.cache.signal.set_revalidate_all(True)
+            self.missed_events = True
+        return restored
+
+    async def _restored(self, seq: int) -> None:
+        """A snapshot at `seq` replaced the replica (and the cache's view of it)."""
+        self.missed_events = False
+        self._trust_lost = True
+        self._wake.set()
+        await self._stand_at(seq)
+
+    async def _watch_gap(self) -> None:
+        """Look for events gone before this node applied them even when none arrives (the
+        stream may hold none after them), and, while some are not covered, try a
+        snapshot again (one written since, or the store readable again)."""
+        while True:
+            await asyncio.sleep(RESTORE_RETRY)
+            try:
+                first, _ = await self.bus.stream_bounds()
+                if not restore_due(self.position, first, self.missed_events):
+                    continue
+                async with self._applying:
+                    await self._recover()
+            except BusUnavailable:
+                continue  # cut off: the bus logs it, and nothing is restored meanwhile
+            except Exception:  # never the end of the task: the next try may succeed
+                log.exception("snapshot not restored")
 
     async def _applied(self, seq: int, timeout: float) -> bool:
         async with self._progress:
@@ -331,6 +396,8 @@ class ClusterNode:
         caught_up: int | None = None  # the connection (by reconnect count) caught up on
         last_contact = time.monotonic()
         while True:
+            if self._trust_lost:  # a snapshot was restored: caught up again from there
+                caught_up, self._trust_lost = None, False
             reconnects = self.bus.reconnects
             if self.bus.connected:
                 last_contact = time.monotonic()

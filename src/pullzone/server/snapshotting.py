@@ -1,6 +1,7 @@
 """A cluster node's snapshots (docs/cluster.md, Retention and snapshots): starting from one
 when the stream no longer holds what the node needs (or when the node has nothing yet),
-and writing them, on the API node that also orders certificates (ClusterNode.acme_owner).
+restoring one in place when a running node finds events it needs gone, and writing them,
+on the API node that also orders certificates (ClusterNode.acme_owner).
 
 Writing is idempotent by sequence (bus/snapshot_store.py names objects after it), so two
 nodes that both believe they are the writer for a moment write valid snapshots; the rule
@@ -42,11 +43,21 @@ def needs_snapshot(position: int, first: int) -> bool:
     return position + 1 < first
 
 
-def usable(stored: list[Stored], position: int, first: int, last: int) -> list[Stored]:
+def restore_due(position: int, first: int, missed: bool) -> bool:
+    """Whether a running node at `position` restores a snapshot: events after it are
+    gone, or were (`missed`: it went on past them, no snapshot restored since)."""
+    return missed or needs_snapshot(position, first)
+
+
+def usable(
+    stored: list[Stored], position: int, first: int, last: int, *, at_position: bool = False
+) -> list[Stored]:
     """The snapshots a node at `position` may start from, newest first: newer than what it
-    has, joining the stream (nothing between the snapshot and `first` is missing), and
-    not past the stream's end (a snapshot of another stream)."""
-    return [s for s in stored if s.seq > position and first - 1 <= s.seq <= last]
+    has (or as new, `at_position`: it applied events past some it missed), joining the
+    stream (nothing between the snapshot and `first` is missing), and not past the
+    stream's end (a snapshot of another stream)."""
+    floor = position - 1 if at_position else position
+    return [s for s in stored if s.seq > floor and first - 1 <= s.seq <= last]
 
 
 def due(
@@ -86,19 +97,10 @@ class NodeSnapshots:
         gap = needs_snapshot(position, first)
         if not gap and (position > 0 or last == 0):
             return None
-        store = await self.store()
-        candidates = usable(await store.list(), position, first, last)
-        tried = []
-        for stored in candidates:
-            try:
-                snapshot = snapshots.decode(await store.get(stored))
-                if snapshot.seq != stored.seq:
-                    raise snapshots.SnapshotError(f"it holds sequence {snapshot.seq}")
-            except (snapshots.SnapshotError, *BusErrors) as exc:  # type: ignore[misc]
-                log.error("snapshot %s is not usable, trying an older one: %s", stored.name, exc)
-                tried.append(stored.name)
-                continue
-            self._restore(snapshot, had=position)
+        candidates = usable(await (await self.store()).list(), position, first, last)
+        snapshot, tried = await self._newest(candidates)
+        if snapshot is not None:
+            self._restore(snapshot, had=position, started=True)
             return snapshot.seq
         if gap:
             raise SnapshotGap(
@@ -112,10 +114,46 @@ class NodeSnapshots:
             log.warning("no usable snapshot: reading the whole stream (%d events)", last)
         return None
 
-    def _restore(self, snapshot: snapshots.Snapshot, had: int) -> None:
+    async def restore_in_place(self, position: int, first: int, last: int) -> int | None:
+        """A running node missed events: restore the newest usable snapshot, one at
+        `position` too (the node may have applied events past those it missed); its
+        sequence, or None when none is usable or the store cannot be read."""
+        try:
+            stored = await (await self.store()).list()
+        except BusErrors as exc:
+            log.warning("snapshots not listed: %s", exc)
+            return None
+        candidates = usable(stored, position, first, last, at_position=True)
+        snapshot, _ = await self._newest(candidates)
+        if snapshot is None:
+            return None
+        self._restore(snapshot, had=position, started=False)
+        return snapshot.seq
+
+    async def _newest(
+        self, candidates: list[Stored]
+    ) -> tuple[snapshots.Snapshot | None, list[str]]:
+        """The first of `candidates` that reads as a snapshot, and the names of those
+        before it that did not."""
+        store = await self.store()
+        tried = []
+        for stored in candidates:
+            try:
+                snapshot = snapshots.decode(await store.get(stored))
+                if snapshot.seq != stored.seq:
+                    raise snapshots.SnapshotError(f"it holds sequence {snapshot.seq}")
+            except (snapshots.SnapshotError, *BusErrors) as exc:  # type: ignore[misc]
+                log.error("snapshot %s is not usable, trying an older one: %s", stored.name, exc)
+                tried.append(stored.name)
+                continue
+            return snapshot, tried
+        return None, tried
+
+    def _restore(self, snapshot: snapshots.Snapshot, had: int, *, started: bool) -> None:
         self.replica.restore(snapshot)
         log.warning(
-            "started from snapshot %d (%d zones) taken by %s; this node had applied %d",
+            "%s snapshot %d (%d zones) taken by %s; this node had applied %d",
+            "started from" if started else "restored",
             snapshot.seq,
             len(snapshot.rows["zones"]),
             snapshot.node,
