@@ -107,12 +107,12 @@ async def test_in_a_cluster_the_answer_is_every_edges_and_their_sum(api_settings
     asked: list[StatsQuery] = []
     zone_ids: list[int] = []
 
-    async def gather(query: StatsQuery) -> tuple[dict[str, NodeReport], list[str]]:
+    async def gather(query: StatsQuery) -> tuple[dict[str, NodeReport], dict[str, float]]:
         asked.append(query)
         return {
             "edge-2": report(1_800_000_100, zone_ids[0], 3, 1),
             "edge-1": report(1_800_000_000, zone_ids[0], 1, 1),
-        }, ["edge-3"]
+        }, {"edge-3": 1_800_000_061.5}
 
     exchange: GatherStats = gather
     api = await harness(api_settings, cluster_stats=exchange)
@@ -125,6 +125,7 @@ async def test_in_a_cluster_the_answer_is_every_edges_and_their_sum(api_settings
     body = response.json()
     assert [q.zones for q in asked] == [(zone["id"],)]
     assert body["unreachable"] == ["edge-3"] and list(body["nodes"]) == ["edge-1", "edge-2"]
+    assert body["last_heard"] == {"edge-3": "2027-01-15T08:01:01Z"}
     assert body["since"] == "2027-01-15T08:00:00Z"  # the earliest node's
     for figures, want in (
         (body, (6, 4)),

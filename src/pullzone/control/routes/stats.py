@@ -16,7 +16,7 @@ from pullzone.control.errors import BadRequest, Forbidden, NotFound, Unauthorize
 from pullzone.control.openapi import errors
 from pullzone.control.schemas import MAX_ZONE_ID, Stats
 from pullzone.control.stats_query import BadSpan, StatsQuery, span_of
-from pullzone.control.stats_report import LocalFigures, render, total
+from pullzone.control.stats_report import LocalFigures, iso, render, total
 
 router = APIRouter(tags=["stats"])
 
@@ -33,7 +33,9 @@ router = APIRouter(tags=["stats"])
     "between `from` and `to` (`history`: kept across restarts, in minutes for a span of "
     "up to 24 hours within the last 24 hours, else in hours, for up to 7 days). In a "
     "cluster, the figures are the sum of every edge's, each edge's own are in `nodes`, "
-    "and edges that did not answer within a second are listed in `unreachable`.",
+    "and edges that did not answer within a second, or were not heard from for more than "
+    "15 s (for up to 24 hours, unless they stopped cleanly), are listed in `unreachable`, "
+    "with when each was last heard from in `last_heard`.",
     responses=errors(400, 401, 403, 404),
 )
 async def stats(
@@ -80,7 +82,8 @@ async def stats(
             node: render(report, zones, domain, query, now)
             for node, report in sorted(reports.items())
         },
-        "unreachable": unreachable,
+        "unreachable": list(unreachable),
+        "last_heard": {node: iso(at) for node, at in unreachable.items()},
     }
 
 
