@@ -1,10 +1,13 @@
 """Cluster-wide `GET /v2/stats` (docs/cluster.md, Stats) end to end: a real `nats-server`, an
 API node and two edges (`pullzone serve` processes on loopback). Traffic on each edge shows
 in the API node's answer under that edge and in the sum; an edge killed is `unreachable`
-within the answer's bound. Every wait polls an observable condition with a deadline."""
+within the answer's bound, and stays listed once silent for longer than the node
+registry's 15 s, even on an API node started after it died; an edge stopped cleanly is
+no longer listed. Every wait polls an observable condition with a deadline."""
 
 from __future__ import annotations
 
+import datetime
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,7 +47,13 @@ def nats(tmp_path: Path) -> Iterator[NatsServer]:
     server.stop()
 
 
-@pytest.mark.timeout(150)
+def silent_for(body: dict[str, Any], name: str) -> float:
+    """How long ago the answer says `name` was last heard from (to within a second)."""
+    at = datetime.datetime.strptime(body["last_heard"][name], "%Y-%m-%dT%H:%M:%S%z")
+    return time.time() - at.timestamp()
+
+
+@pytest.mark.timeout(240)
 def test_the_api_node_answers_for_every_edge_and_their_sum(
     tmp_path: Path, nats: NatsServer, origin: Origin, path: str
 ) -> None:
@@ -87,3 +96,40 @@ def test_the_api_node_answers_for_every_edge_and_their_sum(
         body = until(without_edge_2, 15, "edge-2 listed as unreachable")
         assert list(body["nodes"]) == ["edge-1"]
         assert body["total"]["zones"][0]["hits"] == 2
+        assert list(body["last_heard"]) == ["edge-2"] and silent_for(body, "edge-2") < 10
+
+        # Silent for longer than the node registry keeps it (NODE_TTL, 15 s): still listed,
+        # with when it was last heard from, not asked (no wait for it).
+        took: list[float] = []
+
+        def long_silent() -> dict[str, Any] | None:
+            started = time.monotonic()
+            b = stats(api, zone["id"])
+            assert b["unreachable"] == ["edge-2"], b["unreachable"]
+            assert list(b["nodes"]) == ["edge-1"]
+            silent = silent_for(b, "edge-2")
+            if silent > 16:
+                took.append(time.monotonic() - started)
+            return b if silent > 17 else None
+
+        until(long_silent, 40, "edge-2 silent for more than 17 s, still listed")
+        assert min(took) < 0.9, took  # not asked: no waiting for its answer
+
+        # An API node started after edge-2 died never heard from it: the cluster's list of
+        # its edges (the KNOWN bucket) still names it.
+        api.stop()
+        api.start()
+        body = until(lambda: stats(api, zone["id"]), 15, "the restarted API node's answer")
+        assert body["unreachable"] == ["edge-2"] and silent_for(body, "edge-2") > 17
+        assert list(body["nodes"]) == ["edge-1"]
+
+        # An edge stopped cleanly left on purpose: not listed once it is past NODE_TTL
+        # (until then it is one that no longer answers).
+        edges["edge-1"].stop()
+
+        def only_edge_2() -> dict[str, Any] | None:
+            b = stats(api, zone["id"])
+            return b if b["unreachable"] == ["edge-2"] and b["nodes"] == {} else None
+
+        body = until(only_edge_2, 40, "edge-1 gone from the answer")
+        assert body["total"]["zones"][0]["hits"] == 0

@@ -17,6 +17,7 @@ from pullzone.control.app import create_app
 from pullzone.control.deps import GatherStats
 from pullzone.control.keys import ensure_admin_key
 from pullzone.control.log import LocalLog
+from pullzone.control.routes.stats import GZIP_FROM, accepts_gzip
 from pullzone.control.stats_history import ORIGIN, Window, bucket
 from pullzone.control.stats_query import StatsQuery
 from pullzone.control.stats_recorder import Recorder
@@ -107,12 +108,12 @@ async def test_in_a_cluster_the_answer_is_every_edges_and_their_sum(api_settings
     asked: list[StatsQuery] = []
     zone_ids: list[int] = []
 
-    async def gather(query: StatsQuery) -> tuple[dict[str, NodeReport], list[str]]:
+    async def gather(query: StatsQuery) -> tuple[dict[str, NodeReport], dict[str, float]]:
         asked.append(query)
         return {
             "edge-2": report(1_800_000_100, zone_ids[0], 3, 1),
             "edge-1": report(1_800_000_000, zone_ids[0], 1, 1),
-        }, ["edge-3"]
+        }, {"edge-3": 1_800_000_061.5}
 
     exchange: GatherStats = gather
     api = await harness(api_settings, cluster_stats=exchange)
@@ -125,6 +126,7 @@ async def test_in_a_cluster_the_answer_is_every_edges_and_their_sum(api_settings
     body = response.json()
     assert [q.zones for q in asked] == [(zone["id"],)]
     assert body["unreachable"] == ["edge-3"] and list(body["nodes"]) == ["edge-1", "edge-2"]
+    assert body["last_heard"] == {"edge-3": "2027-01-15T08:01:01Z"}
     assert body["since"] == "2027-01-15T08:00:00Z"  # the earliest node's
     for figures, want in (
         (body, (6, 4)),
@@ -138,3 +140,46 @@ async def test_in_a_cluster_the_answer_is_every_edges_and_their_sum(api_settings
         assert sum(figures["series"]["statuses"]["HIT"]) == want[1]
     assert body["zones"][0]["cache_objects"] == 2
     assert body["history"]["zones"][0]["origin_requests"] == 2
+
+
+@pytest.mark.parametrize(
+    ("header", "accepted"),
+    [
+        ("gzip, deflate, br", True),
+        ("GZIP;q=0.5", True),
+        ("*", True),
+        ("*;q=0, gzip", True),
+        ("gzip;q=0, *", False),
+        ("gzip;q=0.0", False),
+        ("br, identity", False),
+        ("", False),
+    ],
+)
+def test_accept_encoding_allows_gzip(header: str, accepted: bool) -> None:
+    assert accepts_gzip(header) is accepted
+
+
+async def test_a_big_answer_is_gzipd_for_a_client_that_accepts_it(api_settings: Settings) -> None:
+    zone_ids: list[int] = []
+
+    async def gather(query: StatsQuery) -> tuple[dict[str, NodeReport], dict[str, float]]:
+        return {f"edge-{i}": report(1_800_000_000, zone_ids[0], i, 1) for i in (1, 2)}, {}
+
+    api = await harness(api_settings, cluster_stats=gather)
+    async with api.client:
+        for i in range(30):
+            zone_ids.append((await api.create(alias=f"big-{i}"))["id"])
+        gzipped = await api.client.get("/stats", headers={"Accept-Encoding": "gzip"})
+        plain = await api.client.get("/stats", headers={"Accept-Encoding": "identity"})
+        small = await api.client.get("/stats", params={"zone": zone_ids[0]})
+    api.app.state.control.conn.close()
+    assert gzipped.status_code == plain.status_code == small.status_code == 200
+    assert gzipped.headers["content-encoding"] == "gzip"
+    assert gzipped.num_bytes_downloaded * 5 < len(plain.content) >= GZIP_FROM
+    assert "content-encoding" not in plain.headers and "content-encoding" not in small.headers
+    assert gzipped.headers["vary"] == plain.headers["vary"] == "Accept-Encoding"
+    body = plain.json()
+    assert len(body["zones"]) == 30 and body["zones"][0]["hits"] == 3
+    for answer in (gzipped, plain):
+        assert answer.headers["content-type"] == "application/json"
+        assert {**answer.json(), "series": None} == {**body, "series": None}  # series: the clock

@@ -37,6 +37,11 @@ EVENTS = "pullzone.events."
 APPLIED = "pullzone.applied."
 NODES = "pullzone_nodes"
 CLUSTER = "pullzone_cluster"  # what the cluster's nodes share for good (its secret)
+# The edges the cluster knows of (server/stats_exchange.py): each visitor node's entry,
+# rewritten every few minutes, expires KNOWN_FOR after its last write, or is deleted when
+# the node stops cleanly.
+KNOWN = "pullzone_known"
+KNOWN_FOR = 24 * 3600.0
 NODE_TTL = 15.0  # a node whose registry entry is this old is gone (cluster status)
 LIVE_WITHIN = 5.0  # a node not heard from (applied or heartbeat) for this long is not waited for
 ACK_WAIT = 30.0  # an unacked delivery is redelivered after this long
@@ -151,6 +156,7 @@ class JetStreamBus:
                 await bus._ensure_stream()
                 await bus._ensure_bucket(NODES, node_ttl)
                 await bus._ensure_bucket(CLUSTER, None)
+                await bus._ensure_bucket(KNOWN, KNOWN_FOR)
         except BaseException:
             await nc.close()
             raise
@@ -526,6 +532,12 @@ class JetStreamBus:
         if node not in self._heard:
             self._heard[node] = (role, time.monotonic() - age)
 
+    def heard(self, roles: frozenset[str]) -> dict[str, float]:
+        """When (unix time) each node with one of `roles` was last heard from by this
+        process (or, at start, seen in the node registry)."""
+        offset = time.time() - time.monotonic()
+        return {node: at + offset for node, (role, at) in self._heard.items() if role in roles}
+
     def live_nodes(self, roles: frozenset[str], within: float = LIVE_WITHIN) -> set[str]:
         """Nodes with one of `roles` heard from in the last `within` seconds."""
         since = time.monotonic() - within
@@ -574,6 +586,28 @@ class JetStreamBus:
         """The nodes whose last heartbeat is younger than NODE_TTL (the bucket's max age)."""
         items = await self.kv_items(NODES)
         return [items[key] for key in sorted(items)]
+
+    # -- the edges the cluster knows of (KNOWN) --
+
+    async def announce(self) -> None:
+        """Say this node is one of the cluster's for the next KNOWN_FOR seconds."""
+        entry = {"node": self.node_id, "role": self.role, "at": time.time()}
+        await self.kv_put(KNOWN, self.node_id, entry)
+
+    async def withdraw(self) -> None:
+        """Say this node left the cluster on purpose (it stopped cleanly)."""
+        kv = self._bucket(KNOWN)
+        with self._unavailable(f"delete {KNOWN}/{self.node_id}"):
+            await kv.delete(self.node_id)
+
+    async def known_nodes(self, roles: frozenset[str]) -> dict[str, float]:
+        """The nodes with one of `roles` that announced themselves in the last KNOWN_FOR
+        seconds and did not withdraw: when (unix time) each did last."""
+        return {
+            str(entry["node"]): float(entry["at"])
+            for entry in (await self.kv_items(KNOWN)).values()
+            if entry.get("role") in roles
+        }
 
     # -- key-value helpers (values are JSON objects) --
 

@@ -46,8 +46,8 @@ from pullzone.zones.model import Zone
 
 M = TypeVar("M", bound=BaseModel)
 # A cluster's edges' figures: their reports by node id, and the nodes that did not answer
-# (server/stats_exchange.py).
-GatherStats = Callable[[StatsQuery], Awaitable[tuple[dict[str, NodeReport], list[str]]]]
+# with when each was last heard of, unix time (server/stats_exchange.py).
+GatherStats = Callable[[StatsQuery], Awaitable[tuple[dict[str, NodeReport], dict[str, float]]]]
 
 log = logging.getLogger("pullzone.api")
 

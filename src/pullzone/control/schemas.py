@@ -835,7 +835,14 @@ class Stats(StatsFigures):
         None, description="Cluster mode: the sum of `nodes` (as the top-level figures)."
     )
     unreachable: list[str] | None = Field(
-        None, description="Cluster mode: edges that did not answer within a second."
+        None,
+        description="Cluster mode: edges that did not answer within a second, or were not "
+        "heard from for more than 15 s (listed for up to 24 hours after they were last "
+        "heard from, unless they stopped cleanly).",
+    )
+    last_heard: dict[str, str] | None = Field(
+        None,
+        description="Cluster mode: when each edge in `unreachable` was last heard from (UTC).",
     )
 
 

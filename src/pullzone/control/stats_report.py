@@ -100,7 +100,7 @@ class LocalFigures:
         return report
 
 
-def _iso(ts: float) -> str:
+def iso(ts: float) -> str:
     return datetime.datetime.fromtimestamp(ts, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -150,7 +150,7 @@ def render(
         if first <= minute < first + MINUTES * 60:
             statuses.setdefault(status, [0] * MINUTES)[(minute - first) // 60] += n
     return {
-        "since": _iso(report.since),
+        "since": iso(report.since),
         "zones": rows,
         "series": {"start": first, "step": 60, "statuses": statuses},
         "history": _history(report.history, zones, query),

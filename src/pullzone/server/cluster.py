@@ -54,6 +54,7 @@ SHIELD_ROLES = frozenset({"shield"})
 VISITOR_ROLES = frozenset({"edge", "all"})
 HEARTBEAT = 1.0  # seconds between signs of life (applied position) on the bus
 REGISTRY_EVERY = 2  # heartbeats between registry entries (what `cluster status` reads)
+ANNOUNCE_EVERY = 300.0  # seconds between a visitor node's entries in the KNOWN bucket
 PUBLISH_RETRY = 8.0  # longer than a JetStream leader election after a server dies
 APPLY_WAIT = 10.0
 CATCH_UP_AT_START = 10.0  # how long the API waits for its own node to apply a stored event
@@ -165,6 +166,10 @@ class ClusterNode:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.settings.role in VISITOR_ROLES:
+            # A clean stop: this edge is gone on purpose, not `unreachable` in the stats.
+            with contextlib.suppress(BusUnavailable, ValueError):
+                await self.bus.withdraw()
         await self.bus.close()
 
     # -- applying the stream --
@@ -330,13 +335,19 @@ class ClusterNode:
     # -- liveness and trust --
 
     async def _heartbeat(self) -> None:
-        beats = 0
+        beats, announce_at = 0, 0.0
         while True:
             if self.settings.runs_edge:
                 await self.bus.report_applied(self.position)
             if beats % REGISTRY_EVERY == 0:
                 with contextlib.suppress(BusUnavailable):
                     await self.bus.heartbeat(self._registry_entry())
+            if self.settings.role in VISITOR_ROLES and time.monotonic() >= announce_at:
+                # The cluster knows of this edge for KNOWN_FOR after this (stats_exchange.py);
+                # after a failure, tried again at the next heartbeat.
+                with contextlib.suppress(BusUnavailable):
+                    await self.bus.announce()
+                    announce_at = time.monotonic() + ANNOUNCE_EVERY
             if self.settings.runs_edge and not self.settings.is_shield:
                 with contextlib.suppress(BusUnavailable):
                     await self._tell_shields()

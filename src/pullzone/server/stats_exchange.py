@@ -5,8 +5,9 @@ its own history (control/stats_report.py). Edges that did not answer in time are
 `unreachable`.
 
 The edges asked are those heard from (bus/jetstream.py: every edge says what it applied
-once a second; the node registry at start) in the last NODE_TTL seconds: an edge gone
-longer is no longer listed at all.
+once a second; the node registry at start) in the last NODE_TTL seconds. An edge silent
+for longer is not asked (it would only cost the wait), but listed as `unreachable` with
+when it was last heard of, as long as the cluster knows of it (`select`).
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ import asyncio
 import json
 import logging
 import sqlite3
+import time
+from collections.abc import Mapping
 
-from pullzone.bus.jetstream import NODE_TTL, BusUnavailable, JetStreamBus
+from pullzone.bus.jetstream import KNOWN_FOR, NODE_TTL, BusUnavailable, JetStreamBus
 from pullzone.control.stats_query import StatsQuery
 from pullzone.control.stats_report import LocalFigures, NodeReport
 from pullzone.server.cluster import VISITOR_ROLES
@@ -25,6 +28,35 @@ log = logging.getLogger(__name__)
 
 SUBJECT = "pullzone.stats."
 ASK_WITHIN = 1.0  # seconds an API node waits for the edges' answers
+
+
+def select(
+    heard: Mapping[str, float], known: Mapping[str, float] | None, now: float
+) -> tuple[list[str], dict[str, float]]:
+    """The edges to ask, and those silent: each with when (unix time) it was last heard of.
+
+    `heard`: when this process last heard from each edge (its signs of life since this
+    node started, and the node registry's entries at start); `known`: the KNOWN bucket
+    (bus/jetstream.py: each edge announces itself there every few minutes, the entry
+    expires KNOWN_FOR after the last, and an edge that stops cleanly deletes it), or None
+    when it cannot be read.
+
+    Why the bucket decides which silent edges are listed: it is the only list that
+    outlives this process (an API node restarted after an edge died still lists it; the
+    node registry forgets an edge NODE_TTL after its last heartbeat) and that an edge
+    leaves on purpose (a clean stop: it is no longer listed anywhere at once). This
+    node's memory is the fallback when the bucket is unreadable (NATS down: then every
+    other edge is unreachable anyway, and the memory still names them). Either way an
+    edge is listed no longer than KNOWN_FOR (24 h) after it was last heard of: one
+    removed without a clean stop (its machine gone) drops out by itself.
+    """
+    ask = sorted(node for node, at in heard.items() if now - at <= NODE_TTL)
+    silent: dict[str, float] = {}
+    for node, at in (heard if known is None else known).items():
+        last = max(at, heard.get(node, at))
+        if node not in ask and now - last <= KNOWN_FOR:
+            silent[node] = last
+    return ask, silent
 
 
 class StatsExchange:
@@ -52,22 +84,30 @@ class StatsExchange:
             log.warning("stats request not answered: %s", exc)
             return b""
 
-    async def gather(self, query: StatsQuery) -> tuple[dict[str, NodeReport], list[str]]:
+    async def gather(self, query: StatsQuery) -> tuple[dict[str, NodeReport], dict[str, float]]:
         """Every edge's report (this node's own without asking), and the edges that did
-        not answer within ASK_WITHIN."""
+        not answer within ASK_WITHIN or were not asked (silent: `select`), by node id in
+        order, with when each was last heard of (unix time)."""
         reports: dict[str, NodeReport] = {}
         if self.local is not None:
             reports[self.node_id] = await self.local.report(query)
-        peers = sorted(self.bus.live_nodes(VISITOR_ROLES, within=NODE_TTL) - {self.node_id})
+        heard = self.bus.heard(VISITOR_ROLES)
+        try:
+            known: dict[str, float] | None = await self.bus.known_nodes(VISITOR_ROLES)
+        except BusUnavailable:
+            known = None
+        heard.pop(self.node_id, None)
+        if known is not None:
+            known.pop(self.node_id, None)
+        peers, unreachable = select(heard, known, time.time())
         request = json.dumps(query.to_json()).encode()
         answers = await asyncio.gather(*(self._ask(peer, request) for peer in peers))
-        unreachable = []
         for peer, report in zip(peers, answers, strict=True):
             if report is None:
-                unreachable.append(peer)
+                unreachable[peer] = heard[peer]
             else:
                 reports[peer] = report
-        return reports, unreachable
+        return reports, dict(sorted(unreachable.items()))
 
     async def _ask(self, node: str, request: bytes) -> NodeReport | None:
         try:

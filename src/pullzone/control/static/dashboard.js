@@ -242,7 +242,9 @@
       row("Cluster total", stats.total, true),
     );
     $("unreachable").textContent = stats.unreachable.length
-      ? `Not answering (not counted): ${stats.unreachable.join(", ")}`
+      ? "Not answering (not counted): " + stats.unreachable.map((name) =>
+        stats.last_heard && stats.last_heard[name]
+          ? `${name} (last heard ${stats.last_heard[name]})` : name).join(", ")
       : "";
   }
 
