@@ -255,6 +255,36 @@ def test_an_object_served_again_outlives_older_ones_under_eviction(
         s.stop()
 
 
+def test_an_evicted_object_a_worker_still_remembers_is_fetched_again_not_cut_off(
+    tmp_path: Path, origin: Origin, path: str
+) -> None:
+    """A worker keeps a large object's entry in memory without its body (read from its
+    file per request). Once eviction removed the file, the next request is a MISS
+    answered whole, not a HIT whose body is cut off after its head."""
+    s = Server(tmp_path / "data", "--max-cache-size", "1MiB", "--workers", "1").start()
+    try:
+        zone = s.create_zone(origin.url, alias="gone")
+        body = b"z" * 300_000  # over the 256 KiB a worker keeps in memory
+        for i in range(6):
+            origin.route(f"{path}{i}", Reply(headers=[("Cache-Control", "max-age=600")], body=body))
+        assert s.get(zone["fqdn"], f"{path}0").headers["x-cache"] == "MISS"
+        assert s.get(zone["fqdn"], f"{path}0").headers["x-cache"] == "HIT"
+        for i in range(1, 6):
+            s.get(zone["fqdn"], f"{path}{i}")
+        cache_db = sqlite3.connect(tmp_path / "data" / "cache.db")
+        evicted = cache_db.execute(
+            "SELECT COUNT(*) FROM objects WHERE path = ?", (f"{path}0",)
+        ).fetchone()
+        cache_db.close()
+        assert evicted == (0,)
+        r = s.get(zone["fqdn"], f"{path}0")
+        assert r.status_code == 200 and r.content == body
+        assert r.headers["x-cache"] == "MISS"
+        assert origin.count(f"{path}0") == 2
+    finally:
+        s.stop()
+
+
 def test_kill_9_during_a_fill_leaves_no_partial_object(
     tmp_path: Path, origin: Origin, path: str
 ) -> None:

@@ -223,6 +223,9 @@ class FillReader:
         self.key_hash = key_hash
         self.head: ResponseHead | None = None
         self.body_offset = 0
+        # The reader of a fill led in its own process, which cannot die without it: its
+        # leader is not looked for (a flock per look).
+        self.beside_leader = False
 
     @classmethod
     def open(cls, store: BodyStore, key_hash: str) -> FillReader | None:
@@ -237,7 +240,7 @@ class FillReader:
     def state(self) -> tuple[int, int]:
         """(state, error status); FAILED when the leader died without saying so."""
         state, error = self._read_state()
-        if state == FILLING and self._leader_gone():
+        if state == FILLING and not self.beside_leader and self._leader_gone():
             state, error = self._read_state()  # it may have finished in between
             if state == FILLING:
                 return FAILED, 502
@@ -266,6 +269,11 @@ class FillReader:
                         self.head = ResponseHead.from_json(data)
                         self.body_offset = PREAMBLE.size + head_len
         return self.head
+
+    def is_last(self, position: int) -> bool:
+        """Whether body bytes up to `position` are all the head announced."""
+        head = self.head
+        return head is not None and head.length is not None and position >= head.length
 
     def read(self, position: int, size: int) -> bytes:
         """Body bytes from `position` (relative to the body), as many as are written."""

@@ -330,6 +330,12 @@ class Deliverer:
         while end is None or position < end:
             data = reader.read(position, CHUNK if end is None else min(CHUNK, end - position))
             if data:
+                if end is None and reader.is_last(position + len(data)):
+                    # The last bytes go out once the fill has ended (its row is indexed,
+                    # bodies.py): a client that has the whole body may rely on the object
+                    # being stored, whatever happens to the worker next.
+                    while reader.state()[0] == FILLING:
+                        await self.signals.wait(reader.key_hash)
                 position += len(data)
                 conn.write(chunk(data, chunked))
                 await conn.drain()

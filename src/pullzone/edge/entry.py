@@ -199,6 +199,10 @@ class Entry:
             os.close(fd)
         return True
 
+    def on_disk(self) -> bool:
+        """Whether the body file is still there (eviction removes it, in any worker)."""
+        return self.size == 0 or os.path.exists(self.path)
+
     def read_body(self) -> bytes | None:
         """The body of a small object from disk (the page cache, usually); None if gone."""
         try:

@@ -359,6 +359,7 @@ class Filler:
             return Passed(response, NotStored.NO_ROOM)
         reader = FillReader.open(self.bodies, fill.key_hash)
         assert reader is not None  # we hold the part file
+        reader.beside_leader = True
         handoff = Handoff()
         task = asyncio.get_running_loop().create_task(
             self._pump(writer, response, fill, head, fill_seq, fill_id, progress, handoff)

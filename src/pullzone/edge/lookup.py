@@ -25,16 +25,19 @@ class Lookup:
         if entries:
             if len(entries) == 1:  # the usual case: one variant, often without Vary
                 entry = entries[0]
-                if entry.checked_seq >= view.changed_seq and (
-                    not entry.vary_names or select_variant(entries, request)
+                if (
+                    entry.checked_seq >= view.changed_seq
+                    and (not entry.vary_names or select_variant(entries, request))
+                    and (entry.body is not None or entry.on_disk())
                 ):
                     return entry
             elif all(e.checked_seq >= view.changed_seq for e in entries):
                 variant = select_variant(entries, request)
-                if variant is not None:
+                if variant is not None and (variant.body is not None or variant.on_disk()):
                     return variant
-        # Not in memory, checked before the zone's last purge, or another variant that
-        # another worker may have stored: the index decides.
+        # Not in memory, checked before the zone's last purge, another variant that
+        # another worker may have stored, or one whose body file eviction removed since
+        # (an entry kept without its body reads it per request): the index decides.
         return self.reload(view, key, request)
 
     def reload(self, view: ZoneView, key: str, request: HeaderMap) -> Entry | None:

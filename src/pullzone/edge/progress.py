@@ -8,36 +8,39 @@ import asyncio
 POLL_INTERVAL = 0.005  # readers in other processes look for progress this often
 
 
-def _resolve(moved: asyncio.Future[None]) -> None:
-    if not moved.done():
-        moved.set_result(None)
-
-
 class FillSignals:
     def __init__(self) -> None:
-        # One future per fill that readers wait on, resolved by the leader's next write
-        # or at the poll interval, whichever comes first. A bare future wakes its readers
-        # on the loop's next turn (asyncio.wait_for's task took three: the first chunks
-        # of a fast origin were all copied before a reader sent one).
-        self._moved: dict[str, asyncio.Future[None]] = {}
+        # Each waiting reader's own future, by fill: resolved by the leader's next write
+        # (`wake`) or by the poll tick, whichever comes first. A bare future wakes its
+        # reader on the loop's next turn (asyncio.wait_for's task took three: the first
+        # chunks of a fast origin were all copied before a reader sent one), and one of
+        # its own is cancelled alone when its client leaves. One tick serves every
+        # waiting reader: no timer per wait.
+        self._waiting: dict[str, list[asyncio.Future[None]]] = {}
+        self._tick: asyncio.TimerHandle | None = None
 
     async def wait(self, key_hash: str) -> None:
-        """Until the fill of `key_hash` progresses (in this process) or a poll interval."""
-        moved = self._moved.get(key_hash)
-        if moved is None or moved.done():
-            loop = asyncio.get_running_loop()
-            moved = self._moved[key_hash] = loop.create_future()
-            loop.call_later(POLL_INTERVAL, self._expire, key_hash, moved)
-        # Shielded: a reader cancelled (its client left) must not cancel the others' wait.
-        await asyncio.shield(moved)
+        """Until the fill of `key_hash` progresses (in this process) or the next poll
+        tick, at most POLL_INTERVAL away."""
+        loop = asyncio.get_running_loop()
+        moved: asyncio.Future[None] = loop.create_future()
+        self._waiting.setdefault(key_hash, []).append(moved)
+        if self._tick is None:
+            self._tick = loop.call_later(POLL_INTERVAL, self._poll)
+        await moved
 
-    def _expire(self, key_hash: str, moved: asyncio.Future[None]) -> None:
+    def _poll(self) -> None:
         """The poll interval is up: readers look for themselves (another process's fill)."""
-        if self._moved.get(key_hash) is moved:
-            del self._moved[key_hash]
-        _resolve(moved)
+        self._tick = None
+        waiting, self._waiting = self._waiting, {}
+        for readers in waiting.values():
+            _resolve(readers)
 
     def wake(self, key_hash: str) -> None:
-        moved = self._moved.pop(key_hash, None)
-        if moved is not None:
-            _resolve(moved)
+        _resolve(self._waiting.pop(key_hash, ()))
+
+
+def _resolve(readers: list[asyncio.Future[None]] | tuple[()]) -> None:
+    for moved in readers:
+        if not moved.done():
+            moved.set_result(None)
