@@ -288,6 +288,12 @@ class Bench:
                 goal="≥1.0× nginx, hit ratio ≥ nginx's, p99 ≤ nginx's",
             ),
             Row("S15 hit", "same: X-Cache HIT ratio", "%", True),
+            Row(
+                "S15 hit @N",
+                "same, over each server's first N answers (N: the fewest any server gave)",
+                "%",
+                True,
+            ),
             Row("S15 p50", "same: latency p50", "ms", False),
             Row("S15 p99", "same: latency p99", "ms", False),
             Row("S15 origin", "same: origin requests", "requests", False),
@@ -853,6 +859,7 @@ class Bench:
         total = sum(self.s15_kib) * workload.KIB
         budget_kib = int(total * cfg.s15_fraction) // workload.KIB
         budget = budget_kib * workload.KIB
+        results: dict[str, load.WrkResult] = {}
         for name in self.order(r):
             prefix = f"/u/s15-{name}-r{r}/"
             pathfile = self.paths_dir / "s15.txt"
@@ -881,6 +888,23 @@ class Bench:
             finally:
                 self._discard(svc)
             self._s15_record(name, res, origin, held, sampler, total, budget)
+            results[name] = res
+        self._s15_equal_answers(results)
+
+    def _s15_equal_answers(self, results: dict[str, load.WrkResult]) -> None:
+        """The HIT ratios over the same number of answers: over a fixed time a slower
+        server answers fewer requests, more of them while its cache is still filling."""
+        row = self.rows["S15 hit @N"]
+        per_thread = min(res.marked() for res in results.values())
+        threads = len(next(iter(results.values())).marks)
+        at = {name: res.hit_ratio_at(per_thread) for name, res in results.items()}
+        for name, ratio in at.items():
+            row.add(name, None if ratio is None else ratio * 100)
+        row.extra.setdefault("answers", []).append(per_thread * threads)
+        log(
+            f"  S15 HIT ratio over the first {per_thread * threads:,} answers: "
+            + ", ".join(f"{n} {100 * (v or 0):.1f} %" for n, v in at.items())
+        )
 
     def _s15_record(
         self,

@@ -13,7 +13,8 @@
 --                               probability proportional to 1/k (Zipf, s = 1.0), by binary
 --                               search in a CDF built in init; each thread seeds its own
 --                               generator with SEED + its id, so every server gets the
---                               same draws. Answers are counted by X-Cache (HIT or not).
+--                               same draws. Answers are counted by X-Cache (HIT or not),
+--                               and the HITs so far noted every MARK answers of a thread.
 --   paced  PREFIX RATE NTHREADS each thread asks for PREFIX<n>.bin, a new n every time
 --                               (every request a miss), at most RATE requests per second
 --                               (delay() keeps a schedule; behind it, no catch-up burst).
@@ -21,6 +22,7 @@
 
 local threads = {}
 local next_id = 0
+MARK = 1000 -- "zipf": a thread notes its HITs so far every MARK answers
 
 function setup(thread)
    thread:set("tid", next_id)
@@ -105,6 +107,7 @@ function init_zipf(pathfile, seed)
    math.randomseed(seed + tid)
    hits = 0
    counted = 0
+   marks = {}
    request = zipf_request
    response = zipf_response
 end
@@ -130,6 +133,9 @@ function zipf_response(status, headers, body)
       hits = hits + 1
    elseif status ~= 200 then
       bad = bad + 1
+   end
+   if counted % MARK == 0 then
+      marks[#marks + 1] = hits
    end
 end
 
@@ -195,20 +201,23 @@ end
 function done(summary, latency, requests)
    local cold = {}
    local hits, counted = 0, 0
+   local marks = {}
    for _, t in ipairs(threads) do
       cold[#cold + 1] = string.format('{"share":%d,"elapsed_us":%d,"bad":%d}',
          t:get("share") or 0, t:get("elapsed_us") or -1, t:get("bad") or 0)
       hits = hits + (t:get("hits") or 0)
       counted = counted + (t:get("counted") or 0)
+      marks[#marks + 1] = "[" .. table.concat(t:get("marks") or {}, ",") .. "]"
    end
    local e = summary.errors
    io.write(string.format(
       'WRKJSON {"duration_us":%d,"requests":%d,"bytes":%d,' ..
       '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},' ..
       '"latency_us":{"p50":%d,"p90":%d,"p99":%d,"max":%d,"mean":%.1f},"cold":[%s],' ..
-      '"xcache":{"hit":%d,"counted":%d}}\n',
+      '"xcache":{"hit":%d,"counted":%d,"mark":%d,"marks":[%s]}}\n',
       summary.duration, summary.requests, summary.bytes,
       e.connect, e.read, e.write, e.status, e.timeout,
       latency:percentile(50), latency:percentile(90), latency:percentile(99),
-      latency.max, latency.mean, table.concat(cold, ","), hits, counted))
+      latency.max, latency.mean, table.concat(cold, ","), hits, counted, MARK,
+      table.concat(marks, ",")))
 end

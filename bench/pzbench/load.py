@@ -33,11 +33,25 @@ class WrkResult:
     cold: list[dict[str, int]] = field(default_factory=list)
     hits: int = 0  # "zipf" mode: answers with X-Cache HIT…
     counted: int = 0  # …of these (every answer the script saw)
+    mark: int = 0  # "zipf" mode: each thread noted its HITs so far every `mark` answers
+    marks: list[list[int]] = field(default_factory=list)  # per thread
 
     @property
     def hit_ratio(self) -> float | None:
         """X-Cache HITs per answer ("zipf" mode; None in the others)."""
         return self.hits / self.counted if self.counted else None
+
+    def marked(self) -> int:
+        """Answers per thread for which every thread has a mark (0 without marks)."""
+        return min((len(m) for m in self.marks), default=0) * self.mark
+
+    def hit_ratio_at(self, per_thread: int) -> float | None:
+        """X-Cache HITs per answer over each thread's first `per_thread` answers (a multiple
+        of `mark`, at most `marked()`)."""
+        k = per_thread // self.mark if self.mark else 0
+        if k <= 0 or k > min((len(m) for m in self.marks), default=0):
+            return None
+        return sum(m[k - 1] for m in self.marks) / (k * self.mark * len(self.marks))
 
     @property
     def rps(self) -> float:
@@ -149,6 +163,8 @@ def wrk(
                 cold=data["cold"] if mode == "cold" else [],
                 hits=data["xcache"]["hit"],
                 counted=data["xcache"]["counted"],
+                mark=data["xcache"]["mark"],
+                marks=data["xcache"]["marks"],
             )
     raise RuntimeError("wrk gave no result:\n" + "\n".join(lines[-20:]))
 
