@@ -5,6 +5,7 @@
     .venv/bin/python bench/run.py              # full run: 3 rounds (about 5 minutes)
     .venv/bin/python bench/run.py --quick      # 1 round, short runs (under a minute)
     .venv/bin/python bench/run.py --only S1,S2
+    .venv/bin/python bench/run.py --only S15,S16 --rounds 1   # opt-in: ~20 minutes
 
 Installs wrk, nginx and varnish from Debian packages when missing, starts one shared
 origin (nginx serving static files) and the three caching proxies in front of it, runs
