@@ -5,6 +5,7 @@
     .venv/bin/python bench/run.py              # full run: 3 rounds (about 5 minutes)
     .venv/bin/python bench/run.py --quick      # 1 round, short runs (under a minute)
     .venv/bin/python bench/run.py --only S1,S2
+    .venv/bin/python bench/run.py --only S15,S16 --rounds 1   # opt-in: ~20 minutes
 
 Installs wrk, nginx and varnish from Debian packages when missing, starts one shared
 origin (nginx serving static files) and the three caching proxies in front of it, runs
@@ -29,6 +30,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +38,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpx
-from pzbench import fill, load, procs, report
+from pzbench import fill, load, procs, report, workload
 from pzbench.procs import Nginx, Origin, Pullzone, PurgeUnavailable, Varnish
 from pzbench.report import TARGETS, Row
 
@@ -46,8 +48,12 @@ from pullzone.zones.blocks import SecureToken
 BENCH = Path(__file__).resolve().parent
 SCENARIOS = (
     "S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8", "S9", "S10", "S11", "S2TLS", "S12",
-    "S13", "S14",
+    "S13", "S14", "S15", "S16",
 )  # fmt: skip
+# S15 (5 minutes per server) and S16 run only when named in --only: the default run stays
+# ~10 minutes.
+OPT_IN = ("S15", "S16")
+DEFAULT_SCENARIOS = tuple(s for s in SCENARIOS if s not in OPT_IN)
 TLS_SCENARIOS = ("S9", "S10", "S11", "S2TLS")  # pullzone and nginx only: Varnish has no TLS
 PULLZONE_ONLY = ("S14",)  # pullzone against itself
 TLS_TARGETS = ("pullzone", "nginx")
@@ -72,6 +78,9 @@ SLOW = 256 * 1024
 SLOW_RATE = "128k"  # nginx sends one second's worth at once: the S3 object takes ~1 s
 PACED = 200 * 1024 * 1024  # S12's object, served at 16 MiB/s (configs/origin-nginx.conf)
 LFO_HOST = "lfo.localhost"  # pullzone's zone with edge.lfo (S12)
+MIB = 1024 * 1024  # S16's miss objects: every /mib/<N>.bin (configs/origin-nginx.conf)
+S16_CACHE_KIB = 4 * 1024 * 1024  # S16's servers: 4 GiB of cache each (the misses fill it)
+S16_GOAL_MS = 5.0
 
 
 @dataclass
@@ -87,6 +96,11 @@ class Config:
     burst_clients: int
     purge_reps: int  # whole-zone purges per round (S4)
     list_reps: int  # 1,000-file purges per round (S5)
+    s15_duration: int = 300  # seconds of S15's wrk run, per server
+    s15_objects: int = 200_000
+    s15_fraction: float = 0.3  # of the objects' bytes, every server's cache budget
+    s16_duration: int = 60  # seconds of S16's two parallel wrk runs, per server
+    s16_rate: float = 1000.0  # misses per second S16 asks for
 
     def wants(self, scenario: str) -> bool:
         return scenario in self.only
@@ -258,9 +272,64 @@ class Bench:
                 goal="≥0.9× S14 off, 1 compression",
             ),
         ]
+        defs += self._s15_rows() + self._s16_rows()
         for row in defs:
             self.rows[row.id] = row
         self.big_row = f"S4 {n_big}"
+
+    def _s15_rows(self) -> list[Row]:
+        c = self.cfg
+        return [
+            Row(
+                "S15",
+                f"Zipf(1.0) over {human_count(c.s15_objects)} objects of 1-100 KiB, cache "
+                f"{c.s15_fraction:.0%} of their bytes, wrk -t2 -c64 -d{c.s15_duration}s",
+                "req/s",
+                True,
+                goal="≥1.0× nginx, hit ratio ≥ nginx's, p99 ≤ nginx's",
+            ),
+            Row("S15 hit", "same: X-Cache HIT ratio", "%", True),
+            Row(
+                "S15 hit @N",
+                "same, over each server's first N answers (N: the fewest any server gave)",
+                "%",
+                True,
+            ),
+            Row("S15 p50", "same: latency p50", "ms", False),
+            Row("S15 p99", "same: latency p99", "ms", False),
+            Row("S15 origin", "same: origin requests", "requests", False),
+            Row(
+                "S15 cache",
+                "same: cache size / its limit (pullzone: the largest seen, every 2 s; "
+                "nginx, Varnish: at the end)",
+                "%",
+                False,
+                goal="pullzone ≤ 101 %",
+            ),
+        ]
+
+    def _s16_rows(self) -> list[Row]:
+        c = self.cfg
+        return [
+            Row(
+                "S16 p99",
+                f"1 KiB HIT (S1's object, wrk -t1 -c16 -d{c.s16_duration}s) while "
+                f"{c.s16_rate:,.0f} misses/s of 1 MiB are asked: p99",
+                "ms",
+                False,
+                goal=f"p99 ≤ {S16_GOAL_MS:.0f} ms",
+            ),
+            Row("S16 p50", "same: p50", "ms", False),
+            Row("S16 max", "same: max", "ms", False),
+            Row("S16 HIT", "same: HIT req/s", "req/s", True),
+            Row("S16 misses", "same: 1 MiB misses answered per second", "req/s", True),
+            Row(
+                "S16 idle p99",
+                f"the same HIT wrk alone, -d{c.duration}s, before the misses: p99",
+                "ms",
+                False,
+            ),
+        ]
 
     def row_list(self) -> list[Row]:
         return [r for r in self.rows.values() if r.values or r.notes]
@@ -287,6 +356,8 @@ class Bench:
             b"%06d pullzone compresses text once per coding\n" % i for i in range(3000)
         )
         (root / "100k.txt").write_bytes(lines[:TEXT])  # text/plain (configs/origin-nginx.conf)
+        workload.write_origin_files(root)  # S15: z/<K>k.bin, K = 1..100
+        (root / "1m.bin").write_bytes(os.urandom(MIB))  # S16: every /mib/<N>.bin
 
     def make_certificate(self) -> None:
         """One trustme CA and one leaf for the bench's TLS names, for pullzone's zone "tls"
@@ -730,6 +801,253 @@ class Bench:
                 + (f"  warm 2 {again.rps:8,.0f} req/s" if again is not None else "")
             )
 
+    # -- S15, S16: servers of their own, one at a time ---------------------------------
+
+    def _fresh(self, name: str, tag: str, budget_kib: int) -> procs.Service:
+        """A new, empty `name` with a cache of `budget_kib` KiB, on the shared origin; its
+        1 KiB object (S1's) cached. The same byte budget for all three: pullzone's
+        --max-cache-size, nginx's max_size, Varnish's malloc storage."""
+        workdir = self.tmp / f"{tag}-{name}"
+        svc: procs.Service
+        if name == "pullzone":
+            pz = Pullzone(workdir, self.cfg.workers, max_cache_size=f"{budget_kib}KiB")
+            pz.start()
+            pz.create_zone("bench", self.origin.base)
+            svc = pz
+        elif name == "nginx":
+            svc = Nginx(workdir, self.origin.port, self.cfg.workers, max_size=f"{budget_kib}k")
+            svc.start()
+        else:
+            svc = Varnish(workdir, self.origin.port, storage=f"malloc,{budget_kib}k")
+            svc.start()
+        xcache = load.warm(svc.base, HOST, "/1k.bin")
+        if not xcache.upper().startswith("HIT"):
+            svc.stop()
+            raise RuntimeError(f"{tag} {name}: /1k.bin not cached (X-Cache {xcache!r})")
+        return svc
+
+    def _discard(self, svc: procs.Service) -> None:
+        svc.stop()
+        shutil.rmtree(svc.dir, ignore_errors=True)  # S16 leaves GBs behind
+
+    def _held(self, svc: procs.Service) -> dict[str, Any]:
+        """What the cache holds at the end of the run, by the server's own count."""
+        if isinstance(svc, Pullzone):
+            assert svc.api is not None
+            time.sleep(1.2)  # every worker's stats snapshot is newer (written once a second)
+            text = svc.api.get(svc.api_url.removesuffix("/v2") + "/metrics").text
+            got = {
+                line.split()[0]: int(float(line.split()[-1]))
+                for line in text.splitlines()
+                if line.startswith(("pullzone_cache_bytes", "pullzone_cache_objects"))
+                or line.startswith("pullzone_cache_evictions_total")
+            }
+            stored, used = workload.index_bytes(svc.data_dir / "cache.db")
+            return {"metrics": got, "index_stored_bytes": stored, "index_used_bytes": used}
+        if isinstance(svc, Nginx):
+            files, size, blocks = workload.dir_bytes(svc.dir / "cache")
+            return {"files": files, "bytes": size, "allocated_bytes": blocks}
+        assert isinstance(svc, Varnish)
+        names = ("SMA.s0.g_bytes", "SMA.s0.c_fail", "MAIN.n_object", "MAIN.n_lru_nuked")
+        return workload.varnish_counters(svc.dir / "work", names)
+
+    def s15(self, r: int) -> None:
+        """Zipf(1.0) over `s15_objects` objects of 1-100 KiB, every server new and empty
+        with the same byte budget (a fraction of the objects' bytes), one at a time."""
+        cfg = self.cfg
+        if not hasattr(self, "s15_kib"):
+            self.s15_kib = workload.sizes(cfg.s15_objects)
+        total = sum(self.s15_kib) * workload.KIB
+        budget_kib = int(total * cfg.s15_fraction) // workload.KIB
+        budget = budget_kib * workload.KIB
+        results: dict[str, load.WrkResult] = {}
+        for name in self.order(r):
+            prefix = f"/u/s15-{name}-r{r}/"
+            pathfile = self.paths_dir / "s15.txt"
+            workload.write_paths(pathfile, prefix, self.s15_kib)
+            svc = self._fresh(name, f"s15-r{r}", budget_kib)
+            try:
+                sampler = (
+                    workload.IndexSampler(svc.data_dir / "cache.db")
+                    if isinstance(svc, Pullzone)
+                    else None
+                )
+                with sampler or nullcontext():
+                    res = load.wrk(
+                        svc.base + "/1k.bin",
+                        HOST,
+                        threads=2,
+                        connections=64,
+                        duration=cfg.s15_duration,
+                        mode="zipf",
+                        pathfile=pathfile,
+                        seed=15,
+                    )
+                time.sleep(0.3)  # the origin logs a request when it has sent it
+                origin = self.origin.count(prefix)
+                held = self._held(svc)
+            finally:
+                self._discard(svc)
+            self._s15_record(name, res, origin, held, sampler, total, budget)
+            results[name] = res
+        self._s15_equal_answers(results)
+
+    def _s15_equal_answers(self, results: dict[str, load.WrkResult]) -> None:
+        """The HIT ratios over the same number of answers: over a fixed time a slower
+        server answers fewer requests, more of them while its cache is still filling."""
+        row = self.rows["S15 hit @N"]
+        per_thread = min(res.marked() for res in results.values())
+        threads = len(next(iter(results.values())).marks)
+        at = {name: res.hit_ratio_at(per_thread) for name, res in results.items()}
+        for name, ratio in at.items():
+            row.add(name, None if ratio is None else ratio * 100)
+        row.extra.setdefault("answers", []).append(per_thread * threads)
+        log(
+            f"  S15 HIT ratio over the first {per_thread * threads:,} answers: "
+            + ", ".join(f"{n} {100 * (v or 0):.1f} %" for n, v in at.items())
+        )
+
+    def _s15_record(
+        self,
+        name: str,
+        res: load.WrkResult,
+        origin: int,
+        held: dict[str, Any],
+        sampler: workload.IndexSampler | None,
+        total: int,
+        budget: int,
+    ) -> None:
+        rows = self.rows
+        if sampler is not None:
+            size = max(sampler.max_stored, held["index_stored_bytes"])
+            held.update(
+                max_stored_bytes=sampler.max_stored,
+                max_used_bytes=sampler.max_used,
+                samples=sampler.samples,
+            )
+        elif name == "nginx":
+            size = held["allocated_bytes"]
+        else:
+            size = held.get("SMA.s0.g_bytes", 0)
+        hit = res.hit_ratio
+        rows["S15"].add(name, res.rps)
+        rows["S15 hit"].add(name, None if hit is None else hit * 100)
+        rows["S15 p50"].add(name, res.latency_us["p50"] / 1000)
+        rows["S15 p99"].add(name, res.latency_us["p99"] / 1000)
+        rows["S15 origin"].add(name, origin)
+        rows["S15 cache"].add(name, size / budget * 100)
+        for other in ("nginx", "varnish"):
+            rows["S15 cache"].reference.add(other)
+        rows["S15"].extra.setdefault(name, []).append(
+            {
+                **res.as_dict(),
+                "origin_requests": origin,
+                "origin_hit_ratio": round(1 - origin / res.requests, 4) if res.requests else None,
+                "objects_bytes": total,
+                "cache_budget_bytes": budget,
+                "held_at_end": held,
+            }
+        )
+        log(
+            f"  S15 {name:8} {res.rps:8,.0f} req/s  HIT {100 * (hit or 0):.1f} % "
+            f"(origin {origin:,}: {100 * (1 - origin / max(res.requests, 1)):.1f} % not "
+            f"fetched)  p50 {res.latency_us['p50'] / 1000:.2f} ms  p99 "
+            f"{res.latency_us['p99'] / 1000:.1f} ms  cache {size / budget:.1%} of "
+            f"{budget / 2**30:.2f} GiB  errors {res.error_count}"
+        )
+
+    def s16(self, r: int) -> None:
+        """S1's HIT (-t1 -c16) during a stream of 1 MiB misses, each URL new, paced to
+        `s16_rate` per second; every server new, one at a time."""
+        cfg = self.cfg
+        for name in self.order(r):
+            svc = self._fresh(name, f"s16-r{r}", S16_CACHE_KIB)
+            prefix = f"/u/s16-{name}-r{r}/mib/"
+            try:
+                url = svc.base + "/1k.bin"
+                idle = load.wrk(url, HOST, threads=1, connections=16, duration=cfg.duration)
+                hits, miss, failure = self._s16_parallel(url, prefix)
+                time.sleep(0.3)  # the origin logs a request when it has sent it
+                origin = self.origin.count(prefix)
+            finally:
+                self._discard(svc)
+            self._s16_record(name, idle, hits, miss, failure, origin)
+
+    def _s16_parallel(
+        self, url: str, prefix: str
+    ) -> tuple[load.WrkResult, load.WrkResult | None, str | None]:
+        """The HIT wrk on `url` while a paced wrk asks for new 1 MiB objects under
+        `prefix` (it starts 1 s before and ends ~1 s after); (hits, misses, failure)."""
+        cfg = self.cfg
+        out: list[load.WrkResult] = []
+        failure: list[str] = []
+
+        def misses() -> None:
+            try:
+                out.append(
+                    load.wrk(
+                        url,
+                        HOST,
+                        threads=1,
+                        connections=32,
+                        duration=cfg.s16_duration + 2,
+                        mode="paced",
+                        prefix=prefix,
+                        rate=cfg.s16_rate,
+                    )
+                )
+            except Exception as exc:  # reported with the row
+                failure.append(repr(exc))
+
+        thread = threading.Thread(target=misses, daemon=True)
+        thread.start()
+        time.sleep(1.0)
+        try:
+            hits = load.wrk(url, HOST, threads=1, connections=16, duration=cfg.s16_duration)
+        finally:
+            thread.join(cfg.s16_duration + 90)
+        return hits, (out[0] if out else None), (failure[0] if failure else None)
+
+    def _s16_record(
+        self,
+        name: str,
+        idle: load.WrkResult,
+        hits: load.WrkResult,
+        miss: load.WrkResult | None,
+        failure: str | None,
+        origin: int,
+    ) -> None:
+        rows = self.rows
+        lat = hits.latency_us
+        rows["S16 p99"].add(name, lat["p99"] / 1000)
+        rows["S16 p50"].add(name, lat["p50"] / 1000)
+        rows["S16 max"].add(name, lat["max"] / 1000)
+        rows["S16 HIT"].add(name, hits.rps)
+        rows["S16 idle p99"].add(name, idle.latency_us["p99"] / 1000)
+        if miss is not None:
+            rows["S16 misses"].add(name, miss.rps)
+        rows["S16 p99"].extra.setdefault(name, []).append(
+            {
+                "hits": hits.as_dict(),
+                "idle": idle.as_dict(),
+                "misses": miss.as_dict() if miss is not None else None,
+                "miss_failure": failure,
+                "origin_requests": origin,
+                "miss_mb_per_s": round(miss.bytes_per_s / 1e6, 1) if miss else None,
+            }
+        )
+        log(
+            f"  S16 {name:8} HIT p50 {lat['p50'] / 1000:.2f} ms  p99 {lat['p99'] / 1000:.2f} ms"
+            f"  max {lat['max'] / 1000:.1f} ms  {hits.rps:8,.0f} req/s (alone: p99 "
+            f"{idle.latency_us['p99'] / 1000:.2f} ms, {idle.rps:,.0f} req/s)  misses "
+            + (
+                f"{miss.rps:,.0f}/s ({miss.bytes_per_s / 1e6:,.0f} MB/s, origin {origin:,}, "
+                f"errors {miss.error_count})"
+                if miss is not None
+                else f"failed: {failure}"
+            )
+        )
+
     # -- HTTPS: S9, S10, S11, S2tls (pullzone and nginx) -------------------------------
 
     def _tls_row(self, row_id: str) -> Row:
@@ -1003,6 +1321,8 @@ class Bench:
             ("S4", self.s4_small),
             ("S5", self.s5),
             ("S14", self.s14),
+            ("S16", self.s16),
+            ("S15", self.s15),
         ]
         for r in range(cfg.rounds):
             running = tuple(t for t in TARGETS if t in self.services)
@@ -1071,6 +1391,29 @@ class Bench:
             if (rn := rows[rid].ratio("nginx")) is not None:
                 rows[rid].met = rn >= goal
                 rows[rid].goal_detail = f"{rn:.3f}×"
+        self._judge_s15()
+        s16 = rows["S16 p99"].values.get("pullzone")
+        if s16:
+            rows["S16 p99"].met = max(s16) <= S16_GOAL_MS
+            rows["S16 p99"].goal_detail = f"worst round {max(s16):.2f} ms"
+
+    def _judge_s15(self) -> None:
+        rows = self.rows
+        rn = rows["S15"].ratio("nginx")
+        hit_pz, hit_ng = rows["S15 hit"].median("pullzone"), rows["S15 hit"].median("nginx")
+        p99_pz, p99_ng = rows["S15 p99"].median("pullzone"), rows["S15 p99"].median("nginx")
+        if rn is not None and None not in (hit_pz, hit_ng, p99_pz, p99_ng):
+            assert hit_pz is not None and hit_ng is not None
+            assert p99_pz is not None and p99_ng is not None
+            rows["S15"].met = rn >= 1.0 and hit_pz >= hit_ng and p99_pz <= p99_ng
+            rows["S15"].goal_detail = (
+                f"{rn:.2f}×; HIT {hit_pz:.1f} vs {hit_ng:.1f} %; p99 {p99_pz:.1f} vs "
+                f"{p99_ng:.1f} ms"
+            )
+        held = rows["S15 cache"].values.get("pullzone")
+        if held:
+            rows["S15 cache"].met = max(held) <= 101.0
+            rows["S15 cache"].goal_detail = f"largest {max(held):.1f} %"
 
 
 def _text_hit(base: str, host: str) -> tuple[str, str | None]:
@@ -1119,8 +1462,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespac
     p.add_argument("--quick", action="store_true", help="one round, short runs (< 1 minute)")
     p.add_argument(
         "--only",
-        default=",".join(SCENARIOS),
-        help="comma-separated scenarios, e.g. S1,S2 (default: all)",
+        default=",".join(DEFAULT_SCENARIOS),
+        help="comma-separated scenarios, e.g. S1,S2 (default: all but S15 and S16, which "
+        "run only when named)",
     )
     p.add_argument("--rounds", type=int, help="rounds (default 3; 1 with --quick)")
     p.add_argument("--duration", type=int, help="seconds per wrk run (default 5; 2 with --quick)")
@@ -1138,6 +1482,22 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespac
         type=Path,
         default=BENCH / "results" / "latest.json",
         help="results file (the chart goes next to it, .png)",
+    )
+    p.add_argument(
+        "--s15-duration",
+        type=int,
+        help="seconds of S15's wrk run per server (default 300; 20 with --quick)",
+    )
+    p.add_argument(
+        "--s16-duration",
+        type=int,
+        help="seconds of S16's parallel wrk runs per server (default 60; 10 with --quick)",
+    )
+    p.add_argument(
+        "--s16-rate",
+        type=float,
+        default=1000.0,
+        help="1 MiB misses per second S16 asks for (default 1000)",
     )
     p.add_argument("--no-install", action="store_true", help="never run apt-get")
     p.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (logs, configs)")
@@ -1160,6 +1520,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespac
         burst_clients=500,
         purge_reps=15 if quick else 40,
         list_reps=3 if quick else 8,
+        s15_duration=args.s15_duration or (20 if quick else 300),
+        s16_duration=args.s16_duration or (10 if quick else 60),
+        s16_rate=args.s16_rate,
     )
     return cfg, args
 

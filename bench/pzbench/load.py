@@ -31,6 +31,27 @@ class WrkResult:
     errors: dict[str, int]
     latency_us: dict[str, float]
     cold: list[dict[str, int]] = field(default_factory=list)
+    hits: int = 0  # "zipf" mode: answers with X-Cache HIT…
+    counted: int = 0  # …of these (every answer the script saw)
+    mark: int = 0  # "zipf" mode: each thread noted its HITs so far every `mark` answers
+    marks: list[list[int]] = field(default_factory=list)  # per thread
+
+    @property
+    def hit_ratio(self) -> float | None:
+        """X-Cache HITs per answer ("zipf" mode; None in the others)."""
+        return self.hits / self.counted if self.counted else None
+
+    def marked(self) -> int:
+        """Answers per thread for which every thread has a mark (0 without marks)."""
+        return min((len(m) for m in self.marks), default=0) * self.mark
+
+    def hit_ratio_at(self, per_thread: int) -> float | None:
+        """X-Cache HITs per answer over each thread's first `per_thread` answers (a multiple
+        of `mark`, at most `marked()`)."""
+        k = per_thread // self.mark if self.mark else 0
+        if k <= 0 or k > min((len(m) for m in self.marks), default=0):
+            return None
+        return sum(m[k - 1] for m in self.marks) / (k * self.mark * len(self.marks))
 
     @property
     def rps(self) -> float:
@@ -60,6 +81,7 @@ class WrkResult:
             "errors": self.errors,
             "latency_us": self.latency_us,
             **({"cold": self.cold} if self.cold else {}),
+            **({"x_cache": {"hit": self.hits, "of": self.counted}} if self.counted else {}),
         }
 
 
@@ -76,9 +98,14 @@ def wrk(
     min_bytes: int = 0,
     max_bytes: int = 1 << 60,
     headers: tuple[str, ...] = (),
+    seed: int = 1,
+    prefix: str = "",
+    rate: float = 0.0,
 ) -> WrkResult:
     """Run wrk against `url` with a `Host` header; `mode` as in configs/wrk.lua.
 
+    "zipf" draws from `pathfile` (seeded with `seed`); "paced" asks for new paths under
+    `prefix` at `rate` requests per second in all (split over the threads).
     In "cold" mode wrk is stopped (SIGINT, which makes it report) as soon as every
     thread has had its share of paths answered once; `duration` is then only a bound.
     """
@@ -97,9 +124,15 @@ def wrk(
         "--",
         mode,
     ]
-    if mode != "static":
+    if mode in ("cycle", "cold"):
         assert pathfile is not None
         args += [str(pathfile), str(threads), str(min_bytes), str(max_bytes)]
+    elif mode == "zipf":
+        assert pathfile is not None
+        args += [str(pathfile), str(seed)]
+    elif mode == "paced":
+        assert prefix and rate > 0
+        args += [prefix, str(rate / threads), str(threads)]
     process = spawn(args, stdout=subprocess.PIPE)
     assert process.stdout is not None
     lines: list[str] = []
@@ -128,6 +161,10 @@ def wrk(
                 errors=data["errors"],
                 latency_us=data["latency_us"],
                 cold=data["cold"] if mode == "cold" else [],
+                hits=data["xcache"]["hit"],
+                counted=data["xcache"]["counted"],
+                mark=data["xcache"]["mark"],
+                marks=data["xcache"]["marks"],
             )
     raise RuntimeError("wrk gave no result:\n" + "\n".join(lines[-20:]))
 

@@ -132,6 +132,7 @@ def _nginx_user() -> str:
 class Service:
     name = "?"
     port = 0
+    dir: Path  # its working directory (configs, logs, cache)
     process: subprocess.Popen[Any] | None = None
 
     @property
@@ -196,8 +197,10 @@ def _start_nginx(prefix: Path, conf: Path) -> subprocess.Popen[Any]:
 class Nginx(Service):
     name = "nginx"
 
-    def __init__(self, workdir: Path, origin_port: int, workers: int) -> None:
+    def __init__(self, workdir: Path, origin_port: int, workers: int, max_size: str = "8g") -> None:
+        """`max_size`: `proxy_cache_path … max_size=` (8g; S15 gives its byte budget)."""
         self.dir = workdir
+        self.max_size = max_size
         self.dir.mkdir(parents=True, exist_ok=True)
         self.origin_port = origin_port
         self.workers = workers
@@ -232,6 +235,7 @@ class Nginx(Service):
             DIR=self.dir,
             PORT=self.port,
             ORIGIN_PORT=self.origin_port,
+            MAX_SIZE=self.max_size,
             TLS_SERVER=tls_server,
         )
         self.process = _start_nginx(self.dir, conf)
@@ -347,7 +351,10 @@ class Pullzone(Service):
                     + self.log_tail()
                 )
             try:
-                if self.role in ("edge", "shield") or self.api.get("/zones/http/pull").status_code == 200:
+                if (
+                    self.role in ("edge", "shield")
+                    or self.api.get("/zones/http/pull").status_code == 200
+                ):
                     if self.role != "api":
                         with socket.create_connection(("127.0.0.1", self.port), timeout=1):
                             pass

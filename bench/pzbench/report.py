@@ -100,6 +100,8 @@ def fmt_value(value: float, unit: str) -> str:
         return f"{value:.0f}"
     if unit == "requests":
         return f"{value:.0f}"
+    if unit == "%":
+        return f"{value:.1f}"
     return f"{value:.3g}"
 
 
