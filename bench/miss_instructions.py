@@ -96,7 +96,8 @@ async def client(edge, c, n):
 async def main():
     settings = Settings(data_dir=data_dir, edge_domain="localhost")
     index = CacheIndex(connect(settings.cache_db))
-    state = EdgeState(connect(settings.control_db), index, SeqSignal(settings.seq_path), "localhost")
+    signal = SeqSignal(settings.seq_path)
+    state = EdgeState(connect(settings.control_db), index, signal, "localhost")
     stats = WorkerStats(settings.stats_dir)
     origin = Origin(5.0, 5.0, stats, cdn_id="localhost")
     edge = Edge(state, index, BodyStore(settings.cache_dir), origin, stats, Limits(2**30, 2**33))
