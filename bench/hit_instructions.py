@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import http.server
 import os
-import subprocess
 import sys
 import tempfile
 import threading
@@ -27,6 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from pzbench import callgrind
 from pzbench.procs import Pullzone
 
 HOST = "hit.localhost"
@@ -99,22 +99,10 @@ class _Origin(http.server.BaseHTTPRequestHandler):
 
 
 def instructions(src: Path, data_dir: Path, host: str, count: int) -> int:
-    """Instructions the child executes, counted by callgrind (this VM has no hardware
-    counters for `perf stat`). One hash seed for every run: string hashing decides how
-    many probes dict lookups take, which would differ from run to run otherwise."""
-    env = {**os.environ, "PYTHONPATH": str(src), "PYTHONHASHSEED": "0"}
-    with tempfile.NamedTemporaryFile(prefix="callgrind-") as out_file:
-        run = subprocess.run(
-            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file.name}",
-             sys.executable, "-c", CHILD, str(data_dir), host, str(count)],
-            env=env, capture_output=True, text=True,
-        )
-        if run.returncode != 0:
-            raise RuntimeError(f"the measured run failed:\n{run.stderr[-3000:]}")
-        for line in Path(out_file.name).read_text().splitlines():
-            if line.startswith(("summary:", "totals:")):
-                return int(line.split()[1])
-    raise RuntimeError(f"callgrind gave no count:\n{run.stderr[-3000:]}")
+    """Instructions the child executes (pzbench/callgrind.py)."""
+    return callgrind.instructions(
+        [sys.executable, "-c", CHILD, str(data_dir), host, str(count)], src
+    )
 
 
 def per_hit(src: Path, requests: int, repeats: int) -> float:
@@ -135,8 +123,11 @@ def per_hit(src: Path, requests: int, repeats: int) -> float:
             origin.shutdown()
         data_dir = Path(tmp) / "data"
         runs = [
-            (instructions(src, data_dir, zone["fqdn"], requests)
-             - instructions(src, data_dir, zone["fqdn"], 0)) / requests
+            (
+                instructions(src, data_dir, zone["fqdn"], requests)
+                - instructions(src, data_dir, zone["fqdn"], 0)
+            )
+            / requests
             for _ in range(repeats)
         ]
     return min(runs)
@@ -153,7 +144,9 @@ def main() -> int:
     args = parser.parse_args()
     _Origin.cache_control = args.cache_control
     for src in args.src:
-        print(f"{src}: {per_hit(src.resolve(), args.requests, args.repeats):,.0f} instructions per HIT")
+        print(
+            f"{src}: {per_hit(src.resolve(), args.requests, args.repeats):,.0f} instructions per HIT"
+        )
     return 0
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import http.server
 import os
-import subprocess
 import sys
 import tempfile
 import threading
@@ -31,6 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from pzbench import callgrind
 from pzbench.procs import Pullzone
 
 BODY = os.urandom(10 * 1024)
@@ -127,21 +127,10 @@ class _Origin(http.server.BaseHTTPRequestHandler):
 
 
 def instructions(src: Path, data_dir: Path, host: str, count: int, conns: int, prefix: str) -> int:
-    """Instructions the child executes, counted by callgrind, one hash seed for every run
-    (as hit_instructions.py)."""
-    env = {**os.environ, "PYTHONPATH": str(src), "PYTHONHASHSEED": "0"}
-    with tempfile.NamedTemporaryFile(prefix="callgrind-") as out_file:
-        run = subprocess.run(
-            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file.name}",
-             sys.executable, "-c", CHILD, str(data_dir), host, str(count), str(conns), prefix],
-            env=env, capture_output=True, text=True,
-        )  # fmt: skip
-        if run.returncode != 0:
-            raise RuntimeError(f"the measured run failed:\n{run.stderr[-3000:]}")
-        for line in Path(out_file.name).read_text().splitlines():
-            if line.startswith(("summary:", "totals:")):
-                return int(line.split()[1])
-    raise RuntimeError(f"callgrind gave no count:\n{run.stderr[-3000:]}")
+    """Instructions the child executes (pzbench/callgrind.py)."""
+    return callgrind.instructions(
+        [sys.executable, "-c", CHILD, str(data_dir), host, str(count), str(conns), prefix], src
+    )
 
 
 def per_miss(src: Path, requests: int, conns: int, repeats: int) -> float:
