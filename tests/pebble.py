@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import trustme
-from nats_servers import free_ports
+from ports import free_ports
 
 
 def pebble_binaries() -> tuple[str, str] | None:

@@ -18,26 +18,10 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 
 import httpx
+from ports import free_port
 
 API_KEY = "test-admin-key-0123456789"
 T = TypeVar("T")
-
-
-_handed_out: set[int] = set()
-
-
-def free_port() -> int:
-    """A free loopback port not handed out before in this test run. Ports are chosen when
-    a Server is made, before any of a cluster's nodes binds its own, and the kernel may
-    offer a just-closed port again meanwhile: two nodes then shared one, and the one that
-    lost the bind looked ready (the other answered on its port)."""
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if port not in _handed_out:
-            _handed_out.add(port)
-            return port
 
 
 def listening_ports(pids: list[int]) -> set[int]:

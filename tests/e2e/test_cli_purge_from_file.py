@@ -12,7 +12,8 @@ from typing import Any
 
 from cli_support import command
 from origin import Origin, Reply
-from server import API_KEY, Server, free_port
+from ports import free_port
+from server import API_KEY, Server
 
 Zone = dict[str, Any]
 

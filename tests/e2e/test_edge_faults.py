@@ -17,7 +17,8 @@ from typing import Any
 import httpx
 import pytest
 from origin import Origin, Reply
-from server import Server, children, free_port, until
+from ports import free_port
+from server import Server, children, until
 
 Zone = dict[str, Any]
 

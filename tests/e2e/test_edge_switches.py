@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 import trustme
 from origin import Origin, Reply
-from server import Server, free_port, until
+from ports import free_port
+from server import Server, until
 
 Zone = dict[str, Any]
 FAILOVERS = 'pullzone_edge_faults_total{kind="origin_failover"}'

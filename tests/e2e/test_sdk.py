@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 from origin import Origin, Reply
-from server import API_KEY, Server, free_port
+from ports import free_port
+from server import API_KEY, Server
 
 from pullzone import ApiError, AsyncClient, Client
 from pullzone.client import (

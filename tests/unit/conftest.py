@@ -17,6 +17,7 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
+from ports import free_port
 
 from pullzone.bus.events import Event
 from pullzone.config import Settings
@@ -101,10 +102,7 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture()
 def closed_url() -> str:
     """The URL of a loopback port that refuses connections."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/v2"
+    return f"http://127.0.0.1:{free_port()}/v2"
 
 
 @pytest.fixture()
