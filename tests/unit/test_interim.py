@@ -1,5 +1,5 @@
-"""Interim (1xx) responses: the origin client's (edge/origin.py; aiohttp drops them, the
-edge's response class tells the caller of each before the final response arrives), and
+"""Interim (1xx) responses: the origin client's (edge/upstream.py tells the caller of each
+before the final response arrives), and
 how the HTTP/1.1 connection writes them (edge/http.py, writer.py)."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from pullzone.edge.http import Connection, Exchange, Request
-from pullzone.edge.origin import Origin, relayed_interim
+from pullzone.edge.origin import Origin
+from pullzone.edge.upstream import relayed_interim
 from pullzone.edge.writer import interim_head
 from pullzone.zones.model import Zone
 
@@ -50,7 +51,7 @@ async def test_interim_responses_are_reported_in_order_then_the_final_one(
         response = await origin.request(
             zone, "GET", "/", [], interim=lambda s, h: seen.append((s, h))
         )
-        assert (response.status, response.headers["X-Final"]) == (200, "yes")
+        assert (response.status, response.header("x-final")) == (200, "yes")
         assert await response.read() == b"hello"
         assert seen == [
             (102, []),

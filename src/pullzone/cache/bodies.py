@@ -106,6 +106,7 @@ class FillWriter:
         self.path = path
         self.body_offset = 0
         self.written = 0
+        self.head_json = ""  # the head as written, which the index row stores as it is
         self._closed = False
 
     @classmethod
@@ -141,7 +142,8 @@ class FillWriter:
         """Write the head; with the body's length known, first reserve the disk space of
         the whole file, so a disk too full for the object fails here (OSError ENOSPC),
         before anything is promised to a client, never in the middle of its body."""
-        data = head.to_json().encode()
+        self.head_json = head.to_json()
+        data = self.head_json.encode()
         if head.length is not None:
             _reserve(self.fd, PREAMBLE.size + len(data) + head.length)
         os.write(self.fd, PREAMBLE.pack(MAGIC, FILLING, 0, len(data)) + data)
@@ -236,6 +238,18 @@ class FillReader:
         lock = _FLOCK.pack(fcntl.F_RDLCK, os.SEEK_SET, _READER_BYTE, 1, 0)
         fcntl.fcntl(fd, fcntl.F_OFD_SETLK, lock)  # never refused: the leader takes none
         return cls(fd, key_hash)
+
+    @classmethod
+    def of_leader(cls, writer: FillWriter, key_hash: str, head: ResponseHead) -> FillReader:
+        """A reader of the fill `writer` leads in this process, for the client that
+        asked for it: its head is the one just written, not read back and parsed, and its
+        leader is not looked for (a flock per look): it cannot die without the reader."""
+        fd = os.open(writer.path, os.O_RDONLY)
+        lock = _FLOCK.pack(fcntl.F_RDLCK, os.SEEK_SET, _READER_BYTE, 1, 0)
+        fcntl.fcntl(fd, fcntl.F_OFD_SETLK, lock)
+        reader = cls(fd, key_hash)
+        reader.head, reader.body_offset, reader.beside_leader = head, writer.body_offset, True
+        return reader
 
     def state(self) -> tuple[int, int]:
         """(state, error status); FAILED when the leader died without saying so."""

@@ -97,6 +97,7 @@ class Fill(NamedTuple):
     fill_seq: int
     held: str | None = None  # the fill's own row in `fills`: deleted
     pooled: tuple[str, int] | None = None  # (a worker's pool row, bytes taken from it)
+    meta: str | None = None  # obj.head.to_json(), when the caller has it already
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +191,7 @@ class CacheIndex:
                 obj.zone_id,
                 obj.path,
                 obj.query,
-                obj.head.to_json(),
+                obj.head.to_json() if fill.meta is None else fill.meta,
                 obj.body_offset,
                 obj.size,
                 obj.stored_seq,

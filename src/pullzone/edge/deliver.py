@@ -11,8 +11,6 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Literal
 
-import aiohttp
-
 from pullzone.cache.bodies import COMPLETE, FILLING, FillReader
 from pullzone.cache.stored import ResponseHead
 from pullzone.edge.decisions import Answer, Challenge, Redirect
@@ -23,6 +21,7 @@ from pullzone.edge.origin import response_fields
 from pullzone.edge.outcomes import Fetched, Handoff
 from pullzone.edge.progress import FillSignals
 from pullzone.edge.switches import NO_EDITS, ResponseEdits, preflight_fields
+from pullzone.edge.upstream import UpstreamError, UpstreamResponse
 from pullzone.edge.writer import (
     ALLOW,
     LAST_CHUNK,
@@ -368,7 +367,7 @@ class Deliverer:
         self,
         conn: Exchange,
         request: Request,
-        response: aiohttp.ClientResponse,
+        response: UpstreamResponse,
         xcache: XCache,
         policy: CachePolicy,
         edits: ResponseEdits = NO_EDITS,
@@ -393,21 +392,19 @@ class Deliverer:
         finally:
             response.release()
 
-    async def relay(
-        self, conn: Exchange, response: aiohttp.ClientResponse | None, chunked: bool
-    ) -> None:
+    async def relay(self, conn: Exchange, response: UpstreamResponse | None, chunked: bool) -> None:
         """The rest of the origin's body to the client at the client's pace, then the end;
         no response (the origin could not give the rest) cuts the message."""
         if response is None:
             conn.close_after = True
             raise ConnectionAbortedError("origin body cut off")
         try:
-            async for data in response.content.iter_chunked(CHUNK):
+            async for data in response.stream(CHUNK):
                 conn.write(chunk(data, chunked))
                 await conn.drain()
             if chunked:
                 conn.write(LAST_CHUNK)
-        except aiohttp.ClientError as exc:
+        except UpstreamError as exc:
             conn.close_after = True
             raise ConnectionAbortedError(f"origin body cut off: {exc}") from exc
         finally:

@@ -28,8 +28,6 @@ import sqlite3
 import time
 from dataclasses import dataclass
 
-import aiohttp
-
 from pullzone.cache.batch import InsertBatch
 from pullzone.cache.bodies import (
     COMPLETE,
@@ -84,6 +82,7 @@ from pullzone.edge.progress import FillSignals
 from pullzone.edge.slicing import Slice, received
 from pullzone.edge.state import ZoneView
 from pullzone.edge.stats import WorkerStats
+from pullzone.edge.upstream import UpstreamError, UpstreamResponse
 from pullzone.spec.headers import header_map
 from pullzone.spec.vary import vary_values
 
@@ -339,7 +338,7 @@ class Filler:
         self,
         writer: FillWriter,
         fill: FillRequest,
-        response: aiohttp.ClientResponse,
+        response: UpstreamResponse,
         head: ResponseHead,
         fill_seq: int,
     ) -> Outcome:
@@ -357,9 +356,7 @@ class Filler:
             self._release(fill_id, progress)
             self._end(writer, fill, PASS)
             return Passed(response, NotStored.NO_ROOM)
-        reader = FillReader.open(self.bodies, fill.key_hash)
-        assert reader is not None  # we hold the part file
-        reader.beside_leader = True
+        reader = FillReader.of_leader(writer, fill.key_hash, head)
         handoff = Handoff()
         task = asyncio.get_running_loop().create_task(
             self._pump(writer, response, fill, head, fill_seq, fill_id, progress, handoff)
@@ -367,8 +364,6 @@ class Filler:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         self.signals.wake(fill.key_hash)
-        if reader.read_head() is None:  # the claim makes this impossible: the file is ours
-            raise RuntimeError(f"fill of {fill.target}: the part file is not the leader's")
         return Fetched(reader, head, handoff)
 
     def _hold(self, fill_id: str, progress: Progress, size: int) -> bool:
@@ -395,11 +390,14 @@ class Filler:
         progress.reserved = size
         return True
 
-    def _indexed(self, obj: StoredObject, fill_seq: int, fill_id: str, progress: Progress) -> Fill:
-        """The insert of a whole fill, with the budget it held (pool, own row or both)."""
+    def _indexed(
+        self, obj: StoredObject, meta: str, fill_seq: int, fill_id: str, progress: Progress
+    ) -> Fill:
+        """The insert of a whole fill, with the budget it held (pool, own row or both)
+        and its head as the fill file has it (`meta`: not encoded twice)."""
         own = fill_id if progress.reserved > progress.pooled else None
         pooled = (self.pool.id, progress.pooled) if progress.pooled else None
-        return Fill(obj, fill_seq, own, pooled)
+        return Fill(obj, fill_seq, own, pooled, meta)
 
     def _release(self, fill_id: str, progress: Progress) -> None:
         """Give back what a fill that stored nothing held."""
@@ -427,7 +425,7 @@ class Filler:
     async def _pump(
         self,
         writer: FillWriter,
-        response: aiohttp.ClientResponse,
+        response: UpstreamResponse,
         fill: FillRequest,
         head: ResponseHead,
         fill_seq: int,
@@ -439,7 +437,7 @@ class Filler:
         state = FAILED
         handed = False
         try:
-            async for chunk in response.content.iter_chunked(CHUNK):
+            async for chunk in response.stream(CHUNK):
                 decision = self._bound(writer, fill_id, progress, len(chunk))
                 if decision is not Verdict.KEEP:
                     handed = decision is not Verdict.ABANDONED and handoff.give(chunk, response)
@@ -454,7 +452,7 @@ class Filler:
                 # whole before the first reader runs, and the client's first byte waits.
                 await asyncio.sleep(0)
             if head.length is not None and writer.written != head.length:
-                raise aiohttp.ClientPayloadError("origin body shorter than Content-Length")
+                raise UpstreamError("origin body shorter than Content-Length")
             obj = StoredObject(
                 id=self.bodies.new_id(),
                 key_hash=fill.key_hash,
@@ -470,7 +468,7 @@ class Filler:
             writer.complete(final)
             try:
                 replaced = await self.inserts.insert(
-                    self._indexed(obj, fill_seq, fill_id, progress)
+                    self._indexed(obj, writer.head_json, fill_seq, fill_id, progress)
                 )
             except sqlite3.Error as exc:
                 # The index's disk is full: the clients get the whole body, nothing is
@@ -487,7 +485,7 @@ class Filler:
                 # again (STALE, the old body) instead of the one stored now.
                 self.lookup.memory.drop(fill.key)
             state = COMPLETE
-        except (TimeoutError, aiohttp.ClientError, OSError, sqlite3.Error) as exc:
+        except (UpstreamError, OSError, sqlite3.Error) as exc:
             # A body the origin cut off is never cached (README, How the edge caches); followers
             # that already sent headers see their connection cut, as the origin's was. So
             # does a full disk under a body of unknown length (one of known length has
@@ -504,7 +502,7 @@ class Filler:
 
     async def resume(
         self, fill: FillRequest, head: ResponseHead, position: int
-    ) -> aiohttp.ClientResponse | None:
+    ) -> UpstreamResponse | None:
         """The rest of a fill whose leader died mid-body, for one of its readers, straight
         from the origin: the bytes from `position` of the same representation (RFC 9110
         §14.2 Range, §13.1.5 If-Range on its entity tag or Last-Modified), or None when the
@@ -523,7 +521,7 @@ class Filler:
             )
         except OriginError:
             return None
-        if response.status == 206 and response.headers.get("content-range", "").startswith(
+        if response.status == 206 and (response.header("content-range") or "").startswith(
             f"bytes {position}-"
         ):
             return response

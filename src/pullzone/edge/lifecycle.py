@@ -485,7 +485,7 @@ class Edge:
         except OriginError as exc:
             return self.deliver.error(conn, request, exc.status, "origin failed")
         if request.method not in CACHEABLE_METHODS:
-            self._invalidate(view, request, target, response.status, response.raw_headers)
+            self._invalidate(view, request, target, response.status, response.fields)
         await self.deliver.origin_response(conn, request, response, xcache, zone.cache, view.edits)
 
     def _invalidate(
@@ -494,11 +494,11 @@ class Edge:
         request: Request,
         target: str,
         status: int,
-        raw_headers: tuple[tuple[bytes, bytes], ...],
+        fields: tuple[tuple[str, str], ...],
     ) -> None:
         """RFC 9111 §4.4: an unsafe request that succeeded makes its URI's objects stale."""
         host = (request_host(request) or ("", ""))[0]
-        rhmap = header_map((n.decode("latin-1"), v.decode("latin-1")) for n, v in raw_headers)
+        rhmap = header_map(fields)
         paths = [  # spelled as the stored objects' keys are (RFC 3986 §6.2.2)
             split_target(normalise(uri, "latin-1"))[0]
             for uri in invalidated_paths(request.method, status, target, rhmap, host)

@@ -1,17 +1,14 @@
-"""Requests to a zone's origin (aiohttp, streaming), and what a cache may forward to it."""
+"""Requests to a zone's origin (edge/upstream.py, streaming), and what a cache may forward
+to it."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import Awaitable, Callable
-from contextvars import ContextVar
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
 from yarl import URL
 
 from pullzone.edge.http import OUT_OF_FILES
@@ -19,6 +16,13 @@ from pullzone.edge.internal import FROM_SHIELD, INTERNAL_HEADER, SEQ_HEADER, SHI
 from pullzone.edge.shields import CONNECT_TIMEOUT, WATCH_EVERY, ShieldNode, Shields
 from pullzone.edge.stats import WorkerStats
 from pullzone.edge.switches import fails_over
+from pullzone.edge.upstream import (
+    Endpoint,
+    InterimReport,
+    UpstreamError,
+    UpstreamPool,
+    UpstreamResponse,
+)
 from pullzone.spec.headers import HOP_BY_HOP, connection_tokens, header_map
 from pullzone.spec.uri import split_authority
 from pullzone.spec.vary import accept_encoding
@@ -59,7 +63,7 @@ UNKEYED_OVERRIDES = frozenset(
 CLIENT_ADDRESS = ("X-Real-IP", "True-Client-IP", "X-Client-IP")
 _CLIENT_ADDRESS = frozenset(name.lower() for name in CLIENT_ADDRESS)
 # Framing is the edge's own: the client's Content-Length describes the body it sent, not
-# the one forwarded (a fill sends none; aiohttp frames a pass-through body itself), and a
+# the one forwarded (a fill sends none; upstream.py frames a pass-through body itself), and a
 # stale length would leave the origin waiting for bytes that never come (RFC 9112 §6.3).
 # Expect: 100-continue was answered by the edge (http.py).
 _FRAMING = frozenset({"content-length", "expect"})
@@ -75,70 +79,17 @@ _NOT_FOR_FILLS = frozenset(
 )
 
 
-_FROM_SHIELD = FROM_SHIELD.encode()
-
-# Told of each interim (1xx) response the origin sends before its final one: the status
-# and the header fields as received.
-Interim = Callable[[int, list[tuple[str, str]]], None]
-# Whom `Origin._send` tells, for the length of one request's send.
-_interim: ContextVar[Interim | None] = ContextVar("pullzone_origin_interim", default=None)
+# Told of each interim (1xx) response the origin sends before its final one.
+Interim = InterimReport
 
 
-def relayed_interim(status: int) -> bool:
-    """An interim response the edge relays (RFC 9110 §15.2). Not a 100 Continue: that
-    answers the edge's own request (it never sends Expect; the client's was answered by
-    http.py), nor a 101, which the edge never asks for (see `unusable_status`)."""
-    return 100 < status < 200 and status != 101
-
-
-class InterimResponse(aiohttp.ClientResponse):
-    """aiohttp's response, telling the caller of `Origin._send` of each interim response,
-    and saying which origin shield answered it (None: the origin did).
-
-    `ClientResponse.start` reads messages until one is final and drops the 1xx ones
-    (aiohttp's client_reqrep.py): the protocol's `read` is watched for the length of
-    `start`. Where aiohttp's internals are not as expected, it is plain `start`.
-    """
-
-    shield: str | None = None
-
-    async def start(self, connection: Any) -> aiohttp.ClientResponse:
-        report = _interim.get()
-        protocol: Any = getattr(connection, "protocol", None)
-        read = getattr(protocol, "read", None)
-        if report is None or read is None:
-            return await super().start(connection)
-
-        async def watched() -> Any:
-            got = await read()
-            message = got[0] if isinstance(got, tuple) and got else None
-            status = getattr(message, "code", 0)
-            if isinstance(status, int) and relayed_interim(status):
-                raw = getattr(message, "raw_headers", ())
-                if all(isinstance(n, bytes) and isinstance(v, bytes) for n, v in raw):
-                    report(status, [(n.decode("latin-1"), v.decode("latin-1")) for n, v in raw])
-            return got
-
-        try:
-            protocol.read = watched
-        except AttributeError:  # no instance attribute can shadow it
-            return await super().start(connection)
-        try:
-            return await super().start(connection)
-        finally:
-            with contextlib.suppress(AttributeError):
-                del protocol.read  # the class's own again
-
-
-def response_fields(response: aiohttp.ClientResponse) -> tuple[tuple[str, str], ...]:
+def response_fields(response: UpstreamResponse) -> tuple[tuple[str, str], ...]:
     """The response's header fields, noting in FROM_SHIELD the origin shield that answered
     it, if one did (an origin's own FROM_SHIELD is not taken)."""
-    fields = tuple(
-        (name.decode("latin-1"), value.decode("latin-1"))
-        for name, value in response.raw_headers
-        if name.lower() != _FROM_SHIELD
-    )
-    shield = response.shield if isinstance(response, InterimResponse) else None
+    fields = response.fields
+    if any(name.lower() == FROM_SHIELD for name, _ in fields):
+        fields = tuple((name, value) for name, value in fields if name.lower() != FROM_SHIELD)
+    shield = response.shield
     return fields if shield is None else (*fields, (FROM_SHIELD, shield))
 
 
@@ -303,27 +254,9 @@ class Origin:
         # The cluster's origin shields (edge/shields.py), asked with the cluster's secret.
         self.shields = shields
         self.cluster_token = cluster_token
-        self._shield_timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=CONNECT_TIMEOUT, sock_read=read_timeout
-        )
-        self._timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=connect_timeout, sock_read=read_timeout
-        )
-        self._session: aiohttp.ClientSession | None = None
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=60),
-                # One session serves every client of the worker: a cookie jar would send
-                # a cookie the origin set for one user with everyone's later requests.
-                cookie_jar=aiohttp.DummyCookieJar(),
-                auto_decompress=False,
-                skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept", "Content-Type"),
-                timeout=self._timeout,
-                response_class=InterimResponse,
-            )
-        return self._session
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
+        self._pool = UpstreamPool()
 
     async def request(
         self,
@@ -335,7 +268,7 @@ class Origin:
         *,
         interim: Interim | None = None,
         shield_seq: int | None = None,
-    ) -> aiohttp.ClientResponse:
+    ) -> UpstreamResponse:
         """Send the request and return once the response head has arrived; `interim` is
         told of the interim responses that come before it. `shield_seq`: the request is a
         fill, made when this node had applied that event; in a zone with `shield`, the
@@ -370,7 +303,7 @@ class Origin:
         headers: list[tuple[str, str]],
         interim: Interim | None,
         seq: int,
-    ) -> aiohttp.ClientResponse | None:
+    ) -> UpstreamResponse | None:
         """A fill's GET asked of the shield that owns the object, then of the next one
         while a shield fails (unreachable, timed out, or refusing: not caught up with the
         event log); None when none answered (each failure counted: `shield_failover`)."""
@@ -386,9 +319,8 @@ class Origin:
             except OriginError:
                 self.shields.failed(shield)
             else:
-                if SHIELD_REFUSED not in response.headers:
-                    if isinstance(response, InterimResponse):
-                        response.shield = shield.node
+                if response.header(SHIELD_REFUSED) is None:
+                    response.shield = shield.node
                     return response
                 response.release()
             if self.stats is not None:
@@ -396,8 +328,8 @@ class Origin:
         return None
 
     async def _watched(
-        self, shield: ShieldNode, sending: Awaitable[aiohttp.ClientResponse]
-    ) -> aiohttp.ClientResponse:
+        self, shield: ShieldNode, sending: Awaitable[UpstreamResponse]
+    ) -> UpstreamResponse:
         """`sending`'s response, unless the shield stops answering before its head came
         (edge/shields.py WATCH_EVERY): then an OriginError (counted: `shield_stalled`)."""
         task = asyncio.ensure_future(sending)
@@ -423,22 +355,24 @@ class Origin:
         headers: list[tuple[str, str]],
         body: bytes | None,
         interim: Interim | None = None,
-    ) -> aiohttp.ClientResponse:
+    ) -> UpstreamResponse:
         started = time.monotonic()
         failed = True
         if attempt.backup:
             headers = [(n, v) for n, v in headers if n.lower() != "host"]
             headers.append(("Host", attempt.host))
-        reporting = _interim.set(interim)
+        url = attempt.url
+        endpoint = Endpoint(url.scheme, url.raw_host or "", url.port or 80, attempt.server_hostname)
         try:
-            response = await self._client().request(
+            response = await self._pool.request(
+                endpoint,
                 method,
-                attempt.url,
-                headers=headers,
-                data=body if body else None,
-                allow_redirects=False,
-                server_hostname=attempt.server_hostname,
-                timeout=self._shield_timeout if attempt.shield else self._timeout,
+                url.raw_path_qs,
+                headers,
+                body,
+                connect_timeout=CONNECT_TIMEOUT if attempt.shield else self._connect_timeout,
+                read_timeout=self._read_timeout,
+                interim=interim,
             )
             problem = unusable_status(response.status, headers)
             if problem is not None:
@@ -446,18 +380,15 @@ class Origin:
                 raise OriginError(502, f"origin answered {problem}")
             failed = response.status >= 500
             return response
-        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+        except TimeoutError as exc:
             raise OriginError(504, f"origin timed out: {exc}") from exc
-        except (aiohttp.ClientError, OSError) as exc:
-            cause = getattr(exc, "os_error", exc)  # aiohttp's ClientConnectorError wraps it
-            if isinstance(cause, OSError) and cause.errno in OUT_OF_FILES and self.stats:
+        except (UpstreamError, OSError) as exc:
+            if isinstance(exc, OSError) and exc.errno in OUT_OF_FILES and self.stats:
                 self.stats.fault("out_of_files")  # no descriptor for the origin socket
             raise OriginError(502, f"origin unreachable: {exc}") from exc
         finally:
-            _interim.reset(reporting)
             if self.stats is not None:
                 self.stats.origin_answer(zone.id, failed, time.monotonic() - started)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        self._pool.close()

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import aiohttp
-
 from pullzone.cache.bodies import FillReader
 from pullzone.cache.stored import ResponseHead, StoredObject
 from pullzone.edge.decisions import Fail, ServeStale
 from pullzone.edge.entry import Entry
 from pullzone.edge.labels import NotStored
+from pullzone.edge.upstream import UpstreamResponse
 
 
 class Handoff:
@@ -20,10 +19,10 @@ class Handoff:
     the fill: it streams the rest from the origin once it has read the file's bytes."""
 
     def __init__(self) -> None:
-        self._given: tuple[bytes, aiohttp.ClientResponse] | None = None
+        self._given: tuple[bytes, UpstreamResponse] | None = None
         self._open = True
 
-    def give(self, chunk: bytes, response: aiohttp.ClientResponse) -> bool:
+    def give(self, chunk: bytes, response: UpstreamResponse) -> bool:
         """Hand on the response and the chunk read from it but not stored; False when the
         client has left (the caller then releases the response)."""
         if not self._open:
@@ -31,7 +30,7 @@ class Handoff:
         self._given = (chunk, response)
         return True
 
-    def take(self) -> tuple[bytes, aiohttp.ClientResponse] | None:
+    def take(self) -> tuple[bytes, UpstreamResponse] | None:
         given, self._given = self._given, None
         return given
 
@@ -73,7 +72,7 @@ class Passed:
     """Not stored: the origin's response, for this client alone (None: this request
     follows a fill that will not be stored, and must ask the origin on its own)."""
 
-    response: aiohttp.ClientResponse | None
+    response: UpstreamResponse | None
     reason: NotStored | None = None
 
 
