@@ -136,6 +136,30 @@ def test_a_body_cut_off_by_the_origin_is_never_cached(
     assert origin.count(path) == 2
 
 
+def test_a_small_body_cut_off_by_the_origin_is_a_502_not_an_answer_that_breaks_off(
+    server: Server, origin: Origin, zone: Zone, path: str
+) -> None:
+    """A small body is read whole before anything is answered (edge/fills.py, WHOLE):
+    cut off, it is an origin failure the client is told of, not a 200 cut short."""
+    body = b"x" * 20_000
+    origin.route(
+        path,
+        Reply(
+            headers=[("Cache-Control", "max-age=60")],
+            body=[body],
+            length=len(body),
+            cut_after=10_000,
+        ),
+    )
+    r = server.get(zone["fqdn"], path)
+    assert (r.status_code, r.headers["x-cache"]) == (502, "MISS")
+    origin.route(path, Reply(headers=[("Cache-Control", "max-age=60")], body=body))
+    r = server.get(zone["fqdn"], path)
+    assert (r.status_code, r.headers["x-cache"], r.content) == (200, "MISS", body)
+    assert server.get(zone["fqdn"], path).headers["x-cache"] == "HIT"
+    assert origin.count(path) == 2
+
+
 def test_concurrent_misses_make_one_origin_request(
     server: Server, origin: Origin, zone: Zone, path: str
 ) -> None:

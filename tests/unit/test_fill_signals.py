@@ -34,6 +34,10 @@ async def test_one_poll_tick_ends_every_wait_within_the_interval() -> None:
     for all of them, however many waits began."""
     signals = FillSignals()
     loop = asyncio.get_running_loop()
-    started = loop.time()
-    await asyncio.gather(*(signals.wait(f"fill-{n}") for n in range(100)))
-    assert loop.time() - started < POLL_INTERVAL * 4
+    waits = [asyncio.ensure_future(signals.wait(f"fill-{n}")) for n in range(100)]
+    await asyncio.sleep(0)  # every wait has begun
+    tick = signals._tick
+    assert tick is not None and tick.when() <= loop.time() + POLL_INTERVAL  # not run yet
+    assert not any(w.done() for w in waits)
+    await asyncio.gather(*waits)  # the one tick ended them all
+    assert signals._tick is None

@@ -81,3 +81,50 @@ async def test_a_refused_batch_refuses_every_fill_in_it_and_stores_none(
     # The next turn's fills are written as usual.
     assert await InsertBatch(index).insert(Fill(stored(9), 1)) == []
     assert index.count() == 1
+
+
+async def test_a_fill_that_read_its_keys_rows_under_its_claim_replaces_among_those(
+    index: CacheIndex,
+) -> None:
+    """The rows read under the claim (edge/fills.py) stand for the key's rows: one deleted
+    since (a purge) is replaced without error, and the key is not read again."""
+    index.insert(stored(1, key="k"), 1)
+    index.insert(stored(2, key="other"), 1)
+    rows = index.variants("k")
+    index.delete([stored(1).id])  # a purge, between the claim and the insert
+    reads: list[str] = []
+    index.conn.set_trace_callback(lambda sql: reads.append(sql) if "SELECT *" in sql else None)
+    [replaced] = await asyncio.gather(
+        InsertBatch(index).insert(Fill(stored(3, key="k"), 1, rows=rows))
+    )
+    assert [o.id for o in replaced] == [stored(1).id]
+    assert reads == []
+    assert [o.id for o in index.variants("k")] == [stored(3).id]
+    assert index.total_size() == 200
+
+
+async def test_fills_from_one_pool_give_back_what_they_took_in_one_statement(
+    index: CacheIndex,
+) -> None:
+    assert index.grow("pool-1", 1, 1_000, 10_000)
+    updates: list[str] = []
+    index.conn.set_trace_callback(
+        lambda sql: updates.append(sql) if "UPDATE fills" in sql else None
+    )
+    batch = InsertBatch(index)
+    await asyncio.gather(
+        *(batch.insert(Fill(stored(n), 1, pooled=("pool-1", 100))) for n in range(3))
+    )
+    assert len(updates) == 1
+    assert index.used() == 1_000  # 700 left in the pool, 300 in the rows
+    assert index.total_size() == 300
+
+
+def test_an_object_fetched_before_a_purge_of_its_zone_is_stored_stale(index: CacheIndex) -> None:
+    index.conn.execute("INSERT INTO zone_state (zone_id, last_purge_seq) VALUES (1, 5)")
+    before, after = stored(1), stored(2)
+    index.insert(before, 4)
+    index.insert(after, 5)
+    assert before.stale and not after.stale
+    assert [o.stale for o in index.variants(before.key_hash)] == [True]
+    assert [o.stale for o in index.variants(after.key_hash)] == [False]

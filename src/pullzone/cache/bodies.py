@@ -52,6 +52,7 @@ class BodyStore:
         self.objects = root / "objects"
         self._objects = str(self.objects)
         self.tmp = root / "tmp"
+        self._tmp = str(self.tmp)
         self.objects.mkdir(parents=True, exist_ok=True)
         self.tmp.mkdir(parents=True, exist_ok=True)
 
@@ -64,7 +65,11 @@ class BodyStore:
         return f"{self._objects}/{object_id[:2]}/{object_id}"
 
     def part_path(self, key_hash: str) -> Path:
-        return self.tmp / f"{key_hash}.part"
+        return Path(self.part_file(key_hash))
+
+    def part_file(self, key_hash: str) -> str:
+        """`part_path` as a str (os calls take it as it is: no Path made per fill)."""
+        return f"{self._tmp}/{key_hash}.part"
 
     @staticmethod
     def new_id() -> str:
@@ -72,7 +77,8 @@ class BodyStore:
 
     def remove(self, ids: Iterable[str]) -> None:
         for object_id in ids:
-            self.object_path(object_id).unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.object_file(object_id))
 
     def clear_tmp(self) -> None:
         """At startup, before any worker runs: no fill can be in progress."""
@@ -101,7 +107,7 @@ def _reserve(fd: int, size: int) -> None:
 class FillWriter:
     """The leader's side of a fill."""
 
-    def __init__(self, fd: int, path: Path) -> None:
+    def __init__(self, fd: int, path: str) -> None:
         self.fd = fd
         self.path = path
         self.body_offset = 0
@@ -117,8 +123,8 @@ class FillWriter:
         shared name (which fails if that exists): the shared name never shows an
         unlocked file, which another process would take for an abandoned one and
         remove, leaving two leaders (and a follower reading the wrong file)."""
-        path = store.part_path(key_hash)
-        private = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        path = store.part_file(key_hash)
+        private = f"{path}.{os.getpid()}.{secrets.token_hex(4)}"
         fd = os.open(private, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -134,27 +140,32 @@ class FillWriter:
                 return writer
             return None
         finally:
-            private.unlink()
+            os.unlink(private)
             if fd >= 0:
                 os.close(fd)
 
-    def write_head(self, head: ResponseHead) -> None:
-        """Write the head; with the body's length known, first reserve the disk space of
-        the whole file, so a disk too full for the object fails here (OSError ENOSPC),
-        before anything is promised to a client, never in the middle of its body."""
+    def write_head(self, head: ResponseHead, body: bytes = b"") -> None:
+        """Write the head (and `body`, when all of it is at hand: one write); with the
+        body's length known, first reserve the disk space of the whole file, so a disk
+        too full for the object fails here (OSError ENOSPC), before anything is promised
+        to a client, never in the middle of its body."""
         self.head_json = head.to_json()
         data = self.head_json.encode()
-        if head.length is not None:
+        if head.length is not None and len(body) < head.length:
             _reserve(self.fd, PREAMBLE.size + len(data) + head.length)
-        os.write(self.fd, PREAMBLE.pack(MAGIC, FILLING, 0, len(data)) + data)
         self.body_offset = PREAMBLE.size + len(data)
+        self._write(PREAMBLE.pack(MAGIC, FILLING, 0, len(data)) + data + body)
+        self.written = len(body)
 
     def write(self, chunk: bytes) -> None:
-        view = memoryview(chunk)
+        self._write(chunk)
+        self.written += len(chunk)
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
         while view:
             n = os.write(self.fd, view)
             view = view[n:]
-        self.written += len(chunk)
 
     def has_readers(self) -> bool:
         """Whether any FillReader of this fill is still open."""
@@ -162,13 +173,13 @@ class FillWriter:
         lock_type = _FLOCK.unpack(fcntl.fcntl(self.fd, fcntl.F_OFD_GETLK, probe))[0]
         return bool(lock_type != fcntl.F_UNLCK)
 
-    def complete(self, final: Path) -> None:
+    def complete(self, final: str | Path) -> None:
         """Give the whole file its final name; the caller then indexes it and calls
         `end(COMPLETE)`, so followers finish only once the object is findable."""
         try:
             os.link(self.path, final)
         except FileNotFoundError:  # the first object of its shard directory
-            final.parent.mkdir(parents=True, exist_ok=True)
+            os.makedirs(os.path.dirname(final), exist_ok=True)
             os.link(self.path, final)
 
     def end(self, state: int = FAILED, error_status: int = 0) -> None:
@@ -194,7 +205,7 @@ class FillWriter:
                 os.pwrite(self.fd, struct.pack("<H", error_status), 6)
 
 
-def _clear_if_abandoned(path: Path) -> bool:
+def _clear_if_abandoned(path: str) -> bool:
     """Remove a part file whose leader died; True if the path is free again."""
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -232,7 +243,7 @@ class FillReader:
     @classmethod
     def open(cls, store: BodyStore, key_hash: str) -> FillReader | None:
         try:
-            fd = os.open(store.part_path(key_hash), os.O_RDONLY)
+            fd = os.open(store.part_file(key_hash), os.O_RDONLY)
         except FileNotFoundError:
             return None
         lock = _FLOCK.pack(fcntl.F_RDLCK, os.SEEK_SET, _READER_BYTE, 1, 0)

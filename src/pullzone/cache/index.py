@@ -98,6 +98,11 @@ class Fill(NamedTuple):
     held: str | None = None  # the fill's own row in `fills`: deleted
     pooled: tuple[str, int] | None = None  # (a worker's pool row, bytes taken from it)
     meta: str | None = None  # obj.head.to_json(), when the caller has it already
+    # The key's rows as the fill read them under its claim (edge/fills.py), when it did:
+    # no other process inserts a row for the key while the claim is held, so the rows
+    # it may replace are among these (some perhaps deleted since: a purge, an eviction),
+    # and the insert need not read them again.
+    rows: Sequence[StoredObject] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,30 +166,37 @@ class CacheIndex:
     def insert_many(self, fills: Sequence[Fill]) -> list[list[StoredObject]]:
         """`insert` each, in order, in one transaction (all or none); the replaced rows
         of each."""
+        taken: dict[str, int] = {}
+        for fill in fills:
+            if fill.pooled is not None:
+                taken[fill.pooled[0]] = taken.get(fill.pooled[0], 0) + fill.pooled[1]
         with transaction(self.conn):
+            for pool, size in taken.items():  # one statement per pool, not per fill
+                self.conn.execute("UPDATE fills SET bytes = bytes - ? WHERE id = ?", (size, pool))
             return [self._insert(fill) for fill in fills]
 
     def _insert(self, fill: Fill) -> list[StoredObject]:
         obj, fill_seq = fill.obj, fill.fill_seq
         if fill.held is not None:
             self.conn.execute("DELETE FROM fills WHERE id = ?", (fill.held,))
-        if fill.pooled is not None:
-            pool, taken = fill.pooled
-            self.conn.execute("UPDATE fills SET bytes = bytes - ? WHERE id = ?", (taken, pool))
-        state = self.zone_state(obj.zone_id)
-        obj.stale = obj.stale or state.last_purge_seq > fill_seq
+        rows = self.variants(obj.key_hash) if fill.rows is None else fill.rows
         replaced = [
             old
-            for old in self.variants(obj.key_hash)
+            for old in rows
             if old.head.vary_values == obj.head.vary_values
             or old.head.vary_names != obj.head.vary_names
         ]
-        self._delete_rows(old.id for old in replaced)
+        if replaced:
+            self._delete_rows(old.id for old in replaced)
         handicap = lru_handicap(obj.head.status)
-        self.conn.execute(
+        # Stale when a purge of the zone was applied after the fetch began (`fill_seq`):
+        # it may have matched this object before it existed.
+        (stale,) = self.conn.execute(
             "INSERT INTO objects (id, key_hash, zone_id, path, query, meta, body_offset,"
             " size, stored_seq, stale, last_access, lru_handicap)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            " VALUES (?,?,?,?,?,?,?,?,?,"
+            " ? OR COALESCE((SELECT last_purge_seq > ? FROM zone_state WHERE zone_id = ?), 0),"
+            " ?,?) RETURNING stale",
             (
                 obj.id,
                 obj.key_hash,
@@ -196,14 +208,18 @@ class CacheIndex:
                 obj.size,
                 obj.stored_seq,
                 int(obj.stale),
+                fill_seq,
+                obj.zone_id,
                 time.time() - handicap,
                 handicap,
             ),
-        )
-        self.conn.executemany(
-            "INSERT OR IGNORE INTO object_tags (zone_id, tag, object_id) VALUES (?,?,?)",
-            [(obj.zone_id, tag, obj.id) for tag in obj.head.tags],
-        )
+        ).fetchone()
+        obj.stale = bool(stale)
+        if obj.head.tags:
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO object_tags (zone_id, tag, object_id) VALUES (?,?,?)",
+                [(obj.zone_id, tag, obj.id) for tag in obj.head.tags],
+            )
         return replaced
 
     def refresh(self, obj: StoredObject, fill_seq: int) -> bool:

@@ -349,14 +349,14 @@ def on_origin_response(
         # was stored before: it makes nothing personal.
         refused = unstorable_reason(request, path, policy, updated)
         return Refresh(updated) if refused is None else Withdraw(updated, refused)
-    refused = unstorable_reason(request, path, policy, response)
-    if refused is None and personal(request.hmap, header_map(response.headers)):
+    hmap = header_map(response.headers)
+    refused = unstorable_reason(request, path, policy, response, hmap)
+    if refused is None and personal(request.hmap, hmap):
         refused = NotStored.PERSONAL  # edge/deception.py
     if refused is not None:
         return Pass(refused)
     if not storable_length(response.length, limits):
         return Pass(NotStored.TOO_BIG)
-    hmap = header_map(response.headers)
     names = vary_names(hmap) or ()
     return Store(
         replace(
@@ -378,12 +378,17 @@ def on_origin_failure(
 
 
 def unstorable_reason(
-    request: Request, path: str, policy: CachePolicy, response: ResponseHead
+    request: Request,
+    path: str,
+    policy: CachePolicy,
+    response: ResponseHead,
+    hmap: HeaderMap | None = None,
 ) -> NotStored | None:
     """Why a response to a fill of `request` may not be stored (RFC 9111 §3 and the zone's
     policy), or None: decided for a response fetched whole, and again for a stored one
-    once a 304 updated its headers."""
-    hmap = header_map(response.headers)
+    once a 304 updated its headers. `hmap`: the response's header map, when made."""
+    if hmap is None:
+        hmap = header_map(response.headers)
     refused = unstorable(
         "GET",  # a HEAD is filled with a GET
         response.status,

@@ -133,10 +133,18 @@ class Deliverer:
     # -- from the cache ---------------------------------------------------------------
 
     def entry(
-        self, conn: Exchange, request: Request, entry: Entry, xcache: XCache, now: float
+        self,
+        conn: Exchange,
+        request: Request,
+        entry: Entry,
+        xcache: XCache,
+        now: float,
+        shield: XCache | None = None,
     ) -> Awaitable[None] | None:
+        """A stored response; `shield`: what the origin shield answered the fill that
+        has just stored it (writer.shield_outcome)."""
         conn.xcache = xcache  # as _tail, inline: this is the HIT path
-        tail = cache_fields(xcache, entry.age(now)) + connection_field(
+        tail = cache_fields(xcache, entry.age(now), shield) + connection_field(
             conn.close_after, request.version
         )
         hmap = request.hmap
@@ -179,11 +187,17 @@ class Deliverer:
         return self._file(conn, entry, [(0, size - 1)], None)
 
     async def entry_async(
-        self, conn: Exchange, request: Request, entry: Entry, xcache: XCache, now: float
+        self,
+        conn: Exchange,
+        request: Request,
+        entry: Entry,
+        xcache: XCache,
+        now: float,
+        shield: XCache | None = None,
     ) -> None:
         if entry.body is None and entry.size > 0:
             entry.load_body()
-        pending = self.entry(conn, request, entry, xcache, now)
+        pending = self.entry(conn, request, entry, xcache, now, shield)
         if pending is not None:
             await pending
 

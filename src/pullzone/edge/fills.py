@@ -76,6 +76,7 @@ from pullzone.edge.outcomes import (
     Outcome,
     Passed,
     Revalidated,
+    Whole,
     Withdrawn,
 )
 from pullzone.edge.progress import FillSignals
@@ -89,6 +90,10 @@ from pullzone.spec.vary import vary_values
 log = logging.getLogger(__name__)
 
 CHUNK = 256 * 1024
+# A response of at most this Content-Length is read whole before it is stored and answered
+# (Filler._store_whole): it comes with its head, or just behind it, and so costs one write,
+# one insert and no file reader; a larger one streams to its clients as it arrives.
+WHOLE = 64 * 1024
 # A worker that could not claim a background refresh (another one leads it) tries again
 # after this long at the soonest; each STALE answer meanwhile would otherwise try a claim.
 REFRESH_RETRY = 1.0
@@ -112,6 +117,8 @@ class FillRequest:
     # request leads the fill; None for a background refresh. They are never stored: they
     # are about this one exchange (RFC 9110 §15.2, RFC 8297), not the representation.
     interim: Interim | None = None
+    # The key's index rows as read under the fill's claim: those its insert may replace.
+    rows: list[StoredObject] | None = None
 
 
 class Filler:
@@ -154,7 +161,8 @@ class Filler:
         """Lead the fill `writer` claimed. Decided again under the claim: a fill may have
         completed between the request's lookup and its claim, and must not be fetched
         twice; and a revalidation must send the validators of what is stored now."""
-        stored = self.lookup.reload(fill.view, fill.key, fill.request.hmap)
+        fill.rows = self.index.variants(fill.key_hash)
+        stored = self.lookup.reload(fill.view, fill.key, fill.request.hmap, fill.rows)
         asked = on_stored(
             fill.request,
             fill.view.zone.cache,
@@ -201,6 +209,8 @@ class Filler:
             if isinstance(outcome, Fetched):
                 pumped = True
                 result = "fetched" if await self._drain(fill, outcome) else "failed"
+            elif isinstance(outcome, Whole):
+                result = "fetched" if outcome.stored else "failed"
             elif isinstance(outcome, Revalidated):
                 result = "revalidated"
             elif isinstance(outcome, Cached):
@@ -305,6 +315,16 @@ class Filler:
         )
         if isinstance(decision, Store):
             head = stored_head(zone.edge.compression, decision.head)
+            if fill.slice is None and head.length is not None and head.length <= WHOLE:
+                try:
+                    body = await response.read()
+                except UpstreamError as exc:  # cut off: nothing was promised to anyone yet
+                    log.warning("fill of %s failed: %s", fill.target, exc)
+                    self._end(writer, fill, FAILED, 502)
+                    return on_origin_failure(stored, zone.cache, 502, time.time())
+                finally:
+                    response.release()
+                return await self._store_whole(writer, fill, head, body, fill_seq)
             return self._store(writer, fill, response, head, fill_seq)
         if isinstance(decision, Pass):
             if decision.reason is NotStored.TOO_BIG:
@@ -346,15 +366,7 @@ class Filler:
         own; the caller reads the file as it grows."""
         fill_id = secrets.token_hex(8)
         progress = Progress(head.length)
-        try:
-            if head.length is not None and not self._hold(fill_id, progress, head.length):
-                raise OSError("no room in the cache")
-            writer.write_head(head)
-        except (OSError, sqlite3.Error) as exc:  # the disk or the cache is full
-            log.warning("not caching %s: %s", fill.target, exc)
-            self.stats.not_stored(NotStored.NO_ROOM)
-            self._release(fill_id, progress)
-            self._end(writer, fill, PASS)
+        if not self._begin(writer, fill, head, b"", fill_id, progress):
             return Passed(response, NotStored.NO_ROOM)
         reader = FillReader.of_leader(writer, fill.key_hash, head)
         handoff = Handoff()
@@ -365,6 +377,103 @@ class Filler:
         task.add_done_callback(self._tasks.discard)
         self.signals.wake(fill.key_hash)
         return Fetched(reader, head, handoff)
+
+    def _begin(
+        self,
+        writer: FillWriter,
+        fill: FillRequest,
+        head: ResponseHead,
+        body: bytes,
+        fill_id: str,
+        progress: Progress,
+    ) -> bool:
+        """Hold the cache budget of a fill of known length and write its head (and the
+        body at hand); False, the fill ended, when the disk or the cache is full."""
+        try:
+            if head.length is not None and not self._hold(fill_id, progress, head.length):
+                raise OSError("no room in the cache")
+            writer.write_head(head, body)
+        except (OSError, sqlite3.Error) as exc:
+            log.warning("not caching %s: %s", fill.target, exc)
+            self.stats.not_stored(NotStored.NO_ROOM)
+            self._release(fill_id, progress)
+            self._end(writer, fill, PASS)
+            return False
+        return True
+
+    async def _store_whole(
+        self, writer: FillWriter, fill: FillRequest, head: ResponseHead, body: bytes, fill_seq: int
+    ) -> Outcome:
+        """A small response read whole (`WHOLE`): written to the fill file in one write,
+        indexed, and answered from memory: no copy task, no reader of the file, and the
+        entry is this worker's for the key's next request (what `_store` and `_pump` do
+        for a body still arriving)."""
+        view = fill.view
+        obj = StoredObject(
+            id=self.bodies.new_id(),
+            key_hash=fill.key_hash,
+            zone_id=view.zone.id,
+            path=fill.path,
+            query=fill.query,
+            head=head,
+            body_offset=0,
+            size=len(body),
+            stored_seq=fill_seq,
+        )
+        fill_id = secrets.token_hex(8)
+        progress = Progress(head.length)
+        if not self._begin(writer, fill, head, body, fill_id, progress):
+            return Whole(self.lookup.unstored(view, obj, body), stored=False)
+        obj.body_offset = writer.body_offset
+        final = self.bodies.object_file(obj.id)
+        try:
+            writer.complete(final)
+        except OSError as exc:  # no room for the name: the client still gets the body
+            log.warning("not caching %s: %s", fill.target, exc)
+            self._release(fill_id, progress)
+            self._end(writer, fill, COMPLETE)
+            return Whole(self.lookup.unstored(view, obj, body), stored=False)
+        checked_seq = self.state.applied  # before the row is written: see Lookup.stored
+        indexed = self.inserts.insert(
+            self._indexed(obj, writer.head_json, fill, fill_seq, fill_id, progress)
+        )
+        try:
+            await asyncio.shield(indexed)
+        except asyncio.CancelledError:  # the client left: the row is written all the same
+            indexed.add_done_callback(
+                lambda done: self._whole_indexed(done, writer, fill, final, fill_id, progress)
+            )
+            raise
+        except sqlite3.Error:
+            pass  # said by `_whole_indexed`
+        if self._whole_indexed(indexed, writer, fill, final, fill_id, progress):
+            return Whole(self.lookup.stored(view, fill.key, obj, body, checked_seq))
+        return Whole(self.lookup.unstored(view, obj, body), stored=False)
+
+    def _whole_indexed(
+        self,
+        indexed: asyncio.Future[list[StoredObject]],
+        writer: FillWriter,
+        fill: FillRequest,
+        final: str,
+        fill_id: str,
+        progress: Progress,
+    ) -> bool:
+        """`_store_whole`'s row is written, or refused: the fill ends; True if stored."""
+        try:
+            replaced = indexed.result()
+        except sqlite3.Error as exc:  # the index's disk is full: no file no row names
+            log.warning("not caching %s: %s", fill.target, exc)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(final)
+            self._release(fill_id, progress)
+            return False
+        else:
+            self.bodies.remove(r.id for r in replaced)
+            self.lookup.memory.drop(fill.key)  # the copy just replaced
+            return True
+        finally:
+            self._end(writer, fill, COMPLETE)
 
     def _hold(self, fill_id: str, progress: Progress, size: int) -> bool:
         """Hold `size` bytes of the cache for this fill (edge/budget.py): a small one of
@@ -391,13 +500,20 @@ class Filler:
         return True
 
     def _indexed(
-        self, obj: StoredObject, meta: str, fill_seq: int, fill_id: str, progress: Progress
+        self,
+        obj: StoredObject,
+        meta: str,
+        fill: FillRequest,
+        fill_seq: int,
+        fill_id: str,
+        progress: Progress,
     ) -> Fill:
-        """The insert of a whole fill, with the budget it held (pool, own row or both)
-        and its head as the fill file has it (`meta`: not encoded twice)."""
+        """The insert of a whole fill, with the budget it held (pool, own row or both),
+        its head as the fill file has it (`meta`: not encoded twice) and the rows it may
+        replace, as read under its claim."""
         own = fill_id if progress.reserved > progress.pooled else None
         pooled = (self.pool.id, progress.pooled) if progress.pooled else None
-        return Fill(obj, fill_seq, own, pooled, meta)
+        return Fill(obj, fill_seq, own, pooled, meta, fill.rows)
 
     def _release(self, fill_id: str, progress: Progress) -> None:
         """Give back what a fill that stored nothing held."""
@@ -464,17 +580,17 @@ class Filler:
                 size=writer.written,
                 stored_seq=fill_seq,
             )
-            final = self.bodies.object_path(obj.id)
+            final = self.bodies.object_file(obj.id)
             writer.complete(final)
             try:
                 replaced = await self.inserts.insert(
-                    self._indexed(obj, writer.head_json, fill_seq, fill_id, progress)
+                    self._indexed(obj, writer.head_json, fill, fill_seq, fill_id, progress)
                 )
             except sqlite3.Error as exc:
                 # The index's disk is full: the clients get the whole body, nothing is
                 # stored, and no body file is left that no row names.
                 log.warning("not caching %s: %s", fill.target, exc)
-                final.unlink()
+                os.unlink(final)
                 self._release(fill_id, progress)
             else:
                 self.bodies.remove(r.id for r in replaced)

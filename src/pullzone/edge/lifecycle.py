@@ -48,13 +48,22 @@ from pullzone.edge.internal import SEQ_HEADER, SHIELD_REFUSED, is_internal
 from pullzone.edge.labels import NotStored, XCache
 from pullzone.edge.lookup import Lookup
 from pullzone.edge.origin import Origin, OriginError, forward_headers
-from pullzone.edge.outcomes import Cached, Fetched, Outcome, Passed, Revalidated, Withdrawn
+from pullzone.edge.outcomes import (
+    Cached,
+    Fetched,
+    Outcome,
+    Passed,
+    Revalidated,
+    Whole,
+    Withdrawn,
+)
 from pullzone.edge.pacing import Paced
 from pullzone.edge.progress import FillSignals
 from pullzone.edge.rules import refusal
 from pullzone.edge.slicer import Slicer
 from pullzone.edge.state import EdgeState, ZoneView
 from pullzone.edge.stats import WorkerStats
+from pullzone.edge.writer import shield_outcome
 from pullzone.spec.headers import header_map
 from pullzone.spec.invalidation import invalidated_paths
 from pullzone.spec.uri import normalise, split_authority
@@ -414,6 +423,11 @@ class Edge:
             if resume is not None:  # its leader died mid-body: the rest from the origin
                 rest = await self.filler.resume(job, outcome.head, resume.position)
                 await self.deliver.relay(conn, rest, resume.chunked)
+        elif isinstance(outcome, Whole):
+            xcache = XCache.MISS if job.stored is None else XCache.EXPIRED  # as Fetched
+            made = outcome.entry
+            shield = shield_outcome(made.hmap)  # what the shield it came through answered
+            await self.deliver.entry_async(conn, request, made, xcache, time.time(), shield)
         elif isinstance(outcome, Cached):
             self.accessed[outcome.entry.obj.id] = time.time()
             await self.deliver.entry_async(conn, request, outcome.entry, XCache.HIT, time.time())

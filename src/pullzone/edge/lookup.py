@@ -3,11 +3,13 @@ index when memory may be out of date (RFC 9111 §4: the one that matches, §4.1 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pullzone.cache.bodies import BodyStore
-from pullzone.cache.index import CacheIndex
+from pullzone.cache.index import CacheIndex, StoredObject
 from pullzone.cache.key import key_hash
 from pullzone.edge.decisions import select_variant
-from pullzone.edge.entry import Entry, MemoryCache
+from pullzone.edge.entry import MEMORY_BODY_LIMIT, Entry, MemoryCache
 from pullzone.edge.state import EdgeState, ZoneView
 from pullzone.spec.headers import HeaderMap
 
@@ -40,9 +42,16 @@ class Lookup:
         # (an entry kept without its body reads it per request): the index decides.
         return self.reload(view, key, request)
 
-    def reload(self, view: ZoneView, key: str, request: HeaderMap) -> Entry | None:
-        """As `find`, from the index: what it holds now."""
-        return select_variant(self._load(view, key), request)
+    def reload(
+        self,
+        view: ZoneView,
+        key: str,
+        request: HeaderMap,
+        rows: Sequence[StoredObject] | None = None,
+    ) -> Entry | None:
+        """As `find`, from the index: what it holds now (`rows`, the key's rows, when
+        the caller has just read them)."""
+        return select_variant(self._load(view, key, rows), request)
 
     def invalidated(self, generation: int) -> None:
         """Stored objects changed in the index (`generation` > 0): every worker of the
@@ -61,24 +70,36 @@ class Lookup:
             self.state.publish_invalidation(generation)
             self.memory.clear()
 
-    def _load(self, view: ZoneView, key: str) -> list[Entry]:
+    def stored(
+        self, view: ZoneView, key: str, obj: StoredObject, body: bytes, checked_seq: int
+    ) -> Entry:
+        """The entry of an object this worker has just stored, with its body at hand,
+        kept in memory for the key's next request (no index read, no file read). Its
+        `checked_seq` is the event this worker had applied before the row was written:
+        the row's `stale` accounts for every purge up to it (index.py), a later one
+        makes the next request read the index again."""
+        entry = self._entry(view, obj, checked_seq)
+        entry.body = body if obj.size <= MEMORY_BODY_LIMIT else None
+        if obj.stored_seq >= view.hard_all_seq:  # else purged already: for this client only
+            self.memory.put(key, [entry])
+        return entry
+
+    def unstored(self, view: ZoneView, obj: StoredObject, body: bytes) -> Entry:
+        """The entry of a response that was not stored after all, for its client only."""
+        entry = self._entry(view, obj, 0)
+        entry.body = body
+        return entry
+
+    def _load(
+        self, view: ZoneView, key: str, rows: Sequence[StoredObject] | None = None
+    ) -> list[Entry]:
         """Entries for `key` from the index, with this zone's purges applied."""
         entries = []
         damaged = []
-        for obj in self.index.variants(key_hash(key)):
+        for obj in self.index.variants(key_hash(key)) if rows is None else rows:
             if obj.stored_seq < view.hard_all_seq:
                 continue
-            stale = obj.stale or obj.stored_seq < view.soft_all_seq
-            path = self.bodies.object_file(obj.id)
-            entry = Entry(
-                obj,
-                view.zone.cache,
-                path,
-                self.state.applied,
-                stale,
-                view.edits,
-                view.zone.edge.prefresh,
-            )
+            entry = self._entry(view, obj, self.state.applied)
             if entry.load_body():
                 entries.append(entry)
             else:
@@ -86,5 +107,19 @@ class Lookup:
         if damaged:
             self.index.delete(damaged)
             self.bodies.remove(damaged)
-        self.memory.put(key, entries)
+        if entries:
+            self.memory.put(key, entries)
+        else:  # nothing stored: not kept, which would push out keys that are
+            self.memory.drop(key)
         return entries
+
+    def _entry(self, view: ZoneView, obj: StoredObject, checked_seq: int) -> Entry:
+        return Entry(
+            obj,
+            view.zone.cache,
+            self.bodies.object_file(obj.id),
+            checked_seq,
+            obj.stale or obj.stored_seq < view.soft_all_seq,
+            view.edits,
+            view.zone.edge.prefresh,
+        )

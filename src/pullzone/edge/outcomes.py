@@ -83,4 +83,13 @@ class Cached:
     entry: Entry
 
 
-Outcome = Fetched | Revalidated | Withdrawn | Passed | Cached | ServeStale | Fail
+@dataclass(frozen=True, slots=True)
+class Whole:
+    """A small response that came whole with its head (the usual miss): stored, unless
+    the cache had no room, and answered from memory as a stored one is, but a MISS."""
+
+    entry: Entry
+    stored: bool = True
+
+
+Outcome = Fetched | Revalidated | Withdrawn | Passed | Cached | Whole | ServeStale | Fail

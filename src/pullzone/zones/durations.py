@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 _UNITS = {
@@ -35,6 +36,7 @@ _SIZE_UNITS = {
 _SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*$")
 
 
+@functools.lru_cache(maxsize=256)  # read for every fill (CachePolicy.cache_secs): few spellings
 def parse_duration(text: str) -> int:
     """Seconds in a 5centscdn duration; `""` and `"0"` mean none (0).
 
