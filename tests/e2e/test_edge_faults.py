@@ -18,7 +18,7 @@ import httpx
 import pytest
 from origin import Origin, Reply
 from ports import free_port
-from server import Server, children, until
+from server import Server, children, samples, until
 
 Zone = dict[str, Any]
 
@@ -158,6 +158,30 @@ def test_a_small_body_cut_off_by_the_origin_is_a_502_not_an_answer_that_breaks_o
     assert (r.status_code, r.headers["x-cache"], r.content) == (200, "MISS", body)
     assert server.get(zone["fqdn"], path).headers["x-cache"] == "HIT"
     assert origin.count(path) == 2
+
+
+@pytest.mark.parametrize("size", [1_000, 300_000], ids=["small", "large"])
+def test_a_client_that_leaves_before_the_origin_answers_leaves_no_fill_behind(
+    server: Server, origin: Origin, zone: Zone, path: str, size: int
+) -> None:
+    """The fill a client led ends when that client goes away before the origin's head:
+    the next request is answered (not left following a fill nobody leads)."""
+    answered = threading.Event()
+    origin.route(
+        path,
+        lambda seen: Reply(
+            headers=[("Cache-Control", "max-age=60")], body=b"a" * size, hold=answered
+        ),
+    )
+    host, port = server.edge_url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port))) as leaving:
+        leaving.sendall(f"GET {path} HTTP/1.1\r\nHost: {zone['fqdn']}\r\n\r\n".encode())
+        assert until(lambda: origin.count(path), lambda n: n == 1) == 1  # asking the origin
+    aborted = f'pullzone_requests_total{{cache_status="ABORTED",zone="{zone["id"]}"}}'
+    assert until(lambda: samples(server).get(aborted), lambda n: n == 1) == 1  # it left
+    answered.set()
+    r = server.get(zone["fqdn"], path, timeout=10)
+    assert (r.status_code, len(r.content)) == (200, size)
 
 
 def test_concurrent_misses_make_one_origin_request(

@@ -551,8 +551,7 @@ def test_stored_errors_are_evicted_before_content(
         for i in range(30):  # 1.8 MB of errors into a 1 MiB cache
             origin.route(f"{path}-{i}", Reply(404, [("Cache-Control", "max-age=600")], page))
             assert xcache(server.get(host, f"{path}-{i}")) == "MISS"
-        # Errors stored last are kept; the first ones made room for them. (Asked of
-        # the index: the worker that stored an error keeps it in memory beside it.)
+        # Errors stored last are kept; the first ones made room for them.
         with closing(sqlite3.connect(server.data_dir / "cache.db")) as db:
             stored = {row[0] for row in db.execute("SELECT path FROM objects")}
         assert path in stored and f"{path}-29" in stored
@@ -561,5 +560,6 @@ def test_stored_errors_are_evicted_before_content(
         kept = server.get(host, path)
         assert (xcache(kept), len(kept.content)) == ("HIT", 200_000)
         assert origin.count(path) == 1
+        assert xcache(server.get(host, f"{path}-0")) == "MISS"  # evicted
     finally:
         server.stop()

@@ -27,6 +27,7 @@ import secrets
 import sqlite3
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from pullzone.cache.batch import InsertBatch
 from pullzone.cache.bodies import (
@@ -140,7 +141,7 @@ class Filler:
         self.limits = limits
         self.stats = stats
         self.signals = signals
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()  # fills led, copies, refreshes
         self._refresh_after: dict[str, float] = {}  # key hash → monotonic time
 
     async def obtain(self, fill: FillRequest) -> Outcome:
@@ -148,7 +149,7 @@ class Filler:
         for _ in range(8):
             writer = FillWriter.claim(self.bodies, fill.key_hash)
             if writer is not None:
-                return await self._claimed(writer, fill)
+                return await self._led(writer, fill)
             reader = FillReader.open(self.bodies, fill.key_hash)
             if reader is None:
                 continue  # it finished between the two calls: claim again
@@ -157,10 +158,30 @@ class Filler:
                 return outcome
         return Passed(None)
 
+    async def _led(self, writer: FillWriter, fill: FillRequest) -> Outcome:
+        """Lead the fill `writer` claimed in a task of its own: the client that asked
+        may leave (its task cancelled) while the origin is asked, and the fill goes on
+        for the requests that follow it; what it would have given that client is freed."""
+        task = asyncio.get_running_loop().create_task(self._claimed(writer, fill))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.add_done_callback(_free_unused)
+            raise
+
     async def _claimed(self, writer: FillWriter, fill: FillRequest) -> Outcome:
         """Lead the fill `writer` claimed. Decided again under the claim: a fill may have
         completed between the request's lookup and its claim, and must not be fetched
         twice; and a revalidation must send the validators of what is stored now."""
+        try:
+            return await self._decided(writer, fill)
+        except BaseException:
+            self._end(writer, fill, FAILED, 502)  # a no-op once the fill ended itself
+            raise
+
+    async def _decided(self, writer: FillWriter, fill: FillRequest) -> Outcome:
         fill.rows = self.index.variants(fill.key_hash)
         stored = self.lookup.reload(fill.view, fill.key, fill.request.hmap, fill.rows)
         asked = on_stored(
@@ -405,9 +426,8 @@ class Filler:
         self, writer: FillWriter, fill: FillRequest, head: ResponseHead, body: bytes, fill_seq: int
     ) -> Outcome:
         """A small response read whole (`WHOLE`): written to the fill file in one write,
-        indexed, and answered from memory: no copy task, no reader of the file, and the
-        entry is this worker's for the key's next request (what `_store` and `_pump` do
-        for a body still arriving)."""
+        indexed, and answered from memory: no copy task and no reader of the file (what
+        `_store` and `_pump` do for a body still arriving)."""
         view = fill.view
         obj = StoredObject(
             id=self.bodies.new_id(),
@@ -423,7 +443,7 @@ class Filler:
         fill_id = secrets.token_hex(8)
         progress = Progress(head.length)
         if not self._begin(writer, fill, head, body, fill_id, progress):
-            return Whole(self.lookup.unstored(view, obj, body), stored=False)
+            return Whole(self.lookup.fetched(view, obj, body), stored=False)
         obj.body_offset = writer.body_offset
         final = self.bodies.object_file(obj.id)
         try:
@@ -432,8 +452,7 @@ class Filler:
             log.warning("not caching %s: %s", fill.target, exc)
             self._release(fill_id, progress)
             self._end(writer, fill, COMPLETE)
-            return Whole(self.lookup.unstored(view, obj, body), stored=False)
-        checked_seq = self.state.applied  # before the row is written: see Lookup.stored
+            return Whole(self.lookup.fetched(view, obj, body), stored=False)
         indexed = self.inserts.insert(
             self._indexed(obj, writer.head_json, fill, fill_seq, fill_id, progress)
         )
@@ -447,8 +466,8 @@ class Filler:
         except sqlite3.Error:
             pass  # said by `_whole_indexed`
         if self._whole_indexed(indexed, writer, fill, final, fill_id, progress):
-            return Whole(self.lookup.stored(view, fill.key, obj, body, checked_seq))
-        return Whole(self.lookup.unstored(view, obj, body), stored=False)
+            return Whole(self.lookup.fetched(view, obj, body))
+        return Whole(self.lookup.fetched(view, obj, body), stored=False)
 
     def _whole_indexed(
         self,
@@ -470,7 +489,7 @@ class Filler:
             return False
         else:
             self.bodies.remove(r.id for r in replaced)
-            self.lookup.memory.drop(fill.key)  # the copy just replaced
+            self.lookup.memory.drop(fill.key)  # the copy just replaced: read anew
             return True
         finally:
             self._end(writer, fill, COMPLETE)
@@ -675,3 +694,17 @@ class Filler:
             task.cancel()
         with contextlib.suppress(sqlite3.Error):
             self.pool.close()
+
+
+def _free_unused(task: asyncio.Task[Outcome]) -> None:
+    """The outcome of a fill whose client left: what it holds for that client is freed
+    (the fill itself goes on in its copy task, if it has one)."""
+    if task.cancelled() or task.exception() is not None:
+        return
+    outcome = task.result()
+    if isinstance(outcome, Fetched):
+        outcome.reader.close()
+        if outcome.handoff is not None:
+            outcome.handoff.close()
+    elif isinstance(outcome, Passed) and outcome.response is not None:
+        outcome.response.release()

@@ -9,7 +9,7 @@ from pullzone.cache.bodies import BodyStore
 from pullzone.cache.index import CacheIndex, StoredObject
 from pullzone.cache.key import key_hash
 from pullzone.edge.decisions import select_variant
-from pullzone.edge.entry import MEMORY_BODY_LIMIT, Entry, MemoryCache
+from pullzone.edge.entry import Entry, MemoryCache
 from pullzone.edge.state import EdgeState, ZoneView
 from pullzone.spec.headers import HeaderMap
 
@@ -70,22 +70,10 @@ class Lookup:
             self.state.publish_invalidation(generation)
             self.memory.clear()
 
-    def stored(
-        self, view: ZoneView, key: str, obj: StoredObject, body: bytes, checked_seq: int
-    ) -> Entry:
-        """The entry of an object this worker has just stored, with its body at hand,
-        kept in memory for the key's next request (no index read, no file read). Its
-        `checked_seq` is the event this worker had applied before the row was written:
-        the row's `stale` accounts for every purge up to it (index.py), a later one
-        makes the next request read the index again."""
-        entry = self._entry(view, obj, checked_seq)
-        entry.body = body if obj.size <= MEMORY_BODY_LIMIT else None
-        if obj.stored_seq >= view.hard_all_seq:  # else purged already: for this client only
-            self.memory.put(key, [entry])
-        return entry
-
-    def unstored(self, view: ZoneView, obj: StoredObject, body: bytes) -> Entry:
-        """The entry of a response that was not stored after all, for its client only."""
+    def fetched(self, view: ZoneView, obj: StoredObject, body: bytes) -> Entry:
+        """The entry of a response just fetched whole, with its body, for the client that
+        asked. Not kept in memory: a worker keeps what is asked for again (`_load`), not
+        every object asked for once, which would push out those asked for often."""
         entry = self._entry(view, obj, 0)
         entry.body = body
         return entry
