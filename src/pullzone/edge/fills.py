@@ -453,46 +453,21 @@ class Filler:
             self._release(fill_id, progress)
             self._end(writer, fill, COMPLETE)
             return Whole(self.lookup.fetched(view, obj, body), stored=False)
-        indexed = self.inserts.insert(
-            self._indexed(obj, writer.head_json, fill, fill_seq, fill_id, progress)
-        )
-        try:
-            await asyncio.shield(indexed)
-        except asyncio.CancelledError:  # the client left: the row is written all the same
-            indexed.add_done_callback(
-                lambda done: self._whole_indexed(done, writer, fill, final, fill_id, progress)
+        try:  # the client that asked may leave meanwhile: this fill is a task of its own
+            replaced = await self.inserts.insert(
+                self._indexed(obj, writer.head_json, fill, fill_seq, fill_id, progress)
             )
-            raise
-        except sqlite3.Error:
-            pass  # said by `_whole_indexed`
-        if self._whole_indexed(indexed, writer, fill, final, fill_id, progress):
-            return Whole(self.lookup.fetched(view, obj, body))
-        return Whole(self.lookup.fetched(view, obj, body), stored=False)
-
-    def _whole_indexed(
-        self,
-        indexed: asyncio.Future[list[StoredObject]],
-        writer: FillWriter,
-        fill: FillRequest,
-        final: str,
-        fill_id: str,
-        progress: Progress,
-    ) -> bool:
-        """`_store_whole`'s row is written, or refused: the fill ends; True if stored."""
-        try:
-            replaced = indexed.result()
         except sqlite3.Error as exc:  # the index's disk is full: no file no row names
             log.warning("not caching %s: %s", fill.target, exc)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(final)
             self._release(fill_id, progress)
-            return False
-        else:
-            self.bodies.remove(r.id for r in replaced)
-            self.lookup.memory.drop(fill.key)  # the copy just replaced: read anew
-            return True
-        finally:
             self._end(writer, fill, COMPLETE)
+            return Whole(self.lookup.fetched(view, obj, body), stored=False)
+        self.bodies.remove(r.id for r in replaced)
+        self.lookup.memory.drop(fill.key)  # the copy just replaced: read anew
+        self._end(writer, fill, COMPLETE)
+        return Whole(self.lookup.fetched(view, obj, body))
 
     def _hold(self, fill_id: str, progress: Progress, size: int) -> bool:
         """Hold `size` bytes of the cache for this fill (edge/budget.py): a small one of
