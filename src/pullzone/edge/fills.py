@@ -159,10 +159,14 @@ class Filler:
         return Passed(None)
 
     async def _led(self, writer: FillWriter, fill: FillRequest) -> Outcome:
-        """Lead the fill `writer` claimed in a task of its own: the client that asked
-        may leave (its task cancelled) while the origin is asked, and the fill goes on
-        for the requests that follow it; what it would have given that client is freed."""
-        task = asyncio.get_running_loop().create_task(self._claimed(writer, fill))
+        """Lead the fill `writer` claimed. When it goes to the origin, it does so in a
+        task of its own: the client that asked may leave (its task cancelled) while the
+        origin is asked, and the fill goes on for the requests that follow it; what it
+        would have given that client is freed."""
+        cached = self._decide(writer, fill)
+        if cached is not None:
+            return cached
+        task = asyncio.get_running_loop().create_task(self._leading(writer, fill))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         try:
@@ -171,19 +175,19 @@ class Filler:
             task.add_done_callback(_free_unused)
             raise
 
-    async def _claimed(self, writer: FillWriter, fill: FillRequest) -> Outcome:
-        """Lead the fill `writer` claimed. Decided again under the claim: a fill may have
-        completed between the request's lookup and its claim, and must not be fetched
-        twice; and a revalidation must send the validators of what is stored now."""
+    def _decide(self, writer: FillWriter, fill: FillRequest) -> Cached | None:
+        """Decided again under the claim: a fill may have completed between the
+        request's lookup and its claim, and must not be fetched twice; and a
+        revalidation must send the validators of what is stored now. Cached when what
+        is stored now may be delivered: the claim ends at once, in the same call (other
+        requests of this worker that missed too never see it, and need not follow it);
+        None when the origin must be asked (`fill.stored`, `fill.asked` say how)."""
         try:
-            return await self._decided(writer, fill)
+            fill.rows = self.index.variants(fill.key_hash)
+            stored = self.lookup.reload(fill.view, fill.key, fill.request.hmap, fill.rows)
         except BaseException:
-            self._end(writer, fill, FAILED, 502)  # a no-op once the fill ended itself
+            self._end(writer, fill, FAILED, 502)
             raise
-
-    async def _decided(self, writer: FillWriter, fill: FillRequest) -> Outcome:
-        fill.rows = self.index.variants(fill.key_hash)
-        stored = self.lookup.reload(fill.view, fill.key, fill.request.hmap, fill.rows)
         asked = on_stored(
             fill.request,
             fill.view.zone.cache,
@@ -196,7 +200,15 @@ class Filler:
             writer.end(REVALIDATED)
             return Cached(stored)
         fill.stored, fill.asked = stored, asked
-        return await self._lead(writer, fill)
+        return None
+
+    async def _leading(self, writer: FillWriter, fill: FillRequest) -> Outcome:
+        """Ask the origin for the fill `_decide` left to it, and execute its answer."""
+        try:
+            return await self._lead(writer, fill)
+        except BaseException:
+            self._end(writer, fill, FAILED, 502)  # a no-op once the fill ended itself
+            raise
 
     # -- background refreshes (RFC 5861 stale-while-revalidate, the zone's prefresh) ----
 
@@ -226,7 +238,7 @@ class Filler:
         result = "failed"
         pumped = False  # a fill whose body is being copied: its pump ends it
         try:
-            outcome = await self._claimed(writer, fill)
+            outcome = self._decide(writer, fill) or await self._leading(writer, fill)
             if isinstance(outcome, Fetched):
                 pumped = True
                 result = "fetched" if await self._drain(fill, outcome) else "failed"
