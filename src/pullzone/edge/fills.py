@@ -3,7 +3,9 @@
 The first request for a missing or expired object claims the fill (bodies.FillWriter) and
 fetches from the origin in a task of its own; the body goes to disk at origin speed, and
 every client, the first one included, reads the growing file. A slow or vanished client
-therefore never slows the fill, and memory does not grow with the object's size.
+therefore never slows the fill, and memory does not grow with the object's size. A small
+body (WHOLE) is read whole first, stored in one write, and its first client answered from
+memory; the others read the file.
 
 A fill is bounded (edge/bounds.py): it holds cache budget for its bytes before writing them
 (evicting to make room), stops storing past --max-object-size, and stops altogether once
