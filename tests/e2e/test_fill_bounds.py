@@ -114,9 +114,15 @@ class DiskWatch:
         self._thread = threading.Thread(target=self._watch, daemon=True)
 
     def now(self) -> int:
-        """Bytes of the files there now (a completed fill's file has two names, once)."""
+        """Bytes of the files there now (a completed fill's file has two names, once).
+
+        The walk is not atomic, so it reads the fill files (`tmp/`, which only grow
+        while a fill runs) before the stored objects (`objects/`, which the fill evicts
+        as it grows): what it sums is at most what the disk held when it ended, never
+        more. The other order summed an object the fill had evicted meanwhile with the
+        bytes the fill wrote in its place (CI: a peak of 8.98 MB for 8 MiB)."""
         sizes = {}
-        for directory in ("objects", "tmp"):
+        for directory in ("tmp", "objects"):
             for path in (self.cache / directory).rglob("*"):
                 with contextlib.suppress(FileNotFoundError):
                     stat = path.stat()
