@@ -4,6 +4,7 @@ proxy-protocol.txt: v1 (text, §2.1) and v2 (binary, §2.2)."""
 from __future__ import annotations
 
 import ipaddress
+import socket
 import struct
 
 import pytest
@@ -14,6 +15,7 @@ from pullzone.edge.proxy_protocol import (
     Parsed,
     ProxyHeaderError,
     parse,
+    take,
 )
 
 
@@ -115,3 +117,29 @@ def test_v2_local_unspec_and_unix_use_the_real_peer() -> None:
 def test_v2_refusals(data: bytes) -> None:
     with pytest.raises(ProxyHeaderError):
         parse(data)
+
+
+def test_take_reads_the_header_in_pieces_and_leaves_what_follows_on_the_socket() -> None:
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        ours.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            take(ours, b"")
+        theirs.sendall(b"PROXY TCP4 198.51.100.7 19")
+        read, parsed = take(ours, b"")
+        assert (read, parsed) == (b"PROXY TCP4 198.51.100.7 19", None)
+        theirs.sendall(b"2.0.2.1 5555 443\r\n\x16\x03\x01 the ClientHello")
+        read, parsed = take(ours, read)
+        assert parsed == Parsed(len(read), "198.51.100.7")
+        assert ours.recv(100) == b"\x16\x03\x01 the ClientHello"  # for OpenSSL to read
+
+
+def test_take_refuses_a_connection_closed_before_its_header() -> None:
+    ours, theirs = socket.socketpair()
+    with ours:
+        ours.setblocking(False)
+        theirs.sendall(b"PROXY TCP4")
+        theirs.close()
+        read, _ = take(ours, b"")
+        with pytest.raises(ProxyHeaderError):
+            take(ours, read)

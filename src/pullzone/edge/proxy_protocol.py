@@ -5,14 +5,16 @@ balancer sends before anything else on a connection, naming the client it accept
 names, `INCOMPLETE` while more bytes are needed, or `ProxyHeaderError`. `ProxyHeader`
 is the listening socket's protocol with `--proxy-protocol`: it reads the header (at most
 MAX_HEADER bytes, within HEADER_TIMEOUT seconds), then hands the connection, with the
-named client as its peer, to the HTTP (or TLS) protocol, before any TLS handshake. A
-connection without a valid header is closed and counted (`pullzone_edge_faults`).
+named client as its peer, to the HTTP protocol; `take` reads it off the TLS listener's
+sockets, before their handshake. A connection without a valid header is closed and
+counted (`pullzone_edge_faults`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import socket
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -169,10 +171,7 @@ class ProxyHeader(asyncio.Protocol):
         transport.set_protocol(protocol)
         protocol.connection_made(cast(asyncio.Transport, _Addressed(transport, peername)))
         if rest and not transport.is_closing():
-            if isinstance(protocol, asyncio.BufferedProtocol):
-                _feed_buffered(protocol, rest)
-            else:
-                cast(asyncio.Protocol, protocol).data_received(rest)
+            cast(asyncio.Protocol, protocol).data_received(rest)
 
     def eof_received(self) -> bool | None:
         self._refuse("proxy_header_invalid")
@@ -190,14 +189,22 @@ class ProxyHeader(asyncio.Protocol):
             self._transport.abort()
 
 
-def _feed_buffered(protocol: asyncio.BufferedProtocol, data: bytes) -> None:
-    """What a transport does for a BufferedProtocol (the TLS one), for bytes read already."""
-    while data:
-        buffer = memoryview(protocol.get_buffer(len(data)))
-        size = min(len(buffer), len(data))
-        buffer[:size] = data[:size]
-        protocol.buffer_updated(size)
-        data = data[size:]
+def take(sock: socket.socket, read: bytes) -> tuple[bytes, Parsed | None]:
+    """Reads the PROXY header off a non-blocking socket, and not a byte beyond it: the
+    TLS listener's (edge/tls.py), whose handshake OpenSSL then reads from the socket.
+
+    `read` is what this took so far; returns it grown, and the header once whole. What
+    the socket holds is peeked first: all of it is taken while the header is incomplete
+    (it is all header), only the header's own bytes once it is complete. Raises
+    ProxyHeaderError for what cannot become a header or a connection closed before it,
+    BlockingIOError when nothing has arrived."""
+    peeked = sock.recv(MAX_HEADER - len(read), socket.MSG_PEEK)
+    if not peeked:
+        raise ProxyHeaderError("connection closed before its PROXY header")
+    parsed = parse(read + peeked)
+    size = len(peeked) if parsed is None else parsed.length - len(read)
+    taken = sock.recv(size)
+    return read + taken, parsed
 
 
 def behind(inner: Callable[[], asyncio.BaseProtocol], count: Count) -> Callable[[], ProxyHeader]:

@@ -1,4 +1,4 @@
-"""HTTPS at the edge: the certificate by SNI, the handshake bounded, then HTTP/1.1 or h2.
+"""HTTPS at the edge: which certificate a handshake gets, by SNI.
 
 `Certificates` keeps one `ssl.SSLContext` per certificate (and ALPN offer) and a table
 of the hostnames it serves: the hostnames of every zone whose `ssl` is enabled with a
@@ -15,17 +15,12 @@ in use, so each zone's context offers `h2` only when its `ssl.http2` is on.
 A private key is loaded from an anonymous memory file (memfd: nothing on disk), else
 from a 0600 file under `DATA_DIR/run/tls` that is removed once loaded.
 
-`TlsProtocol` is the protocol of the TLS listening socket: asyncio's TLS over the
-worker's uvloop TCP transport (see its doc for why not uvloop's own), the handshake
-bounded by HANDSHAKE_TIMEOUT and at most MAX_HANDSHAKES per worker at once (the oldest is
-shed beyond); then the TLS transport goes to an HTTP/1.1 `TlsConnection` or an
-`H2Connection`, as ALPN chose.
+The listener that accepts, bounds the handshakes and hands each connection to HTTP/1.1
+or h2 is edge/tls_listener.py.
 """
 
 from __future__ import annotations
 
-import asyncio
-import asyncio.sslproto
 import contextlib
 import hashlib
 import logging
@@ -36,7 +31,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pullzone.certs.model import Certificate
-from pullzone.edge import http
 from pullzone.edge.state import EdgeState
 
 log = logging.getLogger(__name__)
@@ -171,129 +165,3 @@ class Certificates:
                 return None
         contexts[key] = context
         return context
-
-
-Count = Callable[[str], None]
-Factory = Callable[[str | None], asyncio.Protocol]  # ALPN's choice → the HTTP protocol
-
-
-class Handshakes:
-    """A worker's connections still in their TLS handshake, oldest first: at most `limit`
-    of them (a new one sheds the oldest), each for at most HANDSHAKE_TIMEOUT."""
-
-    def __init__(self, limit: int, count: Count) -> None:
-        self.limit = limit
-        self.count = count
-        self.pending: dict[TlsProtocol, None] = {}
-
-    def admit(self, tls: TlsProtocol) -> None:
-        if len(self.pending) >= self.limit:
-            oldest = next(iter(self.pending))
-            self.pending.pop(oldest)
-            self.count("tls_handshake_shed")
-            oldest.shed()
-        self.pending[tls] = None
-
-
-class TlsProtocol(asyncio.sslproto.SSLProtocol):
-    """asyncio's TLS over the worker's (uvloop) TCP transport, for the edge's listener.
-
-    asyncio's and uvloop's own TLS servers both drop what OpenSSL wrote when a handshake
-    fails (the transport is aborted), so a client never sees the `unrecognized_name`
-    alert the SNI callback asked for. This one sends it, then closes; and counts the
-    failure instead of logging it as an error of the event loop."""
-
-    def __init__(
-        self,
-        context: ssl.SSLContext,
-        handshakes: Handshakes,
-        factory: Factory,
-    ) -> None:
-        loop = asyncio.get_running_loop()
-        waiter = loop.create_future()
-        super().__init__(
-            loop,
-            _Choose(factory),
-            context,
-            waiter,
-            server_side=True,
-            ssl_handshake_timeout=HANDSHAKE_TIMEOUT,
-        )
-        self._handshakes = handshakes
-        self._raw: asyncio.Transport | None = None
-        self._shed = False
-        self._failure: BaseException | None = None  # what ended the handshake, if it failed
-        waiter.add_done_callback(self._handshaken)
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._raw = transport  # type: ignore[assignment]  # uvloop's is no subclass
-        self._handshakes.admit(self)
-        super().connection_made(transport)
-
-    def shed(self) -> None:
-        self._shed = True
-        if self._raw is not None:
-            self._raw.abort()
-
-    def _handshaken(self, waiter: asyncio.Future[None]) -> None:
-        self._handshakes.pending.pop(self, None)
-        # A connection lost mid-handshake resolves the waiter without an exception: what
-        # failed is what _fatal_error was given.
-        failed = None if waiter.cancelled() else waiter.exception()  # retrieved: no warning
-        exc = self._failure or failed
-        if exc is None or self._shed:
-            return
-        timed_out = isinstance(exc, ConnectionAbortedError) and "longer than" in str(exc)
-        self._handshakes.count("tls_handshake_timeout" if timed_out else "tls_handshake_failed")
-
-    def _fatal_error(self, exc: BaseException, message: str = "") -> None:
-        if self._failure is None:
-            self._failure = exc
-        raw = self._raw
-        if raw is None or raw.is_closing():
-            return
-        try:
-            alert = self._outgoing.read()  # type: ignore[attr-defined]  # asyncio's BIO
-        except Exception:
-            alert = b""
-        if alert:
-            raw.write(alert)  # the handshake's last flight: its alert (RFC 8446 §6.2)
-            raw.close()
-        else:
-            raw.abort()
-        log.debug("TLS connection failed: %r", exc)
-
-
-class _Choose(asyncio.Protocol):
-    """The application protocol until the handshake is done: then the one ALPN chose."""
-
-    def __init__(self, factory: Factory) -> None:
-        self._factory = factory
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        ssl_object = transport.get_extra_info("ssl_object")
-        alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
-        protocol = self._factory(alpn)
-        transport.set_protocol(protocol)
-        protocol.connection_made(transport)
-
-    def data_received(self, data: bytes) -> None:  # pragma: no cover: replaced by then
-        pass
-
-
-def protocol_factory(
-    context: ssl.SSLContext,
-    handshakes: Handshakes,
-    handler: http.Handler,
-    on_done: http.Done,
-    connections: http.Connections,
-) -> Callable[[], TlsProtocol]:
-    """What the TLS listener makes of each connection (worker.py)."""
-    from pullzone.edge.h2 import H2Connection
-
-    def protocol(alpn: str | None) -> asyncio.Protocol:
-        if alpn == "h2":
-            return H2Connection(handler, on_done, connections)
-        return http.TlsConnection(handler, on_done, connections)
-
-    return lambda: TlsProtocol(context, handshakes, protocol)

@@ -8,7 +8,6 @@ import ctypes
 import logging
 import resource
 import signal
-from collections.abc import Callable
 from multiprocessing.synchronize import Event as ProcessEvent
 
 import uvloop
@@ -17,7 +16,7 @@ from pullzone.bus.signal import SeqSignal
 from pullzone.cache.bodies import BodyStore
 from pullzone.cache.index import CacheIndex
 from pullzone.config import NOFILE_WANTED, Settings, default_worker_connections
-from pullzone.edge import http, proxy_protocol, tickets, tls
+from pullzone.edge import http, tickets, tls, tls_listener
 from pullzone.edge.access_log import AccessLog
 from pullzone.edge.bounds import Limits
 from pullzone.edge.client import networks
@@ -126,22 +125,16 @@ async def serve(settings: Settings, ready: ProcessEvent | None = None) -> None:
     if settings.edge_tls_port is not None:
         # HTTPS, shared among the workers as the plain port is (SO_REUSEPORT).
         certificates = tls.Certificates(state, edge.catch_up, settings.tls_dir)
-        handshakes = tls.Handshakes(tls.MAX_HANDSHAKES, stats.fault)
         # The node's session ticket key, and each one it rotates to (edge/tickets.py).
         ticket_keys = tickets.TicketKeys(certificates.context, settings.ticket_key_path)
         ticket_keys.refresh()
-        tls_factory: Callable[[], asyncio.BaseProtocol] = tls.protocol_factory(
-            certificates.context, handshakes, handle, edge.finished, connections
+        tls_server = tls_listener.Listener(
+            certificates.context,
+            tls_listener.http_protocols(handle, edge.finished, connections),
+            stats.fault,
+            proxy_header=settings.proxy_protocol,  # the header comes before the handshake
         )
-        if settings.proxy_protocol:  # the header comes before the TLS handshake
-            tls_factory = proxy_protocol.behind(tls_factory, stats.fault)
-        tls_server = await loop.create_server(
-            tls_factory,
-            host=settings.edge_tls_host,
-            port=settings.edge_tls_port,
-            reuse_port=True,
-            backlog=2048,
-        )
+        tls_server.listen(settings.edge_tls_host, settings.edge_tls_port)
 
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
