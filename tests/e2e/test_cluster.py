@@ -10,6 +10,7 @@ import contextlib
 import itertools
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -227,6 +228,41 @@ def test_an_edge_cut_off_longer_than_max_bus_silence_revalidates_every_object(
 
             until(hit, 20, "HIT again once the bus is back")
             assert solo.get(zone["fqdn"], path).content == v2
+    finally:
+        nats.stop()
+
+
+@pytest.mark.timeout(120)
+def test_a_purge_answered_while_an_edge_is_silent_lists_it_until_it_would_revalidate(
+    tmp_path: Path, origin: Origin, path: str
+) -> None:
+    """An edge the API has not heard from for 5 s is not waited for; but its workers may
+    still serve from its cache (it revalidates everything only past --max-bus-silence),
+    so the answer lists it in `pending` rather than claim the purge is everywhere."""
+    nats = NatsServer(tmp_path, "silent").start()
+    api = node(tmp_path, "api", "api", [nats.url])
+    edge = node(tmp_path, "edge-1", "edge", [nats.url])
+    try:
+        with running([api, edge]):
+            zone = new_zone(api, origin, [edge])
+            versioned(origin, path)
+            warm([edge], zone, [path])
+            metrics = api.api_url.removesuffix("/v2") + "/metrics"
+            assert edge.process is not None
+            os.kill(edge.process.pid, signal.SIGSTOP)  # its workers go on serving
+            try:
+                until(
+                    lambda: 'node="edge-1"' not in api.api.get(metrics).text,
+                    20,
+                    "the API no longer counting edge-1 as live",
+                )
+                answer = purged(api, zone, [path], delete=True)
+                assert answer.get("pending") == ["edge-1"], answer
+                assert cache(edge, zone, path) == "HIT"  # what the listing warns of
+            finally:
+                os.kill(edge.process.pid, signal.SIGCONT)
+            purged_everywhere(api, zone, [f"{path}.sentinel"], delete=True, timeout=30)
+            assert cache(edge, zone, path) == "MISS"
     finally:
         nats.stop()
 

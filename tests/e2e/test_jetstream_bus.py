@@ -272,6 +272,32 @@ async def test_kv_helpers_put_and_list(bus: JetStreamBus) -> None:
         await bus.kv_items("no_such_bucket")
 
 
+async def test_known_nodes_lists_the_announced_and_not_the_withdrawn(
+    nats_server: NatsServer,
+) -> None:
+    """The KNOWN bucket read to its last entry, deletions included: a withdrawn node last
+    (its deletion is the bucket's newest entry), then every node withdrawn (only
+    deletions left), then none ever announced."""
+    nodes = [await JetStreamBus.connect([nats_server.url], f"e{i}", role="edge") for i in range(3)]
+    try:
+        edges = frozenset({"edge"})
+        assert await nodes[0].known_nodes(edges) == {}
+        for node in nodes:
+            await node.announce()
+        assert sorted(await nodes[0].known_nodes(edges)) == ["e0", "e1", "e2"]
+        await nodes[2].withdraw()
+        for _ in range(20):  # each listing reads the bucket anew
+            assert sorted(await nodes[0].known_nodes(edges)) == ["e0", "e1"]
+        await nodes[0].withdraw()
+        await nodes[1].withdraw()
+        assert await nodes[1].known_nodes(edges) == {}
+        await nodes[1].announce()
+        assert list(await nodes[0].known_nodes(edges)) == ["e1"]
+    finally:
+        for node in nodes:
+            await node.close()
+
+
 async def test_nodes_connecting_at_once_share_one_stream(nats_server: NatsServer) -> None:
     nodes = await asyncio.gather(
         *(JetStreamBus.connect([nats_server.url], f"n{i}") for i in range(4))

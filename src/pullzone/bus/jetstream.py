@@ -50,6 +50,7 @@ RECONNECT_GRACE = 1.5  # a publish retried no longer once disconnected this long
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
 _KIND = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
 _NATS_ERRORS = (nats.errors.Error, asyncio.TimeoutError, OSError)
+_KV_REMOVED = frozenset({"DEL", "PURGE"})  # a key-value entry's KV-Operation when deleted
 
 T = TypeVar("T")
 Handler = Callable[[Event], Awaitable[None]]
@@ -543,17 +544,17 @@ class JetStreamBus:
         since = time.monotonic() - within
         return {node for node, (role, at) in self._heard.items() if role in roles and at >= since}
 
+    def unconfirmed(self, seq: int, nodes: set[str]) -> set[str]:
+        """The nodes of `nodes` that have not confirmed `seq`."""
+        return {node for node in nodes if self._applied.get(node, 0) < seq}
+
     async def wait_applied(self, seq: int, nodes: set[str], timeout: float = 2.0) -> set[str]:
         """Wait until every node in `nodes` confirmed `seq`; returns those that did not."""
-
-        def pending() -> set[str]:
-            return {node for node in nodes if self._applied.get(node, 0) < seq}
-
         async with self._applied_changed:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
-                    await self._applied_changed.wait_for(lambda: not pending())
-            return pending()
+                    await self._applied_changed.wait_for(lambda: not self.unconfirmed(seq, nodes))
+            return self.unconfirmed(seq, nodes)
 
     # -- requests between nodes (core NATS, not stored: server/stats_exchange.py) --
 
@@ -643,18 +644,31 @@ class JetStreamBus:
             return stored
 
     async def kv_items(self, bucket: str) -> dict[str, dict[str, Any]]:
+        """Every key's latest value. Read to the entry the server says is the last
+        (`delta` 0), deletions included: nats-py's end marker (None) alone may come before
+        the entries, when the consumer's info says nothing is pending because the server
+        has sent them but they are not read yet (a listing that came back empty under
+        load: the KNOWN bucket then named no silent edge)."""
         kv = self._bucket(bucket)
         items: dict[str, dict[str, Any]] = {}
         with self._unavailable(f"list {bucket}"):
-            watcher = await kv.watchall(ignore_deletes=True)
+            watcher = await kv.watchall()
             # The latest entry of each key, then None; nats-py leaves these two untyped.
             updates: Callable[..., Awaitable[KeyValue.Entry | None]] = watcher.updates
             stop: Callable[[], Awaitable[None]] = watcher.stop
             try:
-                while (entry := await updates(timeout=self.timeout)) is not None:
-                    if entry.value:
+                while True:
+                    entry = await updates(timeout=self.timeout)
+                    if entry is None:
+                        if (await kv.status()).values == 0:
+                            return items  # the bucket is empty
+                        continue  # the early marker: the entries follow
+                    if entry.operation in _KV_REMOVED:
+                        items.pop(entry.key, None)
+                    elif entry.value:
                         items[entry.key] = json.loads(entry.value)
+                    if not entry.delta:
+                        return items
             finally:
                 with contextlib.suppress(*_NATS_ERRORS):
                     await stop()
-        return items

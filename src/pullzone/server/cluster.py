@@ -1,7 +1,8 @@
 """A cluster node (README, Cluster): the event log is one JetStream stream that every node
 reads through its own durable consumer and applies to its control.db replica and, on an
 edge, to its cache. The API commits a change by publishing it and answers once this node
-applied it and every live edge confirmed it (or the wait ran out: those are `pending`).
+applied it and every live edge confirmed it (or the wait ran out: those are `pending`, as
+is every edge silent for too short a time to be revalidating, below).
 
 An edge that may have missed events (starting, reconnecting, or cut off from the bus for
 longer than `max_bus_silence`) sets `revalidate_all` in the shared signal: its workers
@@ -289,6 +290,10 @@ class ClusterNode:
         payload = change.to_payload()
         check_storable(payload)
         edges = self.bus.live_nodes(EDGE_ROLES)
+        # An edge silent for longer than LIVE_WITHIN is not waited for, but it may be cut
+        # off and still serving from its cache: it revalidates everything only once its own
+        # silence passes max_bus_silence. Until then an answer lists it in `pending`.
+        unsure = self.bus.live_nodes(EDGE_ROLES, LIVE_WITHIN + self.settings.max_bus_silence)
         try:
             event = await self.bus.publish(
                 change.KIND, zone_id, payload, msg_id=uuid.uuid4().hex, retry_for=PUBLISH_RETRY
@@ -313,6 +318,7 @@ class ClusterNode:
             return Committed(event.seq, None)  # nothing for the edge: no edge to wait for
         wait = self.settings.purge_wait if confirm_within is None else confirm_within
         pending = await self.bus.wait_applied(event.seq, edges, wait)
+        pending |= self.bus.unconfirmed(event.seq, unsure)
         stored = local.get(self.replica.conn, event.seq)
         return Committed(event.seq, stored, pending=tuple(sorted(pending)))
 
