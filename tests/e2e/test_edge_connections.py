@@ -15,9 +15,12 @@ import httpx
 import pytest
 from origin import Origin, Reply
 from server import Server
+from tls_support import Tls, https_zone, loopback_names, tls, url
 
 from pullzone.config import default_worker_connections
 from pullzone.edge.http import HEADER_TIMEOUT
+
+__all__ = ["loopback_names", "tls"]  # the fixtures the HTTPS test uses
 
 NOFILE = 128  # the server's RLIMIT_NOFILE (its workers cannot raise it)
 IDLE = 8  # keep-alive connections that made a request and wait
@@ -148,6 +151,45 @@ def test_out_of_descriptors_a_request_gets_503_and_the_worker_lives(
             assert time.monotonic() < deadline, (_faults(s), _faults(s, WRITES))
             time.sleep(0.1)
         assert s.worker_pids() == workers and s.running
+    finally:
+        s.stop()
+
+
+@pytest.mark.usefixtures("loopback_names")
+def test_out_of_descriptors_the_https_listener_pauses_then_serves_again(
+    tmp_path: Path, origin: Origin, tls: Tls
+) -> None:
+    """More TLS connections than the worker has descriptors, none of them handshaking:
+    accept fails with EMFILE, is counted and paused (edge/tls_listener.py), not retried
+    in a busy loop; once they go, HTTPS is served again by the same worker."""
+    s = Server(
+        tmp_path / "data", "--worker-connections", "1000", workers=1, nofile=NOFILE, tls=True
+    )
+    s.start()
+    try:
+        zone = https_zone(s, origin.url, tls)
+        origin.route("/tls-files.txt", Reply(200, [("Cache-Control", "max-age=600")], b"tls"))
+        workers = s.worker_pids()
+        flood = []
+        try:
+            for _ in range(FLOOD):  # each accepted one holds a descriptor until its timeout
+                flood.append(socket.create_connection(("127.0.0.1", s.tls_port), timeout=10))
+            deadline = time.monotonic() + 10  # a stats snapshot failed: the worker is full
+            while "stats write failed" not in s.output():
+                assert time.monotonic() < deadline, s.output()
+                time.sleep(0.1)
+        finally:
+            for c in flood:
+                c.close()
+        deadline = time.monotonic() + 10  # counted, once the worker can write its stats
+        while _faults(s).get("out_of_files", 0) < 1:
+            assert time.monotonic() < deadline, _faults(s)
+            time.sleep(0.1)
+        with tls.client(s) as client:
+            r = client.get(url(s, zone["fqdn"], "/tls-files.txt"))
+            assert (r.status_code, r.content) == (200, b"tls")
+        assert s.worker_pids() == workers and s.running
+        assert "Traceback" not in s.output()
     finally:
         s.stop()
 
