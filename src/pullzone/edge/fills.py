@@ -66,6 +66,7 @@ from pullzone.edge.decisions import (
     on_stored,
     validators,
 )
+from pullzone.edge.disk import DiskWrites
 from pullzone.edge.encoding import stored_head
 from pullzone.edge.entry import Entry
 from pullzone.edge.http import Request
@@ -143,6 +144,7 @@ class Filler:
         self.limits = limits
         self.stats = stats
         self.signals = signals
+        self.disk = DiskWrites()
         self._tasks: set[asyncio.Task[Any]] = set()  # fills led, copies, refreshes
         self._refresh_after: dict[str, float] = {}  # key hash → monotonic time
 
@@ -568,13 +570,12 @@ class Filler:
                     log.warning("not caching %s: %s", fill.target, decision.value)
                     self.stats.not_stored(NotStored(decision.value))
                     return
-                writer.write(chunk)
+                # In a thread (edge/disk.py); the wait also lets its readers send each
+                # chunk as it comes, rather than a body the origin sent faster than the
+                # loop turns being copied whole before the client's first byte.
+                await self.disk.write(writer, chunk)
                 progress.written = writer.written
                 self.signals.wake(fill.key_hash)
-                # Its readers send each chunk as it comes: without this, a body the
-                # origin sent faster than the loop turns (all of it buffered) is copied
-                # whole before the first reader runs, and the client's first byte waits.
-                await asyncio.sleep(0)
             if head.length is not None and writer.written != head.length:
                 raise UpstreamError("origin body shorter than Content-Length")
             obj = StoredObject(
@@ -683,6 +684,7 @@ class Filler:
             task.cancel()
         with contextlib.suppress(sqlite3.Error):
             self.pool.close()
+        self.disk.close()
 
 
 def _free_unused(task: asyncio.Task[Outcome]) -> None:

@@ -306,9 +306,12 @@ class UpstreamResponse:
         if len(first) > size:
             self._chunks.appendleft(first[size:])
             first = first[:size]
-        else:
-            while self._chunks and len(first) + len(self._chunks[0]) <= size:
-                first += self._chunks.popleft()
+        elif self._chunks and len(first) + len(self._chunks[0]) <= size:
+            pieces, taken = [first], len(first)  # joined once: `+=` would copy each time
+            while self._chunks and taken + len(self._chunks[0]) <= size:
+                pieces.append(self._chunks.popleft())
+                taken += len(pieces[-1])
+            first = b"".join(pieces)
         self._buffered -= len(first)
         if self._paused and self._buffered <= _RESUME_AT and self._conn.transport:
             self._paused = False
