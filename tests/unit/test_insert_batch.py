@@ -128,3 +128,30 @@ def test_an_object_fetched_before_a_purge_of_its_zone_is_stored_stale(index: Cac
     assert before.stale and not after.stale
     assert [o.stale for o in index.variants(before.key_hash)] == [True]
     assert [o.stale for o in index.variants(after.key_hash)] == [False]
+
+
+async def test_a_batch_waiting_for_the_write_lock_leaves_the_event_loop_running(
+    index: CacheIndex, tmp_path: Path
+) -> None:
+    """Another worker holds the write lock: the batch waits for it in its own thread,
+    and the loop goes on meanwhile (here, to run the timer that releases the lock; on
+    the loop, the wait would have held the timer back until SQLite gave up)."""
+    other = connect(tmp_path / "cache.db")
+    other.execute("BEGIN IMMEDIATE")
+    turned = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def release() -> None:
+        turned.set()
+        other.execute("COMMIT")
+
+    loop.call_later(0.05, release)
+    batch = InsertBatch(index)
+    try:
+        future = batch.insert(Fill(stored(1), 1))
+        assert await future == []
+        assert turned.is_set()
+        assert index.count() == 1
+    finally:
+        batch.close()
+        other.close()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from pullzone.cache.stored import ResponseHead, StoredObject
-from pullzone.sqlite import transaction
+from pullzone.sqlite import connect, transaction
 
 __all__ = ["CacheIndex", "StoredObject", "ZoneState", "create_schema"]
 
@@ -130,6 +130,11 @@ def _from_row(row: sqlite3.Row) -> StoredObject:
 class CacheIndex:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+
+    def reopened(self) -> CacheIndex:
+        """The same index on a connection of its own, for another thread."""
+        (_, _, path) = self.conn.execute("PRAGMA database_list").fetchone()
+        return CacheIndex(connect(path))
 
     def variants(self, key_hash: str) -> list[StoredObject]:
         rows = self.conn.execute("SELECT * FROM objects WHERE key_hash = ?", (key_hash,))

@@ -2,11 +2,12 @@
 
 A write into the page cache blocks its thread for as long as the kernel throttles a
 process that dirties pages faster than they are written back (`balance_dirty_pages`:
-pauses of up to 200 ms each). On the event loop that pause is every HIT's too: S16's
-1 MiB misses at ~500/s held HITs' p99 at 284 ms (bench/README.md). So each chunk of a
-body that streams in (more than fills.WHOLE) is written by one of THREADS threads, and
-the fill waits for it (which orders its chunks); a body of at most WHOLE is written once,
-on the loop, where a thread's hand-off would cost more than the write.
+pauses of up to 200 ms each). On the event loop that pause is every HIT's too: under
+S16's 1 MiB misses the loop spent 27% of its time in these writes (bench/README.md,
+stop 32). So each chunk of a body that streams in (more than fills.WHOLE) is written by
+one of THREADS threads, and the fill waits for it (which orders its chunks); a body of
+at most WHOLE is written once, on the loop, where a thread's hand-off would cost more
+than the write.
 
 A write is never left running when its fill stops (cancelled at shutdown): the file's
 descriptor is closed by the fill's end, and a write still going on it would land in

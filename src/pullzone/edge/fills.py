@@ -137,7 +137,7 @@ class Filler:
         self.lookup = lookup
         self.index = lookup.index
         self.bodies = lookup.bodies
-        self.inserts = InsertBatch(self.index)
+        self.inserts = InsertBatch(self.index.reopened())
         self.pool = Pool(self.index, self.bodies, limits.max_cache, stats)
         self.state = lookup.state
         self.origin = origin
@@ -685,6 +685,7 @@ class Filler:
         with contextlib.suppress(sqlite3.Error):
             self.pool.close()
         self.disk.close()
+        self.inserts.close()
 
 
 def _free_unused(task: asyncio.Task[Outcome]) -> None:
