@@ -4,9 +4,11 @@ event log (tests/server.py `install_certificate`)."""
 
 from __future__ import annotations
 
+import queue
 import socket
 import ssl
 import subprocess
+import threading
 import time
 from typing import Any
 
@@ -238,3 +240,51 @@ def test_curl_shows_tls_1_2_or_later(tls_server: Server, tls: Tls, zone: dict[st
             "TLSv1.2",
             "TLSv1.3",
         )
+
+
+def test_a_client_asking_to_renegotiate_is_refused_and_the_worker_goes_on(
+    tls_server: Server, origin: Origin, tls: Tls, zone: dict[str, Any], path: str
+) -> None:
+    """TLS 1.2 renegotiation (RFC 5746) is refused (OP_NO_RENEGOTIATION): a client that
+    asks mid-connection (openssl s_client's `R` command) gets no new handshake, and the
+    worker goes on serving."""
+    origin.route(path, Reply(headers=CACHEABLE, body=b"renegotiate"))
+    workers = tls_server.worker_pids()
+    client = subprocess.Popen(
+        ["openssl", "s_client", "-tls1_2", "-connect", f"127.0.0.1:{tls_server.tls_port}",
+         "-servername", zone["fqdn"], "-CAfile", str(tls.cafile)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(
+        target=lambda: [lines.put(x) for x in client.stdout or ()], daemon=True
+    )
+    reader.start()
+    try:
+        seen = _read_until(lines, "Verify return code")  # the handshake is done
+        assert client.stdin is not None
+        client.stdin.write("R\n")
+        client.stdin.flush()
+        seen += _read_until(lines, "RENEGOTIATING")
+        assert client.wait(15) != 0  # the server answered no_renegotiation: no new handshake
+        reader.join(15)  # to the end of its output
+        while not lines.empty():
+            seen += lines.get()
+        assert "no renegotiation" in seen, seen[-2000:]
+    finally:
+        if client.poll() is None:
+            client.kill()
+    with tls.client(tls_server) as https:
+        r = https.get(url(tls_server, zone["fqdn"], path))
+        assert (r.status_code, r.content) == (200, b"renegotiate")
+    assert tls_server.worker_pids() == workers
+    assert "Traceback" not in tls_server.output()
+
+
+def _read_until(lines: queue.Queue[str], marker: str, timeout: float = 15) -> str:
+    """Lines of s_client's output up to the one holding `marker`."""
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while marker not in seen:
+        seen += lines.get(timeout=max(0.0, deadline - time.monotonic()))
+    return seen
