@@ -7,7 +7,7 @@ before COMPLETE), so nothing a follower or another worker sees changes order.
 The transactions run in a thread of their own, on a connection of their own: the wait
 for the write lock (the other workers hold it in turn; SQLite's busy handler sleeps up
 to 100 ms at a time) and a COMMIT's checkpoint (an fsync behind the disk's queue) no
-longer stop the event loop, whose HITs went on waiting behind them (S15, S16: 16% of
+longer stop the event loop, whose HITs went on waiting behind them (S15: 16% of
 the loop's time, bench/README.md, stop 32). One batch is written at a time; the fills
 that end meanwhile make the next."""
 
