@@ -107,7 +107,7 @@ async def serve(settings: Settings, ready: ProcessEvent | None = None) -> None:
     )
     # LRU times and log lines are written from a thread, off the event loop (the LRU
     # times on a connection of their own).
-    access_index = CacheIndex(connect(settings.cache_db))
+    access_index = index.reopened()
     connections = http.Connections(connection_limit(settings), stats.fault)
     handle = edge.from_edges if settings.is_shield else edge.handle
     server = await http.serve(
