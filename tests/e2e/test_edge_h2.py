@@ -10,8 +10,11 @@ import subprocess
 import time
 from typing import Any
 
+import h2.config
 import h2.connection
+import h2.errors
 import h2.events
+import h2.exceptions
 import h2.settings
 import httpx
 import pytest
@@ -151,14 +154,20 @@ def test_no_stream_serves_purged_content_after_the_answer(
 class RawH2:
     """An HTTP/2 client connection driven by hand (the h2 library)."""
 
-    def __init__(self, server: Server, tls: Tls, host: str, window: int) -> None:
+    def __init__(
+        self, server: Server, tls: Tls, host: str, window: int, *, checked: bool = True
+    ) -> None:
         context = tls.context()
         context.set_alpn_protocols(["h2"])
         raw = socket.create_connection(("127.0.0.1", server.tls_port), timeout=10)
         self.sock = context.wrap_socket(raw, server_hostname=host)
         assert self.sock.selected_alpn_protocol() == "h2"
         self.host = host
-        self.conn = h2.connection.H2Connection()
+        # checked=False: what it sends is not checked, to send what clients must not.
+        config = h2.config.H2Configuration(
+            validate_outbound_headers=checked, normalize_outbound_headers=checked
+        )
+        self.conn = h2.connection.H2Connection(config=config)
         self.conn.local_settings = h2.settings.Settings(
             client=True, initial_values={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: window}
         )
@@ -184,13 +193,22 @@ class RawH2:
         while not done():
             assert time.monotonic() < deadline, self.events
             self.sock.settimeout(max(0.01, deadline - time.monotonic()))
-            data = self.sock.recv(65536)
+            try:
+                data = self.sock.recv(65536)
+            except TimeoutError:
+                raise AssertionError(f"timed out: {self.events}") from None
             assert data, "connection closed"
             self.events += self.conn.receive_data(data)
             self.flush()
 
     def ended(self, sid: int) -> bool:
         return any(isinstance(e, h2.events.StreamEnded) and e.stream_id == sid for e in self.events)
+
+    def status(self, sid: int) -> int:
+        for e in self.events:
+            if isinstance(e, h2.events.ResponseReceived) and e.stream_id == sid:
+                return int(dict(e.headers or [])[b":status"])
+        raise AssertionError(f"no response on stream {sid}")
 
     def body(self, sid: int) -> bytes:
         return b"".join(
@@ -221,9 +239,10 @@ def test_a_stalled_stream_never_blocks_the_others(
         client.sock.close()
 
 
-def test_a_header_list_beyond_the_bound_ends_the_connection(
-    tls_server: Server, tls: Tls, zone: dict[str, Any]
+def test_a_header_list_beyond_the_bound_is_431_and_the_connection_goes_on(
+    tls_server: Server, origin: Origin, tls: Tls, zone: dict[str, Any], path: str
 ) -> None:
+    origin.route(path, Reply(headers=CACHEABLE, body=b"after"))
     client = RawH2(tls_server, tls, zone["fqdn"], window=65535)
     try:
         client.until(
@@ -237,17 +256,105 @@ def test_a_header_list_beyond_the_bound_ends_the_connection(
                 (":method", "GET"),
                 (":scheme", "https"),
                 (":authority", zone["fqdn"]),
-                (":path", "/"),
+                (":path", path),
                 *((f"x-big-{n}", "v" * 4000) for n in range(10)),
             ],
             end_stream=True,
         )
         client.flush()
-        client.sock.settimeout(10)
-        data = b""
-        while piece := client.sock.recv(65536):
-            data += piece
-        events = client.conn.receive_data(data)
-        assert any(isinstance(e, h2.events.ConnectionTerminated) for e in events), events
+        client.until(lambda: client.ended(sid))
+        assert client.status(sid) == 431
+        # As over HTTP/1.1: the request is refused, not the connection.
+        after = client.get(path)
+        client.until(lambda: client.ended(after))
+        assert (client.status(after), client.body(after)) == (200, b"after")
+        assert origin.count(path) == 1
     finally:
         client.sock.close()
+
+
+@pytest.mark.parametrize(
+    "field",
+    [(b"X-Upper", b"1"), (b"connection", b"close"), (b"x-bad", b"a\x00b"), (b"te", b"gzip")],
+    ids=["upper-case-name", "connection-field", "nul-in-a-value", "te-not-trailers"],
+)
+def test_a_request_breaking_the_field_rules_is_reset_and_the_connection_goes_on(
+    tls_server: Server,
+    origin: Origin,
+    tls: Tls,
+    zone: dict[str, Any],
+    path: str,
+    field: tuple[bytes, bytes],
+) -> None:
+    """RFC 9113 §8.2.1 / §8.2.2: a malformed request is a stream error (RST_STREAM
+    PROTOCOL_ERROR); it never reaches the origin and other streams go on."""
+    origin.route(path, Reply(headers=CACHEABLE, body=b"fine"))
+    client = RawH2(tls_server, tls, zone["fqdn"], window=65535, checked=False)
+    try:
+        sid = client.conn.get_next_available_stream_id()
+        client.conn.send_headers(
+            sid,
+            [
+                (b":method", b"GET"),
+                (b":scheme", b"https"),
+                (b":authority", zone["fqdn"].encode()),
+                (b":path", path.encode()),
+                field,
+            ],
+            end_stream=True,
+        )
+        client.flush()
+        client.until(
+            lambda: any(isinstance(e, h2.events.StreamReset) for e in client.events), timeout=3
+        )
+        (reset,) = [e for e in client.events if isinstance(e, h2.events.StreamReset)]
+        assert (reset.stream_id, reset.error_code) == (sid, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+        assert origin.count(path) == 0
+        after = client.get(path)
+        client.until(lambda: client.ended(after))
+        assert (client.status(after), client.body(after)) == (200, b"fine")
+    finally:
+        client.sock.close()
+
+
+def test_a_rapid_reset_flood_ends_that_connection_and_not_the_edge(
+    tls_server: Server, origin: Origin, tls: Tls, zone: dict[str, Any], path: str
+) -> None:
+    """CVE-2023-44487: streams opened and reset at once, thousands of them, each cost the
+    edge a handler; nghttp2 bounds the rate of resets and ends such a connection."""
+    origin.route(path, Reply(headers=CACHEABLE, body=b"fine"))
+    client = RawH2(tls_server, tls, zone["fqdn"], window=65535)
+    head = [(":method", "GET"), (":scheme", "https"), (":authority", zone["fqdn"])]
+    ended = False
+    try:
+        for batch in range(40):
+            for n in range(100):
+                sid = client.conn.get_next_available_stream_id()
+                target = f"{path}?n={batch * 100 + n}"
+                client.conn.send_headers(sid, [*head, (":path", target)], end_stream=True)
+                client.conn.reset_stream(sid, h2.errors.ErrorCodes.CANCEL)
+            try:
+                client.flush()
+            except OSError:  # ssl.SSLError too: the edge has closed the connection
+                ended = True
+                break
+        client.sock.settimeout(10)
+        while not ended:
+            try:
+                data = client.sock.recv(65536)
+            except TimeoutError:
+                break  # the connection goes on: the flood was not stopped
+            except OSError:
+                data = b""  # reset by the edge
+            events = client.conn.receive_data(data) if data else []
+            ended = not data or any(isinstance(e, h2.events.ConnectionTerminated) for e in events)
+    finally:
+        client.sock.close()
+    assert ended
+    fresh = RawH2(tls_server, tls, zone["fqdn"], window=65535)
+    try:
+        sid = fresh.get(path)
+        fresh.until(lambda: fresh.ended(sid))
+        assert (fresh.status(sid), fresh.body(sid)) == (200, b"fine")
+    finally:
+        fresh.sock.close()

@@ -1,15 +1,20 @@
-"""HTTP/2 (RFC 9113) at the edge, with the `h2` state machine, over TLS (ALPN `h2`).
+"""HTTP/2 (RFC 9113) at the edge, on libnghttp2 (edge/nghttp2.py), over TLS (ALPN `h2`).
 
 Each stream is one request given to the same `Edge.handle` as HTTP/1.1's; the `Stream`
 it answers through offers what handlers use of `http.Connection`. The response bytes the
 one writer builds (writer.py: an HTTP/1.1 head, then the body) are translated at the
 stream's boundary: the head into HEADERS (`:status`, names lower-cased, the connection's
-own fields dropped), the body into DATA frames, END_STREAM once the handler is done.
+own fields dropped), the body into DATA frames nghttp2 pulls from the stream's buffer as
+the flow-control windows allow, END_STREAM once the handler is done.
 `writer.body_framing` knows HTTP/2 (version "2"): no chunks, no close-delimited body.
 
+nghttp2 parses, decodes HPACK, checks what clients send (RFC 9113 §8.2.1, pseudo-header
+fields, stream states; a stream that breaks them is reset before it reaches pullzone)
+and encodes what the edge sends; its callbacks run inside `mem_recv` and `mem_send`.
+
 Bounds: MAX_STREAMS concurrent streams (SETTINGS_MAX_CONCURRENT_STREAMS), a header list
-of at most MAX_HEADER_LIST bytes, request bodies of at most http.MAX_BODY (one stream's,
-and all of a connection's held at once). Each stream
+of at most MAX_HEADER_LIST bytes (431 beyond, as over HTTP/1.1), request bodies of at
+most http.MAX_BODY (one stream's, and all of a connection's held at once). Each stream
 buffers its own body against its own flow-control window: a client that stops reading
 one stream stalls that stream's handler (drain), never the others.
 """
@@ -17,19 +22,28 @@ one stream stalls that stream's handler (drain), never the others.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import struct
 import time
-from collections.abc import Awaitable
-
-import h2.config
-import h2.connection
-import h2.errors
-import h2.events
-import h2.exceptions
-import h2.settings
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from pullzone.edge import http
+from pullzone.edge.nghttp2 import (
+    DATA_FLAG_EOF,
+    ERR_CALLBACK_FAILURE,
+    ERR_DEFERRED,
+    FLAG_END_STREAM,
+    FRAME_DATA,
+    FRAME_HEADERS,
+    INTERNAL_ERROR,
+    NO_ERROR,
+    SETTINGS_ENABLE_PUSH,
+    SETTINGS_MAX_CONCURRENT_STREAMS,
+    SETTINGS_MAX_HEADER_LIST_SIZE,
+    ffi,
+    lib,
+)
 from pullzone.edge.writer import REASONS, interim_fields, plain
 
 log = logging.getLogger(__name__)
@@ -44,6 +58,10 @@ IDLE_TIMEOUT = 2 * http.IDLE_TICK  # no stream and nothing received: GOAWAY and 
 _CONNECTION_FIELDS = frozenset(
     {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
 )
+# RFC 9113 §6.5.2 / RFC 7541 §4.1: a field's size in a header list.
+_FIELD_OVERHEAD = 32
+
+Fields = list[tuple[bytes, bytes]]
 
 
 class Stream:
@@ -65,8 +83,10 @@ class Stream:
         self._status = 0
         self._head = b""  # HTTP/1.1 head bytes until the blank line
         self._headers_sent = False
-        self._buffer = bytearray()  # body bytes waiting for the stream's window
-        self._ended = False  # END_STREAM queued (after the buffer)
+        self.buffer = bytearray()  # body bytes nghttp2 has not taken yet
+        self.ended = False  # the handler is done: END_STREAM after the buffer
+        self.deferred = False  # nghttp2 found the buffer empty and waits to be resumed
+        self.complete = False  # END_STREAM handed to nghttp2
         self._reset = False
         self._writable: asyncio.Future[None] | None = None
         self.task: asyncio.Task[None] | None = None
@@ -86,7 +106,7 @@ class Stream:
         return time.monotonic() - self.started
 
     def write(self, data: bytes) -> None:
-        if self.closed or self._ended:
+        if self.closed or self.ended:
             return
         self.sent += len(data)
         if not self._headers_sent:
@@ -98,26 +118,25 @@ class Stream:
             self._head = b""
             self._send_head(head)
         if data:
-            self._buffer += data
-            self._conn.flush(self)
+            self.buffer += data
+            self._conn.resume(self)
 
     def interim(self, status: int, headers: list[tuple[str, str]]) -> None:
         # RFC 9113 §8.1: a HEADERS frame of its own, without END_STREAM, before the final one.
-        if self.closed or self._ended or self._headers_sent or self._head:
+        if self.closed or self.ended or self._headers_sent or self._head:
             return
         fields = [(b":status", b"%d" % status)]
         for name, value in interim_fields(headers):
             lname = name.lower().encode("latin-1")
             if lname not in _CONNECTION_FIELDS:
                 fields.append((lname, value.encode("latin-1")))
-        self._conn.send_headers(self, fields)
-        self._conn.flush(self)  # sends it: nothing else is written until the final head
+        self._conn.send_interim(self, fields)
 
     async def drain(self) -> None:
         while True:
             if self.closed:
                 raise ConnectionResetError("stream reset")
-            if len(self._buffer) <= STREAM_BUFFER and not self._conn.paused:
+            if len(self.buffer) <= STREAM_BUFFER and not self._conn.paused:
                 return
             if self._writable is None or self._writable.done():
                 self._writable = asyncio.get_running_loop().create_future()
@@ -129,7 +148,7 @@ class Stream:
         lines = head.split(b"\r\n")
         status = lines[0][9:12]
         self._status = int(status)
-        headers: list[tuple[bytes, bytes]] = [(b":status", status)]
+        headers: Fields = [(b":status", status)]
         for line in lines[1:]:
             if not line:
                 continue
@@ -139,7 +158,7 @@ class Stream:
                 continue
             headers.append((lname, value.strip()))
         self._headers_sent = True
-        self._conn.send_headers(self, headers)
+        self._conn.send_response(self, headers)
 
     def wake(self) -> None:
         if self._writable is not None and not self._writable.done():
@@ -147,32 +166,42 @@ class Stream:
 
     def finish(self) -> None:
         """The handler is done: END_STREAM once the buffer is sent."""
-        if self.closed or self._ended:
+        if self.closed or self.ended:
             return
         if not self._headers_sent:
             if self._head:  # a head that never ended: the handler failed
                 self.abort()
                 return
             self.write(plain(500, REASONS[500], head_only=False, fields=b"", tail=b""))
-        self._ended = True
-        self._conn.flush(self)
+        self.ended = True
+        self._conn.resume(self)
 
     def abort(self) -> None:
         self._reset = True
-        self._buffer.clear()
+        self.buffer.clear()
         self._conn.reset(self)
         self.wake()
 
     def reset_by_peer(self) -> None:
         self._reset = True
-        self._buffer.clear()
+        self.buffer.clear()
         self.wake()
         if self.task is not None and not self.task.done():
             self.task.cancel()
 
 
+class _Incoming:
+    """A request's header fields as nghttp2 decodes them, until its HEADERS frame ends."""
+
+    __slots__ = ("fields", "size")
+
+    def __init__(self) -> None:
+        self.fields: Fields = []
+        self.size = 0
+
+
 class H2Connection(asyncio.Protocol):
-    """One HTTP/2 client connection over TLS."""
+    """One HTTP/2 client connection over TLS: one nghttp2 server session."""
 
     def __init__(
         self,
@@ -183,34 +212,18 @@ class H2Connection(asyncio.Protocol):
         self._handler = handler
         self._on_done = on_done
         self._connections = connections
-        config = h2.config.H2Configuration(
-            client_side=False,
-            header_encoding=None,
-            # What the edge sends is built here from a head writer.py made (names lower-
-            # cased, the connection's fields dropped): checking it again costs a third of
-            # a HIT. What clients send is checked (RFC 9113 §8.2.1).
-            validate_outbound_headers=False,
-            normalize_outbound_headers=False,
-        )
-        self._h2 = h2.connection.H2Connection(config=config)
-        self._h2.local_settings = h2.settings.Settings(
-            client=False,
-            initial_values={
-                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: MAX_STREAMS,
-                h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: MAX_HEADER_LIST,
-                h2.settings.SettingCodes.ENABLE_PUSH: 0,
-            },
-        )
-        # Settings given as initial values are never "acknowledged" changes: the header
-        # list bound is given to the decoder here (RFC 9113 §6.5.2; h2 answers beyond it
-        # with GOAWAY).
-        self._h2.decoder.max_header_list_size = MAX_HEADER_LIST
+        self._handle = ffi.new_handle(self)  # the callbacks' user_data
+        session = ffi.new("nghttp2_session **")
+        if lib.nghttp2_session_server_new(session, _CALLBACKS, self._handle) != 0:
+            raise MemoryError("nghttp2_session_server_new")
+        self._session: Any = ffi.gc(session[0], lib.nghttp2_session_del)
+        self._out = ffi.new("const char **")
         self._streams: dict[int, Stream] = {}
+        self._incoming: dict[int, _Incoming] = {}  # HEADERS being received
         self._bodies: dict[int, list[bytes]] = {}
         self._body_sizes: dict[int, int] = {}
         self._body_total = 0  # request body bytes held, all streams together
         self._pending: dict[int, http.Request] = {}  # headers received, body arriving
-        self._waiting: dict[int, Stream] = {}  # data buffered, window closed
         self.transport: asyncio.Transport | None = None
         self.peer = ""
         self.client = ""
@@ -236,11 +249,8 @@ class H2Connection(asyncio.Protocol):
     def close(self) -> None:
         if self.closed or self.transport is None:
             return
-        try:
-            self._h2.close_connection()
-            self.transport.write(self._h2.data_to_send())
-        except h2.exceptions.ProtocolError:
-            pass
+        lib.nghttp2_session_terminate_session(self._session, NO_ERROR)  # GOAWAY
+        self._send()
         self.closed = True
         self.transport.close()
 
@@ -254,7 +264,7 @@ class H2Connection(asyncio.Protocol):
             return
         peer = transport.get_extra_info("peername")
         self.peer = self.client = peer[0] if isinstance(peer, tuple) else ""
-        self._h2.initiate_connection()
+        lib.nghttp2_submit_settings(self._session, 0, _SETTINGS, len(_SETTINGS))
         self._send()
         self._timer = self._loop.call_later(IDLE_TIMEOUT, self._on_tick)
 
@@ -266,12 +276,16 @@ class H2Connection(asyncio.Protocol):
             self._timer.cancel()
         for stream in list(self._streams.values()):
             stream.reset_by_peer()
+        self._streams.clear()
+        self._session = None  # nghttp2_session_del; no callback comes after
+        self._handle = None
 
     def pause_writing(self) -> None:
         self.paused = True
 
     def resume_writing(self) -> None:
         self.paused = False
+        self._send()
         for stream in list(self._streams.values()):
             stream.wake()
 
@@ -283,61 +297,68 @@ class H2Connection(asyncio.Protocol):
         self._timer = self._loop.call_later(IDLE_TIMEOUT, self._on_tick)
 
     def data_received(self, data: bytes) -> None:
+        if self._session is None or self.closed:
+            return
         self._received += 1
         self._receiving = True
         try:
-            self._events(data)
+            done = lib.nghttp2_session_mem_recv(self._session, data, len(data))
         finally:
             self._receiving = False
         self._send()
+        if done < 0:  # a fatal error: nghttp2 has queued its GOAWAY where it could
+            self._fail(done)
 
-    def _events(self, data: bytes) -> None:
-        try:
-            events = self._h2.receive_data(data)
-        except h2.exceptions.ProtocolError:
-            self._receiving = False
-            self._send()
-            self.closed = True
-            if self.transport is not None:
-                self.transport.close()
+    def _fail(self, code: int) -> None:
+        log.debug("HTTP/2 connection failed: %s", ffi.string(lib.nghttp2_strerror(code)))
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+    # -- requests (called back from inside mem_recv) ----------------------------------
+
+    def on_begin_headers(self, sid: int) -> None:
+        if sid not in self._pending and sid not in self._streams:
+            self._incoming[sid] = _Incoming()
+
+    def on_header(self, sid: int, name: bytes, value: bytes) -> None:
+        incoming = self._incoming.get(sid)
+        if incoming is None:
+            return  # trailers: their fields are not used
+        incoming.size += len(name) + len(value) + _FIELD_OVERHEAD
+        if incoming.size <= MAX_HEADER_LIST or name[:1] == b":":
+            incoming.fields.append((name, value))
+
+    def on_headers_end(self, sid: int, end_stream: bool) -> None:
+        incoming = self._incoming.pop(sid, None)
+        if incoming is None:
+            if end_stream:
+                self._complete(sid)  # trailers end the body
             return
-        for event in events:
-            if isinstance(event, h2.events.RequestReceived):
-                self._request(event)
-            elif isinstance(event, h2.events.DataReceived):
-                self._data(event)
-            elif isinstance(event, h2.events.StreamEnded):
-                request = self._pending.pop(event.stream_id, None)
-                if request is not None:
-                    parts = self._bodies.pop(event.stream_id, [])
-                    self._body_total -= self._body_sizes.pop(event.stream_id, 0)
-                    request.body = b"".join(parts)
-                    self._dispatch(event.stream_id, request)
-            elif isinstance(event, h2.events.WindowUpdated):
-                self._window_opened(event.stream_id)
-            elif isinstance(event, h2.events.RemoteSettingsChanged):
-                self._window_opened(0)
-            elif isinstance(event, h2.events.StreamReset):
-                self._forget(event.stream_id)
-            elif isinstance(event, h2.events.ConnectionTerminated):
-                self._receiving = False
-                self._send()
-                self.closed = True
-                if self.transport is not None:
-                    self.transport.close()
-                return
+        request = self._request(incoming.fields)
+        if incoming.size > MAX_HEADER_LIST:
+            self._refuse(sid, request, 431)
+        elif request.method == "CONNECT":
+            self._refuse(sid, request, 501)
+        elif (
+            not request.target
+            or http.target_problem(request.target)
+            or http.HOST.fullmatch(request.hmap.get("host", "").strip(" \t")) is None
+        ):
+            self._refuse(sid, request, 400)
+        elif end_stream:
+            self._dispatch(sid, request)
+        else:
+            self._pending[sid] = request
+            self._bodies[sid] = []
+            self._body_sizes[sid] = 0
 
-    # -- requests ---------------------------------------------------------------------
-
-    def _request(self, event: h2.events.RequestReceived) -> None:
-        sid = event.stream_id
+    def _request(self, fields: Fields) -> http.Request:
         pseudo: dict[bytes, bytes] = {}
         headers: list[tuple[str, str]] = []
         hmap: dict[str, str] = {}
-        for raw_name, raw_value in event.headers or ():
-            name = bytes(raw_name)
-            value = bytes(raw_value)
-            if name.startswith(b":"):
+        for name, value in fields:
+            if name[:1] == b":":
                 pseudo[name] = value
                 continue
             lname = name.decode("latin-1")
@@ -354,28 +375,12 @@ class H2Connection(asyncio.Protocol):
             host = authority.decode("latin-1")
             hmap["host"] = host
             headers.append(("host", host))
-        request = http.Request(method, target, headers, hmap, "2", True, b"", "https")
-        if (
-            method == "CONNECT"
-            or not target
-            or http.target_problem(target)
-            or http.HOST.fullmatch(hmap.get("host", "").strip(" \t")) is None
-        ):
-            self._refuse(sid, request, 501 if method == "CONNECT" else 400)
-            return
-        if event.stream_ended is not None:
-            self._dispatch(sid, request)
-        else:
-            self._pending[sid] = request
-            self._bodies[sid] = []
-            self._body_sizes[sid] = 0
+        return http.Request(method, target, headers, hmap, "2", True, b"", "https")
 
-    def _data(self, event: h2.events.DataReceived) -> None:
-        sid = event.stream_id
-        self._h2.acknowledge_received_data(event.flow_controlled_length, sid)
+    def on_data(self, sid: int, data: bytes) -> None:
         if sid not in self._pending:
             return
-        received = len(event.data or b"")
+        received = len(data)
         size = self._body_sizes[sid] + received
         # One request body, or all of a connection's together, as large as one HTTP/1.1
         # request's may be: 413 for the stream that would go beyond.
@@ -387,7 +392,27 @@ class H2Connection(asyncio.Protocol):
             return
         self._body_sizes[sid] = size
         self._body_total += received
-        self._bodies[sid].append(bytes(event.data or b""))
+        self._bodies[sid].append(data)
+
+    def on_data_end(self, sid: int) -> None:
+        self._complete(sid)
+
+    def _complete(self, sid: int) -> None:
+        request = self._pending.pop(sid, None)
+        if request is not None:
+            parts = self._bodies.pop(sid, [])
+            self._body_total -= self._body_sizes.pop(sid, 0)
+            request.body = b"".join(parts)
+            self._dispatch(sid, request)
+
+    def on_stream_close(self, sid: int) -> None:
+        self._incoming.pop(sid, None)
+        self._pending.pop(sid, None)
+        self._bodies.pop(sid, None)
+        self._body_total -= self._body_sizes.pop(sid, 0)
+        stream = self._streams.pop(sid, None)
+        if stream is not None and not stream.complete:
+            stream.reset_by_peer()
 
     def _refuse(self, sid: int, request: http.Request, status: int) -> None:
         stream = self._streams[sid] = Stream(self, sid)
@@ -416,16 +441,13 @@ class H2Connection(asyncio.Protocol):
         except (ConnectionError, asyncio.CancelledError):
             stream.abort()
             self._report(stream)
-            self._send()
             return
         except Exception as exc:
             log.error("edge handler failed", exc_info=exc)
             stream.abort()
             self._report(stream)
-            self._send()
             return
         self._done(stream)
-        self._send()
 
     def _done(self, stream: Stream) -> None:
         stream.finish()
@@ -438,66 +460,206 @@ class H2Connection(asyncio.Protocol):
 
     # -- responses --------------------------------------------------------------------
 
-    def send_headers(self, stream: Stream, headers: list[tuple[bytes, bytes]]) -> None:
-        try:
-            self._h2.send_headers(stream.stream_id, headers)
-        except (h2.exceptions.ProtocolError, h2.exceptions.StreamClosedError):
-            stream.reset_by_peer()
-
-    def flush(self, stream: Stream) -> None:
-        """Send what `stream`'s window (and the connection's) allows; then END_STREAM."""
-        if self.closed:
+    def send_response(self, stream: Stream, fields: Fields) -> None:
+        """The final HEADERS; DATA follows as `read` takes it from the stream's buffer."""
+        if self._session is None:
             return
-        h2c = self._h2
-        sid = stream.stream_id
-        buffer = stream._buffer
-        try:
-            while buffer:
-                window = min(h2c.local_flow_control_window(sid), h2c.max_outbound_frame_size)
-                if window <= 0:
-                    self._waiting[sid] = stream
-                    break
-                piece = bytes(buffer[:window])
-                del buffer[:window]
-                h2c.send_data(sid, piece)
-            if not buffer:
-                self._waiting.pop(sid, None)
-                if stream._ended:
-                    h2c.end_stream(sid)
-                    self._streams.pop(sid, None)
-        except (h2.exceptions.ProtocolError, h2.exceptions.StreamClosedError, KeyError):
-            self._forget(sid)
-        self._send()
-        if len(buffer) <= STREAM_BUFFER:
+        nva, keep = _nva(fields)
+        if lib.nghttp2_submit_response(self._session, stream.stream_id, nva, len(fields), _BODY):
+            stream.reset_by_peer()  # the stream is gone (reset, or closed by the client)
+        del keep
+
+    def send_interim(self, stream: Stream, fields: Fields) -> None:
+        if self._session is None:
+            return
+        nva, keep = _nva(fields)
+        lib.nghttp2_submit_headers(
+            self._session, 0, stream.stream_id, ffi.NULL, nva, len(fields), ffi.NULL
+        )
+        del keep
+        self._send()  # sent now: nothing else is written until the final head
+
+    def read(self, sid: int, buf: Any, length: int, flags: Any) -> int:
+        """nghttp2 asks for up to `length` bytes of `sid`'s body, as its windows allow."""
+        stream = self._streams.get(sid)
+        if stream is None:
+            flags[0] |= DATA_FLAG_EOF
+            return 0
+        data = stream.buffer
+        size = min(length, len(data))
+        if size:
+            ffi.memmove(buf, data, size)
+            del data[:size]
+        if not data:
+            if stream.ended:
+                flags[0] |= DATA_FLAG_EOF
+                stream.complete = True
+                self._streams.pop(sid, None)
+            elif not size:
+                stream.deferred = True
+                return ERR_DEFERRED
+        if len(data) <= STREAM_BUFFER:
             stream.wake()
+        return size
+
+    def resume(self, stream: Stream) -> None:
+        """`stream` has more to send (body bytes, or its end)."""
+        if self._session is None:
+            return
+        if stream.deferred:
+            stream.deferred = False
+            lib.nghttp2_session_resume_data(self._session, stream.stream_id)
+        self._send()
 
     def reset(self, stream: Stream) -> None:
         sid = stream.stream_id
         self._streams.pop(sid, None)
-        self._waiting.pop(sid, None)
-        if not self.closed:
-            with contextlib.suppress(h2.exceptions.ProtocolError, h2.exceptions.StreamClosedError):
-                self._h2.reset_stream(sid, h2.errors.ErrorCodes.INTERNAL_ERROR)
+        if not self.closed and self._session is not None:
+            lib.nghttp2_submit_rst_stream(self._session, 0, sid, INTERNAL_ERROR)
             self._send()
 
-    def _window_opened(self, sid: int) -> None:
-        streams = list(self._waiting.values()) if sid == 0 else [self._waiting.get(sid)]
-        for stream in streams:
-            if stream is not None:
-                self.flush(stream)
-
-    def _forget(self, sid: int) -> None:
-        self._pending.pop(sid, None)
-        self._bodies.pop(sid, None)
-        self._body_total -= self._body_sizes.pop(sid, 0)
-        self._waiting.pop(sid, None)
-        stream = self._streams.pop(sid, None)
-        if stream is not None:
-            stream.reset_by_peer()
-
     def _send(self) -> None:
-        if self._receiving:
-            return  # data_received sends it all at its end
-        data = self._h2.data_to_send()
-        if data and self.transport is not None and not self.closed:
-            self.transport.write(data)
+        # Inside data_received, it is all sent at its end; while the transport holds more
+        # than its high-water mark, nghttp2 keeps the frames (the client reads slowly).
+        if self._receiving or self.paused or self._session is None:
+            return
+        chunks = []
+        while (size := lib.nghttp2_session_mem_send(self._session, self._out)) > 0:
+            chunks.append(ffi.buffer(self._out[0], size)[:])
+        if chunks and self.transport is not None and not self.closed:
+            self.transport.write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        if size < 0:
+            self._fail(size)
+        elif not (
+            lib.nghttp2_session_want_read(self._session)
+            or lib.nghttp2_session_want_write(self._session)
+        ):
+            # GOAWAY both ways, or a connection error nghttp2 has answered: the end.
+            self.closed = True
+            if self.transport is not None:
+                self.transport.close()
+
+
+# -- what every session shares -----------------------------------------------------------
+
+_NV_SIZE = ffi.sizeof("nghttp2_nv")
+_NV = struct.Struct("@PPNNB" + "x" * (_NV_SIZE - struct.calcsize("@PPNNB")))
+
+
+def _nva(fields: Fields) -> tuple[Any, tuple[Any, ...]]:
+    """An nghttp2_nv array for `fields`, packed in one go; nghttp2 copies what it points
+    at while submitting, so `keep` needs to live only until then."""
+    blob = b"".join([part for field in fields for part in field])
+    base_ref = ffi.from_buffer(blob)
+    base = int(ffi.cast("uintptr_t", base_ref))
+    packed = bytearray(_NV_SIZE * len(fields))
+    offset = 0
+    for index, (name, value) in enumerate(fields):
+        _NV.pack_into(
+            packed,
+            index * _NV_SIZE,
+            base + offset,
+            base + offset + len(name),
+            len(name),
+            len(value),
+            0,
+        )
+        offset += len(name) + len(value)
+    nva = ffi.from_buffer("nghttp2_nv[]", packed)
+    return nva, (blob, base_ref, packed)
+
+
+def _connection(user_data: Any) -> H2Connection:
+    conn: H2Connection = ffi.from_handle(user_data)
+    return conn
+
+
+def _failed(exception: type[BaseException], value: BaseException, tb: Any) -> None:
+    log.error("HTTP/2 callback failed", exc_info=(exception, value, tb))
+
+
+def _on_begin_headers(session: Any, frame: Any, user_data: Any) -> int:
+    if frame.hd.type == FRAME_HEADERS:
+        _connection(user_data).on_begin_headers(frame.hd.stream_id)
+    return 0
+
+
+def _on_header(
+    session: Any,
+    frame: Any,
+    name: Any,
+    namelen: int,
+    value: Any,
+    valuelen: int,
+    flags: int,
+    user_data: Any,
+) -> int:
+    _connection(user_data).on_header(
+        frame.hd.stream_id, ffi.unpack(name, namelen), ffi.unpack(value, valuelen)
+    )
+    return 0
+
+
+def _on_frame_recv(session: Any, frame: Any, user_data: Any) -> int:
+    hd = frame.hd
+    if hd.type == FRAME_HEADERS:
+        _connection(user_data).on_headers_end(hd.stream_id, bool(hd.flags & FLAG_END_STREAM))
+    elif hd.type == FRAME_DATA and hd.flags & FLAG_END_STREAM:
+        _connection(user_data).on_data_end(hd.stream_id)
+    return 0
+
+
+def _on_data_chunk(
+    session: Any, flags: int, sid: int, data: Any, length: int, user_data: Any
+) -> int:
+    _connection(user_data).on_data(sid, ffi.unpack(data, length))
+    return 0
+
+
+def _on_stream_close(session: Any, sid: int, error_code: int, user_data: Any) -> int:
+    _connection(user_data).on_stream_close(sid)
+    return 0
+
+
+def _read(
+    session: Any, sid: int, buf: Any, length: int, flags: Any, source: Any, user_data: Any
+) -> int:
+    return _connection(user_data).read(sid, buf, length, flags)
+
+
+def _c(ctype: str, function: Callable[..., int]) -> Any:
+    """A C function pointer calling `function`; an exception in it fails the connection."""
+    return ffi.callback(ctype, function, error=ERR_CALLBACK_FAILURE, onerror=_failed)
+
+
+_C_BEGIN_HEADERS = _c("nghttp2_on_begin_headers_callback", _on_begin_headers)
+_C_HEADER = _c("nghttp2_on_header_callback", _on_header)
+_C_FRAME_RECV = _c("nghttp2_on_frame_recv_callback", _on_frame_recv)
+_C_DATA_CHUNK = _c("nghttp2_on_data_chunk_recv_callback", _on_data_chunk)
+_C_STREAM_CLOSE = _c("nghttp2_on_stream_close_callback", _on_stream_close)
+_C_READ = _c("nghttp2_data_source_read_callback", _read)
+
+
+def _callbacks() -> Any:
+    holder = ffi.new("nghttp2_session_callbacks **")
+    if lib is None or lib.nghttp2_session_callbacks_new(holder) != 0:
+        return None
+    callbacks = holder[0]  # shared by every session (each copies it), never freed
+    lib.nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, _C_BEGIN_HEADERS)
+    lib.nghttp2_session_callbacks_set_on_header_callback(callbacks, _C_HEADER)
+    lib.nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, _C_FRAME_RECV)
+    lib.nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, _C_DATA_CHUNK)
+    lib.nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, _C_STREAM_CLOSE)
+    return callbacks
+
+
+_CALLBACKS = _callbacks()
+_BODY = ffi.new("nghttp2_data_provider *", {"read_callback": _C_READ})
+_SETTINGS = ffi.new(
+    "nghttp2_settings_entry[]",
+    [
+        (SETTINGS_MAX_CONCURRENT_STREAMS, MAX_STREAMS),
+        (SETTINGS_MAX_HEADER_LIST_SIZE, MAX_HEADER_LIST),
+        (SETTINGS_ENABLE_PUSH, 0),
+    ],
+)

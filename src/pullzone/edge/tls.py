@@ -31,14 +31,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pullzone.certs.model import Certificate
+from pullzone.edge import nghttp2
 from pullzone.edge.state import EdgeState
 
 log = logging.getLogger(__name__)
 
 HANDSHAKE_TIMEOUT = 10  # seconds from the TCP connection to the end of the handshake
 MAX_HANDSHAKES = 256  # connections still in their handshake, per worker
-ALPN_H2 = ("h2", "http/1.1")
 ALPN_HTTP1 = ("http/1.1",)
+# HTTP/2 is libnghttp2's (edge/nghttp2.py): without the library, only HTTP/1.1 is offered.
+ALPN_H2 = ("h2", "http/1.1") if nghttp2.available else ALPN_HTTP1
 
 
 def _server_context(alpn: tuple[str, ...]) -> ssl.SSLContext:

@@ -257,6 +257,10 @@ def _bind(host: str, port: int) -> list[socket.socket]:
 def http_protocols(handler: Handler, on_done: Done, connections: Connections) -> Factory:
     """HTTP/2 where ALPN chose it, else HTTP/1.1 (edge/http.py, edge/h2.py)."""
     from pullzone.edge.h2 import H2Connection
+    from pullzone.edge.nghttp2 import SONAME, available
+
+    if not available:
+        log.warning("%s not found: HTTPS offers HTTP/1.1 only, never HTTP/2", SONAME)
 
     def protocol(alpn: str | None) -> asyncio.Protocol:
         if alpn == "h2":
