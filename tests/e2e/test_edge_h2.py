@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import random
 import re
 import socket
 import subprocess
@@ -358,3 +360,67 @@ def test_a_rapid_reset_flood_ends_that_connection_and_not_the_edge(
         assert (fresh.status(sid), fresh.body(sid)) == (200, b"fine")
     finally:
         fresh.sock.close()
+
+
+def _client_bytes(host: str, path: str) -> bytes:
+    """What a busy HTTP/2 client sends: the preface, SETTINGS, requests with and without
+    bodies, trailers, WINDOW_UPDATE, PING, PRIORITY, a reset."""
+    conn = h2.connection.H2Connection()
+    conn.initiate_connection()
+    head = [(":scheme", "https"), (":authority", host)]
+    for n in range(1, 12, 2):
+        method = "POST" if n % 3 == 0 else "GET"
+        conn.send_headers(n, [(":method", method), *head, (":path", f"{path}?{n}")])
+        if method == "POST":
+            conn.send_data(n, b"x" * 300)
+            conn.send_headers(n, [("x-trailer", "t")], end_stream=True)
+        else:
+            conn.end_stream(n)
+        conn.prioritize(n, weight=n * 10)
+    conn.increment_flow_control_window(65535)
+    conn.ping(b"12345678")
+    conn.reset_stream(11)
+    return conn.data_to_send()
+
+
+def test_mangled_http2_never_takes_a_worker_down(
+    tls_server: Server, origin: Origin, tls: Tls, zone: dict[str, Any], path: str
+) -> None:
+    """The HTTP/2 engine is C (libnghttp2) behind a binding of ours: 300 connections
+    each send a busy client's bytes with a few bytes flipped, inserted or cut (seeded),
+    then hang up. No worker dies, no callback fails, and HTTP/2 is served after."""
+    origin.route(path, Reply(headers=CACHEABLE, body=b"fine"))
+    workers = set(tls_server.worker_pids())
+    clean = _client_bytes(zone["fqdn"], path)
+    preface = 24  # the client preface itself is left whole (RFC 9113 §3.4)
+    rng = random.Random(9113)
+    context = tls.context()
+    context.set_alpn_protocols(["h2"])
+    for _ in range(300):
+        data = bytearray(clean)
+        for _ in range(rng.randint(1, 4)):
+            at = rng.randrange(preface, len(data))
+            match rng.randrange(3):
+                case 0:
+                    data[at] ^= 1 << rng.randrange(8)
+                case 1:
+                    data[at:at] = rng.randbytes(rng.randint(1, 9))
+                case _:
+                    del data[at : at + rng.randint(1, 9)]
+        raw = socket.create_connection(("127.0.0.1", tls_server.tls_port), timeout=10)
+        # OSError: the edge may have closed it already.
+        with (
+            context.wrap_socket(raw, server_hostname=zone["fqdn"]) as sock,
+            contextlib.suppress(OSError),
+        ):
+            sock.sendall(bytes(data))
+    fresh = RawH2(tls_server, tls, zone["fqdn"], window=65535)
+    try:
+        sid = fresh.get(path)
+        fresh.until(lambda: fresh.ended(sid))
+        assert (fresh.status(sid), fresh.body(sid)) == (200, b"fine")
+    finally:
+        fresh.sock.close()
+    assert set(tls_server.worker_pids()) == workers
+    assert "callback failed" not in tls_server.output()
+    assert "Traceback" not in tls_server.output()

@@ -125,12 +125,12 @@ class Stream:
         # RFC 9113 §8.1: a HEADERS frame of its own, without END_STREAM, before the final one.
         if self.closed or self.ended or self._headers_sent or self._head:
             return
-        fields = [(b":status", b"%d" % status)]
+        parts = [b":status", b"%d" % status]
         for name, value in interim_fields(headers):
             lname = name.lower().encode("latin-1")
             if lname not in _CONNECTION_FIELDS:
-                fields.append((lname, value.encode("latin-1")))
-        self._conn.send_interim(self, fields)
+                parts += (lname, value.encode("latin-1"))
+        self._conn.send_interim(self, parts)
 
     async def drain(self) -> None:
         while True:
@@ -145,20 +145,17 @@ class Stream:
     # -- the connection's side --------------------------------------------------------
 
     def _send_head(self, head: bytes) -> None:
-        lines = head.split(b"\r\n")
+        lines = head.split(b"\r\n")  # the status line, the fields, then two empty ones
         status = lines[0][9:12]
         self._status = int(status)
-        headers: Fields = [(b":status", status)]
-        for line in lines[1:]:
-            if not line:
-                continue
+        parts = [b":status", status]
+        for line in lines[1:-2]:
             name, _, value = line.partition(b":")
             lname = name.strip().lower()
-            if lname in _CONNECTION_FIELDS:
-                continue
-            headers.append((lname, value.strip()))
+            if lname not in _CONNECTION_FIELDS:
+                parts += (lname, value.strip())
         self._headers_sent = True
-        self._conn.send_response(self, headers)
+        self._conn.send_response(self, parts)
 
     def wake(self) -> None:
         if self._writable is not None and not self._writable.done():
@@ -460,21 +457,22 @@ class H2Connection(asyncio.Protocol):
 
     # -- responses --------------------------------------------------------------------
 
-    def send_response(self, stream: Stream, fields: Fields) -> None:
+    def send_response(self, stream: Stream, parts: list[bytes]) -> None:
         """The final HEADERS; DATA follows as `read` takes it from the stream's buffer."""
         if self._session is None:
             return
-        nva, keep = _nva(fields)
-        if lib.nghttp2_submit_response(self._session, stream.stream_id, nva, len(fields), _BODY):
+        nva, keep = _nva(parts)
+        count = len(parts) // 2
+        if lib.nghttp2_submit_response(self._session, stream.stream_id, nva, count, _BODY):
             stream.reset_by_peer()  # the stream is gone (reset, or closed by the client)
         del keep
 
-    def send_interim(self, stream: Stream, fields: Fields) -> None:
+    def send_interim(self, stream: Stream, parts: list[bytes]) -> None:
         if self._session is None:
             return
-        nva, keep = _nva(fields)
+        nva, keep = _nva(parts)
         lib.nghttp2_submit_headers(
-            self._session, 0, stream.stream_id, ffi.NULL, nva, len(fields), ffi.NULL
+            self._session, 0, stream.stream_id, ffi.NULL, nva, len(parts) // 2, ffi.NULL
         )
         del keep
         self._send()  # sent now: nothing else is written until the final head
@@ -543,30 +541,29 @@ class H2Connection(asyncio.Protocol):
 # -- what every session shares -----------------------------------------------------------
 
 _NV_SIZE = ffi.sizeof("nghttp2_nv")
-_NV = struct.Struct("@PPNNB" + "x" * (_NV_SIZE - struct.calcsize("@PPNNB")))
+_NV_PAD = "x" * (_NV_SIZE - struct.calcsize("@PPNNB"))
+_NV_ARRAYS: dict[int, struct.Struct] = {}  # by field count: the whole array's layout
 
 
-def _nva(fields: Fields) -> tuple[Any, tuple[Any, ...]]:
-    """An nghttp2_nv array for `fields`, packed in one go; nghttp2 copies what it points
-    at while submitting, so `keep` needs to live only until then."""
-    blob = b"".join([part for field in fields for part in field])
-    base_ref = ffi.from_buffer(blob)
-    base = int(ffi.cast("uintptr_t", base_ref))
-    packed = bytearray(_NV_SIZE * len(fields))
-    offset = 0
-    for index, (name, value) in enumerate(fields):
-        _NV.pack_into(
-            packed,
-            index * _NV_SIZE,
-            base + offset,
-            base + offset + len(name),
-            len(name),
-            len(value),
-            0,
-        )
-        offset += len(name) + len(value)
-    nva = ffi.from_buffer("nghttp2_nv[]", packed)
-    return nva, (blob, base_ref, packed)
+def _nva(parts: list[bytes]) -> tuple[Any, tuple[Any, ...]]:
+    """An nghttp2_nv array for `parts` (name, value, name, value, ...), packed in one
+    struct.pack; nghttp2 copies what it points at while submitting, so `keep` needs to
+    live only until then."""
+    blob = b"".join(parts)
+    blob_ref = ffi.from_buffer(blob)
+    at = int(ffi.cast("uintptr_t", blob_ref))
+    args: list[int] = []
+    for index in range(0, len(parts), 2):
+        name_len = len(parts[index])
+        value_len = len(parts[index + 1])
+        args += (at, at + name_len, name_len, value_len, 0)
+        at += name_len + value_len
+    count = len(parts) // 2
+    layout = _NV_ARRAYS.get(count)
+    if layout is None:
+        layout = _NV_ARRAYS[count] = struct.Struct("@" + ("PPNNB" + _NV_PAD) * count)
+    packed = layout.pack(*args)
+    return ffi.from_buffer("nghttp2_nv[]", packed), (blob, blob_ref, packed)
 
 
 def _connection(user_data: Any) -> H2Connection:
