@@ -464,7 +464,8 @@ class H2Connection(asyncio.Protocol):
         nva, keep = _nva(parts)
         count = len(parts) // 2
         if lib.nghttp2_submit_response(self._session, stream.stream_id, nva, count, _BODY):
-            stream.reset_by_peer()  # the stream is gone (reset, or closed by the client)
+            self._streams.pop(stream.stream_id, None)  # gone: reset, or closed by the client
+            stream.reset_by_peer()
         del keep
 
     def send_interim(self, stream: Stream, parts: list[bytes]) -> None:
