@@ -319,6 +319,16 @@ def test_a_request_breaking_the_field_rules_is_reset_and_the_connection_goes_on(
         client.sock.close()
 
 
+def assert_served_on_a_new_connection(server: Server, tls: Tls, host: str, path: str) -> None:
+    fresh = RawH2(server, tls, host, window=65535)
+    try:
+        sid = fresh.get(path)
+        fresh.until(lambda: fresh.ended(sid))
+        assert (fresh.status(sid), fresh.body(sid)) == (200, b"fine")
+    finally:
+        fresh.sock.close()
+
+
 def test_a_rapid_reset_flood_ends_that_connection_and_not_the_edge(
     tls_server: Server, origin: Origin, tls: Tls, zone: dict[str, Any], path: str
 ) -> None:
@@ -353,13 +363,7 @@ def test_a_rapid_reset_flood_ends_that_connection_and_not_the_edge(
     finally:
         client.sock.close()
     assert ended
-    fresh = RawH2(tls_server, tls, zone["fqdn"], window=65535)
-    try:
-        sid = fresh.get(path)
-        fresh.until(lambda: fresh.ended(sid))
-        assert (fresh.status(sid), fresh.body(sid)) == (200, b"fine")
-    finally:
-        fresh.sock.close()
+    assert_served_on_a_new_connection(tls_server, tls, zone["fqdn"], path)
 
 
 def _client_bytes(host: str, path: str) -> bytes:
@@ -414,13 +418,7 @@ def test_mangled_http2_never_takes_a_worker_down(
             contextlib.suppress(OSError),
         ):
             sock.sendall(bytes(data))
-    fresh = RawH2(tls_server, tls, zone["fqdn"], window=65535)
-    try:
-        sid = fresh.get(path)
-        fresh.until(lambda: fresh.ended(sid))
-        assert (fresh.status(sid), fresh.body(sid)) == (200, b"fine")
-    finally:
-        fresh.sock.close()
+    assert_served_on_a_new_connection(tls_server, tls, zone["fqdn"], path)
     assert set(tls_server.worker_pids()) == workers
     assert "callback failed" not in tls_server.output()
     assert "Traceback" not in tls_server.output()
