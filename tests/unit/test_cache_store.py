@@ -3,6 +3,7 @@ files, no server)."""
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 from multiprocessing.queues import Queue
@@ -12,7 +13,16 @@ import pytest
 
 from pullzone.bus.events import PURGE, ZONE_DELETE, Event
 from pullzone.cache.applier import Applier
-from pullzone.cache.bodies import COMPLETE, FAILED, FILLING, BodyStore, FillReader, FillWriter
+from pullzone.cache.bodies import (
+    COMPLETE,
+    FAILED,
+    FILLING,
+    SPARE_FILES,
+    BodyStore,
+    FillReader,
+    FillWriter,
+    SpareFiles,
+)
 from pullzone.cache.index import CacheIndex, StoredObject, create_schema
 from pullzone.cache.key import cache_key, key_hash
 from pullzone.cache.stored import ResponseHead
@@ -222,9 +232,12 @@ def test_an_entry_stored_before_the_clock_went_back_is_not_fresh(
     assert not entry.is_fresh({}, now - 86400)
 
 
-def _claim_repeatedly(root: str, rounds: int, out: Queue[tuple[int, int, str]]) -> None:
+def _claim_repeatedly(
+    root: str, rounds: int, out: Queue[tuple[int, int, str]], unnamed: bool
+) -> None:
     """In a process of its own: claim, check the shared name is this leader's file, end."""
     store = BodyStore(Path(root))
+    store.spares = SpareFiles(str(store.tmp), unnamed=unnamed)
     led = foreign = 0
     error = ""
     try:
@@ -240,14 +253,18 @@ def _claim_repeatedly(root: str, rounds: int, out: Queue[tuple[int, int, str]]) 
     out.put((led, foreign, error))
 
 
-def test_processes_racing_for_one_fill_never_share_or_lose_its_name(tmp_path: Path) -> None:
+@pytest.mark.parametrize("unnamed", [True, False], ids=["made-ahead", "named-first"])
+def test_processes_racing_for_one_fill_never_share_or_lose_its_name(
+    tmp_path: Path, unnamed: bool
+) -> None:
     # Found by the purge consistency test: a claim created the part file, then locked it;
     # in between, a rival took it for abandoned and removed it, and a follower read the
     # rival's file as the leader's. Four processes contend for one object 2,000 times each.
     context = multiprocessing.get_context("fork")
     out: Queue[tuple[int, int, str]] = context.Queue()
     racers = [
-        context.Process(target=_claim_repeatedly, args=(str(tmp_path), 2000, out)) for _ in range(4)
+        context.Process(target=_claim_repeatedly, args=(str(tmp_path), 2000, out, unnamed))
+        for _ in range(4)
     ]
     for racer in racers:
         racer.start()
@@ -294,3 +311,68 @@ def test_fill_readers_are_seen_by_the_leader_until_they_close(tmp_path: Path) ->
         reader.close()
     assert not writer.has_readers()
     writer.end()
+
+
+def _spare_inodes(tmp: Path) -> set[int]:
+    """The inodes of this process's unnamed files in `tmp` (its spare files)."""
+    found = set()
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/self/fd/{fd}").startswith(f"{tmp}/#"):
+                found.add(os.stat(f"/proc/self/fd/{fd}").st_ino)
+    return found
+
+
+def test_a_claim_links_a_file_made_ahead_in_a_thread_and_leaves_no_name_behind(
+    tmp_path: Path,
+) -> None:
+    bodies = BodyStore(tmp_path / "cache")
+    first = FillWriter.claim(bodies, "a")  # the first claim makes its own, and the stock
+    assert first is not None
+    first.end(FAILED)
+    bodies.spares.join()
+    ready = bodies.spares.stocked()
+    assert ready >= SPARE_FILES - 1  # (that claim took one if the thread was quicker)
+    ahead = _spare_inodes(bodies.tmp)
+    assert len(ahead) == ready
+    writer = FillWriter.claim(bodies, "b")
+    assert writer is not None
+    # The leader's file is one made ahead, already locked, now under its shared name only.
+    assert os.fstat(writer.fd).st_ino in ahead
+    assert os.stat(bodies.part_path("b")).st_ino == os.fstat(writer.fd).st_ino
+    assert FillWriter.claim(bodies, "b") is None  # its lock was held before its name
+    assert sorted(p.name for p in bodies.tmp.iterdir()) == ["b.part"]
+    writer.end(FAILED)
+    assert list(bodies.tmp.iterdir()) == []  # spare files have no name to leave
+
+
+PARENT_STORE: list[BodyStore] = []
+
+
+def _claim_in_child(out: Queue[int]) -> None:
+    """In a forked child: a claim on the store the parent made, spare files and all."""
+    writer = FillWriter.claim(PARENT_STORE[0], "forked")
+    assert writer is not None
+    out.put(os.fstat(writer.fd).st_ino)
+    writer.end(FAILED)
+
+
+def test_a_forked_child_never_claims_with_its_parents_spare_files(tmp_path: Path) -> None:
+    bodies = BodyStore(tmp_path / "cache")
+    writer = FillWriter.claim(bodies, "a")
+    assert writer is not None
+    writer.end(FAILED)
+    bodies.spares.join()
+    ahead = _spare_inodes(bodies.tmp)
+    assert len(ahead) == bodies.spares.stocked() >= SPARE_FILES - 1
+    PARENT_STORE[:] = [bodies]
+    context = multiprocessing.get_context("fork")
+    out: Queue[int] = context.Queue()
+    child = context.Process(target=_claim_in_child, args=(out,))
+    child.start()
+    inode = out.get(timeout=30)
+    child.join(30)
+    assert child.exitcode == 0
+    # One open file description in both would be one flock for two leaders.
+    assert inode not in ahead
+    assert _spare_inodes(bodies.tmp) == ahead  # the parent's are still its own

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pullzone.cache.batch import MOST, InsertBatch
+from pullzone.cache.batch import MOST, IndexWrites
 from pullzone.cache.index import CacheIndex, Fill, StoredObject, create_schema
 from pullzone.cache.stored import ResponseHead
 from pullzone.sqlite import connect
@@ -46,7 +46,7 @@ async def test_the_fills_of_one_loop_turn_are_indexed_in_one_transaction(
     index: CacheIndex,
 ) -> None:
     made = commits(index)
-    batch = InsertBatch(index)
+    batch = IndexWrites(index)
     # Two rows for one key (no Vary): the second replaces the first, as one by one.
     futures = [batch.insert(Fill(stored(n), 1)) for n in range(10)]
     futures.append(batch.insert(Fill(stored(10, key="key-3"), 1)))
@@ -61,7 +61,7 @@ async def test_a_burst_is_written_in_transactions_of_at_most_most_rows(
     index: CacheIndex,
 ) -> None:
     made = commits(index)
-    batch = InsertBatch(index)
+    batch = IndexWrites(index)
     await asyncio.gather(*(batch.insert(Fill(stored(n), 1)) for n in range(MOST * 2 + 1)))
     assert len(made) == 3
     assert index.count() == MOST * 2 + 1
@@ -72,14 +72,14 @@ async def test_a_refused_batch_refuses_every_fill_in_it_and_stores_none(
 ) -> None:
     readonly = CacheIndex(connect(tmp_path / "cache.db"))
     readonly.conn.execute("PRAGMA query_only = ON")  # every write refused, as on a full disk
-    batch = InsertBatch(readonly)
+    batch = IndexWrites(readonly)
     futures = [batch.insert(Fill(stored(n), 1)) for n in range(3)]
     results = await asyncio.gather(*futures, return_exceptions=True)
     assert all(isinstance(r, sqlite3.OperationalError) for r in results), results
     assert all("readonly" in str(r) for r in results), results
     assert index.count() == 0
     # The next turn's fills are written as usual.
-    assert await InsertBatch(index).insert(Fill(stored(9), 1)) == []
+    assert await IndexWrites(index).insert(Fill(stored(9), 1)) == []
     assert index.count() == 1
 
 
@@ -95,7 +95,7 @@ async def test_a_fill_that_read_its_keys_rows_under_its_claim_replaces_among_tho
     reads: list[str] = []
     index.conn.set_trace_callback(lambda sql: reads.append(sql) if "SELECT *" in sql else None)
     [replaced] = await asyncio.gather(
-        InsertBatch(index).insert(Fill(stored(3, key="k"), 1, rows=rows))
+        IndexWrites(index).insert(Fill(stored(3, key="k"), 1, rows=rows))
     )
     assert [o.id for o in replaced] == [stored(1).id]
     assert reads == []
@@ -111,7 +111,7 @@ async def test_fills_from_one_pool_give_back_what_they_took_in_one_statement(
     index.conn.set_trace_callback(
         lambda sql: updates.append(sql) if "UPDATE fills" in sql else None
     )
-    batch = InsertBatch(index)
+    batch = IndexWrites(index)
     await asyncio.gather(
         *(batch.insert(Fill(stored(n), 1, pooled=("pool-1", 100))) for n in range(3))
     )
@@ -146,7 +146,7 @@ async def test_a_batch_waiting_for_the_write_lock_leaves_the_event_loop_running(
         other.execute("COMMIT")
 
     loop.call_later(0.05, release)
-    batch = InsertBatch(index)
+    batch = IndexWrites(index)
     try:
         future = batch.insert(Fill(stored(1), 1))
         assert await future == []

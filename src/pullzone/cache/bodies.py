@@ -8,6 +8,10 @@ same object, in any worker process, reads that file as it grows. Its layout:
     head (stored.ResponseHead as JSON)
     body
 
+The leader's file is made ahead, unnamed (`SpareFiles`), and the claim links it to
+`tmp/<key_hash>.part`; where the file system cannot make unnamed files, under a private
+name first.
+
 When the body is complete the leader hard-links the file to its final name
 `objects/<id[:2]>/<id>`, inserts the index row, and only then sets the state to COMPLETE:
 a row never names a partial file, whatever moment a process is killed (README, How the edge caches).
@@ -23,10 +27,12 @@ import ctypes
 import errno
 import fcntl
 import os
-import secrets
+import random
 import shutil
 import struct
+import weakref
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pullzone.cache.stored import ResponseHead
@@ -45,6 +51,19 @@ FAILED = 2  # the origin failed before the head; the error status says how
 PASS = 3  # the response is not storable: each waiting request fetches on its own
 REVALIDATED = 4  # the origin answered 304: the index row was refreshed, read it again
 
+SPARE_FILES = 32  # unnamed files each worker keeps made ahead for its next claims
+
+# Names of body files and budget rows: unique, never secret (nothing is guarded by them),
+# so drawn from a generator seeded once per process rather than from getrandom(2) per
+# name, which had 2 % of a worker's loop under S15 (bench/README.md, stop 34).
+_names = random.Random(os.urandom(32))
+os.register_at_fork(after_in_child=lambda: _names.seed(os.urandom(32)))
+
+
+def unique_hex(nbytes: int) -> str:
+    """`nbytes` random bytes in hex, as secrets.token_hex, for names that must not repeat."""
+    return f"{_names.getrandbits(nbytes * 8):0{nbytes * 2}x}"
+
 
 class BodyStore:
     def __init__(self, root: Path) -> None:
@@ -55,6 +74,7 @@ class BodyStore:
         self._tmp = str(self.tmp)
         self.objects.mkdir(parents=True, exist_ok=True)
         self.tmp.mkdir(parents=True, exist_ok=True)
+        self.spares = SpareFiles(self._tmp)
 
     def object_path(self, object_id: str) -> Path:
         return self.objects / object_id[:2] / object_id
@@ -73,7 +93,7 @@ class BodyStore:
 
     @staticmethod
     def new_id() -> str:
-        return secrets.token_hex(16)
+        return unique_hex(16)
 
     def remove(self, ids: Iterable[str]) -> None:
         for object_id in ids:
@@ -89,6 +109,103 @@ class BodyStore:
         for shard in self.objects.iterdir():
             for path in shard.iterdir():
                 yield path.name, path
+
+
+class SpareFiles:
+    """Unnamed files (open(2) O_TMPFILE in tmp/), each under its flock, made ahead in a
+    thread for the claims of one process: making the inode was a tenth of a worker's
+    loop under S15 (bench/README.md, stop 34; on ext4 a create scans past the inodes
+    freed in the last minutes, and eviction frees many), and a claim on the loop now
+    only links a spare file to its name. A spare file has no name: a crash leaves none.
+    A file system without unnamed files (or no /proc to link them by) gets None."""
+
+    def __init__(self, directory: str, stock: int = SPARE_FILES, *, unnamed: bool = True) -> None:
+        """`unnamed=False`: claims name their files privately first, as on a file
+        system without O_TMPFILE (found out by the first claim otherwise)."""
+        self._directory = directory
+        self._stock = stock
+        self._files: list[int] = []
+        self._dir_fd = -1
+        self._supported = unnamed and os.path.isdir("/proc/self/fd")
+        self._refilling = False
+        self._thread: ThreadPoolExecutor | None = None
+        self._pid = os.getpid()
+        weakref.finalize(self, _close_all, self._files)
+
+    def take(self) -> int | None:
+        """A locked unnamed file's descriptor (one made now when none is left), or None
+        when this file system cannot make them."""
+        if not self._supported:
+            return None
+        if self._pid != os.getpid():
+            self._forked()
+        if len(self._files) <= self._stock // 2 and not self._refilling:
+            if self._thread is None:
+                self._thread = ThreadPoolExecutor(1, thread_name_prefix="pullzone-spare-files")
+            self._refilling = True
+            with contextlib.suppress(RuntimeError):  # the process is stopping
+                self._thread.submit(self._refill)
+        try:
+            return self._files.pop()
+        except IndexError:
+            return self._make()
+
+    def give_back(self, fd: int) -> None:
+        self._files.append(fd)
+
+    def stocked(self) -> int:
+        """How many spare files are ready."""
+        return len(self._files)
+
+    def join(self) -> None:
+        """Wait for the refill under way, if any."""
+        if self._thread is not None:
+            self._thread.submit(lambda: None).result()
+
+    def _forked(self) -> None:
+        """In a child forked from the process that made them, the spare files are the
+        parent's too (one open file description, one flock): never used here. Nor is
+        the parent's thread, which the child does not have."""
+        self._pid = os.getpid()
+        _close_all(self._files)
+        self._thread, self._refilling = None, False
+
+    def link(self, fd: int, name: str) -> None:
+        """Give spare file `fd` the name `name` in the directory (FileExistsError if taken)."""
+        if self._dir_fd < 0:
+            self._dir_fd = os.open(self._directory, os.O_RDONLY | os.O_DIRECTORY)
+        # A directory descriptor makes os.link call linkat(2) with AT_SYMLINK_FOLLOW,
+        # which links the file /proc/self/fd/N stands for.
+        os.link(f"/proc/self/fd/{fd}", name, dst_dir_fd=self._dir_fd)
+
+    def _refill(self) -> None:
+        try:
+            while len(self._files) < self._stock:
+                fd = self._make()
+                if fd is None:
+                    return
+                self._files.append(fd)
+        except OSError:
+            pass  # out of descriptors or disk: the claims make theirs, and say so
+        finally:
+            self._refilling = False
+
+    def _make(self) -> int | None:
+        try:
+            fd = os.open(self._directory, os.O_RDWR | os.O_TMPFILE, 0o600)
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+                raise
+            self._supported = False
+            return None
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return fd
+
+
+def _close_all(fds: list[int]) -> None:
+    while fds:
+        with contextlib.suppress(OSError):
+            os.close(fds.pop())
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -119,18 +236,24 @@ class FillWriter:
     def claim(cls, store: BodyStore, key_hash: str) -> FillWriter | None:
         """Become the leader for this object, or None when a live leader exists.
 
-        The part file is created and locked under a private name, then linked to its
-        shared name (which fails if that exists): the shared name never shows an
-        unlocked file, which another process would take for an abandoned one and
-        remove, leaving two leaders (and a follower reading the wrong file)."""
+        The part file is created and locked first, unnamed or under a private name,
+        then linked to its shared name (which fails if that exists): the shared name
+        never shows an unlocked file, which another process would take for an abandoned
+        one and remove, leaving two leaders (and a follower reading the wrong file)."""
         path = store.part_file(key_hash)
-        private = f"{path}.{os.getpid()}.{secrets.token_hex(4)}"
-        fd = os.open(private, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
+        private = None
+        fd = store.spares.take()
+        if fd is None:  # no unnamed files here
+            private = f"{path}.{os.getpid()}.{unique_hex(4)}"
+            fd = os.open(private, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
             fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
             for _ in range(3):
                 try:
-                    os.link(private, path)
+                    if private is None:
+                        store.spares.link(fd, f"{key_hash}.part")
+                    else:
+                        os.link(private, path)
                 except FileExistsError:
                     if not _clear_if_abandoned(path):
                         break
@@ -140,9 +263,12 @@ class FillWriter:
                 return writer
             return None
         finally:
-            os.unlink(private)
-            if fd >= 0:
-                os.close(fd)
+            if private is not None:
+                os.unlink(private)
+                if fd >= 0:
+                    os.close(fd)
+            elif fd >= 0:
+                store.spares.give_back(fd)  # still unnamed and unwritten
 
     def write_head(self, head: ResponseHead, body: bytes = b"") -> None:
         """Write the head (and `body`, when all of it is at hand: one write); with the

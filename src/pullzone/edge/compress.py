@@ -19,11 +19,8 @@ and its head is built from the identity's current head each time it is loaded.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
-import os
-import secrets
 import sqlite3
 import time
 import zlib
@@ -31,11 +28,11 @@ from collections.abc import Awaitable, Callable
 
 import brotli
 
-from pullzone.cache.bodies import COMPLETE, FAILED, FillWriter
+from pullzone.cache.bodies import COMPLETE, FAILED, FillWriter, unique_hex
+from pullzone.cache.index import Fill
 from pullzone.cache.key import key_hash
 from pullzone.cache.stored import StoredObject
-from pullzone.edge.bounds import Limits
-from pullzone.edge.budget import hold
+from pullzone.edge.budget import Budget
 from pullzone.edge.deliver import Deliverer
 from pullzone.edge.encoding import (
     IDENTITY,
@@ -64,7 +61,7 @@ class Compressor:
         self,
         lookup: Lookup,
         deliver: Deliverer,
-        limits: Limits,
+        budget: Budget,
         stats: WorkerStats,
         touch: Callable[[str, float], None],
         lru_interval: float,
@@ -73,7 +70,7 @@ class Compressor:
         self.bodies = lookup.bodies
         self.state = lookup.state
         self.deliver = deliver
-        self.limits = limits
+        self.budget = budget
         self.stats = stats
         self.touch = touch  # records an access for LRU eviction
         self.lru_interval = lru_interval
@@ -199,7 +196,7 @@ class Compressor:
         if writer is None:
             return None
         fill_seq = self.state.applied
-        fill_id = secrets.token_hex(8)
+        fill_id = unique_hex(8)
         held = False
         state = FAILED
         try:
@@ -212,7 +209,7 @@ class Compressor:
             data = await loop.run_in_executor(None, _compressed, stored, coding, level)
             if data is None:
                 return identity  # its body is gone (purged, evicted): served as it is
-            held = self._hold(fill_id, len(data))
+            held = await self.budget.reserve(fill_id, len(data), len(data))
             if not held:
                 return identity
             head = variant_head(stored.obj.head, coding, len(data))
@@ -233,7 +230,7 @@ class Compressor:
             final.unlink(missing_ok=True)  # left by a crash between its link and its row
             writer.complete(final)
             try:
-                replaced = self.index.insert(obj, fill_seq, fill_id)
+                replaced = await self.budget.writes.insert(Fill(obj, fill_seq, fill_id))
             except sqlite3.Error:
                 final.unlink(missing_ok=True)
                 raise
@@ -248,21 +245,8 @@ class Compressor:
             return identity
         finally:
             if held:
-                with contextlib.suppress(sqlite3.Error):
-                    self.index.release(fill_id)
+                self.budget.release(fill_id)
             writer.end(state)
-
-    def _hold(self, fill_id: str, size: int) -> bool:
-        """Hold `size` bytes of the cache for a variant, evicting others to make room."""
-        limit = self.limits.max_cache
-        return hold(
-            self.index,
-            self.bodies,
-            limit,
-            self.stats,
-            lambda: self.index.reserve(fill_id, os.getpid(), size, limit),
-            size,
-        )
 
 
 def _compressed(stored: Entry, coding: str, level: int) -> bytes | None:

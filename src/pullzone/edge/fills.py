@@ -25,13 +25,12 @@ import contextlib
 import dataclasses
 import logging
 import os
-import secrets
 import sqlite3
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from pullzone.cache.batch import InsertBatch
+from pullzone.cache.batch import IndexWrites
 from pullzone.cache.bodies import (
     COMPLETE,
     FAILED,
@@ -40,6 +39,7 @@ from pullzone.cache.bodies import (
     REVALIDATED,
     FillReader,
     FillWriter,
+    unique_hex,
 )
 from pullzone.cache.index import Fill
 from pullzone.cache.stored import ResponseHead, StoredObject
@@ -51,7 +51,7 @@ from pullzone.edge.bounds import (
     reservation,
     verdict,
 )
-from pullzone.edge.budget import Pool, hold
+from pullzone.edge.budget import Budget, Pool
 from pullzone.edge.decisions import (
     Deliver,
     Fail,
@@ -137,8 +137,9 @@ class Filler:
         self.lookup = lookup
         self.index = lookup.index
         self.bodies = lookup.bodies
-        self.inserts = InsertBatch(self.index.reopened())
-        self.pool = Pool(self.index, self.bodies, limits.max_cache, stats)
+        self.writes = IndexWrites(self.index.reopened())
+        self.budget = Budget(self.writes, self.bodies, limits.max_cache, stats)
+        self.pool = Pool(self.budget)
         self.state = lookup.state
         self.origin = origin
         self.limits = limits
@@ -362,7 +363,7 @@ class Filler:
                 finally:
                     response.release()
                 return await self._store_whole(writer, fill, head, body, fill_seq)
-            return self._store(writer, fill, response, head, fill_seq)
+            return await self._store(writer, fill, response, head, fill_seq)
         if isinstance(decision, Pass):
             if decision.reason is NotStored.TOO_BIG:
                 log.warning(
@@ -391,7 +392,7 @@ class Filler:
         self._end(writer, fill, REVALIDATED)
         return Revalidated()
 
-    def _store(
+    async def _store(
         self,
         writer: FillWriter,
         fill: FillRequest,
@@ -401,9 +402,9 @@ class Filler:
     ) -> Outcome:
         """Write the head to the fill file and copy the body behind it, in a task of its
         own; the caller reads the file as it grows."""
-        fill_id = secrets.token_hex(8)
+        fill_id = unique_hex(8)
         progress = Progress(head.length)
-        if not self._begin(writer, fill, head, b"", fill_id, progress):
+        if not await self._begin(writer, fill, head, b"", fill_id, progress):
             return Passed(response, NotStored.NO_ROOM)
         reader = FillReader.of_leader(writer, fill.key_hash, head)
         handoff = Handoff()
@@ -415,7 +416,7 @@ class Filler:
         self.signals.wake(fill.key_hash)
         return Fetched(reader, head, handoff)
 
-    def _begin(
+    async def _begin(
         self,
         writer: FillWriter,
         fill: FillRequest,
@@ -427,7 +428,7 @@ class Filler:
         """Hold the cache budget of a fill of known length and write its head (and the
         body at hand); False, the fill ended, when the disk or the cache is full."""
         try:
-            if head.length is not None and not self._hold(fill_id, progress, head.length):
+            if head.length is not None and not await self._hold(fill_id, progress, head.length):
                 raise OSError("no room in the cache")
             writer.write_head(head, body)
         except (OSError, sqlite3.Error) as exc:
@@ -456,9 +457,9 @@ class Filler:
             size=len(body),
             stored_seq=fill_seq,
         )
-        fill_id = secrets.token_hex(8)
+        fill_id = unique_hex(8)
         progress = Progress(head.length)
-        if not self._begin(writer, fill, head, body, fill_id, progress):
+        if not await self._begin(writer, fill, head, body, fill_id, progress):
             return Whole(self.lookup.fetched(view, obj, body), stored=False)
         obj.body_offset = writer.body_offset
         final = self.bodies.object_file(obj.id)
@@ -470,7 +471,7 @@ class Filler:
             self._end(writer, fill, COMPLETE)
             return Whole(self.lookup.fetched(view, obj, body), stored=False)
         try:  # the client that asked may leave meanwhile: this fill is a task of its own
-            replaced = await self.inserts.insert(
+            replaced = await self.writes.insert(
                 self._indexed(obj, writer.head_json, fill, fill_seq, fill_id, progress)
             )
         except sqlite3.Error as exc:  # the index's disk is full: no file no row names
@@ -485,26 +486,17 @@ class Filler:
         self._end(writer, fill, COMPLETE)
         return Whole(self.lookup.fetched(view, obj, body))
 
-    def _hold(self, fill_id: str, progress: Progress, size: int) -> bool:
+    async def _hold(self, fill_id: str, progress: Progress, size: int) -> bool:
         """Hold `size` bytes of the cache for this fill (edge/budget.py): a small one of
         known length from the worker's pool, else in a row of its own, evicting others
         to make room."""
         if size <= progress.reserved:
             return True
         small = not progress.reserved and size == progress.length and self.pool.takes(size)
-        if small and self.pool.take(size):
+        if small and await self.pool.take(size):
             progress.reserved = progress.pooled = size
             return True
-        own = size - progress.pooled
-        limit = self.limits.max_cache
-        if not hold(
-            self.index,
-            self.bodies,
-            limit,
-            self.stats,
-            lambda: self.index.reserve(fill_id, os.getpid(), own, limit),
-            size - progress.reserved,
-        ):
+        if not await self.budget.reserve(fill_id, size - progress.pooled, size - progress.reserved):
             return False
         progress.reserved = size
         return True
@@ -529,10 +521,9 @@ class Filler:
         """Give back what a fill that stored nothing held."""
         self.pool.give_back(progress.pooled)
         if progress.reserved > progress.pooled:
-            with contextlib.suppress(sqlite3.Error):
-                self.index.release(fill_id)
+            self.budget.release(fill_id)
 
-    def _bound(
+    async def _bound(
         self, writer: FillWriter, fill_id: str, progress: Progress, incoming: int
     ) -> Verdict:
         """May the fill write `incoming` more bytes (budget held)? (edge/bounds.py)"""
@@ -541,7 +532,9 @@ class Filler:
         decision = verdict(progress, incoming, self.limits, now)
         if decision is Verdict.KEEP:
             try:
-                held = self._hold(fill_id, progress, reservation(progress, incoming, self.limits))
+                held = await self._hold(
+                    fill_id, progress, reservation(progress, incoming, self.limits)
+                )
             except sqlite3.Error:  # the index's disk is full: no room, the client goes on
                 held = False
             if not held:
@@ -564,7 +557,7 @@ class Filler:
         handed = False
         try:
             async for chunk in response.stream(CHUNK):
-                decision = self._bound(writer, fill_id, progress, len(chunk))
+                decision = await self._bound(writer, fill_id, progress, len(chunk))
                 if decision is not Verdict.KEEP:
                     handed = decision is not Verdict.ABANDONED and handoff.give(chunk, response)
                     log.warning("not caching %s: %s", fill.target, decision.value)
@@ -592,7 +585,7 @@ class Filler:
             final = self.bodies.object_file(obj.id)
             writer.complete(final)
             try:
-                replaced = await self.inserts.insert(
+                replaced = await self.writes.insert(
                     self._indexed(obj, writer.head_json, fill, fill_seq, fill_id, progress)
                 )
             except sqlite3.Error as exc:
@@ -685,7 +678,7 @@ class Filler:
         with contextlib.suppress(sqlite3.Error):
             self.pool.close()
         self.disk.close()
-        self.inserts.close()
+        self.writes.close()
 
 
 def _free_unused(task: asyncio.Task[Outcome]) -> None:

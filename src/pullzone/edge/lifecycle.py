@@ -146,7 +146,7 @@ class Edge:
         self.deliver = Deliverer(signals, https_port)
         self.accessed: dict[str, float] = {}
         self.compressor = Compressor(
-            self.lookup, self.deliver, limits, stats, self._accessed, LRU_INTERVAL
+            self.lookup, self.deliver, self.filler.budget, stats, self._accessed, LRU_INTERVAL
         )
         self.slicer = Slicer(
             self.lookup, self.filler, self.deliver, stats, self._accessed, LRU_INTERVAL

@@ -1,4 +1,4 @@
-"""Background upkeep of the cache on disk: LRU eviction to the size limit, reclaiming the
+"""Background upkeep of the cache on disk: LRU eviction ahead of the size limit, reclaiming the
 bytes of hard whole-zone purges, and removing files no index row names.
 
 Its writes are best-effort: on a full disk a step fails soft and is counted
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pullzone.cache.applier import Applier
 from pullzone.cache.bodies import BodyStore
-from pullzone.cache.eviction import make_room
+from pullzone.cache.eviction import HIGH_WATER, LOW_WATER, evict_to
 from pullzone.cache.index import CacheIndex
 from pullzone.control.stats import write_janitor
 from pullzone.edge.stats import WriteFailures
@@ -22,6 +22,7 @@ from pullzone.edge.stats import WriteFailures
 log = logging.getLogger(__name__)
 
 INTERVAL = 0.5
+EVICT_STEP = 200  # objects evicted between two turns of the loop (the API's too)
 
 
 class Janitor:
@@ -56,15 +57,22 @@ class Janitor:
                 removed += 1
         return removed
 
-    def evict(self) -> int:
-        """Delete least-recently-used objects while the cache, with the budget fills in
-        progress hold, is over its limit."""
+    async def evict(self) -> int:
+        """Once the cache, with the budget fills in progress hold, is over HIGH_WATER of
+        its limit, delete least-recently-used objects down to LOW_WATER (cache/eviction.py),
+        a few at a time: the fills then find room without evicting themselves."""
         self.index.release_dead(_alive)
-        if self.index.used() <= self.max_size:
+        if self.index.used() <= self.max_size * HIGH_WATER:
             return 0
-        evicted = make_room(self.index, self.bodies, self.max_size)
-        self.evicted += evicted
-        return evicted
+        target = int(self.max_size * LOW_WATER)
+        evicted = 0
+        while True:
+            step = evict_to(self.index, self.bodies, target, EVICT_STEP)
+            evicted += step
+            self.evicted += step
+            if step < EVICT_STEP:
+                return evicted
+            await asyncio.sleep(0)
 
     async def step(self) -> None:
         with self.writes.soft("janitor"):
@@ -72,7 +80,7 @@ class Janitor:
             while self.applier.reclaim() > 0:
                 await asyncio.sleep(0)  # reclaiming a big zone must not stall the API
             self.on_reclaimed(applied)  # every hard purge up to `applied` is done
-            self.evict()
+            await self.evict()
         report = (self.evicted, dict(self.writes.counts))
         if report != self._reported:
             with self.writes.soft("stats"):
