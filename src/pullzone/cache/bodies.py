@@ -246,8 +246,9 @@ class FillWriter:
         if fd is None:  # no unnamed files here
             private = f"{path}.{os.getpid()}.{unique_hex(4)}"
             fd = os.open(private, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-            fcntl.flock(fd, fcntl.LOCK_EX)
         try:
+            if private is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
             for _ in range(3):
                 try:
                     if private is None:
