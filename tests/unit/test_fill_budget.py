@@ -66,7 +66,7 @@ async def test_small_fills_take_their_budget_from_the_pool_one_write_per_step(
     made = writes(index)
     for _ in range(100):
         assert await pool.take(10 * KIB)
-    assert len(made) == 1  # one step of 1 MiB holds 100 fills of 10 KiB
+    assert len(made) == 1  # one step holds 100 fills of 10 KiB
     assert index.used() == POOL_STEP
     # Indexing an object moves its bytes from the pool's row into the stored total.
     objects = [stored(bodies, n, 10 * KIB) for n in range(100)]

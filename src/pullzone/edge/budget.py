@@ -28,7 +28,7 @@ from pullzone.cache.eviction import make_room
 from pullzone.cache.index import CacheIndex
 from pullzone.edge.stats import WorkerStats
 
-POOL_STEP = 1024**2
+POOL_STEP = 4 * 1024**2
 POOL_SHARE = 256
 SMALL_SHARE = 16  # a fill takes from the pool when it is at most 1/16 of a step
 
