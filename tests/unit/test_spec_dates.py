@@ -29,6 +29,15 @@ def test_all_three_date_forms_parse_to_the_same_instant(text: str) -> None:
 
 def test_surrounding_whitespace_is_tolerated() -> None:
     assert parse_http_date("  Sun, 06 Nov 1994 08:49:37 GMT\t") == SUNDAY_1994
+    # Past the length the parse cache takes, still parsed.
+    assert parse_http_date(" " * 40 + "Sun, 06 Nov 1994 08:49:37 GMT" + "\t" * 40) == SUNDAY_1994
+
+
+def test_a_cached_parse_answers_as_the_first_did() -> None:
+    text = "Mon, 07 Nov 1994 08:49:37 GMT"
+    assert parse_http_date(text) == parse_http_date(text) == SUNDAY_1994 + 86400
+    assert parse_http_date("Xyz, 07 Nov 1994 08:49:37 GMT") is None
+    assert parse_http_date("Xyz, 07 Nov 1994 08:49:37 GMT") is None
 
 
 def test_names_are_matched_case_insensitively() -> None:

@@ -112,19 +112,15 @@ class ZoneState:
     hard_all_seq: int = 0
 
 
+# The columns _from_row reads, by position (a first touch reads one row per object).
+_OBJECT = "id, key_hash, zone_id, path, query, meta, body_offset, size, stored_seq, stale"
+
+
 def _from_row(row: sqlite3.Row) -> StoredObject:
     return StoredObject(
-        id=row["id"],
-        key_hash=row["key_hash"],
-        zone_id=row["zone_id"],
-        path=row["path"],
-        query=row["query"],
-        head=ResponseHead.from_json(row["meta"]),
-        body_offset=row["body_offset"],
-        size=row["size"],
-        stored_seq=row["stored_seq"],
-        stale=bool(row["stale"]),
-    )
+        row[0], row[1], row[2], row[3], row[4], ResponseHead.from_json(row[5]),
+        row[6], row[7], row[8], bool(row[9]),
+    )  # fmt: skip
 
 
 class CacheIndex:
@@ -137,11 +133,12 @@ class CacheIndex:
         return CacheIndex(connect(path))
 
     def variants(self, key_hash: str) -> list[StoredObject]:
-        rows = self.conn.execute("SELECT * FROM objects WHERE key_hash = ?", (key_hash,))
+        rows = self.conn.execute(f"SELECT {_OBJECT} FROM objects WHERE key_hash = ?", (key_hash,))
         return [_from_row(row) for row in rows]
 
     def get(self, object_id: str) -> StoredObject | None:
-        row = self.conn.execute("SELECT * FROM objects WHERE id = ?", (object_id,)).fetchone()
+        rows = self.conn.execute(f"SELECT {_OBJECT} FROM objects WHERE id = ?", (object_id,))
+        row = rows.fetchone()
         return None if row is None else _from_row(row)
 
     def zone_state(self, zone_id: int) -> ZoneState:

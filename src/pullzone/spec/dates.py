@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 
@@ -64,6 +65,25 @@ def _rfc850_year(yy: int, now: float | None) -> int:
     return year
 
 
+# Values this long at most go through the cache (an IMF-fixdate is 29 characters, a few
+# more with whitespace around it): an origin's long junk does not fill it.
+_FIXDATE_CACHED = 40
+
+
+@functools.lru_cache(maxsize=4096)
+def _fixdate(value: str) -> tuple[bool, float | None]:
+    """(whether `value` is an IMF-fixdate, its UNIX time if valid). Cached: the form
+    depends on nothing but the text, and the objects an edge worker loads share a few
+    Date and Last-Modified values (the same second, the same file)."""
+    m = _IMF.fullmatch(value.strip(" \t"))
+    if m is None:
+        return False, None
+    day_name, day, month, year, hh, mm, ss = m.groups()
+    if day_name.lower() not in _DAY_NAMES:
+        return True, None
+    return True, _timestamp(int(year), month, int(day), int(hh), int(mm), int(ss))
+
+
 def parse_http_date(value: str | None, *, now: float | None = None) -> float | None:
     """UNIX time of an HTTP-date in any of the three forms of RFC 9110 §5.6.7, else None.
 
@@ -72,20 +92,16 @@ def parse_http_date(value: str | None, *, now: float | None = None) -> float | N
     """
     if not value:
         return None
+    fixdate, ts = _fixdate(value) if len(value) <= _FIXDATE_CACHED else _fixdate.__wrapped__(value)
+    if fixdate:
+        return ts
     value = value.strip(" \t")
-    m = _IMF.fullmatch(value)
-    if m is not None:
-        day_name, day, month, year, hh, mm, ss = m.groups()
-        if day_name.lower() not in _DAY_NAMES:
-            return None
-        return _timestamp(int(year), month, int(day), int(hh), int(mm), int(ss))
     m = _RFC850.fullmatch(value)
     if m is not None:
         day_name, day, month, yy, hh, mm, ss = m.groups()
         if day_name.lower() not in _LONG_DAY_NAMES:
             return None
-        year = _rfc850_year(int(yy), now)
-        return _timestamp(year, month, int(day), int(hh), int(mm), int(ss))
+        return _timestamp(_rfc850_year(int(yy), now), month, int(day), int(hh), int(mm), int(ss))
     m = _ASCTIME.fullmatch(value)
     if m is not None:
         day_name, month, day, hh, mm, ss, year = m.groups()
