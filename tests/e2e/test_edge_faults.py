@@ -246,7 +246,7 @@ def stored_bytes(tmp_path: Path) -> int:
     return sum(f.stat().st_size for f in objects if f.is_file())  # not the shard directories
 
 
-def test_cache_size_limit_evicts_least_recently_used(
+def test_cache_size_limit_evicts_the_oldest_of_objects_alike(
     tmp_path: Path, origin: Origin, path: str
 ) -> None:
     s = Server(tmp_path / "data", "--max-cache-size", "1MiB").start()
@@ -269,8 +269,8 @@ def test_cache_size_limit_evicts_least_recently_used(
 def test_an_object_served_again_outlives_older_ones_under_eviction(
     tmp_path: Path, origin: Origin, path: str
 ) -> None:
-    """LRU, not FIFO: object 0, stored first but served again, survives the fills that
-    evict the objects stored after it."""
+    """Not FIFO: object 0, stored first but served again, survives the fills that evict
+    the objects stored after it (its access, recorded, raised its eviction priority)."""
     s = Server(tmp_path / "data", "--max-cache-size", "1MiB", "--workers", "1").start()
     try:
         zone = s.create_zone(origin.url, alias="lru")

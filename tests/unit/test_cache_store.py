@@ -47,11 +47,12 @@ def put(
     seq: int = 0,
     tags: list[str] | None = None,
     body: bytes = b"body",
+    status: int = 200,
 ) -> StoredObject:
     khash = key_hash(cache_key(1, path, query, True))
     writer = FillWriter.claim(bodies, khash)
     assert writer is not None
-    head = ResponseHead(200, "OK", (), 0.0, 0.0, len(body), tags=tuple(tags or ()))
+    head = ResponseHead(status, "OK", (), 0.0, 0.0, len(body), tags=tuple(tags or ()))
     writer.write_head(head)
     writer.write(body)
     obj = StoredObject(

@@ -8,6 +8,7 @@ before a whole-zone purge is stale (soft) or gone (hard) without being touched.
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -32,11 +33,14 @@ CREATE TABLE IF NOT EXISTS objects (
     stored_seq  INTEGER NOT NULL,
     stale       INTEGER NOT NULL DEFAULT 0,
     last_access REAL    NOT NULL,
-    lru_handicap REAL   NOT NULL DEFAULT 0
+    lru_handicap REAL   NOT NULL DEFAULT 0,
+    -- eviction order (cache/eviction.py): the lowest priority goes first
+    hits        INTEGER NOT NULL DEFAULT 1,
+    weight      REAL    NOT NULL DEFAULT 1,
+    priority    REAL    NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS objects_key ON objects (key_hash);
 CREATE INDEX IF NOT EXISTS objects_path ON objects (zone_id, path);
-CREATE INDEX IF NOT EXISTS objects_lru ON objects (last_access);
 CREATE INDEX IF NOT EXISTS objects_age ON objects (zone_id, stored_seq);
 CREATE TABLE IF NOT EXISTS object_tags (
     zone_id   INTEGER NOT NULL,
@@ -61,7 +65,7 @@ CREATE TABLE IF NOT EXISTS cache_meta (
     value INTEGER NOT NULL
 );
 INSERT OR IGNORE INTO cache_meta (name, value)
-    VALUES ('applied_seq', 0), ('total_size', 0), ('invalidations', 0);
+    VALUES ('applied_seq', 0), ('total_size', 0), ('invalidations', 0), ('eviction_floor', 0);
 CREATE TRIGGER IF NOT EXISTS objects_size_add AFTER INSERT ON objects BEGIN
     UPDATE cache_meta SET value = value + NEW.size WHERE name = 'total_size';
 END;
@@ -72,14 +76,28 @@ END;
 """
 
 
-# Negative caching, bounded: a stored error response (status >= 400) counts for eviction
-# as if last used this long before it was, so that an origin's 404 storm evicts other
-# errors, and content only once no error is left to evict (or content unused for as long).
-NEGATIVE_LRU_HANDICAP = 30 * 86400.0
+# Negative caching, bounded: a stored error response (status >= 400) has its eviction
+# priority lowered by this much, below any content's, so that an origin's 404 storm
+# evicts other errors, and content only once no error is left to evict.
+ERROR_HANDICAP = 1e9
 
 
 def lru_handicap(status: int) -> float:
-    return NEGATIVE_LRU_HANDICAP if status >= 400 else 0.0
+    return ERROR_HANDICAP if status >= 400 else 0.0
+
+
+def eviction_weight(size: int) -> float:
+    """What each recorded access adds to an object's eviction priority: 1 / sqrt(its KiB),
+    objects under 1 KiB counting as 1 KiB (cache/eviction.py says why)."""
+    return 1.0 / math.sqrt(max(size, 1024) / 1024)
+
+
+# An access: the floor (the priority last evicted) plus the object's accesses times its
+# weight (cache/eviction.py), minus an error's handicap.
+_ACCESSED = (
+    "hits = hits + 1, priority = (SELECT value FROM cache_meta WHERE name = 'eviction_floor')"
+    " + (hits + 1) * weight - lru_handicap"
+)
 
 
 def create_schema(conn: sqlite3.Connection) -> None:
@@ -87,6 +105,18 @@ def create_schema(conn: sqlite3.Connection) -> None:
     columns = {row[1] for row in conn.execute("PRAGMA table_info(objects)")}
     if "lru_handicap" not in columns:  # a cache.db made before it
         conn.execute("ALTER TABLE objects ADD COLUMN lru_handicap REAL NOT NULL DEFAULT 0")
+    if "priority" not in columns:  # made when eviction was by last access alone
+        conn.create_function("eviction_weight", 1, eviction_weight, deterministic=True)
+        with transaction(conn):
+            for column in ("hits INTEGER NOT NULL DEFAULT 1", "weight REAL NOT NULL DEFAULT 1"):
+                conn.execute(f"ALTER TABLE objects ADD COLUMN {column}")
+            conn.execute("ALTER TABLE objects ADD COLUMN priority REAL NOT NULL DEFAULT 0")
+            conn.execute(
+                "UPDATE objects SET weight = eviction_weight(size),"
+                " priority = eviction_weight(size) - lru_handicap"
+            )
+            conn.execute("DROP INDEX IF EXISTS objects_lru")
+    conn.execute("CREATE INDEX IF NOT EXISTS objects_priority ON objects (priority, last_access)")
 
 
 class Fill(NamedTuple):
@@ -188,17 +218,28 @@ class CacheIndex:
             if old.head.vary_values == obj.head.vary_values
             or old.head.vary_names != obj.head.vary_names
         ]
+        hits = 1
         if replaced:
-            self._delete_rows(old.id for old in replaced)
+            ids = [old.id for old in replaced]
+            # The accesses of what it replaces count (a refetch of an object asked for
+            # often is not a new object), as long as their rows are still there.
+            marks = ",".join("?" * len(ids))
+            (before,) = self.conn.execute(
+                f"SELECT COALESCE(MAX(hits), 0) FROM objects WHERE id IN ({marks})", ids
+            ).fetchone()
+            hits += before
+            self._delete_rows(ids)
         handicap = lru_handicap(obj.head.status)
+        weight = eviction_weight(obj.size)
         # Stale when a purge of the zone was applied after the fetch began (`fill_seq`):
         # it may have matched this object before it existed.
         (stale,) = self.conn.execute(
             "INSERT INTO objects (id, key_hash, zone_id, path, query, meta, body_offset,"
-            " size, stored_seq, stale, last_access, lru_handicap)"
+            " size, stored_seq, stale, last_access, lru_handicap, hits, weight, priority)"
             " VALUES (?,?,?,?,?,?,?,?,?,"
             " ? OR COALESCE((SELECT last_purge_seq > ? FROM zone_state WHERE zone_id = ?), 0),"
-            " ?,?) RETURNING stale",
+            " ?,?,?,?,"
+            " (SELECT value FROM cache_meta WHERE name = 'eviction_floor') + ?) RETURNING stale",
             (
                 obj.id,
                 obj.key_hash,
@@ -212,8 +253,11 @@ class CacheIndex:
                 int(obj.stale),
                 fill_seq,
                 obj.zone_id,
-                time.time() - handicap,
+                time.time(),
                 handicap,
+                hits,
+                weight,
+                hits * weight - handicap,
             ),
         ).fetchone()
         obj.stale = bool(stale)
@@ -230,8 +274,8 @@ class CacheIndex:
             state = self.zone_state(obj.zone_id)
             obj.stale = state.last_purge_seq > fill_seq
             cur = self.conn.execute(
-                "UPDATE objects SET meta = ?, stale = ?, stored_seq = ?, last_access = ?"
-                " WHERE id = ?",
+                "UPDATE objects SET meta = ?, stale = ?, stored_seq = ?, last_access = ?,"
+                f" {_ACCESSED} WHERE id = ?",
                 (obj.head.to_json(), int(obj.stale), obj.stored_seq, time.time(), obj.id),
             )
             return cur.rowcount == 1
@@ -272,12 +316,13 @@ class CacheIndex:
         return int(row[0])
 
     def touch(self, accesses: dict[str, float], batch: int = 500) -> None:
-        """Record last-access times, in short transactions so no writer waits long."""
+        """Record accesses (their times, and their share of the eviction priority), in
+        short transactions so no writer waits long."""
         items = [(at, oid) for oid, at in accesses.items()]
         for start in range(0, len(items), batch):
             with transaction(self.conn):
                 self.conn.executemany(
-                    "UPDATE objects SET last_access = ? - lru_handicap WHERE id = ?",
+                    f"UPDATE objects SET last_access = ?, {_ACCESSED} WHERE id = ?",
                     items[start : start + batch],
                 )
 
@@ -333,11 +378,23 @@ class CacheIndex:
         row = self.conn.execute("SELECT value FROM cache_meta WHERE name = 'applied_seq'")
         return int(row.fetchone()[0])
 
-    def least_recently_used(self, limit: int) -> list[tuple[str, int]]:
+    def eviction_order(self, limit: int) -> list[tuple[str, int, float]]:
+        """(id, size, priority) of the first `limit` objects to evict (cache/eviction.py)."""
         rows = self.conn.execute(
-            "SELECT id, size FROM objects ORDER BY last_access LIMIT ?", (limit,)
+            "SELECT id, size, priority FROM objects ORDER BY priority, last_access LIMIT ?",
+            (limit,),
         )
-        return [(row[0], row[1]) for row in rows]
+        return [(row[0], row[1], row[2]) for row in rows]
+
+    def evict(self, ids: list[str], floor: float) -> None:
+        """Delete evicted objects; `floor`, the priority of the last of them, becomes the
+        base of the priorities given from now on (it never goes down)."""
+        with transaction(self.conn):
+            self._delete_rows(ids)
+            self.conn.execute(
+                "UPDATE cache_meta SET value = MAX(value, ?) WHERE name = 'eviction_floor'",
+                (floor,),
+            )
 
     def ids(self) -> set[str]:
         return {row[0] for row in self.conn.execute("SELECT id FROM objects")}
